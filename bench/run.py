@@ -1,0 +1,742 @@
+"""Token-endpoint benchmark: our provider (gunicorn) next to npm oidc-provider, with wrk.
+
+For each system, one after the other and alone on the machine, it starts a throwaway instance on
+127.0.0.1, waits for its discovery document, registers one confidential client
+(client_secret_basic), warms up, then runs wrk for a fixed time per scenario:
+
+  cc       grant_type=client_credentials, scope=api   -> one ES256 JWT access token
+  refresh  grant_type=refresh_token with a refresh token never used before (rotated on use)
+           -> access token + ID token (ES256) + a new refresh token
+
+and prints tokens/s, p50/p99 latency and errors side by side, with the ratio ours/oidc-provider.
+Every process it starts runs in its own process group and is stopped on exit, error or Ctrl-C.
+
+    python bench/run.py [--only ours|oidc-provider] [--scenarios cc,refresh] [--duration 15]
+                        [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import math
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+WRK_DIR = BENCH / "wrk"
+OP_DIR = BENCH / "oidc-provider"
+HOST = "127.0.0.1"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+API_SCOPE = "api"
+SYSTEMS = ("ours", "oidc-provider")
+SCENARIOS = {"cc": "client_credentials", "refresh": "refresh"}
+TARGET_CC = 1000.0
+# Without a client-credentials run to size them by, refresh tokens are minted for this rate.
+DEFAULT_REFRESH_RATE_CAP = 5000.0
+
+# urllib must never go through a proxy from the environment: everything here is loopback.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class BenchError(Exception):
+    """A system could not be measured."""
+
+
+class Unavailable(BenchError):
+    """A system is not installed (yet)."""
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def basic_auth(client_id: str, secret: str) -> str:
+    # RFC 6749 §2.3.1: both parts form-urlencoded before base64.
+    raw = f"{urllib.parse.quote_plus(client_id)}:{urllib.parse.quote_plus(secret)}"
+    return "Basic " + base64.b64encode(raw.encode()).decode()
+
+
+def require_local(url: str, what: str) -> None:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host not in LOCAL_HOSTS:
+        raise BenchError(f"{what} must be on 127.0.0.1, not {host!r} ({url})")
+
+
+def run(
+    cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float, what: str
+) -> subprocess.CompletedProcess[str]:
+    try:
+        proc = subprocess.run(
+            cmd, env=env, cwd=cwd, timeout=timeout, capture_output=True, text=True, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"{what}: no answer within {timeout:.0f} s") from exc
+    except OSError as exc:
+        raise BenchError(f"{what}: cannot run {cmd[0]}: {exc}") from exc
+    if proc.returncode != 0:
+        raise BenchError(
+            f"{what} failed (exit {proc.returncode}):\n{tail(proc.stderr + proc.stdout)}"
+        )
+    return proc
+
+
+class Server:
+    """A server in its own process group, with its output in a log file."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], cwd: Path, log: Path):
+        self.name, self.cmd, self.env, self.cwd, self.log = name, cmd, env, cwd, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                self.cmd,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def log_tail(self) -> str:
+        try:
+            return tail(self.log.read_text(errors="replace"))
+        except OSError:
+            return ""
+
+    def wait_for_discovery(self, base_url: str, timeout: float) -> dict[str, Any]:
+        url = base_url.rstrip("/") + "/.well-known/openid-configuration"
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc is None or self.proc.poll() is not None:
+                code = None if self.proc is None else self.proc.returncode
+                raise BenchError(f"{self.name} exited ({code}) before serving:\n{self.log_tail()}")
+            try:
+                with _OPENER.open(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return dict(json.load(resp))
+            except (OSError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.name}: no discovery at {url} after {timeout:.0f} s")
+            time.sleep(0.25)
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM the whole group, SIGKILL whatever is left after `grace` seconds."""
+        if self.proc is None:
+            return
+        pgid = self.proc.pid  # start_new_session: the leader's pid is the group id
+
+        def signal_group(sig: int) -> bool:
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                return False
+            return True
+
+        signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=grace)
+        # Children (gunicorn or cluster workers) may outlive the leader: wait for the group too.
+        while signal_group(0) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if signal_group(signal.SIGKILL):
+            say(f"{self.name}: killed what was left of process group {pgid}")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        self.proc = None
+
+
+class System:
+    name = ""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path):
+        self.args = args
+        self.workdir = workdir / self.name
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.server: Server | None = None
+        self.token_endpoint = ""
+        self.auth = ""
+        self.env: dict[str, str] = {}
+        self.started = False
+        self.client_id = ""
+        self.pg_name = ""
+
+    def check(self) -> None:
+        """Raise Unavailable if this system cannot run here."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def mint_refresh_tokens(self, count: int, out: Path) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def facts(self) -> dict[str, str]:
+        return {}
+
+    def _serve(self, cmd: list[str], env: dict[str, str], cwd: Path, base_url: str) -> None:
+        self.server = Server(self.name, cmd, env, cwd, self.workdir / "server.log")
+        say(f"{self.name}: starting {' '.join(cmd)}")
+        self.server.start()
+        discovery = self.server.wait_for_discovery(base_url, timeout=self.args.start_timeout)
+        endpoint = str(discovery.get("token_endpoint", ""))
+        if not endpoint:
+            raise BenchError(f"{self.name}: discovery has no token_endpoint")
+        require_local(endpoint, f"{self.name} token endpoint")
+        self.token_endpoint = endpoint
+
+
+class OidcProvider(System):
+    """npm oidc-provider 9 as a 2-process cluster sharing a Redis (bench/oidc-provider)."""
+
+    name = "oidc-provider"
+
+    def check(self) -> None:
+        if shutil.which("node") is None:
+            raise Unavailable("node is not installed")
+        if not (OP_DIR / "node_modules" / "oidc-provider" / "package.json").is_file():
+            npm = shutil.which("npm")
+            if npm is None:
+                raise Unavailable("npm is not installed (needed once for bench/oidc-provider)")
+            say("oidc-provider: installing bench/oidc-provider with npm ci")
+            run(
+                [npm, "ci", "--no-audit", "--no-fund"],
+                env=dict(os.environ),
+                cwd=OP_DIR,
+                timeout=600,
+                what="npm ci",
+            )
+        require_local(self.args.redis_url, "Redis")
+        url = urllib.parse.urlsplit(self.args.redis_url)
+        try:
+            with socket.create_connection((url.hostname or HOST, url.port or 6379), 3) as s:
+                s.sendall(b"PING\r\n")
+                reply = s.recv(64)
+        except OSError as exc:
+            raise Unavailable(f"Redis at {self.args.redis_url} does not answer: {exc}") from exc
+        if not reply.startswith(b"+PONG"):
+            raise Unavailable(f"Redis at {self.args.redis_url} answered {reply!r}")
+
+    def start(self) -> None:
+        port = free_port()
+        base_url = f"http://{HOST}:{port}"
+        client_id = "bench"
+        secret = secrets.token_urlsafe(32)
+        self.env = {
+            **os.environ,
+            "PORT": str(port),
+            "OP_ISSUER": base_url,
+            "OP_CLIENT_ID": client_id,
+            "OP_CLIENT_SECRET": secret,
+            "OP_REDIS_URL": self.args.redis_url,
+            "OP_REDIS_PREFIX": f"oidcbench:{os.getpid()}:{secrets.token_hex(4)}:",
+            "OP_WORKERS": str(self.args.workers),
+            "NODE_ENV": "production",
+        }
+        self.started = True
+        self._serve(["node", "op.mjs"], self.env, OP_DIR, base_url)
+        self.auth = basic_auth(client_id, secret)
+
+    def mint_refresh_tokens(self, count: int, out: Path) -> None:
+        run(
+            ["node", "tokens.mjs", "mint", str(count), str(out)],
+            env=self.env,
+            cwd=OP_DIR,
+            timeout=900,
+            what="oidc-provider: minting refresh tokens",
+        )
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            if self.started:
+                self.started = False
+                try:
+                    run(
+                        ["node", "tokens.mjs", "purge"],
+                        env=self.env,
+                        cwd=OP_DIR,
+                        timeout=300,
+                        what="oidc-provider: purging its Redis keys",
+                    )
+                except BenchError as exc:
+                    say(str(exc))
+
+    def facts(self) -> dict[str, str]:
+        facts = {}
+        with contextlib.suppress(OSError, ValueError):
+            pkg = OP_DIR / "node_modules" / "oidc-provider" / "package.json"
+            facts["oidc_provider"] = json.loads(pkg.read_text())["version"]
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            node = subprocess.run(
+                ["node", "--version"], capture_output=True, text=True, timeout=30, check=False
+            )
+            facts["node"] = node.stdout.strip()
+        return facts
+
+
+class Ours(System):
+    """Our provider: `iam serve` (gunicorn) on a throwaway SQLite or PostgreSQL database."""
+
+    name = "ours"
+
+    def check(self) -> None:
+        probe = (
+            "import iam.cli, iam.config, iam.services, sso.service as s\n"
+            "assert hasattr(s, 'mint_refresh_tokens_for_benchmark'), "
+            "'sso.service.mint_refresh_tokens_for_benchmark is missing'\n"
+        )
+        try:
+            run(
+                [sys.executable, "-c", probe],
+                env=self._base_env(),
+                cwd=REPO,
+                timeout=120,
+                what="ours: import check",
+            )
+        except BenchError as exc:
+            last = str(exc).strip().splitlines()[-1]
+            raise Unavailable(
+                f"not installed or not ready in {sys.executable} ({last}); "
+                "run `pip install -e .` in the project's venv"
+            ) from exc
+
+    def _iam(self) -> list[str]:
+        script = Path(sys.executable).parent / "iam"
+        if script.is_file():
+            return [str(script)]
+        return [sys.executable, "-c", "import sys; from iam.cli import main; sys.exit(main())"]
+
+    @staticmethod
+    def _base_env() -> dict[str, str]:
+        # A clean instance: nothing from a developer's IAM_* environment leaks in.
+        return {k: v for k, v in os.environ.items() if not k.startswith("IAM_")}
+
+    def _database(self) -> str:
+        if self.args.db == "sqlite":
+            return f"sqlite:///{self.workdir}/iam.db"
+        url = urllib.parse.urlsplit(self.args.db)
+        if not url.scheme.startswith("postgresql"):
+            raise BenchError("--db must be 'sqlite' or a postgresql+psycopg:// URL")
+        require_local(self.args.db, "PostgreSQL")
+        self.pg_name = f"iam_bench_{os.getpid()}_{secrets.token_hex(3)}"
+        self._psql(f'CREATE DATABASE "{self.pg_name}"')
+        netloc = url.netloc or f"postgres@{HOST}"
+        return urllib.parse.urlunsplit((url.scheme, netloc, "/" + self.pg_name, url.query, ""))
+
+    def _psql(self, sql: str) -> None:
+        url = urllib.parse.urlsplit(self.args.db)
+        env = dict(os.environ)
+        if url.password:
+            env["PGPASSWORD"] = urllib.parse.unquote(url.password)
+        cmd = ["psql", "-h", url.hostname or HOST, "-p", str(url.port or 5432)]
+        cmd += ["-U", urllib.parse.unquote(url.username or "postgres"), "-d", "postgres"]
+        cmd += ["-v", "ON_ERROR_STOP=1", "-qc", sql]
+        run(cmd, env=env, cwd=self.workdir, timeout=120, what=f"psql {sql}")
+
+    def start(self) -> None:
+        port = free_port()
+        base_url = f"http://{HOST}:{port}"
+        self.env = {
+            **self._base_env(),
+            "IAM_DEV_MODE": "true",
+            "IAM_VAR_DIR": str(self.workdir),
+            "IAM_DATABASE__URL": self._database(),
+            "IAM_ISSUER": base_url,
+        }
+        iam = self._iam()
+        cwd = self.workdir  # not the repo: a stray ./iam.toml must not configure the instance
+        run(iam + ["db", "upgrade"], env=self.env, cwd=cwd, timeout=300, what="iam db upgrade")
+        add = [
+            "client", "add", "--name", "bench",
+            "--grant-type", "client_credentials",
+            "--grant-type", "refresh_token",
+            "--grant-type", "authorization_code",
+            "--redirect-uri", f"http://{HOST}/cb",
+            "--scope", "openid", "--scope", API_SCOPE,
+            "--token-endpoint-auth-method", "client_secret_basic",
+            "--json",
+        ]  # fmt: skip
+        out = run(iam + add, env=self.env, cwd=cwd, timeout=120, what="iam client add").stdout
+        try:
+            client = json.loads(out[out.index("{") : out.rindex("}") + 1])
+            self.client_id = str(client["client_id"])
+            secret = str(client["client_secret"])
+        except (ValueError, KeyError) as exc:
+            raise BenchError(f"iam client add --json printed no client:\n{tail(out)}") from exc
+        serve = ["serve", "--host", HOST, "--port", str(port), "--workers", str(self.args.workers)]
+        self._serve(iam + serve, self.env, cwd, base_url)
+        self.auth = basic_auth(self.client_id, secret)
+
+    def mint_refresh_tokens(self, count: int, out: Path) -> None:
+        cmd = [sys.executable, str(BENCH / "mint_refresh.py"), "--client-id", self.client_id]
+        cmd += ["--count", str(count), "--out", str(out)]
+        proc = run(cmd, env=self.env, cwd=self.workdir, timeout=900, what="ours: minting")
+        say(f"ours: {proc.stdout.strip()}")
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            if self.pg_name:
+                name, self.pg_name = self.pg_name, ""
+                try:
+                    self._psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                except BenchError as exc:
+                    say(str(exc))
+
+    def facts(self) -> dict[str, str]:
+        return {"python": platform.python_version(), "db": self.args.db}
+
+
+@dataclass
+class Result:
+    system: str
+    scenario: str
+    tokens_per_s: float = 0.0
+    requests_per_s: float = 0.0
+    p50_ms: float = 0.0
+    p90_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    requests: int = 0
+    errors: int = 0
+    non200: int = 0
+    duration_s: float = 0.0
+    exhausted: bool = False
+    first_error: str = ""
+    failed: str = ""
+
+
+def run_wrk(
+    system: System,
+    scenario: str,
+    seconds: int,
+    args: argparse.Namespace,
+    token_file: Path | None = None,
+) -> dict[str, Any]:
+    script = WRK_DIR / f"{SCENARIOS[scenario]}.lua"
+    env = {
+        **os.environ,
+        "BENCH_AUTH": system.auth,
+        "BENCH_SCOPE": API_SCOPE,
+        "BENCH_THREADS": str(args.threads),
+    }
+    if token_file is not None:
+        env["BENCH_TOKEN_FILE"] = str(token_file)
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s"]
+    cmd += ["--timeout", "10s", "-s", str(script), system.token_endpoint]
+    proc = run(cmd, env=env, cwd=BENCH, timeout=seconds + 60, what=f"wrk {scenario}")
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            return dict(json.loads(line.removeprefix("BENCH_RESULT ")))
+    raise BenchError(f"wrk printed no BENCH_RESULT line:\n{tail(proc.stdout + proc.stderr)}")
+
+
+def to_result(system: str, scenario: str, raw: dict[str, Any]) -> Result:
+    return Result(
+        system=system,
+        scenario=SCENARIOS[scenario],
+        tokens_per_s=float(raw["ok_rps"]),
+        requests_per_s=float(raw["rps"]),
+        p50_ms=float(raw["p50_ms"]),
+        p90_ms=float(raw["p90_ms"]),
+        p99_ms=float(raw["p99_ms"]),
+        max_ms=float(raw["max_ms"]),
+        requests=int(raw["requests"]),
+        errors=int(raw["non200"]) + int(raw["bad_body"]) + int(raw["socket_errors"]),
+        non200=int(raw["non200"]),
+        duration_s=float(raw["duration_s"]),
+        exhausted=bool(raw["exhausted"]),
+        first_error=str(raw["first_error"]),
+    )
+
+
+def warm_up(
+    system: System, scenario: str, args: argparse.Namespace, token_file: Path | None = None
+) -> None:
+    if args.warmup <= 0:
+        return
+    raw = run_wrk(system, scenario, args.warmup, args, token_file)
+    say(
+        f"{system.name} {scenario}: warm-up {raw['ok_rps']:.0f} tokens/s, "
+        f"{raw['requests'] - raw['ok']} errors"
+    )
+    if raw["ok"] == 0:
+        raise BenchError(f"warm-up: no successful response; first: {raw['first_error']}")
+    time.sleep(1)
+
+
+def measure_refresh(system: System, args: argparse.Namespace, cc_rate: float | None) -> Result:
+    # Every request needs a refresh token never used before: mint more than the run can use.
+    cap = args.refresh_rate_cap or (1.25 * cc_rate if cc_rate else DEFAULT_REFRESH_RATE_CAP)
+    spare = args.connections + 16
+    n_warm = math.ceil(cap * args.warmup) + spare if args.warmup > 0 else 0
+    n_main = math.ceil(cap * args.duration) + spare
+    all_file = system.workdir / "refresh-tokens.txt"
+    say(f"{system.name}: minting {n_warm + n_main} refresh tokens (for up to {cap:.0f}/s)")
+    started = time.monotonic()
+    system.mint_refresh_tokens(n_warm + n_main, all_file)
+    tokens = all_file.read_text().split()
+    if len(tokens) != n_warm + n_main or len(set(tokens)) != len(tokens):
+        raise BenchError(f"expected {n_warm + n_main} distinct refresh tokens, got {len(tokens)}")
+    say(f"{system.name}: minted in {time.monotonic() - started:.1f} s")
+    warm_file = system.workdir / "refresh-warmup.txt"
+    main_file = system.workdir / "refresh-main.txt"
+    warm_file.write_text("".join(f"{t}\n" for t in tokens[:n_warm]))
+    main_file.write_text("".join(f"{t}\n" for t in tokens[n_warm:]))
+    warm_up(system, "refresh", args, warm_file)
+    result = to_result(
+        system.name, "refresh", run_wrk(system, "refresh", args.duration, args, main_file)
+    )
+    if result.exhausted:
+        say(
+            f"{system.name} refresh: ran out of refresh tokens after {result.duration_s:.1f} s; "
+            "the rate is over that time (raise --refresh-rate-cap)"
+        )
+    return result
+
+
+def measure(system: System, args: argparse.Namespace) -> list[Result]:
+    results: list[Result] = []
+    try:
+        system.start()
+        cc_rate = None
+        for scenario in args.scenarios:
+            try:
+                if scenario == "cc":
+                    warm_up(system, "cc", args)
+                    raw = run_wrk(system, "cc", args.duration, args)
+                    result = to_result(system.name, "cc", raw)
+                    if result.errors == 0:
+                        cc_rate = result.tokens_per_s
+                else:
+                    result = measure_refresh(system, args, cc_rate)
+            except BenchError as exc:
+                say(f"{system.name} {scenario}: FAILED: {exc}")
+                result = Result(system.name, SCENARIOS[scenario], failed=str(exc))
+            results.append(result)
+            print_one(result)
+            time.sleep(1)
+    except BenchError as exc:
+        say(f"{system.name}: FAILED: {exc}")
+        done = {r.scenario for r in results}
+        results += [
+            Result(system.name, SCENARIOS[s], failed=str(exc))
+            for s in args.scenarios
+            if SCENARIOS[s] not in done
+        ]
+    finally:
+        system.stop()
+    return results
+
+
+def print_one(r: Result) -> None:
+    if r.failed:
+        return
+    say(
+        f"{r.system} {r.scenario}: {r.tokens_per_s:.0f} tokens/s, p50 {r.p50_ms:.1f} ms, "
+        f"p99 {r.p99_ms:.1f} ms, {r.errors} errors ({r.requests} requests)"
+    )
+    if r.first_error:
+        say(f"  first error: {r.first_error}")
+
+
+def ratios(results: list[Result]) -> dict[str, float]:
+    by = {(r.system, r.scenario): r for r in results if not r.failed}
+    out = {}
+    for scenario in SCENARIOS.values():
+        ours, theirs = by.get(("ours", scenario)), by.get(("oidc-provider", scenario))
+        if ours and theirs and theirs.tokens_per_s > 0:
+            out[scenario] = ours.tokens_per_s / theirs.tokens_per_s
+    return out
+
+
+def print_table(results: list[Result], skipped: dict[str, str]) -> None:
+    header = f"{'system':<14} {'scenario':<19} {'tokens/s':>9} {'p50 ms':>8} {'p99 ms':>8} errors"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        if r.failed:
+            print(f"{r.system:<14} {r.scenario:<19} {'FAILED':>9}  {r.failed.splitlines()[0]}")
+            continue
+        note = "  (ran out of tokens)" if r.exhausted else ""
+        print(
+            f"{r.system:<14} {r.scenario:<19} {r.tokens_per_s:>9.0f} {r.p50_ms:>8.1f} "
+            f"{r.p99_ms:>8.1f} {r.errors:>6}{note}"
+        )
+    for name, why in skipped.items():
+        print(f"{name:<14} {'-':<19} {'SKIPPED':>9}  {why}")
+    for scenario, ratio in ratios(results).items():
+        print(f"ratio ours/oidc-provider, {scenario}: {ratio:.2f}")
+    for r in results:
+        if r.system == "ours" and r.scenario == "client_credentials" and not r.failed:
+            verdict = "met" if r.tokens_per_s >= TARGET_CC else "NOT met"
+            print(f"target >= {TARGET_CC:.0f} client-credentials tokens/s here: {verdict}")
+
+
+def machine_facts() -> dict[str, Any]:
+    facts: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "loadavg_at_start": os.getloadavg(),
+    }
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                facts["cpu"] = line.split(":", 1)[1].strip()
+                break
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10, check=False)
+        facts["wrk"] = (wrk.stdout + wrk.stderr).strip().splitlines()[0]
+    return facts
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Client-credentials and refresh tokens/s: ours vs npm oidc-provider (wrk).",
+    )
+    p.add_argument("--only", choices=SYSTEMS, help="measure one system only")
+    p.add_argument("--scenarios", default="cc,refresh", help="comma list of: cc, refresh")
+    p.add_argument("--duration", type=int, default=15, help="seconds of wrk per scenario")
+    p.add_argument("--warmup", type=int, default=5, help="seconds of warm-up per scenario")
+    p.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
+    p.add_argument("--threads", type=int, default=1, help="wrk -t (default 1: leave CPU)")
+    p.add_argument("--workers", type=int, default=2, help="server processes of each system")
+    p.add_argument(
+        "--db",
+        default="sqlite",
+        help="ours: 'sqlite' (default) or postgresql+psycopg://postgres@127.0.0.1 "
+        "(a throwaway database is created there and dropped afterwards)",
+    )
+    p.add_argument("--redis-url", default="redis://127.0.0.1:6379", help="for oidc-provider")
+    p.add_argument(
+        "--refresh-rate-cap",
+        type=float,
+        default=0.0,
+        help="mint refresh tokens for this many per second (default: 1.25 x the measured "
+        f"client-credentials rate, or {DEFAULT_REFRESH_RATE_CAP:.0f})",
+    )
+    p.add_argument("--start-timeout", type=float, default=90.0, help="seconds to wait for a server")
+    p.add_argument("--json", type=Path, help="also write the results to this file")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (logs, tokens)")
+    args = p.parse_args(argv)
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = [s for s in scenarios if s not in SCENARIOS]
+    if unknown or not scenarios:
+        p.error(f"--scenarios: unknown {unknown or 'empty'}; use cc and/or refresh")
+    args.scenarios = list(dict.fromkeys(scenarios))
+    if args.duration <= 0 or args.warmup < 0 or args.duration > 600 or args.warmup > 120:
+        p.error("--duration must be 1..600 and --warmup 0..120 seconds")
+    if args.threads < 1 or args.connections < args.threads:
+        p.error("--connections must be at least --threads (>= 1)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        say("wrk is not installed: apt-get install -y wrk")
+        return 2
+
+    # SIGTERM behaves like Ctrl-C: the finally blocks stop every server we started.
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+
+    facts = machine_facts()
+    load = facts["loadavg_at_start"][0]
+    say(f"{facts.get('cpu', '?')}, {facts['cpus']} CPUs, load {load:.2f}; {facts.get('wrk', '')}")
+    if load > 0.5:
+        say("the machine is not idle: the numbers will be low and noisy")
+
+    workdir = Path(tempfile.mkdtemp(prefix="iam-bench-"))
+    results: list[Result] = []
+    skipped: dict[str, str] = {}
+    systems: dict[str, dict[str, str]] = {}
+    try:
+        for cls in (Ours, OidcProvider):
+            if args.only and cls.name != args.only:
+                continue
+            system = cls(args, workdir)
+            try:
+                system.check()
+            except Unavailable as exc:
+                say(f"{cls.name}: SKIPPED: {exc}")
+                skipped[cls.name] = str(exc)
+                continue
+            systems[cls.name] = system.facts()
+            results += measure(system, args)
+    except KeyboardInterrupt:
+        say("interrupted; servers stopped")
+        return 130
+    finally:
+        if args.keep:
+            say(f"work directory kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    print_table(results, skipped)
+    if args.json:
+        report = {
+            "machine": facts,
+            "systems": systems,
+            "settings": {
+                "duration_s": args.duration,
+                "warmup_s": args.warmup,
+                "wrk": f"-t{args.threads} -c{args.connections}",
+                "workers": args.workers,
+                "db": args.db,
+            },
+            "results": [asdict(r) for r in results],
+            "ratios_ours_over_oidc_provider": ratios(results),
+            "skipped": skipped,
+        }
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        say(f"results written to {args.json}")
+    bad = any(r.failed or r.errors for r in results)
+    if bad or (args.only and args.only in skipped) or not results:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

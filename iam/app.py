@@ -1,0 +1,67 @@
+"""``create_app(settings=None)``: the Flask application with every feature package."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, request
+from flask_babel import Babel
+from flask_wtf.csrf import CSRFProtect
+
+from iam import core_jobs, views, web  # noqa: F401 — core_jobs registers job handlers
+from iam.config import Settings, load_settings
+from iam.services import Services
+
+#: Feature packages, loaded by name so the core never imports them statically.
+FEATURES: tuple[str, ...] = ("sso",)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+csrf = CSRFProtect()
+
+
+def load_features() -> list[Any]:
+    return [importlib.import_module(name) for name in FEATURES]
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    settings = settings or (services.settings if services else load_settings())
+    services = services or Services(settings)
+    app = Flask(
+        "iam",
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        static_url_path="/static",
+    )
+    secure = settings.issuer.startswith("https://") and settings.session.cookie_secure
+    app.config.update(
+        SECRET_KEY=services.secret_key,
+        SESSION_COOKIE_NAME="iam_flow",
+        SESSION_COOKIE_SECURE=secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the flow cookie
+        WTF_CSRF_SSL_STRICT=secure,
+        PREFERRED_URL_SCHEME="https" if secure else "http",
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        BABEL_DEFAULT_LOCALE="en",
+        BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
+    )
+    app.extensions["iam.services"] = services
+    app.extensions["iam.settings"] = settings
+    csrf.init_app(app)
+
+    def _locale() -> str | None:
+        return request.accept_languages.best_match(settings.languages) or "en"
+
+    Babel(app, locale_selector=_locale)
+    web.init_app(app)
+    views.init_metrics(app)
+    app.register_blueprint(views.bp)
+    for feature in load_features():
+        feature.init_app(app, services)
+    logging.getLogger("iam").setLevel(logging.INFO)
+    return app

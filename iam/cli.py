@@ -1,0 +1,325 @@
+"""The ``iam`` command. Each feature package adds its own sub-groups (``iam client …``).
+
+Errors go to stderr as one clear sentence with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from iam.config import Settings, load_settings
+from iam.errors import IamError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Ctx:
+    """Lazily built settings and services, shared by the commands of one invocation."""
+
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
+        self._services: Any = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
+
+    @property
+    def services(self) -> Any:
+        if self._services is None:
+            from iam.services import Services
+
+            self._services = Services(self.settings)
+        return self._services
+
+
+pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+class IamGroup(click.Group):
+    """Turns domain errors into one sentence on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except IamError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=IamGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="iam")
+def cli() -> None:
+    """iam — single sign-on (OpenID Connect) backed by Active Directory.
+
+    Settings come from iam.toml (or the file named by IAM_CONFIG) and IAM_* environment
+    variables, e.g. IAM_DATABASE__URL, IAM_DIRECTORY__KIND=ad, IAM_DIRECTORY__URL,
+    IAM_ISSUER. See README.md and deploy/iam.toml.example.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# -- database ---------------------------------------------------------------------------------
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Ctx) -> None:
+    """Create or migrate the tables to the latest version and create signing keys if missing."""
+    from iam.app import load_features
+    from iam.migrate import upgrade
+
+    services = ctx.services
+    upgrade(services.engine)
+    for feature in load_features():
+        hook = getattr(feature, "on_upgrade", None)
+        if hook:
+            hook(services)
+    click.echo(f"Database is up to date ({services.engine.url.render_as_string(hide_password=True)}).")
+
+
+# -- processes --------------------------------------------------------------------------------
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (default: server.host, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: server.port, 5000).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: number of cores).")
+@click.option("--threads", type=int, default=4, show_default=True, help="Threads per worker (1 = sync workers).")
+@click.option("--certfile", default=None, help="Serve HTTPS with this certificate (PEM).")
+@click.option("--keyfile", default=None, help="Private key of --certfile.")
+@pass_ctx
+def serve(
+    ctx: Ctx,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int,
+    certfile: str | None,
+    keyfile: str | None,
+) -> None:
+    """Run the web service under gunicorn (migrate first with `iam db upgrade`)."""
+    from iam.server import run
+
+    run(ctx.services, host=host, port=port, workers=workers, threads=threads, certfile=certfile, keyfile=keyfile)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Run the due jobs once and exit.")
+@pass_ctx
+def worker(ctx: Ctx, once: bool) -> None:
+    """Run queued jobs (directory writes, back-channel logouts, notifications) with retries."""
+    import signal
+
+    from iam import core_jobs  # noqa: F401
+    from iam.app import load_features
+    from iam.jobs import Worker
+
+    load_features()
+    for name in ("sso.jobs",):
+        __import__(name)
+    w = Worker(ctx.services)
+    if once:
+        click.echo(f"ran {w.tick()} job(s)")
+        return
+    signal.signal(signal.SIGTERM, lambda *_: w.stop_event.set())
+    signal.signal(signal.SIGINT, lambda *_: w.stop_event.set())
+    w.run()
+
+
+# -- users ------------------------------------------------------------------------------------
+@cli.group()
+def user() -> None:
+    """Users of the directory."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--given-name", default=None)
+@click.option("--family-name", default=None)
+@click.option("--email", default=None)
+@click.option("--employee-number", default=None)
+@click.option("--group", "groups", multiple=True, help="Add to this group (created if missing). Repeatable.")
+@click.option("--must-change", is_flag=True, help="Force a password change at first sign-in.")
+@click.option("--json", "as_json", is_flag=True, help="Print the user as JSON.")
+@pass_ctx
+def user_add(
+    ctx: Ctx,
+    username: str,
+    given_name: str | None,
+    family_name: str | None,
+    email: str | None,
+    employee_number: str | None,
+    groups: tuple[str, ...],
+    must_change: bool,
+    as_json: bool,
+) -> None:
+    """Create a user in the built-in directory; the password is read from stdin (one line)."""
+    from iam.users import add_user
+
+    if ctx.settings.directory.kind != "local":
+        raise click.ClickException("`iam user add` manages the built-in directory; create AD users in AD.")
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise click.ClickException("Give the password on standard input.")
+    created = add_user(
+        ctx.services,
+        username=username,
+        password=password,
+        given_name=given_name,
+        family_name=family_name,
+        email=email,
+        employee_number=employee_number,
+        groups=list(groups),
+        must_change=must_change,
+        actor="cli",
+    )
+    if as_json:
+        echo_json({"id": created.id, "username": created.username, "groups": list(groups)})
+    else:
+        click.echo(f"Created {created.username} ({created.id}).")
+
+
+@user.command("disable")
+@click.argument("username")
+@click.option("--reason", default="disabled by administrator", show_default=True)
+@pass_ctx
+def user_disable(ctx: Ctx, username: str, reason: str) -> None:
+    """Disable an account now: sessions end, refresh tokens are revoked, applications are told."""
+    from iam.users import set_enabled
+
+    set_enabled(ctx.services, username=username, enabled=False, actor="cli", reason=reason)
+    click.echo(f"Disabled {username}; its sessions and tokens have ended.")
+
+
+@user.command("enable")
+@click.argument("username")
+@pass_ctx
+def user_enable(ctx: Ctx, username: str) -> None:
+    """Enable an account again."""
+    from iam.users import set_enabled
+
+    set_enabled(ctx.services, username=username, enabled=True, actor="cli", reason="")
+    click.echo(f"Enabled {username}.")
+
+
+# -- audit ------------------------------------------------------------------------------------
+@cli.group()
+def audit() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit.command("verify")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def audit_verify(ctx: Ctx, as_json: bool) -> None:
+    """Check the whole hash chain; exit 1 if any row was changed, inserted or deleted."""
+    from iam import audit as audit_mod
+
+    with ctx.services.transaction() as session:
+        result = audit_mod.verify(session)
+    if as_json:
+        echo_json({"ok": result.ok, "checked": result.checked, "problem": result.problem, "seq": result.seq})
+    elif result.ok:
+        click.echo(f"Audit log intact: {result.checked} events verified.")
+    if not result.ok:
+        if not as_json:
+            click.echo(f"Audit log TAMPERED: {result.problem}.", err=True)
+        sys.exit(1)
+
+
+@audit.command("list")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def audit_list(ctx: Ctx, limit: int, as_json: bool) -> None:
+    """Show the most recent audit events (newest last)."""
+    from sqlalchemy import select
+
+    from iam.models.audit import AuditEvent
+
+    with ctx.services.transaction() as session:
+        rows = list(session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)))
+    rows.reverse()
+    data = [
+        {
+            "seq": r.seq, "at": r.at.isoformat(), "event": r.event, "severity": r.severity,
+            "outcome": r.outcome, "actor": r.actor, "subject": r.subject, "client_id": r.client_id,
+            "ip": r.ip, "details": r.details,
+        }
+        for r in rows
+    ]
+    if as_json:
+        echo_json(data)
+        return
+    for d in data:
+        click.echo(
+            f"{d['seq']:>7} {d['at'][:19]}Z {d['severity']:<11} {d['event']:<28} {d['outcome']:<8} "
+            f"actor={d['actor'] or '-'} client={d['client_id'] or '-'} ip={d['ip'] or '-'}"
+        )
+
+
+# -- jobs -------------------------------------------------------------------------------------
+@cli.group()
+def jobs() -> None:
+    """The durable job queue."""
+
+
+@jobs.command("list")
+@click.option("--status", type=click.Choice(["pending", "running", "done", "dead"]), default=None)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def jobs_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
+    """List jobs (dead ones carry their last error)."""
+    from sqlalchemy import select
+
+    from iam.models.jobs import Job
+
+    with ctx.services.transaction() as session:
+        stmt = select(Job).order_by(Job.created_at.desc()).limit(200)
+        if status:
+            stmt = stmt.where(Job.status == status)
+        rows = list(session.scalars(stmt))
+    data = [
+        {"id": j.id, "kind": j.kind, "status": j.status, "attempts": j.attempts, "run_at": j.run_at.isoformat(), "last_error": j.last_error}
+        for j in rows
+    ]
+    if as_json:
+        echo_json(data)
+    else:
+        for d in data:
+            click.echo(f"{d['id']} {d['status']:<8} {d['kind']:<28} attempts={d['attempts']} {d['last_error'] or ''}")
+
+
+@jobs.command("retry")
+@click.argument("job_id", required=False)
+@pass_ctx
+def jobs_retry(ctx: Ctx, job_id: str | None) -> None:
+    """Put dead jobs (all, or JOB_ID) back in the queue."""
+    from iam.jobs import retry_dead
+
+    with ctx.services.transaction() as session:
+        n = retry_dead(session, job_id)
+    click.echo(f"{n} job(s) queued again.")
+
+
+def main() -> None:
+    from iam.app import load_features
+
+    for feature in load_features():
+        register = getattr(feature, "register", None)
+        if register:
+            register(cli)
+    cli(prog_name="iam")

@@ -1,0 +1,241 @@
+"""Typed settings (pydantic-settings).
+
+Sources, later wins: built-in defaults → TOML file (``IAM_CONFIG``, default ``./iam.toml`` if
+present) → environment ``IAM_*`` with ``__`` as the nested delimiter
+(``IAM_DATABASE__URL``, ``IAM_DIRECTORY__URL``). The embedded default runs on SQLite under
+``./var/`` with the built-in directory and keys generated on first start.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from iam.errors import ConfigError
+
+
+class DatabaseSettings(BaseModel):
+    """Where our tables live."""
+
+    url: str = "sqlite:///var/iam.db"
+    """SQLAlchemy URL: ``sqlite:///path`` or ``postgresql+psycopg://user:pw@host/db``."""
+    pool_size: int = 5
+    echo: bool = False
+
+
+class DirectorySettings(BaseModel):
+    """The directory users sign in against."""
+
+    kind: Literal["local", "ad"] = "local"
+    """``local``: the built-in directory in our database. ``ad``: Active Directory over LDAPS."""
+    url: str = "ldaps://127.0.0.1:636"
+    """``ldaps://host[:port]`` or ``ldap://host`` (StartTLS is then used unless ``allow_plain``)."""
+    bind_dn: str = ""
+    """Service account for searches and administrative writes (DN or UPN)."""
+    bind_password: SecretStr = SecretStr("")
+    base_dn: str = ""
+    """Search base for users and groups, e.g. ``DC=example,DC=test``."""
+    users_ou: str = ""
+    """Where new users are created; default ``CN=Users,<base_dn>``."""
+    groups_ou: str = ""
+    """Where new groups are created; default ``CN=Users,<base_dn>``."""
+    upn_suffix: str = ""
+    """Suffix for new users' userPrincipalName; default derived from ``base_dn``."""
+    ca_file: str = ""
+    """PEM file with the CA(s) that signed the domain controllers' certificates."""
+    start_tls: bool = True
+    """With an ``ldap://`` URL, upgrade with StartTLS before binding."""
+    allow_plain: bool = False
+    """Allow unencrypted LDAP. Never in production: passwords would cross the wire in clear."""
+    connect_timeout: float = 5.0
+    receive_timeout: float = 10.0
+    pool_size: int = 4
+    """Service-account connections kept open per process."""
+
+
+class SessionSettings(BaseModel):
+    """The single sign-on session."""
+
+    idle_timeout: int = 30 * 60
+    """Seconds without activity after which the SSO session ends."""
+    absolute_timeout: int = 10 * 60 * 60
+    """Seconds after sign-in after which the SSO session ends regardless of activity."""
+    cookie_name: str = "iam_session"
+    cookie_secure: bool = True
+    """Send cookies only over HTTPS (forced off in dev mode on plain http)."""
+
+
+class TokenSettings(BaseModel):
+    access_token_lifetime: int = 600
+    id_token_lifetime: int = 600
+    refresh_token_lifetime: int = 8 * 60 * 60
+    """Seconds a refresh token (and its family) lives at most."""
+    code_lifetime: int = 60
+    signing_alg: Literal["ES256", "RS256"] = "ES256"
+    """Default signing algorithm for ID and access tokens (clients may ask for the other)."""
+    key_rotation_grace: int = 24 * 60 * 60
+    """Seconds a retired key stays published (at least the longest token lifetime)."""
+
+
+class AuditSettings(BaseModel):
+    security_officer_email: str = ""
+    """Receives critical events (R-AUD-2)."""
+
+
+class MailSettings(BaseModel):
+    host: str = ""
+    port: int = 25
+    sender: str = "iam@localhost"
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    starttls: bool = False
+
+
+class WorkerSettings(BaseModel):
+    poll_interval: float = 1.0
+    """Seconds the worker sleeps when the job table is empty."""
+    lease: int = 300
+    """Seconds a claimed job is reserved before another worker may take it over."""
+    max_attempts: int = 12
+    backoff_base: float = 5.0
+    """Seconds before the first retry; doubles each attempt (capped at one hour)."""
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 0
+    """gunicorn worker processes; 0 = number of CPU cores."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses of reverse proxies whose X-Forwarded-For we believe (CIDR allowed)."""
+    metrics_networks: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    """Who may read /metrics."""
+
+    @field_validator("trusted_proxies", "metrics_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{net!r} is not an IP address or network") from exc
+        return value
+
+
+class Settings(BaseSettings):
+    """All settings of the service. See ``deploy/iam.toml.example`` for a commented file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IAM_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    issuer: str = "http://localhost:5000"
+    """Public base URL of the provider; it is the OIDC ``iss``. Must be https outside dev mode."""
+    dev_mode: bool = False
+    """Development mode: plain http allowed, generated secrets, the demo application."""
+    secret_key: SecretStr = SecretStr("")
+    """Signs cookies and CSRF tokens and keys the audit chain. Required outside dev mode."""
+    encryption_key: SecretStr = SecretStr("")
+    """Encrypts signing keys and other secrets at rest (32 bytes, urlsafe base64). Required
+    outside dev mode (dev mode keeps a generated one in ``var/``)."""
+    var_dir: Path = Path("var")
+    """Where the embedded defaults keep their files (SQLite database, generated keys)."""
+    organisation: str = "Example Administration"
+    languages: list[str] = Field(default_factory=lambda: ["en"])
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    directory: DirectorySettings = Field(default_factory=DirectorySettings)
+    session: SessionSettings = Field(default_factory=SessionSettings)
+    tokens: TokenSettings = Field(default_factory=TokenSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("IAM_CONFIG") or "iam.toml"
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if Path(toml_file).is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        elif os.environ.get("IAM_CONFIG"):
+            raise ConfigError(f"The configuration file {toml_file} does not exist.")
+        return tuple(sources)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _directory(self) -> Settings:
+        d = self.directory
+        if d.kind == "ad":
+            if not d.base_dn:
+                raise ValueError("directory.base_dn is required when directory.kind is 'ad'")
+            if d.url.startswith("ldap://") and not d.start_tls and not d.allow_plain:
+                raise ValueError(
+                    "directory.url is plain ldap:// without StartTLS; "
+                    "set directory.start_tls = true or (never in production) allow_plain"
+                )
+        return self
+
+    def check_production(self) -> None:
+        """Refuse to start outside dev mode when a secret or TLS is missing."""
+        if self.dev_mode:
+            return
+        missing = [
+            name
+            for name, value in (
+                ("IAM_SECRET_KEY", self.secret_key),
+                ("IAM_ENCRYPTION_KEY", self.encryption_key),
+            )
+            if not value.get_secret_value()
+        ]
+        if self.directory.kind == "ad" and not self.directory.bind_password.get_secret_value():
+            missing.append("IAM_DIRECTORY__BIND_PASSWORD")
+        if missing:
+            raise ConfigError(
+                "Refusing to start outside dev mode: set "
+                + ", ".join(missing)
+                + " (or IAM_DEV_MODE=true on a development machine)."
+            )
+        if not self.issuer.startswith("https://"):
+            raise ConfigError("Refusing to start outside dev mode: IAM_ISSUER must be an https URL.")
+        if len(self.secret_key.get_secret_value()) < 32:
+            raise ConfigError("IAM_SECRET_KEY must be at least 32 characters long.")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning validation errors into one clear :class:`ConfigError`."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"Invalid setting {where}: {first['msg']}.") from None

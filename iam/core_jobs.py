@@ -1,0 +1,73 @@
+"""The core's job handlers: directory writes and notifications, retried until they succeed."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from iam.directory.errors import DirectoryUnavailable, NoSuchEntry
+from iam.jobs import RetryLater, handler
+from iam.models.audit import AuditEvent
+
+if TYPE_CHECKING:
+    from iam.services import Services
+
+log = logging.getLogger("iam.jobs")
+
+
+@handler("iam.directory.disable")
+def _disable(services: Services, session: Session, payload: dict[str, Any]) -> None:
+    try:
+        services.directory.disable(str(payload["user_id"]))
+    except DirectoryUnavailable as exc:
+        raise RetryLater(str(exc)) from exc
+    except NoSuchEntry:
+        log.warning("disable: user %s no longer exists in the directory", payload["user_id"])
+
+
+@handler("iam.directory.enable")
+def _enable(services: Services, session: Session, payload: dict[str, Any]) -> None:
+    try:
+        services.directory.enable(str(payload["user_id"]))
+    except DirectoryUnavailable as exc:
+        raise RetryLater(str(exc)) from exc
+
+
+def send_mail(services: Services, *, to: str, subject: str, body: str) -> None:
+    """Send a plain-text mail through the configured relay (raises on failure: jobs retry)."""
+    m = services.settings.mail
+    if not m.host:
+        log.warning("mail not configured; not sending %r to %s", subject, to)
+        return
+    msg = EmailMessage()
+    msg["From"] = m.sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content(body)
+    with smtplib.SMTP(m.host, m.port, timeout=10) as smtp:
+        if m.starttls:
+            smtp.starttls()
+        if m.username:
+            smtp.login(m.username, m.password.get_secret_value())
+        smtp.send_message(msg)
+
+
+@handler("iam.notify_critical")
+def _notify_critical(services: Services, session: Session, payload: dict[str, Any]) -> None:
+    """R-AUD-2: critical events notify the security officer automatically."""
+    to = services.settings.audit.security_officer_email
+    ev = session.scalar(select(AuditEvent).where(AuditEvent.seq == int(payload["seq"])))
+    if not to or ev is None:
+        return
+    body = (
+        f"A critical security event was recorded.\n\n"
+        f"Event:   {ev.event}\nOutcome: {ev.outcome}\nTime:    {ev.at:%Y-%m-%d %H:%M:%S} UTC\n"
+        f"Actor:   {ev.actor or '-'}\nSubject: {ev.subject or '-'}\nAddress: {ev.ip or '-'}\n"
+        f"Audit sequence number: {ev.seq}\n"
+    )
+    send_mail(services, to=to, subject=f"[IAM critical] {ev.event}", body=body)

@@ -1,0 +1,128 @@
+"""The directory protocol. Everything above ``iam/directory`` talks to this, never to ldap3."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryUser:
+    """A user as the directory knows it.
+
+    ``id`` is the stable, never-reassigned identifier: the AD ``objectGUID`` (as a lowercase
+    UUID string) or the built-in directory's UUID. It becomes the OIDC ``sub``.
+    """
+
+    id: str
+    username: str  # sAMAccountName
+    dn: str = ""
+    upn: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    display_name: str | None = None
+    email: str | None = None
+    employee_number: str | None = None
+    phone: str | None = None
+    enabled: bool = True
+    locked: bool = False
+    must_change_password: bool = False
+    password_expires_at: dt.datetime | None = None
+    password_last_set: dt.datetime | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """Full display name, falling back to given + family name or the username."""
+        if self.display_name:
+            return self.display_name
+        parts = [p for p in (self.given_name, self.family_name) if p]
+        return " ".join(parts) if parts else self.username
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    """What is needed to create a user (joiners, demo data, tests)."""
+
+    username: str
+    given_name: str | None = None
+    family_name: str | None = None
+    display_name: str | None = None
+    email: str | None = None
+    employee_number: str | None = None
+    phone: str | None = None
+    upn: str | None = None
+    ou: str | None = None  # AD: DN of the OU to create in; None = configured default
+    enabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryGroup:
+    id: str
+    name: str  # sAMAccountName / cn
+    dn: str = ""
+
+
+@runtime_checkable
+class Directory(Protocol):
+    """A source of users, groups and passwords (Active Directory or the built-in directory)."""
+
+    kind: str
+
+    def ping(self) -> None:
+        """Raise :class:`DirectoryUnavailable` unless the directory answers."""
+
+    def authenticate(self, username: str, password: str) -> DirectoryUser:
+        """Verify a password. ``username`` may be a sAMAccountName or a UPN.
+
+        Raises InvalidCredentials (also for unknown users), PasswordExpired, MustChangePassword,
+        AccountDisabled, AccountLocked, AccountExpired, LogonNotPermitted, DirectoryUnavailable.
+        """
+
+    def get_user(self, user_id: str) -> DirectoryUser | None:
+        """By stable id (objectGUID / local UUID)."""
+
+    def find_user(
+        self,
+        *,
+        username: str | None = None,
+        upn: str | None = None,
+        employee_number: str | None = None,
+    ) -> DirectoryUser | None:
+        """By exactly one of sAMAccountName, userPrincipalName or employeeNumber."""
+
+    def search_users(self, *, query: str | None = None, page_size: int = 500) -> Iterator[DirectoryUser]:
+        """All users (paged), optionally those whose username, name or mail contains ``query``."""
+
+    def user_groups(self, user_id: str, *, nested: bool = True) -> list[str]:
+        """Names of the groups the user belongs to (transitively when ``nested``), sorted."""
+
+    def group_members(self, group: str, *, nested: bool = True) -> list[DirectoryUser]:
+        """Users in the group named ``group`` (transitively when ``nested``)."""
+
+    def get_group(self, group: str) -> DirectoryGroup | None: ...
+
+    def create_group(self, name: str, *, ou: str | None = None) -> DirectoryGroup: ...
+
+    def create_user(self, new: NewUser) -> DirectoryUser: ...
+
+    def set_password(self, user_id: str, password: str, *, must_change: bool) -> None:
+        """Administrator reset; ``must_change`` forces a change at the next sign-in."""
+
+    def change_password(self, username: str, old_password: str, new_password: str) -> None:
+        """The user's own change; raises PasswordRejected with the directory's reason."""
+
+    def enable(self, user_id: str) -> None: ...
+
+    def disable(self, user_id: str) -> None: ...
+
+    def unlock(self, user_id: str) -> None: ...
+
+    def add_member(self, group: str, user_id: str) -> None: ...
+
+    def remove_member(self, group: str, user_id: str) -> None: ...
+
+    def delete_user(self, user_id: str) -> None:
+        """Remove the entry (tests and demo only; leavers are disabled, never deleted)."""

@@ -1,0 +1,17 @@
+"""In-process domain signals (blinker). The core sends, feature packages subscribe.
+
+Receivers are called inside the sender's transaction with ``session=`` so their writes (e.g.
+revoking tokens, enqueuing back-channel logouts) commit together with the change.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+identity_disabled = _signals.signal("identity-disabled")
+"""sender: sub (str); kwargs: session, reason. SSO ends sessions and tokens."""
+
+identity_signed_out = _signals.signal("identity-signed-out")
+"""sender: sub (str); kwargs: session, sso_session_id."""

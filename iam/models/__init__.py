@@ -1,0 +1,18 @@
+"""The core's tables. Feature packages define theirs in their own ``models.py``."""
+
+from iam.db import Base
+from iam.models.audit import AuditEvent, AuditHead
+from iam.models.identity import Identity, LocalGroup, LocalGroupMember, LocalUser
+from iam.models.jobs import Job, JobStatus
+
+__all__ = [
+    "AuditEvent",
+    "AuditHead",
+    "Base",
+    "Identity",
+    "Job",
+    "JobStatus",
+    "LocalGroup",
+    "LocalGroupMember",
+    "LocalUser",
+]

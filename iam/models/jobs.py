@@ -1,0 +1,38 @@
+"""The durable job table: work that must happen later or be retried survives restarts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+from sqlalchemy import JSON, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from iam import clock
+from iam.db import Base, new_id
+
+
+class JobStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    DEAD = "dead"  # gave up after max attempts; visible, re-playable
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_due", "status", "run_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    payload: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING)
+    run_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
+    attempts: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=12)
+    locked_by: Mapped[str | None] = mapped_column(String(128))
+    locked_until: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    dedup_key: Mapped[str | None] = mapped_column(String(256), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
+    finished_at: Mapped[dt.datetime | None]

@@ -1,0 +1,116 @@
+"""The OpenAPI document for ``/api/v1`` and the protocol endpoints, for administrators and tools."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+
+def _form(props: dict[str, str], required: list[str]) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {k: {"type": "string", "description": v} for k, v in props.items()},
+                    "required": required,
+                }
+            }
+        },
+    }
+
+
+def document(issuer: str, app: Flask) -> dict[str, Any]:
+    client_auth = (
+        "Client authentication: HTTP Basic (client_secret_basic), form fields client_id and "
+        "client_secret (client_secret_post), or client_assertion_type + client_assertion "
+        "(client_secret_jwt with HS256, private_key_jwt with RS256/ES256)."
+    )
+    ok_json = {"description": "Success", "content": {"application/json": {}}}
+    err = {"description": "OAuth error: {error, error_description}"}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "iam — identity provider API",
+            "version": "1",
+            "description": (
+                "OpenID Connect provider backed by Active Directory. Discovery: "
+                f"{issuer}/.well-known/openid-configuration. All times are UTC."
+            ),
+        },
+        "servers": [{"url": issuer}],
+        "paths": {
+            "/.well-known/openid-configuration": {
+                "get": {"summary": "OpenID Connect discovery document", "responses": {"200": ok_json}}
+            },
+            "/jwks": {
+                "get": {
+                    "summary": "Published signing keys (active, next and recently retired)",
+                    "responses": {"200": ok_json},
+                }
+            },
+            "/authorize": {
+                "get": {
+                    "summary": "Authorization endpoint (code flow; PKCE S256 required for public clients)",
+                    "parameters": [
+                        {"name": n, "in": "query", "schema": {"type": "string"}, "required": n in ("client_id", "response_type", "redirect_uri")}
+                        for n in ("client_id", "response_type", "redirect_uri", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "prompt", "max_age")
+                    ],
+                    "responses": {"302": {"description": "Redirect to the client or to the sign-in page"}},
+                }
+            },
+            "/token": {
+                "post": {
+                    "summary": "Token endpoint: authorization_code, refresh_token (rotated), client_credentials",
+                    "description": client_auth + " Refused outside the client's allowed networks.",
+                    "requestBody": _form(
+                        {
+                            "grant_type": "authorization_code | refresh_token | client_credentials",
+                            "code": "the authorization code",
+                            "redirect_uri": "exactly as in the authorization request",
+                            "code_verifier": "PKCE verifier",
+                            "refresh_token": "the refresh token (single use)",
+                            "scope": "requested scopes (subset of the client's)",
+                            "resource": "requested audience (RFC 8707), must be registered for the client",
+                        },
+                        ["grant_type"],
+                    ),
+                    "responses": {"200": ok_json, "400": err, "401": err},
+                }
+            },
+            "/userinfo": {
+                "get": {"summary": "Claims about the signed-in user (Bearer access token)", "responses": {"200": ok_json, "401": err}}
+            },
+            "/introspect": {
+                "post": {
+                    "summary": "Token introspection (RFC 7662) for authenticated resource servers",
+                    "description": client_auth + " A token is reported active only to a client in its audience or the client it was issued to.",
+                    "requestBody": _form({"token": "the token", "token_type_hint": "access_token | refresh_token"}, ["token"]),
+                    "responses": {"200": ok_json, "401": err},
+                }
+            },
+            "/revoke": {
+                "post": {
+                    "summary": "Token revocation (RFC 7009)",
+                    "description": client_auth,
+                    "requestBody": _form({"token": "the token", "token_type_hint": "access_token | refresh_token"}, ["token"]),
+                    "responses": {"200": {"description": "Revoked (or unknown)"}, "401": err},
+                }
+            },
+            "/logout": {
+                "get": {
+                    "summary": "RP-initiated logout",
+                    "parameters": [
+                        {"name": n, "in": "query", "schema": {"type": "string"}}
+                        for n in ("id_token_hint", "post_logout_redirect_uri", "state", "client_id")
+                    ],
+                    "responses": {"302": {"description": "Back to the registered post-logout URI"}, "200": {"description": "Signed-out or confirmation page"}},
+                }
+            },
+            "/healthz": {"get": {"summary": "Liveness", "responses": {"200": ok_json}}},
+            "/readyz": {"get": {"summary": "Readiness: database and directory reachable", "responses": {"200": ok_json, "503": ok_json}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics (allowed networks only)", "responses": {"200": {"description": "text/plain"}}}},
+        },
+    }

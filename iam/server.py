@@ -1,0 +1,60 @@
+"""``iam serve``: gunicorn, in-process (no shell wrapper), with the app built once per worker."""
+
+from __future__ import annotations
+
+import multiprocessing
+from typing import TYPE_CHECKING, Any
+
+from gunicorn.app.base import BaseApplication
+
+if TYPE_CHECKING:
+    from iam.services import Services
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, services: Services, options: dict[str, Any]) -> None:
+        self.services = services
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if value is not None:
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from iam.app import create_app
+
+        # each worker gets its own engine (connections must not cross fork)
+        self.services.engine.dispose(close=False)
+        return create_app(services=self.services)
+
+
+def run(
+    services: Services,
+    *,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> None:
+    srv = services.settings.server
+    workers = workers or srv.workers or multiprocessing.cpu_count()
+    options: dict[str, Any] = {
+        "bind": f"{host or srv.host}:{port or srv.port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread" if threads > 1 else "sync",
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "timeout": 60,
+        "graceful_timeout": 20,
+        "keepalive": 5,
+        "forwarded_allow_ips": ",".join(srv.trusted_proxies) or "127.0.0.1",
+        "certfile": certfile,
+        "keyfile": keyfile,
+    }
+    _Gunicorn(services, options).run()

@@ -1,0 +1,73 @@
+"""The services one process needs, built once from the settings and passed around explicitly."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from iam.audit import audit_key
+from iam.config import Settings
+from iam.crypto import Cipher, dev_secret
+from iam.db import make_engine, readonly, transaction
+from iam.directory.base import Directory
+from iam.errors import ConfigError
+
+log = logging.getLogger("iam")
+
+
+class Services:
+    """Settings, database, directory and secrets of one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        settings.check_production()
+        self.settings = settings
+        self.secret_key = self._secret(settings.secret_key.get_secret_value(), "secret_key.txt")
+        self.cipher = Cipher.from_b64(
+            self._secret(settings.encryption_key.get_secret_value(), "encryption.key")
+        )
+        self.extensions: dict[str, Any] = {}
+        """Per-process objects of feature packages (e.g. the SSO key ring)."""
+        self.engine: Engine = make_engine(settings.database)
+        self.sessions: sessionmaker[Session] = sessionmaker(
+            bind=self.engine,
+            expire_on_commit=False,
+            info={"iam.audit_key": audit_key(self.secret_key)},
+        )
+
+    @cached_property
+    def reader(self) -> sessionmaker[Session]:
+        """Sessions for reading only (never wait for, nor take, SQLite's write lock)."""
+        return readonly(self.sessions)
+
+    def _secret(self, configured: str, filename: str) -> str:
+        if configured:
+            return configured
+        if not self.settings.dev_mode:
+            raise ConfigError(f"A secret is missing ({filename}); see `iam serve --help`.")
+        return dev_secret(self.settings.var_dir, filename)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any exception."""
+        with transaction(self.sessions) as session:
+            yield session
+
+    @cached_property
+    def directory(self) -> Directory:
+        kind = self.settings.directory.kind
+        if kind == "ad":
+            from iam.directory.ad import ActiveDirectory
+
+            return ActiveDirectory(self.settings.directory)
+        from iam.directory.local import LocalDirectory
+
+        return LocalDirectory(self.sessions)  # it reads through its own read-only sessions
+
+    def dispose(self) -> None:
+        self.engine.dispose()

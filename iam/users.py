@@ -1,0 +1,107 @@
+"""User operations shared by the CLI, the API and the demo: create, enable/disable."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from iam import audit
+from iam.directory.base import DirectoryUser, NewUser
+from iam.directory.errors import EntryExists
+from iam.errors import NotFound
+from iam.identities import disable_identity, enable_identity, upsert_identity
+
+if TYPE_CHECKING:
+    from iam.services import Services
+
+
+def add_user(
+    services: Services,
+    *,
+    username: str,
+    password: str,
+    given_name: str | None = None,
+    family_name: str | None = None,
+    email: str | None = None,
+    employee_number: str | None = None,
+    groups: list[str] | None = None,
+    must_change: bool = False,
+    actor: str,
+) -> DirectoryUser:
+    directory = services.directory
+    user = directory.create_user(
+        NewUser(
+            username=username,
+            given_name=given_name,
+            family_name=family_name,
+            email=email,
+            employee_number=employee_number,
+            enabled=False,
+        )
+    )
+    directory.set_password(user.id, password, must_change=must_change)
+    directory.enable(user.id)
+    for group in groups or []:
+        if directory.get_group(group) is None:
+            directory.create_group(group)
+        directory.add_member(group, user.id)
+    user = directory.get_user(user.id) or user
+    with services.transaction() as session:
+        upsert_identity(session, user, kind=directory.kind)
+        audit.record(
+            session,
+            "user.created",
+            severity=audit.Severity.SIGNIFICANT,
+            actor=actor,
+            subject=user.id,
+            details={"username": username, "groups": groups or [], "must_change": must_change},
+        )
+    return user
+
+
+def set_enabled(services: Services, *, username: str, enabled: bool, actor: str, reason: str) -> None:
+    directory = services.directory
+    user = directory.find_user(username=username)
+    if user is None:
+        raise NotFound(f"There is no user {username!r}.")
+    with services.transaction() as session:
+        upsert_identity(session, user, kind=directory.kind)
+        session.flush()
+        if enabled:
+            enable_identity(session, sub=user.id, actor=actor)
+        else:
+            disable_identity(session, sub=user.id, actor=actor, reason=reason)
+
+
+DEMO_USERS = (
+    ("alice", "Alice", "Anđelković", ["staff", "finance"]),
+    ("bob", "Bob", "Kowalski", ["staff"]),
+    ("admin", "Ana", "Popescu", ["staff", "it-admins"]),
+)
+
+
+def seed_demo_users(services: Services, *, password: str | None) -> dict[str, Any]:
+    """Demo users in the directory (idempotent). Returns usernames and their password."""
+    password = password or "demo-" + secrets.token_urlsafe(9)
+    directory = services.directory
+    created = []
+    for username, given, family, groups in DEMO_USERS:
+        existing = directory.find_user(username=username)
+        if existing is not None:
+            directory.set_password(existing.id, password, must_change=False)
+            continue
+        try:
+            add_user(
+                services,
+                username=username,
+                password=password,
+                given_name=given,
+                family_name=family,
+                email=f"{username}@example.test",
+                groups=groups,
+                actor="demo",
+            )
+            created.append(username)
+        except EntryExists:
+            pass
+    return {"users": [u[0] for u in DEMO_USERS], "password": password, "created": created}

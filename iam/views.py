@@ -1,0 +1,75 @@
+"""The core's own routes: liveness, readiness, Prometheus metrics, the OpenAPI document."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import text
+
+from iam.directory.errors import DirectoryError
+from iam.web import db, ip_allowed, services
+
+bp = Blueprint("iam", __name__)
+
+REQUESTS = Counter("iam_http_requests_total", "HTTP requests", ["endpoint", "status"])
+LATENCY = Histogram("iam_http_request_seconds", "HTTP request latency", ["endpoint"])
+
+
+@bp.get("/healthz")
+def healthz() -> Any:
+    """Liveness: the process answers."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> Any:
+    """Readiness: the database and the directory are reachable."""
+    checks: dict[str, str] = {}
+    ok = True
+    try:
+        db().execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception:  # noqa: BLE001 — any failure means not ready
+        checks["database"] = "unreachable"
+        ok = False
+    try:
+        services().directory.ping()
+        checks["directory"] = "ok"
+    except DirectoryError:
+        checks["directory"] = "unreachable"
+        ok = False
+    return jsonify(status="ok" if ok else "unavailable", checks=checks), 200 if ok else 503
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    if not ip_allowed(services().settings.server.metrics_networks):
+        abort(403)
+    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+
+
+@bp.get("/api/v1/openapi.json")
+def openapi() -> Any:
+    from iam.openapi import document
+
+    return jsonify(document(services().settings.issuer, current_app))
+
+
+def init_metrics(app: Any) -> None:
+    from flask import g, request
+
+    @app.before_request
+    def _start() -> None:
+        g.t0 = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        endpoint = request.endpoint or "unknown"
+        REQUESTS.labels(endpoint, str(response.status_code)).inc()
+        t0 = g.get("t0")
+        if t0 is not None:
+            LATENCY.labels(endpoint).observe(time.perf_counter() - t0)
+        return response

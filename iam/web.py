@@ -1,0 +1,125 @@
+"""Request plumbing shared by every blueprint: one DB session per request, the caller's
+address, security headers, error pages. Nothing here holds business rules."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import secrets
+from typing import Any
+
+from flask import Flask, Response, current_app, g, jsonify, render_template, request
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+
+from iam.services import Services
+
+log = logging.getLogger("iam.web")
+
+
+def services() -> Services:
+    return current_app.extensions["iam.services"]  # type: ignore[no-any-return]
+
+
+def db() -> Session:
+    """The request's database session (one transaction, committed at the boundary)."""
+    if "db" not in g:
+        g.db = services().sessions()
+    return g.db  # type: ignore[no-any-return]
+
+
+def client_ip() -> str | None:
+    """The caller's address; X-Forwarded-For is believed only from configured proxies."""
+    remote = request.remote_addr
+    proxies = services().settings.server.trusted_proxies
+    if remote and proxies and _in(remote, proxies):
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        while hops:
+            hop = hops.pop()
+            if not _in(hop, proxies):
+                return hop
+    return remote
+
+
+def _in(addr: str, networks: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
+
+
+def ip_allowed(networks: list[str]) -> bool:
+    ip = client_ip()
+    return bool(ip) and _in(ip or "", networks)
+
+
+def wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return request.path.startswith("/api/") or best == "application/json"
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _before() -> None:
+        g.client_ip = client_ip()
+        g.user_agent = request.headers.get("User-Agent", "")[:512]
+        g.csp_nonce = secrets.token_urlsafe(12)
+        g.services = services()
+
+    @app.after_request
+    def _commit_and_headers(response: Response) -> Response:
+        session: Session | None = g.pop("db", None)
+        if session is not None:
+            try:
+                if response.status_code < 500:
+                    session.commit()
+                else:
+                    session.rollback()
+            finally:
+                session.close()
+        _security_headers(response)
+        return response
+
+    @app.teardown_request
+    def _teardown(exc: BaseException | None) -> None:
+        session: Session | None = g.pop("db", None)
+        if session is not None:
+            session.rollback()
+            session.close()
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        code = exc.code or 500
+        if wants_json():
+            return jsonify(error=exc.name.lower().replace(" ", "_"), error_description=exc.description), code
+        return render_template("iam/error.html", title=exc.name, message=exc.description), code
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        # never leak internals (SQL, stack) to the caller
+        if wants_json():
+            return jsonify(error="server_error", error_description="An internal error occurred."), 500
+        return render_template(
+            "iam/error.html", title="Error", message="An internal error occurred."
+        ), 500
+
+
+def _security_headers(response: Response) -> None:
+    nonce = g.get("csp_nonce", "")
+    h = response.headers
+    h.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+        f"script-src 'self' 'nonce-{nonce}'; form-action 'self' http: https:; "
+        "frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+    )
+    h.setdefault("X-Frame-Options", "DENY")
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("Referrer-Policy", "no-referrer")
+    if services().settings.issuer.startswith("https://"):
+        h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    if request.endpoint and request.endpoint != "static" and "Cache-Control" not in h:
+        h["Cache-Control"] = "no-store"

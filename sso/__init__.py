@@ -1,0 +1,49 @@
+"""The OpenID Connect provider and every way of signing in."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import click
+    from flask import Flask
+
+    from iam.services import Services
+
+
+def init_app(app: Flask, services: Services) -> None:
+    from iam.app import csrf
+    from sso import jobs  # noqa: F401 — registers job handlers
+    from sso import keys, views
+    from sso.server import IamAuthorizationServer
+    from sso.tokens import Signer
+
+    ring = keys.keyring_for(services)
+    signer = Signer(ring, services.settings.issuer, services.settings.tokens.signing_alg)
+    app.extensions["sso.keyring"] = ring
+    app.extensions["sso.signer"] = signer
+    app.extensions["sso.server"] = IamAuthorizationServer(app, services, signer)
+    app.register_blueprint(views.bp)
+    views.exempt_from_csrf(csrf)
+    if services.settings.dev_mode:
+        from sso import demo
+
+        app.register_blueprint(demo.bp)
+        csrf.exempt(demo.bp)
+
+
+def register(cli: click.Group) -> None:
+    from sso import jobs  # noqa: F401
+    from sso.cli import client_group, demo_command, keys_group
+
+    cli.add_command(client_group)
+    cli.add_command(keys_group)
+    cli.add_command(demo_command)
+
+
+def on_upgrade(services: Services) -> None:
+    """After migrations: make sure signing keys exist."""
+    from sso import keys
+
+    with services.transaction() as session:
+        keys.ensure_keys(session, services.cipher)

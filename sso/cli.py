@@ -1,0 +1,201 @@
+"""``iam client …``, ``iam keys …`` and ``iam demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from iam.cli import Ctx, echo_json, pass_ctx
+from sso import clients as client_service
+from sso import keys as key_service
+from sso.models import AuthMethod
+
+
+@click.group("client")
+def client_group() -> None:
+    """Registered applications (OpenID Connect / OAuth clients)."""
+
+
+@client_group.command("add")
+@click.option("--name", required=True, help="Human-readable name shown on sign-in pages.")
+@click.option("--client-id", default=None, help="Fixed client id (default: random).")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Exact redirect URI. Repeatable.")
+@click.option("--post-logout-redirect-uri", "post_logout", multiple=True, help="Exact post-logout URI. Repeatable.")
+@click.option("--public", is_flag=True, help="A public client (SPA, native app): no secret, PKCE required.")
+@click.option(
+    "--grant-type", "grant_types", multiple=True,
+    type=click.Choice(list(client_service.GRANT_TYPES)),
+    help="Allowed grant type. Repeatable. Default: authorization_code and refresh_token.",
+)
+@click.option("--scope", "scopes", multiple=True, help="Allowed scope. Repeatable. Default: openid profile email groups.")
+@click.option("--audience", "audiences", multiple=True, help="Allowed token audience / resource (R-SSO-3). Repeatable.")
+@click.option(
+    "--token-endpoint-auth-method", "auth_method",
+    type=click.Choice([m.value for m in AuthMethod]), default=None,
+    help="How the client authenticates (default client_secret_basic; none with --public).",
+)
+@click.option("--jwks-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Public keys for private_key_jwt.")
+@click.option("--backchannel-logout-uri", default=None, help="Where logout tokens are POSTed.")
+@click.option("--allowed-network", "networks", multiple=True, help="CIDR allowed to use token/introspection (R-SSO-5). Repeatable.")
+@click.option("--agency-code", default=None, help="Identifier code of the connecting unit, emitted as claim agency_code (R-SSO-4).")
+@click.option("--require-consent", is_flag=True, help="Third-party client: ask the user's consent.")
+@click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the client (with its secret, once) as JSON.")
+@pass_ctx
+def client_add(
+    ctx: Ctx, name: str, client_id: str | None, redirect_uris: tuple[str, ...], post_logout: tuple[str, ...],
+    public: bool, grant_types: tuple[str, ...], scopes: tuple[str, ...], audiences: tuple[str, ...],
+    auth_method: str | None, jwks_file: Path | None, backchannel_logout_uri: str | None,
+    networks: tuple[str, ...], agency_code: str | None, require_consent: bool, id_token_alg: str | None,
+    as_json: bool,
+) -> None:
+    """Register a client. The secret is printed once and stored only as a hash."""
+    method = auth_method or (AuthMethod.NONE if public else AuthMethod.CLIENT_SECRET_BASIC)
+    if public and method != AuthMethod.NONE:
+        raise click.ClickException("A public client authenticates with 'none'.")
+    spec = client_service.ClientSpec(
+        name=name,
+        client_id=client_id,
+        redirect_uris=list(redirect_uris),
+        post_logout_redirect_uris=list(post_logout),
+        token_endpoint_auth_method=method,
+        backchannel_logout_uri=backchannel_logout_uri,
+        allowed_networks=list(networks),
+        agency_code=agency_code,
+        require_consent=require_consent,
+        audiences=list(audiences),
+        id_token_alg=id_token_alg,
+        jwks=client_service.parse_jwks(jwks_file.read_text()) if jwks_file else None,
+    )
+    if grant_types:
+        spec.grant_types = list(grant_types)
+    if scopes:
+        spec.scopes = list(scopes)
+    services = ctx.services
+    with services.transaction() as session:
+        row, secret = client_service.create_client(
+            session, services.cipher, spec, actor="cli", allow_http=ctx.settings.dev_mode
+        )
+        data = client_service.client_as_dict(row, secret)
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"Registered {data['client_name']}: client_id {data['client_id']}")
+    if secret:
+        click.echo(f"client_secret {secret}  (shown once; store it in the application now)")
+
+
+@client_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def client_list(ctx: Ctx, as_json: bool) -> None:
+    """List registered clients."""
+    with ctx.services.transaction() as session:
+        data = [client_service.client_as_dict(c) for c in client_service.list_clients(session)]
+    if as_json:
+        echo_json(data)
+        return
+    for c in data:
+        state = "disabled" if c["disabled"] else "enabled"
+        click.echo(f"{c['client_id']:<28} {state:<8} {c['token_endpoint_auth_method']:<20} {c['client_name']}")
+
+
+@client_group.command("show")
+@click.argument("client_id")
+@pass_ctx
+def client_show(ctx: Ctx, client_id: str) -> None:
+    """Show one client as JSON (never its secret)."""
+    with ctx.services.transaction() as session:
+        echo_json(client_service.client_as_dict(client_service.get_client(session, client_id)))
+
+
+@client_group.command("remove")
+@click.argument("client_id")
+@pass_ctx
+def client_remove(ctx: Ctx, client_id: str) -> None:
+    """Delete a client; its codes and refresh tokens go with it."""
+    with ctx.services.transaction() as session:
+        client_service.remove_client(session, client_id, actor="cli")
+    click.echo(f"Removed {client_id}.")
+
+
+@client_group.command("disable")
+@click.argument("client_id")
+@pass_ctx
+def client_disable(ctx: Ctx, client_id: str) -> None:
+    """Refuse every request of a client from now on (keeps its registration)."""
+    with ctx.services.transaction() as session:
+        client_service.set_disabled(session, client_id, True, actor="cli")
+    click.echo(f"Disabled {client_id}.")
+
+
+@client_group.command("enable")
+@click.argument("client_id")
+@pass_ctx
+def client_enable(ctx: Ctx, client_id: str) -> None:
+    """Accept a disabled client again."""
+    with ctx.services.transaction() as session:
+        client_service.set_disabled(session, client_id, False, actor="cli")
+    click.echo(f"Enabled {client_id}.")
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Token-signing keys (ES256 and RS256)."""
+
+
+@keys_group.command("rotate")
+@click.option("--alg", type=click.Choice(list(key_service.ALGORITHMS)), multiple=True, help="Only these algorithms.")
+@pass_ctx
+def keys_rotate(ctx: Ctx, alg: tuple[str, ...]) -> None:
+    """Sign with the already-published next key; keep the old one published until its tokens expire."""
+    services = ctx.services
+    t = services.settings.tokens
+    grace = max(t.key_rotation_grace, t.access_token_lifetime, t.id_token_lifetime)
+    with services.transaction() as session:
+        promoted = key_service.rotate(
+            session, services.cipher, grace=grace, actor="cli", algs=alg or key_service.ALGORITHMS
+        )
+    for a, kid in promoted.items():
+        click.echo(f"{a}: now signing with {kid}; previous key published for {grace} s more.")
+
+
+@keys_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def keys_list(ctx: Ctx, as_json: bool) -> None:
+    """List keys and their state (next, active, retired, removed)."""
+    from sqlalchemy import select
+
+    from sso.models import SigningKey
+
+    with ctx.services.transaction() as session:
+        rows = list(session.scalars(select(SigningKey).order_by(SigningKey.created_at)))
+        data = [
+            {"kid": r.kid, "alg": r.alg, "status": r.status, "created_at": r.created_at.isoformat(),
+             "publish_until": r.publish_until.isoformat() if r.publish_until else None}
+            for r in rows
+        ]
+    if as_json:
+        echo_json(data)
+        return
+    for d in data:
+        click.echo(f"{d['kid']:<32} {d['alg']:<6} {d['status']:<8} created {d['created_at'][:19]}Z")
+
+
+@click.command("demo")
+@click.option("--password", default=None, help="Password for the demo users (default: generated).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def demo_command(ctx: Ctx, password: str | None, as_json: bool) -> None:
+    """Seed demo users and the demo application (dev mode only) and print how to sign in."""
+    from sso.demo import seed
+
+    if not ctx.settings.dev_mode:
+        raise click.ClickException("`iam demo` runs only in dev mode (IAM_DEV_MODE=true).")
+    info = seed(ctx.services, password=password)
+    if as_json:
+        echo_json(info)
+        return
+    click.echo(info["message"])

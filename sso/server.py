@@ -1,0 +1,462 @@
+"""authlib wiring: a fresh AuthorizationServer per application, with our grants and storage.
+
+authlib validates the protocol (client authentication, redirect URIs, PKCE, scopes); our
+service functions store codes and tokens hashed and write the audit rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, grants
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidScopeError
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core.grants.util import is_openid_scope
+from flask import Flask, g
+from joserfc.jwk import KeySet, OctKey
+
+from iam import audit, clock
+from iam.directory.errors import DirectoryError
+from sso import clients as client_service
+from sso import service
+from sso.claims import user_claims
+from sso.models import AuthMethod, Client
+from sso.tokens import Signer, half_hash
+
+if TYPE_CHECKING:
+    from iam.services import Services
+
+log = logging.getLogger("sso.server")
+
+AUTH_METHODS = [m.value for m in AuthMethod]
+
+
+class OAuthClient:
+    """Adapts a :class:`Client` row to authlib's ClientMixin."""
+
+    def __init__(self, row: Client) -> None:
+        self.row = row
+        self.client_id = row.client_id
+        self.id_token_signed_response_alg = row.id_token_alg
+
+    def get_client_id(self) -> str:
+        return self.row.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        uris = self.row.redirect_uris
+        return uris[0] if len(uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        if not scope:
+            return ""
+        allowed = set(self.row.scopes)
+        return " ".join(s for s in scope.split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.row.redirect_uris  # exact match only (R-SSO-2)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return client_service.check_secret(self.row, client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == self.row.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.row.grant_types
+
+
+@dataclass
+class OAuthUser:
+    ctx: service.AuthContext
+    family_id: str | None = None
+    family_expires_at: Any = None
+
+    def get_user_id(self) -> str:
+        return self.ctx.sub
+
+
+class StoredCode:
+    def __init__(self, row: Any) -> None:
+        self.row = row
+        self.code_challenge = row.code_challenge
+        self.code_challenge_method = row.code_challenge_method
+
+    def get_redirect_uri(self) -> str:
+        return str(self.row.redirect_uri)
+
+    def get_scope(self) -> str:
+        return str(self.row.scope)
+
+    def get_nonce(self) -> str | None:
+        return self.row.nonce  # type: ignore[no-any-return]
+
+
+class StoredRefresh:
+    def __init__(self, row: Any) -> None:
+        self.row = row
+
+    def check_client(self, client: OAuthClient) -> bool:
+        return bool(self.row.client_id == client.client_id)
+
+    def get_scope(self) -> str:
+        return str(self.row.scope)
+
+
+class S256Only(CodeChallenge):  # type: ignore[misc]
+    """PKCE with S256 only; required for public clients."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+
+def _db() -> Any:
+    return g.db
+
+
+def _services() -> Services:
+    return g.services  # type: ignore[no-any-return]
+
+
+class _ClientAssertion(JWTBearerClientAssertion):  # type: ignore[misc]
+    def __init__(self, server: IamAuthorizationServer) -> None:
+        super().__init__(leeway=30)
+        self.server = server
+
+    def get_audiences(self) -> list[str]:
+        issuer = self.server.services.settings.issuer
+        return [issuer, issuer + "/token", issuer + "/"]
+
+    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        exp = int(claims.get("exp") or clock.timestamp() + 600)
+        return service.remember_assertion(_db(), str(claims["sub"]), str(jti), exp)
+
+
+class ClientSecretJwt(_ClientAssertion):
+    CLIENT_AUTH_METHOD = "client_secret_jwt"
+
+    def resolve_client_public_key(self, client: OAuthClient) -> OctKey:
+        secret = client_service.client_secret_for_jwt(client.row, self.server.services.cipher)
+        if not secret:
+            raise InvalidClientError(description="The client has no secret for client_secret_jwt.")
+        return OctKey.import_key(secret)
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        header, _ = self.extract_assertion(assertion)
+        if header.get("alg") not in ("HS256", "HS384", "HS512"):
+            raise InvalidClientError(description="client_secret_jwt needs an HMAC-signed assertion.")
+        return super().process_assertion_claims(assertion, resolve_key)
+
+
+class PrivateKeyJwt(_ClientAssertion):
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
+        return KeySet.import_key_set(client.row.jwks or {"keys": []})
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        header, _ = self.extract_assertion(assertion)
+        if header.get("alg") not in ("RS256", "PS256", "ES256", "ES384", "RS384", "RS512"):
+            raise InvalidClientError(description="private_key_jwt needs an RSA or EC signature.")
+        return super().process_assertion_claims(assertion, resolve_key)
+
+
+class IdTokenHook:
+    """Adds the ID token to code and refresh responses when ``openid`` was granted."""
+
+    def __init__(self, server: IamAuthorizationServer) -> None:
+        self.server = server
+
+    def __call__(self, grant: Any) -> None:
+        grant.register_hook("after_create_token_response", self.process_token)
+
+    def process_token(self, grant: Any, response: Any) -> Any:
+        _, token, _ = response
+        scope = token.get("scope")
+        if not scope or not is_openid_scope(scope):
+            return token
+        request = grant.request
+        user: OAuthUser = request.user
+        code = getattr(request, "authorization_code", None)
+        nonce = code.get_nonce() if code is not None else None
+        token["id_token"] = self.server.id_token(
+            client=request.client.row,
+            user=user,
+            scope=scope,
+            nonce=nonce,
+            access_token=token.get("access_token"),
+        )
+        return token
+
+
+class ClientScopes:
+    """R-SSO-3: a client gets only the scopes registered for it; anything else is refused."""
+
+    request: Any
+
+    def validate_requested_scope(self) -> None:
+        scope = self.request.payload.scope
+        if not scope:
+            return
+        allowed = set(self.request.client.row.scopes)
+        if not set(scope.split()) <= allowed:
+            raise InvalidScopeError(description="The client may not request this scope.")
+
+
+class AuthorizationCodeGrant(ClientScopes, grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        """Saved by :meth:`generate_authorization_code`, which keeps only the hash."""
+
+    def generate_authorization_code(self) -> str:
+        request = self.request
+        user: OAuthUser = request.user
+        payload = request.payload
+        return service.save_code(
+            _db(),
+            _services().settings,
+            client_id=request.client.client_id,
+            ctx=user.ctx,
+            redirect_uri=payload.redirect_uri,
+            scope=payload.scope or "",
+            nonce=payload.data.get("nonce"),
+            code_challenge=payload.data.get("code_challenge"),
+            code_challenge_method=payload.data.get("code_challenge_method"),
+        )
+
+    def query_authorization_code(self, code: str, client: OAuthClient) -> StoredCode | None:
+        row = service.consume_code(_db(), code, client.client_id)
+        return StoredCode(row) if row else None
+
+    def delete_authorization_code(self, authorization_code: StoredCode) -> None:
+        """Codes are marked used, not deleted: a replay must be recognised."""
+
+    def authenticate_user(self, authorization_code: StoredCode) -> OAuthUser | None:
+        row = authorization_code.row
+        if not self.server.user_is_active(row.sub):
+            return None
+        ctx = service.AuthContext(
+            sub=row.sub,
+            auth_time=row.auth_time,
+            acr=row.acr,
+            amr=tuple(row.amr),
+            session_id=row.session_id,
+        )
+        user = OAuthUser(ctx)
+        g.iam_code_row = row
+        return user
+
+
+class RefreshTokenGrant(ClientScopes, grants.RefreshTokenGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> StoredRefresh | None:
+        client_id = self.request.client.client_id
+        row = service.use_refresh_token(_db(), refresh_token, client_id)
+        return StoredRefresh(row) if row else None
+
+    def authenticate_user(self, refresh_token: StoredRefresh) -> OAuthUser | None:
+        row = refresh_token.row
+        if not self.server.user_is_active(row.sub):
+            service.revoke_family(_db(), row.family_id)
+            raise InvalidGrantError("The account can no longer sign in.")
+        ctx = service.AuthContext(
+            sub=row.sub,
+            auth_time=row.auth_time,
+            acr=row.acr,
+            amr=tuple(row.amr),
+            session_id=row.session_id,
+        )
+        return OAuthUser(ctx, family_id=row.family_id, family_expires_at=row.expires_at)
+
+    def revoke_old_credential(self, refresh_token: StoredRefresh) -> None:
+        """Already marked used atomically by :func:`service.use_refresh_token`."""
+
+
+class ClientCredentialsGrant(ClientScopes, grants.ClientCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = [
+        m for m in AUTH_METHODS if m != AuthMethod.NONE
+    ]
+
+
+class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
+    """One per application instance (authlib's registries are lists on the instance)."""
+
+    def __init__(self, app: Flask, services: Services, signer: Signer) -> None:
+        self.services = services
+        self.signer = signer
+        super().__init__(app=None, query_client=self._query_client, save_token=self._save_token)
+        self.init_app(app)  # first: init_app installs authlib's default token generator
+        self.scopes_supported = None  # per client: see ClientScopes
+        self.standard_scopes = ["openid", "profile", "email", "groups", "offline_access"]
+        self.register_token_generator("default", self._generate_token)
+        self.register_client_auth_method("client_secret_jwt", ClientSecretJwt(self))
+        self.register_client_auth_method("private_key_jwt", PrivateKeyJwt(self))
+        self.register_grant(AuthorizationCodeGrant, [S256Only(required=True), IdTokenHook(self)])
+        self.register_grant(RefreshTokenGrant, [IdTokenHook(self)])
+        self.register_grant(ClientCredentialsGrant)
+
+    # -- storage ------------------------------------------------------------------------------
+    def _query_client(self, client_id: str) -> OAuthClient | None:
+        row = _db().get(Client, client_id)
+        if row is None or row.disabled:
+            return None
+        return OAuthClient(row)
+
+    def _save_token(self, token: dict[str, Any], request: Any) -> None:
+        user: OAuthUser | None = request.user
+        audit.record(
+            _db(),
+            "token.issued",
+            actor=user.ctx.sub if user else request.client.client_id,
+            subject=user.ctx.sub if user else None,
+            client_id=request.client.client_id,
+            ip=g.get("client_ip"),
+            user_agent=g.get("user_agent"),
+            details={
+                "grant_type": request.payload.grant_type if request.payload else None,
+                "scope": token.get("scope"),
+                "jti": token.get("_jti"),
+                "refresh": "refresh_token" in token,
+            },
+        )
+        token.pop("_jti", None)
+
+    def user_is_active(self, sub: str) -> bool:
+        """R-SSO-1: a disabled or locked directory account gets no tokens."""
+        from iam.models.identity import Identity
+
+        identity = _db().get(Identity, sub)
+        if identity is not None and identity.disabled:
+            return False
+        try:
+            user = self.services.directory.get_user(sub)
+        except DirectoryError:
+            return False
+        return user is not None and user.enabled and not user.locked
+
+    # -- tokens -------------------------------------------------------------------------------
+    def audiences_for(self, client: Client, requested: list[str]) -> list[str]:
+        if requested:
+            bad = [a for a in requested if a not in client.audiences]
+            if bad:
+                raise InvalidScopeError(description="The requested audience is not allowed for this client.")
+            return requested
+        return list(client.audiences) or [client.client_id]
+
+    def _generate_token(
+        self,
+        grant_type: str,
+        client: OAuthClient,
+        user: OAuthUser | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        from flask import request as flask_request
+
+        settings = self.services.settings
+        row = client.row
+        scope = scope or ""
+        requested = flask_request.form.getlist("resource") + flask_request.form.getlist("audience")
+        audience = self.audiences_for(row, requested)
+        lifetime = settings.tokens.access_token_lifetime
+        extra: dict[str, Any] = {}
+        if row.agency_code:
+            extra["agency_code"] = row.agency_code
+        if user is not None:
+            extra.update(
+                {
+                    "auth_time": int(user.ctx.auth_time.timestamp()),
+                    "acr": user.ctx.acr,
+                    "amr": list(user.ctx.amr),
+                }
+            )
+            if user.ctx.session_id:
+                sso = _db().get(service.SsoSession, user.ctx.session_id)
+                if sso is not None:
+                    extra["sid"] = sso.sid
+        sub = user.ctx.sub if user else row.client_id
+        access, claims = self.signer.access_token(
+            client_id=row.client_id,
+            sub=sub,
+            scope=scope,
+            audience=audience,
+            lifetime=lifetime,
+            extra=extra,
+        )
+        token: dict[str, Any] = {
+            "token_type": "Bearer",
+            "access_token": access,
+            "expires_in": lifetime,
+            "scope": scope,
+            "_jti": claims["jti"],
+        }
+        if user is not None and include_refresh_token and "refresh_token" in row.grant_types:
+            value, _ = service.issue_refresh_token(
+                _db(),
+                settings,
+                client_id=row.client_id,
+                ctx=user.ctx,
+                scope=scope,
+                family_id=user.family_id,
+                family_expires_at=user.family_expires_at,
+            )
+            token["refresh_token"] = value
+            code_row = g.pop("iam_code_row", None)
+            if code_row is not None:
+                code_row.family_id = _.family_id
+        return token
+
+    def id_token(
+        self,
+        *,
+        client: Client,
+        user: OAuthUser,
+        scope: str,
+        nonce: str | None,
+        access_token: str | None,
+    ) -> str:
+        settings = self.services.settings
+        now = clock.timestamp()
+        alg = client.id_token_alg or settings.tokens.signing_alg
+        dir_user = self.services.directory.get_user(user.ctx.sub)
+        scopes = set(scope.split())
+        claims: dict[str, Any] = {}
+        if dir_user is not None:
+            groups = self.services.directory.user_groups(dir_user.id) if "groups" in scopes else []
+            claims.update(user_claims(dir_user, groups, scopes))
+        claims.update(
+            {
+                "iss": settings.issuer,
+                "sub": user.ctx.sub,
+                "aud": client.client_id,
+                "azp": client.client_id,
+                "iat": now,
+                "exp": now + settings.tokens.id_token_lifetime,
+                "auth_time": int(user.ctx.auth_time.timestamp()),
+                "acr": user.ctx.acr,
+                "amr": list(user.ctx.amr),
+            }
+        )
+        if nonce:
+            claims["nonce"] = nonce
+        if client.agency_code:
+            claims["agency_code"] = client.agency_code
+        if user.ctx.session_id:
+            sso = _db().get(service.SsoSession, user.ctx.session_id)
+            if sso is not None:
+                claims["sid"] = sso.sid
+        if access_token:
+            claims["at_hash"] = half_hash(access_token, alg)
+        return self.signer.sign(claims, alg=alg)
+
+    def deny(self) -> AccessDeniedError:
+        return AccessDeniedError()

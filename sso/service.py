@@ -1,0 +1,381 @@
+"""The provider's domain operations: SSO sessions, codes, refresh tokens, logout.
+
+Functions take a :class:`~sqlalchemy.orm.Session`, flush but never commit, and write their own
+audit rows. Nothing here imports Flask: views pass actor, address and user agent in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from iam import audit, clock, events, jobs
+from iam.config import Settings
+from iam.crypto import random_token, token_hash
+from sso.models import (
+    AuthorizationCode,
+    Client,
+    RefreshToken,
+    RevokedAccessToken,
+    SessionClient,
+    SsoSession,
+    UsedAssertion,
+)
+
+REFRESH_PREFIX = "iam_rt_"
+CODE_PREFIX = "iam_ac_"
+SESSION_PREFIX = "iam_ss_"
+_TOUCH_EVERY = dt.timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    """How and when the user signed in (carried by codes, refresh tokens, sessions)."""
+
+    sub: str
+    auth_time: dt.datetime
+    acr: str
+    amr: tuple[str, ...]
+    session_id: str | None = None
+    sid: str | None = None
+
+
+# -- SSO sessions ---------------------------------------------------------------------------
+def create_sso_session(
+    session: Session,
+    settings: Settings,
+    *,
+    sub: str,
+    acr: str,
+    amr: list[str],
+    ip: str | None,
+    user_agent: str | None,
+) -> tuple[str, SsoSession]:
+    """Start an SSO session; return the cookie value (shown once) and the row."""
+    cookie = random_token(SESSION_PREFIX)
+    now = clock.now()
+    row = SsoSession(
+        id=token_hash(cookie),
+        sid=secrets.token_urlsafe(16),
+        sub=sub,
+        auth_time=now,
+        acr=acr,
+        amr=amr,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + dt.timedelta(seconds=settings.session.absolute_timeout),
+        ip=ip,
+        user_agent=(user_agent or "")[:512] or None,
+    )
+    session.add(row)
+    session.flush()
+    return cookie, row
+
+
+def load_sso_session(session: Session, settings: Settings, cookie: str | None) -> SsoSession | None:
+    """The live session for a cookie, touched; None when absent, ended or timed out."""
+    if not cookie or not cookie.startswith(SESSION_PREFIX):
+        return None
+    row = session.get(SsoSession, token_hash(cookie))
+    if row is None or row.ended_at is not None:
+        return None
+    now = clock.now()
+    idle = dt.timedelta(seconds=settings.session.idle_timeout)
+    if row.expires_at <= now:
+        end_sso_session(session, row, reason="absolute_timeout", actor="system")
+        return None
+    if row.last_seen_at + idle <= now:
+        end_sso_session(session, row, reason="idle_timeout", actor="system")
+        return None
+    if now - row.last_seen_at >= _TOUCH_EVERY:
+        row.last_seen_at = now
+    return row
+
+
+def link_client(session: Session, sso: SsoSession, client_id: str) -> None:
+    if session.get(SessionClient, (sso.id, client_id)) is None:
+        session.add(SessionClient(session_id=sso.id, client_id=client_id))
+        session.flush()
+
+
+def user_sessions(session: Session, sub: str) -> list[SsoSession]:
+    now = clock.now()
+    return list(
+        session.scalars(
+            select(SsoSession)
+            .where(SsoSession.sub == sub, SsoSession.ended_at.is_(None), SsoSession.expires_at > now)
+            .order_by(SsoSession.created_at.desc())
+        )
+    )
+
+
+def end_sso_session(
+    session: Session,
+    row: SsoSession,
+    *,
+    reason: str,
+    actor: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    skip_client: str | None = None,
+) -> None:
+    """End one SSO session: revoke its refresh tokens, queue back-channel logouts."""
+    if row.ended_at is not None:
+        return
+    row.ended_at = clock.now()
+    row.end_reason = reason
+    revoke_refresh_tokens(session, session_id=row.id)
+    client_ids = session.scalars(
+        select(SessionClient.client_id).where(SessionClient.session_id == row.id)
+    ).all()
+    for client_id in client_ids:
+        if client_id != skip_client:
+            queue_backchannel_logout(session, client_id=client_id, sub=row.sub, sid=row.sid)
+    audit.record(
+        session,
+        "logout",
+        actor=actor,
+        subject=row.sub,
+        ip=ip,
+        user_agent=user_agent,
+        details={"reason": reason, "sid": row.sid, "clients": sorted(client_ids)},
+    )
+    events.identity_signed_out.send(row.sub, session=session, sso_session_id=row.id)
+
+
+def end_all_sessions(session: Session, sub: str, *, reason: str, actor: str) -> int:
+    rows = user_sessions(session, sub)
+    for row in rows:
+        end_sso_session(session, row, reason=reason, actor=actor)
+    revoke_refresh_tokens(session, sub=sub)
+    return len(rows)
+
+
+def queue_backchannel_logout(session: Session, *, client_id: str, sub: str, sid: str | None) -> None:
+    client = session.get(Client, client_id)
+    if client is None or not client.backchannel_logout_uri:
+        return
+    jobs.enqueue(
+        session,
+        "sso.backchannel_logout",
+        {"client_id": client_id, "sub": sub, "sid": sid},
+        dedup_key=f"bcl:{client_id}:{sid or sub}",
+    )
+
+
+def _on_identity_disabled(sub: str, *, session: Session, reason: str, **_: Any) -> None:
+    end_all_sessions(session, sub, reason=f"identity_disabled: {reason}", actor="system")
+
+
+events.identity_disabled.connect(_on_identity_disabled)
+
+
+# -- authorization codes --------------------------------------------------------------------
+def save_code(
+    session: Session,
+    settings: Settings,
+    *,
+    client_id: str,
+    ctx: AuthContext,
+    redirect_uri: str,
+    scope: str,
+    nonce: str | None,
+    code_challenge: str | None,
+    code_challenge_method: str | None,
+) -> str:
+    code = random_token(CODE_PREFIX)
+    session.add(
+        AuthorizationCode(
+            code_hash=token_hash(code),
+            client_id=client_id,
+            sub=ctx.sub,
+            session_id=ctx.session_id,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            nonce=nonce,
+            code_challenge=code_challenge,
+            code_challenge_method=code_challenge_method,
+            auth_time=ctx.auth_time,
+            acr=ctx.acr,
+            amr=list(ctx.amr),
+            expires_at=clock.now() + dt.timedelta(seconds=settings.tokens.code_lifetime),
+        )
+    )
+    session.flush()
+    return code
+
+
+def consume_code(session: Session, code: str, client_id: str) -> AuthorizationCode | None:
+    """The code, marked used — once. A replayed code revokes what it issued (RFC 6749 §4.1.2)."""
+    row = session.get(AuthorizationCode, token_hash(code))
+    if row is None or row.client_id != client_id:
+        return None
+    now = clock.now()
+    claimed = session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.code_hash == row.code_hash, AuthorizationCode.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        if row.family_id:
+            revoke_family(session, row.family_id)
+        audit.record(
+            session,
+            "token.code_replay",
+            severity=audit.Severity.SIGNIFICANT,
+            outcome="failure",
+            subject=row.sub,
+            client_id=client_id,
+            details={"family_revoked": bool(row.family_id)},
+        )
+        return None
+    if row.expires_at <= now:
+        return None
+    session.refresh(row)
+    return row
+
+
+# -- refresh tokens -------------------------------------------------------------------------
+def issue_refresh_token(
+    session: Session,
+    settings: Settings,
+    *,
+    client_id: str,
+    ctx: AuthContext,
+    scope: str,
+    family_id: str | None = None,
+    family_expires_at: dt.datetime | None = None,
+) -> tuple[str, RefreshToken]:
+    value = random_token(REFRESH_PREFIX)
+    now = clock.now()
+    row = RefreshToken(
+        token_hash=token_hash(value),
+        family_id=family_id or secrets.token_urlsafe(16),
+        client_id=client_id,
+        sub=ctx.sub,
+        session_id=ctx.session_id,
+        scope=scope,
+        auth_time=ctx.auth_time,
+        acr=ctx.acr,
+        amr=list(ctx.amr),
+        created_at=now,
+        expires_at=family_expires_at
+        or now + dt.timedelta(seconds=settings.tokens.refresh_token_lifetime),
+    )
+    session.add(row)
+    return value, row
+
+
+def use_refresh_token(session: Session, value: str, client_id: str) -> RefreshToken | None:
+    """Consume a refresh token once. Reusing a rotated token revokes its whole family."""
+    row = session.get(RefreshToken, token_hash(value))
+    if row is None or row.client_id != client_id:
+        return None
+    now = clock.now()
+    if row.revoked_at is not None or row.expires_at <= now:
+        return None
+    claimed = session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == row.token_hash, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        revoke_family(session, row.family_id)
+        audit.record(
+            session,
+            "token.refresh_reuse",
+            severity=audit.Severity.CRITICAL,
+            outcome="failure",
+            subject=row.sub,
+            client_id=client_id,
+            details={"family": row.family_id},
+        )
+        return None
+    return row
+
+
+def revoke_family(session: Session, family_id: str) -> None:
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+
+
+def revoke_refresh_tokens(
+    session: Session, *, sub: str | None = None, session_id: str | None = None
+) -> None:
+    stmt = update(RefreshToken).where(RefreshToken.revoked_at.is_(None))
+    if sub is not None:
+        stmt = stmt.where(RefreshToken.sub == sub)
+    if session_id is not None:
+        stmt = stmt.where(RefreshToken.session_id == session_id)
+    session.execute(stmt.values(revoked_at=clock.now()))
+
+
+def find_refresh_token(session: Session, value: str) -> RefreshToken | None:
+    return session.get(RefreshToken, token_hash(value))
+
+
+# -- access tokens --------------------------------------------------------------------------
+def revoke_access_token(session: Session, jti: str, exp: int) -> None:
+    if session.get(RevokedAccessToken, jti) is None:
+        session.add(
+            RevokedAccessToken(jti=jti, expires_at=dt.datetime.fromtimestamp(exp, dt.UTC))
+        )
+
+
+def access_token_revoked(session: Session, jti: str) -> bool:
+    return session.get(RevokedAccessToken, jti) is not None
+
+
+def remember_assertion(session: Session, client_id: str, jti: str, exp: int) -> bool:
+    """True the first time a client assertion ``jti`` is seen (no replay)."""
+    key = f"{client_id}:{jti}"[:200]
+    if session.get(UsedAssertion, key) is not None:
+        return False
+    session.add(UsedAssertion(key=key, expires_at=dt.datetime.fromtimestamp(exp, dt.UTC)))
+    session.flush()
+    return True
+
+
+def purge_expired(session: Session) -> dict[str, int]:
+    """Housekeeping: drop rows nothing can use any more."""
+    now = clock.now()
+    out: dict[str, int] = {}
+    for name, stmt in (
+        ("codes", delete(AuthorizationCode).where(AuthorizationCode.expires_at < now - dt.timedelta(days=1))),
+        ("refresh_tokens", delete(RefreshToken).where(RefreshToken.expires_at < now - dt.timedelta(days=1))),
+        ("revoked_access_tokens", delete(RevokedAccessToken).where(RevokedAccessToken.expires_at < now)),
+        ("assertions", delete(UsedAssertion).where(UsedAssertion.expires_at < now)),
+    ):
+        out[name] = int(getattr(session.execute(stmt), "rowcount", 0))
+    return out
+
+
+def mint_refresh_tokens_for_benchmark(services: Any, *, client_id: str, count: int) -> list[str]:
+    """Benchmarks only: ``count`` independent refresh tokens for a local demo user."""
+    from iam.directory.base import NewUser
+
+    directory = services.directory
+    user = directory.find_user(username="bench-user")
+    if user is None:
+        user = directory.create_user(NewUser(username="bench-user", given_name="Bench", enabled=True))
+        directory.set_password(user.id, secrets.token_urlsafe(24), must_change=False)
+    out: list[str] = []
+    with services.transaction() as session:
+        from iam.identities import upsert_identity
+
+        upsert_identity(session, user, kind=directory.kind)
+        ctx = AuthContext(sub=user.id, auth_time=clock.now(), acr="password", amr=("pwd",))
+        for _ in range(count):
+            value, _row = issue_refresh_token(
+                session, services.settings, client_id=client_id, ctx=ctx, scope="openid profile"
+            )
+            out.append(value)
+    return out
