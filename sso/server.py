@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, grants
-from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidScopeError
+from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants.util import is_openid_scope
@@ -20,6 +20,7 @@ from flask import Flask, g
 from joserfc.jwk import KeySet, OctKey
 
 from iam import audit, clock
+from iam.web import db as web_db
 from iam.directory.errors import DirectoryError
 from sso import clients as client_service
 from sso import service
@@ -114,9 +115,18 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
 
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
 
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        request = grant.request
+        if request.client.row.public and not request.payload.data.get("code_challenge"):
+            raise InvalidRequestError(
+                description="PKCE (code_challenge with S256) is required for public clients.",
+                redirect_uri=redirect_uri,
+            )
+        super().validate_code_challenge(grant, redirect_uri)
+
 
 def _db() -> Any:
-    return g.db
+    return web_db()
 
 
 def _services() -> Services:
