@@ -24,6 +24,7 @@ import json
 import math
 import os
 import platform
+import resource
 import secrets
 import shutil
 import signal
@@ -441,6 +442,44 @@ class Result:
     exhausted: bool = False
     first_error: str = ""
     failed: str = ""
+    # Where the CPU went during the measured run, in cores (2.0 = both cores all the time).
+    server_cores: float = 0.0
+    wrk_cores: float = 0.0
+    other_cores: float = 0.0
+    tokens_per_server_core_s: float = 0.0
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the machine since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])  # guest time is already inside user/nice
+    return (total - idle) / CLK_TCK, total / CLK_TCK
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds used so far by the live processes of one process group."""
+    used = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        rest = text[text.rindex(")") + 2 :].split()
+        if int(rest[2]) == pgid:
+            used += int(rest[11]) + int(rest[12])
+    return used / CLK_TCK
+
+
+def machine_busy_cores(seconds: float = 1.0) -> float:
+    busy0, total0 = machine_cpu_seconds()
+    time.sleep(seconds)
+    busy1, total1 = machine_cpu_seconds()
+    cpus = os.cpu_count() or 1
+    return cpus * (busy1 - busy0) / max(total1 - total0, 1e-9)
 
 
 def run_wrk(
@@ -461,10 +500,25 @@ def run_wrk(
         env["BENCH_TOKEN_FILE"] = str(token_file)
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s"]
     cmd += ["--timeout", "10s", "-s", str(script), system.token_endpoint]
+    pgid = system.server.proc.pid if system.server and system.server.proc else 0
+    busy0, total0 = machine_cpu_seconds()
+    server0 = group_cpu_seconds(pgid) if pgid else 0.0
+    wrk0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
     proc = run(cmd, env=env, cwd=BENCH, timeout=seconds + 60, what=f"wrk {scenario}")
+    wall = time.monotonic() - started
+    wrk1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server1 = group_cpu_seconds(pgid) if pgid else 0.0
+    busy1, total1 = machine_cpu_seconds()
+    cpus = os.cpu_count() or 1
+    busy = cpus * (busy1 - busy0) / max(total1 - total0, 1e-9)
+    server = (server1 - server0) / wall
+    wrk = (wrk1.ru_utime + wrk1.ru_stime - wrk0.ru_utime - wrk0.ru_stime) / wall
     for line in proc.stdout.splitlines():
         if line.startswith("BENCH_RESULT "):
-            return dict(json.loads(line.removeprefix("BENCH_RESULT ")))
+            raw = dict(json.loads(line.removeprefix("BENCH_RESULT ")))
+            raw["cpu"] = {"server": server, "wrk": wrk, "other": max(busy - server - wrk, 0.0)}
+            return raw
     raise BenchError(f"wrk printed no BENCH_RESULT line:\n{tail(proc.stdout + proc.stderr)}")
 
 
@@ -484,6 +538,12 @@ def to_result(system: str, scenario: str, raw: dict[str, Any]) -> Result:
         duration_s=float(raw["duration_s"]),
         exhausted=bool(raw["exhausted"]),
         first_error=str(raw["first_error"]),
+        server_cores=round(raw["cpu"]["server"], 2),
+        wrk_cores=round(raw["cpu"]["wrk"], 2),
+        other_cores=round(raw["cpu"]["other"], 2),
+        tokens_per_server_core_s=round(
+            float(raw["ok_rps"]) / raw["cpu"]["server"] if raw["cpu"]["server"] > 0 else 0.0, 1
+        ),
     )
 
 
@@ -571,7 +631,8 @@ def print_one(r: Result) -> None:
         return
     say(
         f"{r.system} {r.scenario}: {r.tokens_per_s:.0f} tokens/s, p50 {r.p50_ms:.1f} ms, "
-        f"p99 {r.p99_ms:.1f} ms, {r.errors} errors ({r.requests} requests)"
+        f"p99 {r.p99_ms:.1f} ms, {r.errors} errors ({r.requests} requests); CPU cores: "
+        f"server {r.server_cores:.2f}, wrk {r.wrk_cores:.2f}, other {r.other_cores:.2f}"
     )
     if r.first_error:
         say(f"  first error: {r.first_error}")
@@ -588,22 +649,26 @@ def ratios(results: list[Result]) -> dict[str, float]:
 
 
 def print_table(results: list[Result], skipped: dict[str, str]) -> None:
-    header = f"{'system':<14} {'scenario':<19} {'tokens/s':>9} {'p50 ms':>8} {'p99 ms':>8} errors"
+    header = (
+        f"{'system':<14} {'scenario':<19} {'tokens/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'errors':>6} {'srv cores':>9} {'tok/core-s':>10}"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
         if r.failed:
             print(f"{r.system:<14} {r.scenario:<19} {'FAILED':>9}  {r.failed.splitlines()[0]}")
             continue
-        note = "  (ran out of tokens)" if r.exhausted else ""
+        note = "  (ran out of refresh tokens)" if r.exhausted else ""
         print(
-            f"{r.system:<14} {r.scenario:<19} {r.tokens_per_s:>9.0f} {r.p50_ms:>8.1f} "
-            f"{r.p99_ms:>8.1f} {r.errors:>6}{note}"
+            f"{r.system:<14} {r.scenario:<19} {r.tokens_per_s:>9.0f} {r.p50_ms:>7.1f} "
+            f"{r.p99_ms:>7.1f} {r.errors:>6} {r.server_cores:>9.2f} "
+            f"{r.tokens_per_server_core_s:>10.0f}{note}"
         )
     for name, why in skipped.items():
         print(f"{name:<14} {'-':<19} {'SKIPPED':>9}  {why}")
     for scenario, ratio in ratios(results).items():
-        print(f"ratio ours/oidc-provider, {scenario}: {ratio:.2f}")
+        print(f"ratio ours/oidc-provider, {scenario} tokens/s: {ratio:.2f}")
     for r in results:
         if r.system == "ours" and r.scenario == "client_credentials" and not r.failed:
             verdict = "met" if r.tokens_per_s >= TARGET_CC else "NOT met"
@@ -615,7 +680,6 @@ def machine_facts() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "loadavg_at_start": os.getloadavg(),
     }
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -682,10 +746,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
 
     facts = machine_facts()
-    load = facts["loadavg_at_start"][0]
-    say(f"{facts.get('cpu', '?')}, {facts['cpus']} CPUs, load {load:.2f}; {facts.get('wrk', '')}")
-    if load > 0.5:
-        say("the machine is not idle: the numbers will be low and noisy")
+    say(f"{facts.get('cpu', '?')}, {facts['cpus']} CPUs; {facts.get('wrk', '')}")
 
     workdir = Path(tempfile.mkdtemp(prefix="iam-bench-"))
     results: list[Result] = []
@@ -703,6 +764,10 @@ def main(argv: list[str] | None = None) -> int:
                 skipped[cls.name] = str(exc)
                 continue
             systems[cls.name] = system.facts()
+            busy = machine_busy_cores()
+            systems[cls.name]["busy_cores_before"] = f"{busy:.2f}"
+            if busy > 0.2:
+                say(f"the machine is not idle ({busy:.2f} cores busy): numbers will be low")
             results += measure(system, args)
     except KeyboardInterrupt:
         say("interrupted; servers stopped")

@@ -162,7 +162,7 @@ sed -i "0,/^\[global\]/s||[global]\n\
 \tserver services = ldap, cldap, kdc, rpc\n\
 \tpid directory = $D/run\n\
 \tncalrpc dir = $D/run/ncalrpc\n\
-\tlog file = $D/log/log.%m\n\
+\tlog file = $D/log/samba.log\n\
 \ttls enabled = yes\n\
 \ttls keyfile = $D/tls/key.pem\n\
 \ttls certfile = $D/tls/cert.pem\n\
@@ -179,7 +179,7 @@ samba-tool domain passwordsettings set --min-pwd-age=0 -s "$D/etc/smb.conf" >/de
 if [ "$want_ft" = yes ]; then
   echo "+0" >"$D/faketime"
   touch "$D/faketime.mode"
-  LD_PRELOAD=$FAKETIME_LIB FAKETIME_TIMESTAMP_FILE="$D/faketime" FAKETIME_CACHE_DURATION=1 \
+  LD_PRELOAD=$FAKETIME_LIB FAKETIME_TIMESTAMP_FILE="$D/faketime" FAKETIME_NO_CACHE=1 \
     DONT_FAKE_MONOTONIC=1 samba -D -s "$D/etc/smb.conf"
 else
   samba -D -s "$D/etc/smb.conf"

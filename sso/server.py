@@ -138,6 +138,17 @@ class _ClientAssertion(JWTBearerClientAssertion):  # type: ignore[misc]
         super().__init__(leeway=30)
         self.server = server
 
+    def __call__(self, query_client: Any, request: Any) -> Any:
+        """Only handle assertions of clients registered for this method; others fall through."""
+        assertion = request.form.get("client_assertion")
+        if not assertion:
+            return None
+        _, claims = self.extract_assertion(assertion)
+        client = query_client(claims.get("sub")) if isinstance(claims.get("sub"), str) else None
+        if client is None or client.row.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD:
+            return None
+        return super().__call__(query_client, request)
+
     def get_audiences(self) -> list[str]:
         issuer = self.server.services.settings.issuer
         return [issuer, issuer + "/token", issuer + "/"]

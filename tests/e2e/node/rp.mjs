@@ -1,0 +1,344 @@
+// An independent relying party for the end-to-end tests, built on panva's openid-client v6
+// (an OpenID Certified RP library). It signs a user in through the provider's own HTML login
+// page (no browser: fetch with a cookie jar), then exercises the token, userinfo, refresh and
+// logout endpoints the way a real application would.
+//
+// usage: node rp.mjs [full|login|refresh]
+//
+//   full     sign in, code grant (+PKCE S256, state, nonce), userinfo, refresh-token rotation,
+//            reuse detection, family revocation, RP-initiated logout (the default)
+//   login    sign in and code grant only; prints the tokens so a later step can use them
+//   refresh  one refresh_token grant with RP_REFRESH_TOKEN; RP_EXPECT is "ok" or an OAuth
+//            error code (e.g. invalid_grant) and decides the exit code
+//
+// Input (environment): RP_ISSUER, RP_CLIENT_ID, RP_CLIENT_SECRET, RP_REDIRECT_URI,
+// RP_POST_LOGOUT_REDIRECT_URI, RP_USERNAME, RP_PASSWORD, RP_SCOPE (default
+// "openid profile email groups"). Output: one JSON object on stdout. Exit code 0 only when
+// everything the mode checks held; otherwise 1, and the JSON carries "error".
+
+import * as client from 'openid-client';
+
+const mode = process.argv[2] || 'full';
+const out = { mode };
+const MAX_HOPS = 15;
+
+class Failure extends Error {}
+
+function fail(message) {
+  throw new Failure(message);
+}
+
+function env(name, fallback) {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined || value === '') fail(`environment variable ${name} is required`);
+  return value;
+}
+
+// -- a minimal cookie jar (host-only cookies; enough for one provider origin) -----------------
+class CookieJar {
+  constructor() {
+    this.cookies = new Map();
+  }
+
+  store(response) {
+    for (const line of response.headers.getSetCookie()) {
+      const [pair, ...attrs] = line.split(';');
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      const expired = attrs.some((a) => {
+        const [k, v] = a.trim().split('=');
+        if (k.toLowerCase() === 'max-age') return Number(v) <= 0;
+        if (k.toLowerCase() === 'expires') return Date.parse(a.trim().slice(8)) <= Date.now();
+        return false;
+      });
+      if (expired || value === '' || value === '""') this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+
+  header() {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+}
+
+const jar = new CookieJar();
+
+async function browserFetch(url, init = {}) {
+  const headers = new Headers(init.headers || {});
+  if (jar.cookies.size) headers.set('cookie', jar.header());
+  headers.set('accept', 'text/html,application/xhtml+xml');
+  const response = await fetch(url, { ...init, headers, redirect: 'manual' });
+  jar.store(response);
+  return response;
+}
+
+function decodeEntities(s) {
+  return s
+    .replace(/&#(\d+);/g, (_, n) => String.fromCharCode(Number(n)))
+    .replace(/&#x([0-9a-f]+);/gi, (_, n) => String.fromCharCode(parseInt(n, 16)))
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
+}
+
+function attr(tag, name) {
+  const m = tag.match(new RegExp(`\\s${name}\\s*=\\s*("([^"]*)"|'([^']*)'|([^\\s>]+))`, 'i'));
+  return m ? decodeEntities(m[2] ?? m[3] ?? m[4] ?? '') : undefined;
+}
+
+// The login form: its action and every hidden input (the CSRF token among them).
+function parseForm(html, pageUrl) {
+  const form = html.match(/<form\b[^>]*>[\s\S]*?<\/form>/i);
+  if (!form) fail(`no <form> on ${pageUrl}`);
+  const openTag = form[0].match(/<form\b[^>]*>/i)[0];
+  const action = new URL(attr(openTag, 'action') || pageUrl, pageUrl);
+  const method = (attr(openTag, 'method') || 'get').toUpperCase();
+  const fields = {};
+  for (const input of form[0].match(/<input\b[^>]*>/gi) || []) {
+    const name = attr(input, 'name');
+    if (name && (attr(input, 'type') || 'text').toLowerCase() === 'hidden') {
+      fields[name] = attr(input, 'value') ?? '';
+    }
+  }
+  const names = (form[0].match(/<input\b[^>]*>/gi) || []).map((i) => attr(i, 'name'));
+  return { action, method, fields, names };
+}
+
+function pageError(html) {
+  const m = html.match(/<p class="error"[^>]*>([\s\S]*?)<\/p>/i);
+  return m ? decodeEntities(m[1].trim()) : undefined;
+}
+
+// Follow redirects from the authorization URL, filling in the login form once, until the
+// provider sends the browser to the redirect URI. Returns that URL (with code and state).
+async function signIn(authorizationUrl, redirectUri, username, password) {
+  let url = authorizationUrl.href;
+  let response;
+  let submitted = false;
+  const trail = [];
+  for (let hop = 0; hop < MAX_HOPS; hop++) {
+    if (url.startsWith(redirectUri)) return { callback: new URL(url), trail };
+    trail.push(new URL(url).pathname);
+    response = await browserFetch(url);
+    if ([301, 302, 303, 307, 308].includes(response.status)) {
+      url = new URL(response.headers.get('location'), url).href;
+      continue;
+    }
+    const html = await response.text();
+    if (response.status !== 200) fail(`GET ${url} answered ${response.status}: ${pageError(html) || html.slice(0, 300)}`);
+    if (submitted) fail(`the provider did not finish the sign-in; it shows ${url}: ${pageError(html) || '(no error text)'}`);
+    const form = parseForm(html, url);
+    if (!form.names.includes('username') || !form.names.includes('password')) {
+      fail(`expected the login form at ${url}, found fields ${form.names.join(', ')}`);
+    }
+    if (!form.fields.csrf_token) fail('the login form carries no csrf_token');
+    out.login_form = { action: form.action.pathname, method: form.method, hidden: Object.keys(form.fields).sort() };
+    const body = new URLSearchParams({ ...form.fields, username, password });
+    response = await browserFetch(form.action, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    submitted = true;
+    trail.push(`POST ${form.action.pathname}`);
+    if (![302, 303].includes(response.status)) {
+      const text = await response.text();
+      fail(`POST ${form.action.pathname} answered ${response.status}: ${pageError(text) || text.slice(0, 300)}`);
+    }
+    url = new URL(response.headers.get('location'), form.action).href;
+  }
+  fail(`too many redirects: ${trail.join(' -> ')}`);
+}
+
+function oauthError(err) {
+  if (err instanceof client.ResponseBodyError) {
+    return { ok: false, error: err.error, error_description: err.error_description ?? null, status: err.status };
+  }
+  return { ok: false, error: 'unexpected', message: String(err && err.message ? err.message : err), code: err?.code ?? null };
+}
+
+async function tryRefresh(config, refreshToken) {
+  try {
+    const tokens = await client.refreshTokenGrant(config, refreshToken);
+    return { ok: true, tokens };
+  } catch (err) {
+    return oauthError(err);
+  }
+}
+
+function decodeJwtPart(jwt, index) {
+  return JSON.parse(Buffer.from(jwt.split('.')[index], 'base64url').toString('utf8'));
+}
+
+async function configure() {
+  const issuer = new URL(env('RP_ISSUER'));
+  const config = await client.discovery(
+    issuer,
+    env('RP_CLIENT_ID'),
+    { client_secret: env('RP_CLIENT_SECRET') },
+    client.ClientSecretBasic(env('RP_CLIENT_SECRET')),
+    { execute: [client.allowInsecureRequests] },
+  );
+  const md = config.serverMetadata();
+  out.discovery = {
+    issuer: md.issuer,
+    end_session_endpoint: md.end_session_endpoint ?? null,
+    code_challenge_methods_supported: md.code_challenge_methods_supported ?? null,
+    backchannel_logout_supported: md.backchannel_logout_supported ?? null,
+  };
+  return config;
+}
+
+async function login(config) {
+  const redirectUri = env('RP_REDIRECT_URI');
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const authorizationUrl = client.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri,
+    scope: env('RP_SCOPE', 'openid profile email groups'),
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+  });
+  const { callback, trail } = await signIn(authorizationUrl, redirectUri, env('RP_USERNAME'), env('RP_PASSWORD'));
+  out.sign_in_trail = trail;
+  out.callback_state_matches = callback.searchParams.get('state') === state;
+  // openid-client checks state, the code exchange (PKCE verifier), and the ID token: signature
+  // against the jwks_uri, iss, aud, azp, exp, iat, nonce, at_hash.
+  const tokens = await client.authorizationCodeGrant(config, callback, {
+    pkceCodeVerifier: verifier,
+    expectedState: state,
+    expectedNonce: nonce,
+    idTokenExpected: true,
+  });
+  const claims = tokens.claims();
+  out.id_token_header = decodeJwtPart(tokens.id_token, 0);
+  out.access_token_header = decodeJwtPart(tokens.access_token, 0);
+  out.access_token_claims = decodeJwtPart(tokens.access_token, 1);
+  out.id_token_claims = claims;
+  out.nonce_matches = claims.nonce === nonce;
+  out.token_response = {
+    token_type: tokens.token_type,
+    scope: tokens.scope ?? null,
+    expires_in: tokens.expires_in ?? null,
+    has_refresh_token: Boolean(tokens.refresh_token),
+  };
+  return tokens;
+}
+
+async function full() {
+  const config = await configure();
+  const tokens = await login(config);
+  const claims = tokens.claims();
+
+  // userinfo: openid-client requires its sub to equal the ID token's
+  out.userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+
+  // refresh-token rotation, then reuse detection and family revocation
+  const first = tokens.refresh_token;
+  if (!first) fail('the code grant returned no refresh token');
+  const rotated = await tryRefresh(config, first);
+  if (!rotated.ok) {
+    out.refresh = { rotated: rotated };
+    fail(`refresh_token grant failed: ${rotated.error} ${rotated.error_description ?? rotated.message ?? ''}`);
+  }
+  const second = rotated.tokens.refresh_token;
+  const refreshedClaims = rotated.tokens.claims() ?? null;
+  out.refresh = {
+    rotated: { ok: true, new_refresh_token: Boolean(second), differs: Boolean(second) && second !== first },
+    refreshed_id_token_claims: refreshedClaims,
+    refreshed_userinfo: null,
+  };
+  out.refresh.refreshed_userinfo = await client.fetchUserInfo(config, rotated.tokens.access_token, claims.sub);
+  if (!second || second === first) fail('the refresh token was not rotated');
+  out.refresh.reuse_old = await tryRefresh(config, first);
+  out.refresh.new_after_reuse = await tryRefresh(config, second);
+  for (const k of ['reuse_old', 'new_after_reuse']) {
+    if (out.refresh[k].ok) fail(`refresh ${k} succeeded but must fail`);
+    delete out.refresh[k].tokens;
+  }
+  if (out.refresh.reuse_old.error !== 'invalid_grant') fail(`reusing the rotated refresh token gave ${out.refresh.reuse_old.error}, want invalid_grant`);
+  if (out.refresh.new_after_reuse.error !== 'invalid_grant') fail(`the new refresh token after reuse gave ${out.refresh.new_after_reuse.error}, want invalid_grant`);
+
+  // RP-initiated logout: no confirmation page with a matching id_token_hint
+  const postLogout = env('RP_POST_LOGOUT_REDIRECT_URI');
+  const logoutState = client.randomState();
+  const endSession = client.buildEndSessionUrl(config, {
+    id_token_hint: tokens.id_token,
+    post_logout_redirect_uri: postLogout,
+    state: logoutState,
+  });
+  const response = await browserFetch(endSession);
+  const location = response.headers.get('location');
+  out.logout = { status: response.status, location, expected_state: logoutState };
+  if (![302, 303].includes(response.status) || !location) {
+    const text = await response.text();
+    fail(`end_session_endpoint answered ${response.status} without a redirect: ${pageError(text) || text.slice(0, 300)}`);
+  }
+  const target = new URL(location, endSession);
+  out.logout.redirect_to = `${target.origin}${target.pathname}`;
+  out.logout.state = target.searchParams.get('state');
+  out.logout.session_cookie_cleared = !jar.cookies.has('iam_session');
+  if (out.logout.redirect_to !== postLogout) fail(`logout redirected to ${out.logout.redirect_to}, want ${postLogout}`);
+  if (out.logout.state !== logoutState) fail('logout redirect lost the state');
+
+  // the SSO session is gone: a silent authorization request now needs a login
+  const silent = client.buildAuthorizationUrl(config, {
+    redirect_uri: env('RP_REDIRECT_URI'),
+    scope: 'openid',
+    prompt: 'none',
+    state: client.randomState(),
+    code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
+    code_challenge_method: 'S256',
+  });
+  const after = await browserFetch(silent);
+  const afterLocation = after.headers.get('location');
+  out.logout.prompt_none_after = afterLocation ? new URL(afterLocation).searchParams.get('error') : `status ${after.status}`;
+  if (out.logout.prompt_none_after !== 'login_required') fail(`after logout prompt=none gave ${out.logout.prompt_none_after}, want login_required`);
+}
+
+async function loginOnly() {
+  const config = await configure();
+  const tokens = await login(config);
+  out.tokens = {
+    id_token: tokens.id_token,
+    access_token: tokens.access_token,
+    refresh_token: tokens.refresh_token ?? null,
+  };
+}
+
+async function refreshOnly() {
+  const config = await configure();
+  const expect = env('RP_EXPECT', 'ok');
+  const result = await tryRefresh(config, env('RP_REFRESH_TOKEN'));
+  if (result.ok) {
+    out.refresh = { ok: true, claims: result.tokens.claims() ?? null, refresh_token: result.tokens.refresh_token ?? null };
+  } else {
+    out.refresh = result;
+  }
+  const got = result.ok ? 'ok' : result.error;
+  if (got !== expect) fail(`refresh gave ${got}, want ${expect}`);
+}
+
+const modes = { full, login: loginOnly, refresh: refreshOnly };
+
+try {
+  if (!modes[mode]) fail(`unknown mode ${mode}; use one of ${Object.keys(modes).join(', ')}`);
+  await modes[mode]();
+  out.ok = true;
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+} catch (err) {
+  out.ok = false;
+  out.error = err instanceof Failure ? err.message : `${err?.name ?? 'Error'}: ${err?.message ?? err}`;
+  if (!(err instanceof Failure)) {
+    out.error_code = err?.code ?? null;
+    if (err?.cause !== undefined) out.error_cause = err.cause instanceof Error ? String(err.cause) : err.cause;
+  }
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  process.exitCode = 1;
+}
