@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from iam import clock
@@ -40,7 +40,7 @@ def audit_key(secret_key: str) -> bytes:
 def _key(session: Session) -> bytes:
     key = session.info.get("iam.audit_key")
     if not isinstance(key, bytes):
-        raise RuntimeError("session has no audit key; create sessions through iam.services")
+        raise TypeError("session has no audit key; create sessions through iam.services")
     return key
 
 
@@ -86,14 +86,12 @@ def record(
         raise ValueError(f"audit details must not carry secrets: {sorted(leaked)}")
     key = _key(session)
     at = clock.now()
-    head = session.execute(
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(seq=AuditHead.seq + 1)
-        .returning(AuditHead.seq, AuditHead.hash)
-    ).one_or_none()
+    # Core statements built once (the hot path: every token issued is audited). The UPDATE
+    # takes the head row's lock, so concurrent appenders queue and the chain never forks.
+    conn = session.connection()
+    head = conn.execute(_BUMP_HEAD).one_or_none()
     if head is None:
-        session.execute(insert(AuditHead).values(id=1, seq=1, hash=GENESIS))
+        conn.execute(insert(AuditHead).values(id=1, seq=1, hash=GENESIS))
         seq, prev = 1, GENESIS
     else:
         seq, prev = head
@@ -111,14 +109,24 @@ def record(
         "details": details,
     }
     digest = _chain(key, prev, row)
-    session.execute(insert(AuditEvent).values(prev_hash=prev, hash=digest, **row))
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=digest))
+    conn.execute(_INSERT_EVENT, {**row, "prev_hash": prev, "hash": digest})
+    conn.execute(_SET_HEAD_HASH, {"hash": digest})
     if severity is Severity.CRITICAL:
         security_log.warning("critical audit event %s actor=%s subject=%s", event, actor, subject)
         from iam import jobs  # late import: jobs imports audit for its own events
 
         jobs.enqueue(session, "iam.notify_critical", {"seq": seq})
     return seq
+
+
+_BUMP_HEAD = (
+    update(AuditHead)
+    .where(AuditHead.id == 1)
+    .values(seq=AuditHead.seq + 1)
+    .returning(AuditHead.seq, AuditHead.hash)
+)
+_INSERT_EVENT = insert(AuditEvent)
+_SET_HEAD_HASH = update(AuditHead).where(AuditHead.id == 1).values(hash=bindparam("hash"))
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,13 @@ def db_upgrade(ctx: Ctx) -> None:
 @click.option("--host", default=None, help="Address to listen on (default: server.host, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default: server.port, 5000).")
 @click.option("--workers", type=int, default=None, help="Worker processes (default: number of cores).")
-@click.option("--threads", type=int, default=4, show_default=True, help="Threads per worker (1 = sync workers).")
+@click.option(
+    "--threads",
+    type=int,
+    default=4,
+    show_default=True,
+    help="Threads per worker (1 = sync workers).",
+)
 @click.option("--certfile", default=None, help="Serve HTTPS with this certificate (PEM).")
 @click.option("--keyfile", default=None, help="Private key of --certfile.")
 @pass_ctx
@@ -113,7 +119,15 @@ def serve(
     """Run the web service under gunicorn (migrate first with `iam db upgrade`)."""
     from iam.server import run
 
-    run(ctx.services, host=host, port=port, workers=workers, threads=threads, certfile=certfile, keyfile=keyfile)
+    run(
+        ctx.services,
+        host=host,
+        port=port,
+        workers=workers,
+        threads=threads,
+        certfile=certfile,
+        keyfile=keyfile,
+    )
 
 
 @cli.command()
@@ -231,7 +245,14 @@ def audit_verify(ctx: Ctx, as_json: bool) -> None:
     with ctx.services.transaction() as session:
         result = audit_mod.verify(session)
     if as_json:
-        echo_json({"ok": result.ok, "checked": result.checked, "problem": result.problem, "seq": result.seq})
+        echo_json(
+            {
+                "ok": result.ok,
+                "checked": result.checked,
+                "problem": result.problem,
+                "seq": result.seq,
+            }
+        )
     elif result.ok:
         click.echo(f"Audit log intact: {result.checked} events verified.")
     if not result.ok:
@@ -255,9 +276,16 @@ def audit_list(ctx: Ctx, limit: int, as_json: bool) -> None:
     rows.reverse()
     data = [
         {
-            "seq": r.seq, "at": r.at.isoformat(), "event": r.event, "severity": r.severity,
-            "outcome": r.outcome, "actor": r.actor, "subject": r.subject, "client_id": r.client_id,
-            "ip": r.ip, "details": r.details,
+            "seq": r.seq,
+            "at": r.at.isoformat(),
+            "event": r.event,
+            "severity": r.severity,
+            "outcome": r.outcome,
+            "actor": r.actor,
+            "subject": r.subject,
+            "client_id": r.client_id,
+            "ip": r.ip,
+            "details": r.details,
         }
         for r in rows
     ]
@@ -293,14 +321,23 @@ def jobs_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
             stmt = stmt.where(Job.status == status)
         rows = list(session.scalars(stmt))
     data = [
-        {"id": j.id, "kind": j.kind, "status": j.status, "attempts": j.attempts, "run_at": j.run_at.isoformat(), "last_error": j.last_error}
+        {
+            "id": j.id,
+            "kind": j.kind,
+            "status": j.status,
+            "attempts": j.attempts,
+            "run_at": j.run_at.isoformat(),
+            "last_error": j.last_error,
+        }
         for j in rows
     ]
     if as_json:
         echo_json(data)
     else:
         for d in data:
-            click.echo(f"{d['id']} {d['status']:<8} {d['kind']:<28} attempts={d['attempts']} {d['last_error'] or ''}")
+            click.echo(
+                f"{d['id']} {d['status']:<8} {d['kind']:<28} attempts={d['attempts']} {d['last_error'] or ''}"
+            )
 
 
 @jobs.command("retry")

@@ -35,9 +35,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             raise ValueError("naive datetime stored; use iam.clock.now()")
         return value.astimezone(dt.UTC).replace(tzinfo=None)
 
-    def process_result_value(
-        self, value: dt.datetime | None, dialect: Dialect
-    ) -> dt.datetime | None:
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=dt.UTC)
@@ -117,7 +115,9 @@ def readonly(factory: sessionmaker[Session]) -> sessionmaker[Session]:
     """Sessions for reading only: on SQLite they neither take nor wait for the write lock."""
     bind = factory.kw["bind"]
     return sessionmaker(
-        bind=bind.execution_options(iam_readonly=True), expire_on_commit=False, info=factory.kw.get("info")
+        bind=bind.execution_options(iam_readonly=True),
+        expire_on_commit=False,
+        info=factory.kw.get("info"),
     )
 
 

@@ -38,7 +38,7 @@ Handler = Callable[["Services", Session, dict[str, Any]], None]
 class Periodic:
     name: str
     interval: float
-    func: Callable[["Services"], None]
+    func: Callable[[Services], None]
 
 
 _handlers: dict[str, Handler] = {}
@@ -135,10 +135,16 @@ def run_due(services: Services, *, limit: int = 20) -> int:
     me = worker_id()
     wset = services.settings.worker
     with services.transaction() as session:
-        claimed = [(j.id, j.kind, dict(j.payload)) for j in claim(session, me=me, limit=limit, lease=wset.lease)]
+        claimed = [
+            (j.id, j.kind, dict(j.payload)) for j in claim(session, me=me, limit=limit, lease=wset.lease)
+        ]
     for job_id, kind, payload in claimed:
         _run_one(services, job_id, kind, payload, me)
     return len(claimed)
+
+
+def _missing_handler(services: Services, session: Session, payload: dict[str, Any]) -> None:
+    raise LookupError("no handler registered for this job kind")
 
 
 def _run_one(services: Services, job_id: str, kind: str, payload: dict[str, Any], me: str) -> None:
@@ -146,13 +152,18 @@ def _run_one(services: Services, job_id: str, kind: str, payload: dict[str, Any]
     error: str | None = None
     try:
         if fn is None:
-            raise LookupError(f"no handler for job kind {kind!r}")
+            fn = _missing_handler
         with services.transaction() as session:
             fn(services, session, payload)
             session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.locked_by == me)
-                .values(status=JobStatus.DONE, finished_at=clock.now(), locked_until=None, last_error=None)
+                .values(
+                    status=JobStatus.DONE,
+                    finished_at=clock.now(),
+                    locked_until=None,
+                    last_error=None,
+                )
             )
         return
     except RetryLater as exc:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, MetaData
 
 HERE = Path(__file__).resolve().parent
 
@@ -23,7 +23,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
-def metadata():  # type: ignore[no-untyped-def]
+def metadata() -> MetaData:
     """All tables: the core's and every feature package's."""
     import iam.models  # noqa: F401
     from iam.app import load_features

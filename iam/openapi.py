@@ -43,7 +43,10 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
         "servers": [{"url": issuer}],
         "paths": {
             "/.well-known/openid-configuration": {
-                "get": {"summary": "OpenID Connect discovery document", "responses": {"200": ok_json}}
+                "get": {
+                    "summary": "OpenID Connect discovery document",
+                    "responses": {"200": ok_json},
+                }
             },
             "/jwks": {
                 "get": {
@@ -55,15 +58,32 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
                 "get": {
                     "summary": "Authorization endpoint (code flow; PKCE S256 required for public clients)",
                     "parameters": [
-                        {"name": n, "in": "query", "schema": {"type": "string"}, "required": n in ("client_id", "response_type", "redirect_uri")}
-                        for n in ("client_id", "response_type", "redirect_uri", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "prompt", "max_age")
+                        {
+                            "name": n,
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "required": n in ("client_id", "response_type", "redirect_uri"),
+                        }
+                        for n in (
+                            "client_id",
+                            "response_type",
+                            "redirect_uri",
+                            "scope",
+                            "state",
+                            "nonce",
+                            "code_challenge",
+                            "code_challenge_method",
+                            "prompt",
+                            "max_age",
+                        )
                     ],
                     "responses": {"302": {"description": "Redirect to the client or to the sign-in page"}},
                 }
             },
             "/token": {
                 "post": {
-                    "summary": "Token endpoint: authorization_code, refresh_token (rotated), client_credentials",
+                    "summary": "Token endpoint: authorization_code, refresh_token (rotated), "
+                    "client_credentials",
                     "description": client_auth + " Refused outside the client's allowed networks.",
                     "requestBody": _form(
                         {
@@ -81,13 +101,21 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
                 }
             },
             "/userinfo": {
-                "get": {"summary": "Claims about the signed-in user (Bearer access token)", "responses": {"200": ok_json, "401": err}}
+                "get": {
+                    "summary": "Claims about the signed-in user (Bearer access token)",
+                    "responses": {"200": ok_json, "401": err},
+                }
             },
             "/introspect": {
                 "post": {
                     "summary": "Token introspection (RFC 7662) for authenticated resource servers",
-                    "description": client_auth + " A token is reported active only to a client in its audience or the client it was issued to.",
-                    "requestBody": _form({"token": "the token", "token_type_hint": "access_token | refresh_token"}, ["token"]),
+                    "description": client_auth
+                    + " A token is reported active only to a client in its audience"
+                    " or the client it was issued to.",
+                    "requestBody": _form(
+                        {"token": "the token", "token_type_hint": "access_token | refresh_token"},
+                        ["token"],
+                    ),
                     "responses": {"200": ok_json, "401": err},
                 }
             },
@@ -95,7 +123,10 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
                 "post": {
                     "summary": "Token revocation (RFC 7009)",
                     "description": client_auth,
-                    "requestBody": _form({"token": "the token", "token_type_hint": "access_token | refresh_token"}, ["token"]),
+                    "requestBody": _form(
+                        {"token": "the token", "token_type_hint": "access_token | refresh_token"},
+                        ["token"],
+                    ),
                     "responses": {"200": {"description": "Revoked (or unknown)"}, "401": err},
                 }
             },
@@ -106,11 +137,24 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
                         {"name": n, "in": "query", "schema": {"type": "string"}}
                         for n in ("id_token_hint", "post_logout_redirect_uri", "state", "client_id")
                     ],
-                    "responses": {"302": {"description": "Back to the registered post-logout URI"}, "200": {"description": "Signed-out or confirmation page"}},
+                    "responses": {
+                        "302": {"description": "Back to the registered post-logout URI"},
+                        "200": {"description": "Signed-out or confirmation page"},
+                    },
                 }
             },
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": ok_json}}},
-            "/readyz": {"get": {"summary": "Readiness: database and directory reachable", "responses": {"200": ok_json, "503": ok_json}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics (allowed networks only)", "responses": {"200": {"description": "text/plain"}}}},
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: database and directory reachable",
+                    "responses": {"200": ok_json, "503": ok_json},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (allowed networks only)",
+                    "responses": {"200": {"description": "text/plain"}},
+                }
+            },
         },
     }

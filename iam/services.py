@@ -64,7 +64,8 @@ class Services:
         if kind == "ad":
             from iam.directory.ad import ActiveDirectory
 
-            return ActiveDirectory(self.settings.directory)
+            ad: Directory = ActiveDirectory(self.settings.directory)
+            return ad
         from iam.directory.local import LocalDirectory
 
         return LocalDirectory(self.sessions)  # it reads through its own read-only sessions

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, jsonify
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy import text
 
@@ -58,7 +58,7 @@ def openapi() -> Any:
     return jsonify(document(services().settings.issuer, current_app))
 
 
-def init_metrics(app: Any) -> None:
+def init_metrics(app: Flask) -> None:
     from flask import g, request
 
     @app.before_request

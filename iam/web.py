@@ -98,13 +98,11 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
         # never leak internals (SQL, stack) to the caller
         if wants_json():
             return jsonify(error="server_error", error_description="An internal error occurred."), 500
-        return render_template(
-            "iam/error.html", title="Error", message="An internal error occurred."
-        ), 500
+        return render_template("iam/error.html", title="Error", message="An internal error occurred."), 500
 
 
 def _security_headers(response: Response) -> None:

@@ -13,8 +13,11 @@ if TYPE_CHECKING:
 
 def init_app(app: Flask, services: Services) -> None:
     from iam.app import csrf
-    from sso import jobs  # noqa: F401 — registers job handlers
-    from sso import keys, views
+    from sso import (
+        jobs,  # noqa: F401 — registers job handlers
+        keys,
+        views,
+    )
     from sso.server import IamAuthorizationServer
     from sso.tokens import Signer
 

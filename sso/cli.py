@@ -21,33 +21,77 @@ def client_group() -> None:
 @click.option("--name", required=True, help="Human-readable name shown on sign-in pages.")
 @click.option("--client-id", default=None, help="Fixed client id (default: random).")
 @click.option("--redirect-uri", "redirect_uris", multiple=True, help="Exact redirect URI. Repeatable.")
-@click.option("--post-logout-redirect-uri", "post_logout", multiple=True, help="Exact post-logout URI. Repeatable.")
+@click.option(
+    "--post-logout-redirect-uri",
+    "post_logout",
+    multiple=True,
+    help="Exact post-logout URI. Repeatable.",
+)
 @click.option("--public", is_flag=True, help="A public client (SPA, native app): no secret, PKCE required.")
 @click.option(
-    "--grant-type", "grant_types", multiple=True,
+    "--grant-type",
+    "grant_types",
+    multiple=True,
     type=click.Choice(list(client_service.GRANT_TYPES)),
     help="Allowed grant type. Repeatable. Default: authorization_code and refresh_token.",
 )
-@click.option("--scope", "scopes", multiple=True, help="Allowed scope. Repeatable. Default: openid profile email groups.")
-@click.option("--audience", "audiences", multiple=True, help="Allowed token audience / resource (R-SSO-3). Repeatable.")
 @click.option(
-    "--token-endpoint-auth-method", "auth_method",
-    type=click.Choice([m.value for m in AuthMethod]), default=None,
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="Allowed scope. Repeatable. Default: openid profile email groups.",
+)
+@click.option(
+    "--audience",
+    "audiences",
+    multiple=True,
+    help="Allowed token audience / resource (R-SSO-3). Repeatable.",
+)
+@click.option(
+    "--token-endpoint-auth-method",
+    "auth_method",
+    type=click.Choice([m.value for m in AuthMethod]),
+    default=None,
     help="How the client authenticates (default client_secret_basic; none with --public).",
 )
-@click.option("--jwks-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Public keys for private_key_jwt.")
+@click.option(
+    "--jwks-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Public keys for private_key_jwt.",
+)
 @click.option("--backchannel-logout-uri", default=None, help="Where logout tokens are POSTed.")
-@click.option("--allowed-network", "networks", multiple=True, help="CIDR allowed to use token/introspection (R-SSO-5). Repeatable.")
-@click.option("--agency-code", default=None, help="Identifier code of the connecting unit, emitted as claim agency_code (R-SSO-4).")
+@click.option(
+    "--allowed-network",
+    "networks",
+    multiple=True,
+    help="CIDR allowed to use token/introspection (R-SSO-5). Repeatable.",
+)
+@click.option(
+    "--agency-code",
+    default=None,
+    help="Identifier code of the connecting unit, emitted as claim agency_code (R-SSO-4).",
+)
 @click.option("--require-consent", is_flag=True, help="Third-party client: ask the user's consent.")
 @click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the client (with its secret, once) as JSON.")
 @pass_ctx
 def client_add(
-    ctx: Ctx, name: str, client_id: str | None, redirect_uris: tuple[str, ...], post_logout: tuple[str, ...],
-    public: bool, grant_types: tuple[str, ...], scopes: tuple[str, ...], audiences: tuple[str, ...],
-    auth_method: str | None, jwks_file: Path | None, backchannel_logout_uri: str | None,
-    networks: tuple[str, ...], agency_code: str | None, require_consent: bool, id_token_alg: str | None,
+    ctx: Ctx,
+    name: str,
+    client_id: str | None,
+    redirect_uris: tuple[str, ...],
+    post_logout: tuple[str, ...],
+    public: bool,
+    grant_types: tuple[str, ...],
+    scopes: tuple[str, ...],
+    audiences: tuple[str, ...],
+    auth_method: str | None,
+    jwks_file: Path | None,
+    backchannel_logout_uri: str | None,
+    networks: tuple[str, ...],
+    agency_code: str | None,
+    require_consent: bool,
+    id_token_alg: str | None,
     as_json: bool,
 ) -> None:
     """Register a client. The secret is printed once and stored only as a hash."""
@@ -98,7 +142,9 @@ def client_list(ctx: Ctx, as_json: bool) -> None:
         return
     for c in data:
         state = "disabled" if c["disabled"] else "enabled"
-        click.echo(f"{c['client_id']:<28} {state:<8} {c['token_endpoint_auth_method']:<20} {c['client_name']}")
+        click.echo(
+            f"{c['client_id']:<28} {state:<8} {c['token_endpoint_auth_method']:<20} {c['client_name']}"
+        )
 
 
 @client_group.command("show")
@@ -146,7 +192,12 @@ def keys_group() -> None:
 
 
 @keys_group.command("rotate")
-@click.option("--alg", type=click.Choice(list(key_service.ALGORITHMS)), multiple=True, help="Only these algorithms.")
+@click.option(
+    "--alg",
+    type=click.Choice(list(key_service.ALGORITHMS)),
+    multiple=True,
+    help="Only these algorithms.",
+)
 @pass_ctx
 def keys_rotate(ctx: Ctx, alg: tuple[str, ...]) -> None:
     """Sign with the already-published next key; keep the old one published until its tokens expire."""
@@ -173,8 +224,13 @@ def keys_list(ctx: Ctx, as_json: bool) -> None:
     with ctx.services.transaction() as session:
         rows = list(session.scalars(select(SigningKey).order_by(SigningKey.created_at)))
         data = [
-            {"kid": r.kid, "alg": r.alg, "status": r.status, "created_at": r.created_at.isoformat(),
-             "publish_until": r.publish_until.isoformat() if r.publish_until else None}
+            {
+                "kid": r.kid,
+                "alg": r.alg,
+                "status": r.status,
+                "created_at": r.created_at.isoformat(),
+                "publish_until": r.publish_until.isoformat() if r.publish_until else None,
+            }
             for r in rows
         ]
     if as_json:

@@ -66,9 +66,7 @@ def validate_spec(spec: ClientSpec, *, allow_http: bool) -> None:
         ) from None
     bad = [g for g in spec.grant_types if g not in GRANT_TYPES]
     if bad or not spec.grant_types:
-        raise ValidationFailed(
-            f"Unsupported grant type(s) {bad or '(none)'}; use {', '.join(GRANT_TYPES)}."
-        )
+        raise ValidationFailed(f"Unsupported grant type(s) {bad or '(none)'}; use {', '.join(GRANT_TYPES)}.")
     if "authorization_code" in spec.grant_types and not spec.redirect_uris:
         raise ValidationFailed("A client using the authorization code grant needs a redirect URI.")
     if "refresh_token" in spec.grant_types and "authorization_code" not in spec.grant_types:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from iam.users import seed_demo_users
 from sso import clients as client_service
+from sso.models import Client
 from sso.tokens import TokenInvalid
 
 if TYPE_CHECKING:
@@ -31,12 +32,12 @@ def seed(services: Services, *, password: str | None) -> dict[str, Any]:
         client_id=DEMO_CLIENT_ID,
         redirect_uris=[f"{issuer}/demo/callback"],
         post_logout_redirect_uris=[f"{issuer}/demo/"],
-        token_endpoint_auth_method="none",
+        token_endpoint_auth_method="none",  # noqa: S106 — a public client
         agency_code="DEMO-001",
     )
     try:
         with services.transaction() as session:
-            if session.get(client_service.Client, DEMO_CLIENT_ID) is None:
+            if session.get(Client, DEMO_CLIENT_ID) is None:
                 client_service.create_client(session, services.cipher, spec, actor="demo", allow_http=True)
     except IntegrityError:
         pass  # created concurrently
@@ -105,7 +106,9 @@ def callback() -> Any:
     if claims.get("nonce") != rp["nonce"] or claims.get("aud") != DEMO_CLIENT_ID:
         return render_template("sso/demo.html", error="ID token nonce/audience mismatch."), 400
     info = httpx.get(
-        f"{_issuer()}/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}, timeout=10
+        f"{_issuer()}/userinfo",
+        headers={"Authorization": f"Bearer {tokens['access_token']}"},
+        timeout=10,
     )
     session["demo_claims"] = claims
     session["demo_userinfo"] = info.json() if info.status_code == 200 else None

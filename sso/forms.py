@@ -19,7 +19,10 @@ class ChangePasswordForm(FlaskForm):  # type: ignore[misc]
     new_password = PasswordField(_l("New password"), validators=[DataRequired(), Length(max=512)])
     confirm = PasswordField(
         _l("Repeat the new password"),
-        validators=[DataRequired(), EqualTo("new_password", message=_l("The two new passwords differ."))],
+        validators=[
+            DataRequired(),
+            EqualTo("new_password", message=_l("The two new passwords differ.")),
+        ],
     )
 
 

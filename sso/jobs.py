@@ -50,7 +50,7 @@ def backchannel_logout(services: Services, session: Session, payload: dict[str, 
     client = session.get(Client, str(payload["client_id"]))
     if client is None or not client.backchannel_logout_uri:
         return
-    token = logout_token(services, client, str(payload["sub"]), payload.get("sid"))  # type: ignore[arg-type]
+    token = logout_token(services, client, str(payload["sub"]), payload.get("sid"))
     try:
         resp = httpx.post(
             client.backchannel_logout_uri,

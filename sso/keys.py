@@ -161,9 +161,7 @@ class KeyRing:
             if not force and time.monotonic() - self._loaded_at < _RELOAD_SECONDS:
                 return
             with self._sessions() as s:
-                rows = s.scalars(
-                    select(SigningKey).where(SigningKey.status != KeyStatus.REMOVED)
-                ).all()
+                rows = s.scalars(select(SigningKey).where(SigningKey.status != KeyStatus.REMOVED)).all()
                 signature = tuple(sorted((r.kid, r.status) for r in rows))
                 if signature != self._signature:
                     keys: dict[str, LoadedKey] = {}
@@ -215,5 +213,7 @@ class KeyRing:
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         self._refresh()
         return {
-            "keys": [k.public_jwk for k in sorted(self._keys.values(), key=lambda k: k.kid) if self._published(k)]
+            "keys": [
+                k.public_jwk for k in sorted(self._keys.values(), key=lambda k: k.kid) if self._published(k)
+            ]
         }

@@ -20,12 +20,12 @@ from flask import Flask, g
 from joserfc.jwk import KeySet, OctKey
 
 from iam import audit, clock
-from iam.web import db as web_db
 from iam.directory.errors import DirectoryError
+from iam.web import db as web_db
 from sso import clients as client_service
 from sso import service
 from sso.claims import user_claims
-from sso.models import AuthMethod, Client
+from sso.models import AuthMethod, Client, SsoSession
 from sso.tokens import Signer, half_hash
 
 if TYPE_CHECKING:
@@ -129,6 +129,16 @@ def _db() -> Any:
     return web_db()
 
 
+def load_client(client_id: str | None) -> Client | None:
+    """The client row, read once per request (the token endpoint asks several times)."""
+    if not client_id:
+        return None
+    cache: dict[str, Client | None] = g.setdefault("iam_clients", {})
+    if client_id not in cache:
+        cache[client_id] = _db().get(Client, client_id)
+    return cache[client_id]
+
+
 def _services() -> Services:
     return g.services  # type: ignore[no-any-return]
 
@@ -178,7 +188,7 @@ class PrivateKeyJwt(_ClientAssertion):
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
     def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
-        return KeySet.import_key_set(client.row.jwks or {"keys": []})
+        return KeySet.import_key_set(client.row.jwks or {"keys": []})  # type: ignore[arg-type]
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
         header, _ = self.extract_assertion(assertion)
@@ -302,9 +312,7 @@ class RefreshTokenGrant(ClientScopes, grants.RefreshTokenGrant):  # type: ignore
 
 
 class ClientCredentialsGrant(ClientScopes, grants.ClientCredentialsGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = [
-        m for m in AUTH_METHODS if m != AuthMethod.NONE
-    ]
+    TOKEN_ENDPOINT_AUTH_METHODS = [m for m in AUTH_METHODS if m != AuthMethod.NONE]
 
 
 class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
@@ -326,7 +334,7 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     # -- storage ------------------------------------------------------------------------------
     def _query_client(self, client_id: str) -> OAuthClient | None:
-        row = _db().get(Client, client_id)
+        row = load_client(client_id)
         if row is None or row.disabled:
             return None
         return OAuthClient(row)
@@ -401,7 +409,7 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 }
             )
             if user.ctx.session_id:
-                sso = _db().get(service.SsoSession, user.ctx.session_id)
+                sso = _db().get(SsoSession, user.ctx.session_id)
                 if sso is not None:
                     extra["sid"] = sso.sid
         sub = user.ctx.sub if user else row.client_id
@@ -472,7 +480,7 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         if client.agency_code:
             claims["agency_code"] = client.agency_code
         if user.ctx.session_id:
-            sso = _db().get(service.SsoSession, user.ctx.session_id)
+            sso = _db().get(SsoSession, user.ctx.session_id)
             if sso is not None:
                 claims["sid"] = sso.sid
         if access_token:

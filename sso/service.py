@@ -264,8 +264,7 @@ def issue_refresh_token(
         acr=ctx.acr,
         amr=list(ctx.amr),
         created_at=now,
-        expires_at=family_expires_at
-        or now + dt.timedelta(seconds=settings.tokens.refresh_token_lifetime),
+        expires_at=family_expires_at or now + dt.timedelta(seconds=settings.tokens.refresh_token_lifetime),
     )
     session.add(row)
     return value, row
@@ -307,9 +306,7 @@ def revoke_family(session: Session, family_id: str) -> None:
     )
 
 
-def revoke_refresh_tokens(
-    session: Session, *, sub: str | None = None, session_id: str | None = None
-) -> None:
+def revoke_refresh_tokens(session: Session, *, sub: str | None = None, session_id: str | None = None) -> None:
     stmt = update(RefreshToken).where(RefreshToken.revoked_at.is_(None))
     if sub is not None:
         stmt = stmt.where(RefreshToken.sub == sub)
@@ -325,9 +322,7 @@ def find_refresh_token(session: Session, value: str) -> RefreshToken | None:
 # -- access tokens --------------------------------------------------------------------------
 def revoke_access_token(session: Session, jti: str, exp: int) -> None:
     if session.get(RevokedAccessToken, jti) is None:
-        session.add(
-            RevokedAccessToken(jti=jti, expires_at=dt.datetime.fromtimestamp(exp, dt.UTC))
-        )
+        session.add(RevokedAccessToken(jti=jti, expires_at=dt.datetime.fromtimestamp(exp, dt.UTC)))
 
 
 def access_token_revoked(session: Session, jti: str) -> bool:
@@ -349,9 +344,18 @@ def purge_expired(session: Session) -> dict[str, int]:
     now = clock.now()
     out: dict[str, int] = {}
     for name, stmt in (
-        ("codes", delete(AuthorizationCode).where(AuthorizationCode.expires_at < now - dt.timedelta(days=1))),
-        ("refresh_tokens", delete(RefreshToken).where(RefreshToken.expires_at < now - dt.timedelta(days=1))),
-        ("revoked_access_tokens", delete(RevokedAccessToken).where(RevokedAccessToken.expires_at < now)),
+        (
+            "codes",
+            delete(AuthorizationCode).where(AuthorizationCode.expires_at < now - dt.timedelta(days=1)),
+        ),
+        (
+            "refresh_tokens",
+            delete(RefreshToken).where(RefreshToken.expires_at < now - dt.timedelta(days=1)),
+        ),
+        (
+            "revoked_access_tokens",
+            delete(RevokedAccessToken).where(RevokedAccessToken.expires_at < now),
+        ),
         ("assertions", delete(UsedAssertion).where(UsedAssertion.expires_at < now)),
     ):
         out[name] = int(getattr(session.execute(stmt), "rowcount", 0))

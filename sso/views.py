@@ -30,19 +30,19 @@ from iam import audit, clock
 from iam.directory import errors as dir_errors
 from iam.identities import upsert_identity
 from iam.models.identity import Identity
-from iam.web import client_ip, db, services
+from iam.web import db, services
 from sso import clients as client_service
 from sso import service
 from sso.claims import SCOPE_CLAIMS, user_claims
 from sso.forms import ChangePasswordForm, ConfirmForm, LoginForm
 from sso.models import AuthMethod, Client, Consent, SsoSession
-from sso.server import IamAuthorizationServer, OAuthClient, OAuthUser
+from sso.server import IamAuthorizationServer, OAuthClient, OAuthUser, load_client
 from sso.tokens import TokenInvalid
 
 log = logging.getLogger("sso.views")
 bp = Blueprint("sso", __name__)
 
-ACR_PASSWORD = "password"
+ACR_PASSWORD = "password"  # noqa: S105 — the name of an assurance level
 CLIENT_ENDPOINTS = ("sso.token", "sso.introspect", "sso.revoke")
 
 
@@ -70,9 +70,7 @@ def current_sso() -> SsoSession | None:
 
 def _set_session_cookie(response: Response, value: str) -> None:
     secure = current_app.config["SESSION_COOKIE_SECURE"]
-    response.set_cookie(
-        _cookie_name(), value, httponly=True, secure=secure, samesite="Lax", path="/"
-    )
+    response.set_cookie(_cookie_name(), value, httponly=True, secure=secure, samesite="Lax", path="/")
 
 
 def _clear_session_cookie(response: Response) -> None:
@@ -190,7 +188,11 @@ def authorize() -> Any:
     if needs_login:
         if "none" in prompt:
             return fail("login_required")
-        session["flow"] = {"query": request.query_string.decode(), "key": _flow_key(), "client": client.client_id}
+        session["flow"] = {
+            "query": request.query_string.decode(),
+            "key": _flow_key(),
+            "client": client.client_id,
+        }
         session.pop("fresh_login", None)
         return redirect(url_for("sso.login"))
     assert sso is not None
@@ -202,7 +204,11 @@ def authorize() -> Any:
         if consent is None or not set(scope.split()) <= set(consent.scope.split()) or "consent" in prompt:
             if "none" in prompt:
                 return fail("consent_required")
-            session["flow"] = {"query": request.query_string.decode(), "key": _flow_key(), "client": row.client_id}
+            session["flow"] = {
+                "query": request.query_string.decode(),
+                "key": _flow_key(),
+                "client": row.client_id,
+            }
             return redirect(url_for("sso.consent"))
     service.link_client(db(), sso, row.client_id)
     ctx = service.AuthContext(
@@ -238,33 +244,43 @@ def login() -> Any:
     form = LoginForm()
     error: str | None = None
     if form.validate_on_submit():
-        username = form.username.data.strip()
+        username = str(form.username.data or "").strip()
         directory = services().directory
         try:
-            user = directory.authenticate(username, form.password.data)
+            user = directory.authenticate(username, str(form.password.data or ""))
         except (dir_errors.PasswordExpired, dir_errors.MustChangePassword) as exc:
             reason = "expired" if isinstance(exc, dir_errors.PasswordExpired) else "must_change"
             audit.record(
-                db(), "login.password_change_required", outcome="failure", actor=username,
-                ip=g.client_ip, user_agent=g.user_agent, details={"reason": reason},
+                db(),
+                "login.password_change_required",
+                outcome="failure",
+                actor=username,
+                ip=g.client_ip,
+                user_agent=g.user_agent,
+                details={"reason": reason},
             )
             session["pwchange"] = {"username": username, "reason": reason}
             return redirect(url_for("sso.change_password"))
         except dir_errors.DirectoryError as exc:
             error, reason = _login_error(exc)
             audit.record(
-                db(), "login.failed", outcome="failure", actor=username,
-                severity=audit.Severity.SIGNIFICANT if reason in ("locked", "disabled") else audit.Severity.NORMAL,
-                ip=g.client_ip, user_agent=g.user_agent, details={"reason": reason},
+                db(),
+                "login.failed",
+                outcome="failure",
+                actor=username,
+                severity=audit.Severity.SIGNIFICANT
+                if reason in ("locked", "disabled")
+                else audit.Severity.NORMAL,
+                ip=g.client_ip,
+                user_agent=g.user_agent,
+                details={"reason": reason},
             )
         else:
             return _complete_login(user, amr=["pwd"])
     elif request.method == "POST":
         error = _("Enter your username and password.")
     status = 401 if error and request.method == "POST" else 200
-    return render_template(
-        "sso/login.html", form=form, error=error, client_name=_flow_client_name()
-    ), status
+    return render_template("sso/login.html", form=form, error=error, client_name=_flow_client_name()), status
 
 
 def _login_error(exc: Exception) -> tuple[str, str]:
@@ -277,7 +293,9 @@ def _login_error(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, dir_errors.LogonNotPermitted):
         return _("You may not sign in at this time or from this place."), "not_permitted"
     if isinstance(exc, dir_errors.DirectoryUnavailable):
-        return _("Sign-in is unavailable right now. Please try again in a few minutes."), "directory_unavailable"
+        return _(
+            "Sign-in is unavailable right now. Please try again in a few minutes."
+        ), "directory_unavailable"
     return _("Wrong username or password."), "bad_credentials"
 
 
@@ -289,10 +307,21 @@ def _complete_login(user: Any, *, amr: list[str]) -> Any:
     if old is not None:
         service.end_sso_session(s, old, reason="new_login", actor=user.id)
     cookie, row = service.create_sso_session(
-        s, _settings(), sub=user.id, acr=ACR_PASSWORD, amr=amr, ip=g.client_ip, user_agent=g.user_agent
+        s,
+        _settings(),
+        sub=user.id,
+        acr=ACR_PASSWORD,
+        amr=amr,
+        ip=g.client_ip,
+        user_agent=g.user_agent,
     )
     audit.record(
-        s, "login.succeeded", actor=user.id, subject=user.id, ip=g.client_ip, user_agent=g.user_agent,
+        s,
+        "login.succeeded",
+        actor=user.id,
+        subject=user.id,
+        ip=g.client_ip,
+        user_agent=g.user_agent,
         details={"username": user.username, "amr": amr, "sid": row.sid},
     )
     g.sso_session = row
@@ -309,10 +338,11 @@ def change_password() -> Any:
         form.username.data = pending.get("username") or ""
     error: str | None = None
     if form.validate_on_submit():
-        username = form.username.data.strip()
+        username = str(form.username.data or "").strip()
+        new_password = str(form.new_password.data or "")
         directory = services().directory
         try:
-            directory.change_password(username, form.current_password.data, form.new_password.data)
+            directory.change_password(username, str(form.current_password.data or ""), new_password)
         except dir_errors.PasswordRejected as exc:
             error = _("The new password was refused: %(reason)s", reason=str(exc))
             outcome = "rejected"
@@ -322,19 +352,29 @@ def change_password() -> Any:
             outcome = ""
         if error:
             audit.record(
-                db(), "password.change_failed", outcome="failure", actor=username,
-                ip=g.client_ip, user_agent=g.user_agent, details={"reason": outcome},
+                db(),
+                "password.change_failed",
+                outcome="failure",
+                actor=username,
+                ip=g.client_ip,
+                user_agent=g.user_agent,
+                details={"reason": outcome},
             )
         else:
             session.pop("pwchange", None)
             try:
-                user = directory.authenticate(username, form.new_password.data)
+                user = directory.authenticate(username, new_password)
             except dir_errors.DirectoryError as exc:
                 error, _reason = _login_error(exc)
             else:
                 audit.record(
-                    db(), "password.changed", severity=audit.Severity.SIGNIFICANT, actor=user.id,
-                    subject=user.id, ip=g.client_ip, user_agent=g.user_agent,
+                    db(),
+                    "password.changed",
+                    severity=audit.Severity.SIGNIFICANT,
+                    actor=user.id,
+                    subject=user.id,
+                    ip=g.client_ip,
+                    user_agent=g.user_agent,
                     details={"reason": pending.get("reason", "self_service")},
                 )
                 return _complete_login(user, amr=["pwd"])
@@ -366,12 +406,28 @@ def consent() -> Any:
             else:
                 existing.scope = " ".join(sorted(set(existing.scope.split()) | set(scope.split())))
                 existing.granted_at = clock.now()
-            audit.record(db(), "consent.granted", actor=sso.sub, subject=sso.sub, client_id=row.client_id,
-                         ip=g.client_ip, details={"scope": scope})
+            audit.record(
+                db(),
+                "consent.granted",
+                actor=sso.sub,
+                subject=sso.sub,
+                client_id=row.client_id,
+                ip=g.client_ip,
+                details={"scope": scope},
+            )
             return _resume()
         session.pop("flow", None)
-        audit.record(db(), "consent.denied", outcome="failure", actor=sso.sub, client_id=row.client_id, ip=g.client_ip)
-        redirect_uri = dict(pair.split("=", 1) for pair in flow["query"].split("&") if "=" in pair).get("redirect_uri")
+        audit.record(
+            db(),
+            "consent.denied",
+            outcome="failure",
+            actor=sso.sub,
+            client_id=row.client_id,
+            ip=g.client_ip,
+        )
+        redirect_uri = dict(pair.split("=", 1) for pair in flow["query"].split("&") if "=" in pair).get(
+            "redirect_uri"
+        )
         from urllib.parse import unquote
 
         uri = unquote(redirect_uri or "")
@@ -397,12 +453,17 @@ def _authenticate_client(endpoint: str) -> Client:
 def _network_refusal(client_id: str | None) -> Response | None:
     if not client_id:
         return None
-    row = db().get(Client, client_id)
+    row = load_client(client_id)
     if row is None or client_service.network_allowed(row, g.client_ip):
         return None
     audit.record(
-        db(), "token.refused", outcome="failure", client_id=client_id, ip=g.client_ip,
-        severity=audit.Severity.SIGNIFICANT, details={"reason": "network_not_allowed"},
+        db(),
+        "token.refused",
+        outcome="failure",
+        client_id=client_id,
+        ip=g.client_ip,
+        severity=audit.Severity.SIGNIFICANT,
+        details={"reason": "network_not_allowed"},
     )
     resp = jsonify(error="access_denied", error_description="This client may not connect from this network.")
     resp.status_code = 403
@@ -420,9 +481,9 @@ def _request_client_id() -> str | None:
     assertion = request.form.get("client_assertion")
     if assertion:
         try:
-            from joserfc import jws
-
             import json
+
+            from joserfc import jws
 
             payload = json.loads(jws.extract_compact(assertion.encode()).payload)
             sub = payload.get("sub")
@@ -441,7 +502,11 @@ def token() -> Any:
     if resp.status_code != 200:
         body = resp.get_json(silent=True) or {}
         audit.record(
-            db(), "token.refused", outcome="failure", client_id=_request_client_id(), ip=g.client_ip,
+            db(),
+            "token.refused",
+            outcome="failure",
+            client_id=_request_client_id(),
+            ip=g.client_ip,
             user_agent=g.user_agent,
             details={"error": body.get("error"), "grant_type": request.form.get("grant_type")},
         )
@@ -452,13 +517,7 @@ def _bearer_claims() -> dict[str, Any] | None:
     auth = request.headers.get("Authorization", "")
     if not auth.lower().startswith("bearer "):
         return None
-    try:
-        claims = current_app.extensions["sso.signer"].verify(auth[7:].strip(), typ="at+jwt")
-    except TokenInvalid:
-        return None
-    if service.access_token_revoked(db(), str(claims.get("jti"))):
-        return None
-    return claims
+    return _bearer_claims_from(auth[7:].strip())
 
 
 def _bearer_error(description: str) -> Response:
@@ -510,9 +569,14 @@ def introspect() -> Any:
             and server().user_is_active(rt.sub)
         ):
             result = {
-                "active": True, "token_type": "refresh_token", "client_id": rt.client_id,
-                "sub": rt.sub, "scope": rt.scope, "exp": int(rt.expires_at.timestamp()),
-                "iat": int(rt.created_at.timestamp()), "iss": _settings().issuer,
+                "active": True,
+                "token_type": "refresh_token",
+                "client_id": rt.client_id,
+                "sub": rt.sub,
+                "scope": rt.scope,
+                "exp": int(rt.expires_at.timestamp()),
+                "iat": int(rt.created_at.timestamp()),
+                "iss": _settings().issuer,
             }
     else:
         claims = _bearer_claims_from(value)
@@ -520,11 +584,17 @@ def introspect() -> Any:
             aud = claims.get("aud")
             audiences = aud if isinstance(aud, list) else [aud]
             allowed = {caller.client_id, *caller.audiences}
-            user_ok = claims.get("sub") == claims.get("client_id") or server().user_is_active(str(claims.get("sub")))
+            user_ok = claims.get("sub") == claims.get("client_id") or server().user_is_active(
+                str(claims.get("sub"))
+            )
             if (claims.get("client_id") == caller.client_id or allowed & set(audiences)) and user_ok:
                 result = {"active": True, "token_type": "access_token", **claims}
     audit.record(
-        db(), "token.introspected", actor=caller.client_id, client_id=caller.client_id, ip=g.client_ip,
+        db(),
+        "token.introspected",
+        actor=caller.client_id,
+        client_id=caller.client_id,
+        ip=g.client_ip,
         details={"active": bool(result)},
     )
     return jsonify(result) if result else inactive
@@ -537,7 +607,7 @@ def _bearer_claims_from(value: str) -> dict[str, Any] | None:
         return None
     if service.access_token_revoked(db(), str(claims.get("jti"))):
         return None
-    return claims  # type: ignore[no-any-return]
+    return dict(claims)
 
 
 @bp.post("/revoke")
@@ -559,7 +629,13 @@ def revoke() -> Any:
             service.revoke_access_token(db(), str(claims["jti"]), int(claims["exp"]))
             revoked = True
     if revoked:
-        audit.record(db(), "token.revoked", actor=caller.client_id, client_id=caller.client_id, ip=g.client_ip)
+        audit.record(
+            db(),
+            "token.revoked",
+            actor=caller.client_id,
+            client_id=caller.client_id,
+            ip=g.client_ip,
+        )
     return Response("", status=200)
 
 
@@ -586,17 +662,22 @@ def logout() -> Any:
         client = client or by_id
     target = args.get("post_logout_redirect_uri")
     if target and (client is None or target not in client.post_logout_redirect_uris):
-        return _error_page(_("Sign-out failed"), _("The address to return to after sign-out is not registered."))
+        return _error_page(
+            _("Sign-out failed"), _("The address to return to after sign-out is not registered.")
+        )
     sso = current_sso()
     form = ConfirmForm()
     confirmed = request.method == "POST" and form.validate_on_submit() and form.action.data == "logout"
     if sso is not None and not confirmed and not (hint_sub and hint_sub == sso.sub):
-        return render_template(
-            "sso/logout_confirm.html", form=form, client=client, params=args.to_dict()
-        )
+        return render_template("sso/logout_confirm.html", form=form, client=client, params=args.to_dict())
     if sso is not None:
         service.end_sso_session(
-            db(), sso, reason="logout", actor=sso.sub, ip=g.client_ip, user_agent=g.user_agent,
+            db(),
+            sso,
+            reason="logout",
+            actor=sso.sub,
+            ip=g.client_ip,
+            user_agent=g.user_agent,
             skip_client=None,
         )
     session.clear()
@@ -638,7 +719,9 @@ def end_session(sid: str) -> Any:
     target = next((s for s in service.user_sessions(db(), sso.sub) if s.sid == sid), None)
     if target is None:
         abort(404)
-    service.end_sso_session(db(), target, reason="ended_by_user", actor=sso.sub, ip=g.client_ip, user_agent=g.user_agent)
+    service.end_sso_session(
+        db(), target, reason="ended_by_user", actor=sso.sub, ip=g.client_ip, user_agent=g.user_agent
+    )
     if target.id == sso.id:
         resp = make_response(redirect(url_for("sso.login")))
         _clear_session_cookie(resp)

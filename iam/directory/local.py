@@ -104,11 +104,15 @@ class LocalDirectory:
         upn: str | None = None,
         employee_number: str | None = None,
     ) -> DirectoryUser | None:
-        given = [(c, v) for c, v in (
-            (LocalUser.username, username),
-            (LocalUser.upn, upn),
-            (LocalUser.employee_number, employee_number),
-        ) if v is not None]
+        given = [
+            (c, v)
+            for c, v in (
+                (LocalUser.username, username),
+                (LocalUser.upn, upn),
+                (LocalUser.employee_number, employee_number),
+            )
+            if v is not None
+        ]
         if len(given) != 1:
             raise ValueError("give exactly one of username, upn, employee_number")
         col, value = given[0]
@@ -116,9 +120,7 @@ class LocalDirectory:
             row = s.scalar(select(LocalUser).where(col == value))
             return _to_user(row) if row else None
 
-    def search_users(
-        self, *, query: str | None = None, page_size: int = 500
-    ) -> Iterator[DirectoryUser]:
+    def search_users(self, *, query: str | None = None, page_size: int = 500) -> Iterator[DirectoryUser]:
         last = ""
         while True:
             with self._reader() as s:
@@ -157,9 +159,7 @@ class LocalDirectory:
         frontier = set(group_ids)
         while frontier:
             rows = s.scalars(
-                select(LocalGroupMember.group_id).where(
-                    LocalGroupMember.member_group_id.in_(frontier)
-                )
+                select(LocalGroupMember.group_id).where(LocalGroupMember.member_group_id.in_(frontier))
             ).all()
             frontier = set(rows) - seen - group_ids
             seen |= frontier
@@ -169,9 +169,7 @@ class LocalDirectory:
         with self._reader() as s:
             self._user(s, user_id)
             direct = set(
-                s.scalars(
-                    select(LocalGroupMember.group_id).where(LocalGroupMember.user_id == user_id)
-                ).all()
+                s.scalars(select(LocalGroupMember.group_id).where(LocalGroupMember.user_id == user_id)).all()
             )
             ids = direct | (self._parents(s, direct) if nested else set())
             if not ids:

@@ -70,6 +70,4 @@ class LocalGroupMember(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     group_id: Mapped[str] = mapped_column(ForeignKey("local_groups.id", ondelete="CASCADE"))
     user_id: Mapped[str | None] = mapped_column(ForeignKey("local_users.id", ondelete="CASCADE"))
-    member_group_id: Mapped[str | None] = mapped_column(
-        ForeignKey("local_groups.id", ondelete="CASCADE")
-    )
+    member_group_id: Mapped[str | None] = mapped_column(ForeignKey("local_groups.id", ondelete="CASCADE"))

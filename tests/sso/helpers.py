@@ -77,8 +77,14 @@ class Flow:
     redirect_uri: str = REDIRECT
 
 
-def authorize_url(client_id: str, *, redirect_uri: str = REDIRECT, scope: str = "openid profile email groups",
-                  challenge: str | None = None, **extra: str) -> tuple[str, Flow]:
+def authorize_url(
+    client_id: str,
+    *,
+    redirect_uri: str = REDIRECT,
+    scope: str = "openid profile email groups",
+    challenge: str | None = None,
+    **extra: str,
+) -> tuple[str, Flow]:
     verifier, ch = pkce()
     state, nonce = secrets.token_urlsafe(8), secrets.token_urlsafe(8)
     params = {
@@ -99,7 +105,11 @@ def login(client: Any, username: str, password: str) -> Any:
     page = client.get("/login")
     return client.post(
         "/login",
-        data={"username": username, "password": password, "csrf_token": csrf_from(page.get_data(as_text=True))},
+        data={
+            "username": username,
+            "password": password,
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+        },
     )
 
 
@@ -115,8 +125,9 @@ def follow_to_code(client: Any, resp: Any, redirect_uri: str = REDIRECT) -> dict
     raise AssertionError("too many redirects")
 
 
-def sign_in_and_get_code(client: Any, client_id: str, username: str = "alice", password: str = PASSWORD,
-                         **kw: Any) -> tuple[dict[str, str], Flow]:
+def sign_in_and_get_code(
+    client: Any, client_id: str, username: str = "alice", password: str = PASSWORD, **kw: Any
+) -> tuple[dict[str, str], Flow]:
     url, flow = authorize_url(client_id, **kw)
     resp = client.get(url)
     if resp.headers.get("Location", "").endswith("/login"):
@@ -125,8 +136,13 @@ def sign_in_and_get_code(client: Any, client_id: str, username: str = "alice", p
 
 
 def exchange(client: Any, code: str, flow: Flow, secret: str | None, **extra: str) -> Any:
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": flow.redirect_uri,
-            "code_verifier": flow.verifier, **extra}
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": flow.redirect_uri,
+        "code_verifier": flow.verifier,
+        **extra,
+    }
     headers = basic(flow.client_id, secret) if secret else {}
     if not secret:
         data["client_id"] = flow.client_id

@@ -26,7 +26,9 @@ def cc_client(services, **kw):
 
 
 def cc(client, cid, secret, **data):
-    return client.post("/token", data={"grant_type": "client_credentials", **data}, headers=basic(cid, secret))
+    return client.post(
+        "/token", data={"grant_type": "client_credentials", **data}, headers=basic(cid, secret)
+    )
 
 
 def test_client_credentials_jwt_access_token_audited(services, client):
@@ -80,7 +82,10 @@ def test_secret_stored_hashed(services):
 
 def test_client_secret_post(services, client):
     cid, secret = cc_client(services, token_endpoint_auth_method="client_secret_post")
-    resp = client.post("/token", data={"grant_type": "client_credentials", "client_id": cid, "client_secret": secret})
+    resp = client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "client_id": cid, "client_secret": secret},
+    )
     assert resp.status_code == 200, resp.get_json()
     # basic is not accepted for a client registered for client_secret_post
     assert cc(client, cid, secret).status_code == 401
@@ -88,8 +93,15 @@ def test_client_secret_post(services, client):
 
 def _assertion(cid: str, key, alg: str, **over) -> str:
     now = int(time.time())
-    claims = {"iss": cid, "sub": cid, "aud": f"{ISSUER}/token", "iat": now, "exp": now + 60,
-              "jti": secrets.token_urlsafe(8), **over}
+    claims = {
+        "iss": cid,
+        "sub": cid,
+        "aud": f"{ISSUER}/token",
+        "iat": now,
+        "exp": now + 60,
+        "jti": secrets.token_urlsafe(8),
+        **over,
+    }
     header = {"alg": alg}
     if getattr(key, "kid", None):
         header["kid"] = key.kid
@@ -97,11 +109,14 @@ def _assertion(cid: str, key, alg: str, **over) -> str:
 
 
 def _assert_login(client, assertion: str):
-    return client.post("/token", data={
-        "grant_type": "client_credentials",
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": assertion,
-    })
+    return client.post(
+        "/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
+    )
 
 
 def _refused(resp) -> bool:
@@ -123,7 +138,12 @@ def test_client_secret_jwt_hmac(services, client):
 def test_private_key_jwt_rsa_and_ec(services, client):
     rsa = RSAKey.generate_key(2048, private=True)
     ec = ECKey.generate_key("P-256", private=True)
-    jwks = {"keys": [{**rsa.as_dict(private=False), "kid": "r1"}, {**ec.as_dict(private=False), "kid": "e1"}]}
+    jwks = {
+        "keys": [
+            {**rsa.as_dict(private=False), "kid": "r1"},
+            {**ec.as_dict(private=False), "kid": "e1"},
+        ]
+    }
     cid, secret = cc_client(services, token_endpoint_auth_method="private_key_jwt", jwks=jwks)
     assert secret is None
     rsa_k = RSAKey.import_key(rsa.as_dict(private=True), {"kid": "r1"})
@@ -144,21 +164,35 @@ def test_private_key_jwt_rsa_and_ec(services, client):
 
     now = int(time.time())
     head = b64(json.dumps({"alg": "HS256", "kid": "r1"}).encode())
-    body = b64(json.dumps({"iss": cid, "sub": cid, "aud": f"{ISSUER}/token", "exp": now + 60, "jti": "c1"}).encode())
+    body = b64(
+        json.dumps({"iss": cid, "sub": cid, "aud": f"{ISSUER}/token", "exp": now + 60, "jti": "c1"}).encode()
+    )
     sig = hmac.new(rsa.as_pem(private=False), f"{head}.{body}".encode(), hashlib.sha256).digest()
     assert _refused(_assert_login(client, f"{head}.{body}.{b64(sig)}"))
 
 
 def test_allowed_networks(services, client):
     cid, secret = cc_client(services, allowed_networks=["192.0.2.0/24"])
-    outside = client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(cid, secret),
-                          environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    outside = client.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        headers=basic(cid, secret),
+        environ_base={"REMOTE_ADDR": "198.51.100.7"},
+    )
     assert outside.status_code == 403
-    inside = client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(cid, secret),
-                         environ_base={"REMOTE_ADDR": "192.0.2.10"})
+    inside = client.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        headers=basic(cid, secret),
+        environ_base={"REMOTE_ADDR": "192.0.2.10"},
+    )
     assert inside.status_code == 200
-    intro = client.post("/introspect", data={"token": "x"}, headers=basic(cid, secret),
-                        environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    intro = client.post(
+        "/introspect",
+        data={"token": "x"},
+        headers=basic(cid, secret),
+        environ_base={"REMOTE_ADDR": "198.51.100.7"},
+    )
     assert intro.status_code == 403
 
 
@@ -169,11 +203,15 @@ def test_introspection_only_for_the_tokens_audience(services, client):
     token = cc(client, cid, secret).get_json()["access_token"]
     ok = client.post("/introspect", data={"token": token}, headers=basic(rs, rs_secret)).get_json()
     assert ok["active"] is True and ok["client_id"] == cid and ok["scope"] == ""
-    assert client.post("/introspect", data={"token": token}, headers=basic(other, other_secret)).get_json() == {"active": False}
+    assert client.post(
+        "/introspect", data={"token": token}, headers=basic(other, other_secret)
+    ).get_json() == {"active": False}
     assert client.post("/introspect", data={"token": token}).status_code == 401
     # revoke, then it is inactive everywhere
     assert client.post("/revoke", data={"token": token}, headers=basic(cid, secret)).status_code == 200
-    assert client.post("/introspect", data={"token": token}, headers=basic(rs, rs_secret)).get_json() == {"active": False}
+    assert client.post("/introspect", data={"token": token}, headers=basic(rs, rs_secret)).get_json() == {
+        "active": False
+    }
 
 
 def test_hostile_tokens_refused(services, client):
@@ -190,13 +228,23 @@ def test_hostile_tokens_refused(services, client):
         return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
 
     none_tok = b64({"alg": "none", "typ": "at+jwt"}) + "." + b64(claims) + "."
-    wrong_key = jwt.encode({"alg": "ES256", "kid": jwt.decode(good, KeySet.import_key_set(client.get("/jwks").get_json())).header["kid"], "typ": "at+jwt"},
-                           claims, ECKey.generate_key("P-256", private=True), algorithms=["ES256"])
+    wrong_key = jwt.encode(
+        {
+            "alg": "ES256",
+            "kid": jwt.decode(good, KeySet.import_key_set(client.get("/jwks").get_json())).header["kid"],
+            "typ": "at+jwt",
+        },
+        claims,
+        ECKey.generate_key("P-256", private=True),
+        algorithms=["ES256"],
+    )
     tampered = good.rsplit(".", 1)[0][:-2] + "AA." + good.rsplit(".", 1)[1]
     for bad in (none_tok, wrong_key, tampered, "garbage"):
         r = client.get("/userinfo", headers={"Authorization": f"Bearer {bad}"})
         assert r.status_code == 401, bad
-        assert client.post("/introspect", data={"token": bad}, headers=basic(cid, secret)).get_json() == {"active": False}
+        assert client.post("/introspect", data={"token": bad}, headers=basic(cid, secret)).get_json() == {
+            "active": False
+        }
     assert client.get("/userinfo", headers={"Authorization": f"Bearer {good}"}).get_json()["sub"] == user.id
 
 
@@ -208,8 +256,14 @@ def test_refresh_token_revocation_and_introspection(services, client):
     info = client.post("/introspect", data={"token": rt}, headers=basic(cid, secret)).get_json()
     assert info["active"] and info["token_type"] == "refresh_token"
     assert client.post("/revoke", data={"token": rt}, headers=basic(cid, secret)).status_code == 200
-    assert client.post("/introspect", data={"token": rt}, headers=basic(cid, secret)).get_json() == {"active": False}
-    r = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": rt}, headers=basic(cid, secret))
+    assert client.post("/introspect", data={"token": rt}, headers=basic(cid, secret)).get_json() == {
+        "active": False
+    }
+    r = client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": rt},
+        headers=basic(cid, secret),
+    )
     assert r.get_json()["error"] == "invalid_grant"
 
 
@@ -232,7 +286,6 @@ def test_client_validation_refuses_bad_registrations(services):
             make_client(services, **kw)
     with services.transaction() as s:
         assert client_service.list_clients(s) == []
-    with pytest.raises(ValidationFailed):
-        spec = client_service.ClientSpec(name="x", redirect_uris=["http://rp.example/cb"])
-        with services.transaction() as s:
-            client_service.create_client(s, services.cipher, spec, actor="t", allow_http=False)
+    spec = client_service.ClientSpec(name="x", redirect_uris=["http://rp.example/cb"])
+    with services.transaction() as s, pytest.raises(ValidationFailed):
+        client_service.create_client(s, services.cipher, spec, actor="t", allow_http=False)

@@ -157,8 +157,11 @@ def test_refresh_rotates_and_reuse_revokes_family(services, client):
     rt1 = exchange(client, params["code"], flow, secret).get_json()["refresh_token"]
 
     def refresh(rt: str):
-        return client.post("/token", data={"grant_type": "refresh_token", "refresh_token": rt},
-                           headers=basic(cid, secret))
+        return client.post(
+            "/token",
+            data={"grant_type": "refresh_token", "refresh_token": rt},
+            headers=basic(cid, secret),
+        )
 
     r2 = refresh(rt1)
     assert r2.status_code == 200, r2.get_json()
@@ -177,8 +180,11 @@ def test_refresh_token_bound_to_client(services, client):
     other, other_secret = make_client(services, name="other")
     params, flow = sign_in_and_get_code(client, cid)
     rt = exchange(client, params["code"], flow, secret).get_json()["refresh_token"]
-    resp = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": rt},
-                       headers=basic(other, other_secret))
+    resp = client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": rt},
+        headers=basic(other, other_secret),
+    )
     assert resp.get_json()["error"] == "invalid_grant"
 
 
@@ -188,8 +194,11 @@ def test_disabled_account_cannot_refresh_or_use_userinfo(services, client):
     params, flow = sign_in_and_get_code(client, cid)
     tokens = exchange(client, params["code"], flow, secret).get_json()
     services.directory.disable(user.id)  # disabled in the directory, outside the provider
-    resp = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-                       headers=basic(cid, secret))
+    resp = client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        headers=basic(cid, secret),
+    )
     assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant"
     info = client.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert info.status_code == 401

@@ -33,18 +33,31 @@ def _tokens(services, client, **client_kw):
 
 def test_rp_initiated_logout_with_hint_redirects_to_registered_uri(services, client):
     make_user(services)
-    cid, secret, tokens = _tokens(services, client, post_logout_redirect_uris=["https://rp.example/bye"],
-                                  backchannel_logout_uri="https://rp.example/bcl")
-    resp = client.get("/logout", query_string={"id_token_hint": tokens["id_token"],
-                                               "post_logout_redirect_uri": "https://rp.example/bye", "state": "s1"})
+    cid, secret, tokens = _tokens(
+        services,
+        client,
+        post_logout_redirect_uris=["https://rp.example/bye"],
+        backchannel_logout_uri="https://rp.example/bcl",
+    )
+    resp = client.get(
+        "/logout",
+        query_string={
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": "https://rp.example/bye",
+            "state": "s1",
+        },
+    )
     assert resp.status_code == 302
     assert resp.headers["Location"] == "https://rp.example/bye?state=s1"
     # session over: the next authorization needs the password again
     url, _ = authorize_url(cid)
     assert client.get(url).headers["Location"].endswith("/login")
     # refresh tokens of that session are revoked
-    r = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-                    headers=basic(cid, secret))
+    r = client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        headers=basic(cid, secret),
+    )
     assert r.get_json()["error"] == "invalid_grant"
     with services.transaction() as s:
         jobs = s.scalars(select(Job).where(Job.kind == "sso.backchannel_logout")).all()
@@ -54,8 +67,13 @@ def test_rp_initiated_logout_with_hint_redirects_to_registered_uri(services, cli
 def test_logout_refuses_unregistered_post_logout_uri(services, client):
     make_user(services)
     _cid, _secret, tokens = _tokens(services, client, post_logout_redirect_uris=["https://rp.example/bye"])
-    resp = client.get("/logout", query_string={"id_token_hint": tokens["id_token"],
-                                               "post_logout_redirect_uri": "https://evil.example/"})
+    resp = client.get(
+        "/logout",
+        query_string={
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": "https://evil.example/",
+        },
+    )
     assert resp.status_code == 400 and "Location" not in resp.headers
 
 
@@ -67,7 +85,9 @@ def test_logout_without_hint_asks_for_confirmation(services, client):
     # a forged POST without the CSRF token does not sign out
     client.post("/logout", data={"action": "logout"})
     assert client.get("/account").status_code == 200
-    done = client.post("/logout", data={"action": "logout", "csrf_token": csrf_from(page.get_data(as_text=True))})
+    done = client.post(
+        "/logout", data={"action": "logout", "csrf_token": csrf_from(page.get_data(as_text=True))}
+    )
     assert done.status_code == 200 and b"You are signed out" in done.data
     assert client.get("/account").headers["Location"].endswith("/login")
 
@@ -82,8 +102,11 @@ def test_disabling_identity_ends_sessions_tokens_and_notifies_clients(services, 
         assert sessions and all(x.ended_at is not None for x in sessions)
         kinds = sorted(j.kind for j in s.scalars(select(Job)))
         assert "sso.backchannel_logout" in kinds and "iam.directory.disable" in kinds
-    r = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-                    headers=basic(cid, secret))
+    r = client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        headers=basic(cid, secret),
+    )
     assert r.get_json()["error"] == "invalid_grant"
 
 
@@ -97,7 +120,11 @@ def test_user_sees_and_ends_own_sessions(services, client, app):
     assert html.count("/account/sessions/") == 2
     with services.transaction() as s:
         sids = [x.sid for x in s.scalars(select(SsoSession).where(SsoSession.ended_at.is_(None)))]
-    other_sid = next(sid for sid in sids if f"/account/sessions/{sid}/end" in html and "this one" not in html.split(sid)[0][-200:])
+    other_sid = next(
+        sid
+        for sid in sids
+        if f"/account/sessions/{sid}/end" in html and "this one" not in html.split(sid)[0][-200:]
+    )
     client.post(f"/account/sessions/{other_sid}/end", data={"csrf_token": csrf_from(html)})
     with services.transaction() as s:
         live = s.scalars(select(SsoSession).where(SsoSession.ended_at.is_(None))).all()
@@ -108,13 +135,17 @@ def test_key_rotation_publishes_next_key_before_it_signs(services, client, app):
     jwks1 = {k["kid"] for k in client.get("/jwks").get_json()["keys"]}
     assert len(jwks1) == 4  # active + next, for ES256 and RS256
     cid, secret = make_client(services, grant_types=["client_credentials"], redirect_uris=[], scopes=["api"])
-    tok1 = client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(cid, secret)).get_json()["access_token"]
+    tok1 = client.post(
+        "/token", data={"grant_type": "client_credentials"}, headers=basic(cid, secret)
+    ).get_json()["access_token"]
     kid1 = jwt.decode(tok1, KeySet.import_key_set(client.get("/jwks").get_json())).header["kid"]
     with services.transaction() as s:
         promoted = keys.rotate(s, services.cipher, grace=3600, actor="test")
     assert promoted["ES256"] in jwks1  # the new signing key was already published
     app.extensions["sso.keyring"].reload()
-    tok2 = client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(cid, secret)).get_json()["access_token"]
+    tok2 = client.post(
+        "/token", data={"grant_type": "client_credentials"}, headers=basic(cid, secret)
+    ).get_json()["access_token"]
     published = KeySet.import_key_set(client.get("/jwks").get_json())
     assert jwt.decode(tok2, published).header["kid"] == promoted["ES256"]
     assert kid1 in {k["kid"] for k in client.get("/jwks").get_json()["keys"]}  # old one still published
@@ -140,7 +171,12 @@ def test_discovery_document(services, client):
     assert doc["issuer"] == "http://localhost"
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert set(doc["token_endpoint_auth_methods_supported"]) == {
-        "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"}
+        "client_secret_basic",
+        "client_secret_post",
+        "client_secret_jwt",
+        "private_key_jwt",
+        "none",
+    }
     assert doc["backchannel_logout_supported"] is True
     assert doc["end_session_endpoint"].endswith("/logout")
     assert {"ES256", "RS256"} <= set(doc["id_token_signing_alg_values_supported"])
@@ -158,7 +194,7 @@ def test_login_does_not_enumerate_users(services, client):
 
     def error_text(r):
         html = r.get_data(as_text=True)
-        return html[html.index('id="form-error"'):][:120]
+        return html[html.index('id="form-error"') :][:120]
 
     assert error_text(wrong) == error_text(unknown)
 
