@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import shutil
 from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
@@ -57,4 +59,9 @@ def run(
         "certfile": certfile,
         "keyfile": keyfile,
     }
+    # one metrics registry across worker processes (read by /metrics)
+    metrics_dir = services.settings.var_dir / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     _Gunicorn(services, options).run()

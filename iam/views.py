@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from sqlalchemy import text
 
 from iam.directory.errors import DirectoryError
@@ -48,7 +56,13 @@ def readyz() -> Any:
 def metrics() -> Response:
     if not ip_allowed(services().settings.server.metrics_networks):
         abort(403)
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    registry = None
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return Response(
+        generate_latest(registry) if registry else generate_latest(), mimetype=CONTENT_TYPE_LATEST
+    )
 
 
 @bp.get("/api/v1/openapi.json")

@@ -28,6 +28,14 @@ def db() -> Session:
     return g.db  # type: ignore[no-any-return]
 
 
+def reader() -> Session:
+    """A read-only session for this request: on SQLite it never holds the write lock, so
+    reads before the request's first write don't serialise concurrent requests."""
+    if "db_reader" not in g:
+        g.db_reader = services().reader()
+    return g.db_reader  # type: ignore[no-any-return]
+
+
 def client_ip() -> str | None:
     """The caller's address; X-Forwarded-For is believed only from configured proxies."""
     remote = request.remote_addr
@@ -84,10 +92,11 @@ def init_app(app: Flask) -> None:
 
     @app.teardown_request
     def _teardown(exc: BaseException | None) -> None:
-        session: Session | None = g.pop("db", None)
-        if session is not None:
-            session.rollback()
-            session.close()
+        for name in ("db", "db_reader"):
+            session: Session | None = g.pop(name, None)
+            if session is not None:
+                session.rollback()
+                session.close()
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

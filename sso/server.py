@@ -22,6 +22,7 @@ from joserfc.jwk import KeySet, OctKey
 from iam import audit, clock
 from iam.directory.errors import DirectoryError
 from iam.web import db as web_db
+from iam.web import reader as web_reader
 from sso import clients as client_service
 from sso import service
 from sso.claims import user_claims
@@ -135,7 +136,7 @@ def load_client(client_id: str | None) -> Client | None:
         return None
     cache: dict[str, Client | None] = g.setdefault("iam_clients", {})
     if client_id not in cache:
-        cache[client_id] = _db().get(Client, client_id)
+        cache[client_id] = web_reader().get(Client, client_id)
     return cache[client_id]
 
 

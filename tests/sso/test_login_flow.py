@@ -1,0 +1,118 @@
+"""The sign-in pages: expired / must-change passwords, consent for third-party clients,
+locked and disabled accounts (R-SSO-1, R-PW-5)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from iam.models.audit import AuditEvent
+from tests.sso.helpers import (
+    PASSWORD,
+    REDIRECT,
+    authorize_url,
+    csrf_from,
+    exchange,
+    follow_to_code,
+    login,
+    make_client,
+    make_user,
+)
+
+
+def _change(client, username, old, new, confirm=None):
+    page = client.get("/password/change")
+    assert page.status_code == 200
+    return client.post(
+        "/password/change",
+        data={
+            "username": username,
+            "current_password": old,
+            "new_password": new,
+            "confirm": confirm or new,
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+        },
+    )
+
+
+def test_expired_password_changes_then_finishes_the_original_sign_in(services, client):
+    user = make_user(services)
+    services.directory.expire_password(user.id)
+    cid, secret = make_client(services)
+    url, flow = authorize_url(cid)
+    client.get(url)
+    resp = login(client, "alice", PASSWORD)
+    assert resp.headers["Location"].endswith("/password/change")
+    page = client.get("/password/change").get_data(as_text=True)
+    assert "Your password has expired" in page
+    resp = _change(client, "alice", PASSWORD, "N3w-Passphrase-ok")
+    params = follow_to_code(client, resp)
+    assert params["state"] == flow.state
+    assert exchange(client, params["code"], flow, secret).status_code == 200
+    # old password no longer works, new one does
+    assert services.directory.authenticate("alice", "N3w-Passphrase-ok").id == user.id
+    with services.transaction() as s:
+        events = [e.event for e in s.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
+    assert "login.password_change_required" in events and "password.changed" in events
+
+
+def test_must_change_refused_password_keeps_user_on_page(services, client):
+    make_user(services, must_change=True)
+    cid, _ = make_client(services)
+    client.get(authorize_url(cid)[0])
+    assert login(client, "alice", PASSWORD).headers["Location"].endswith("/password/change")
+    short = _change(client, "alice", PASSWORD, "short")
+    assert short.status_code == 400
+    assert "The new password was refused" in short.get_data(as_text=True)
+    assert "at least 8 characters" in short.get_data(as_text=True)
+    mismatch = _change(client, "alice", PASSWORD, "L0ng-enough-pass", confirm="different-one")
+    assert mismatch.status_code == 400 and "differ" in mismatch.get_data(as_text=True)
+    wrong_old = _change(client, "alice", "not-the-old", "L0ng-enough-pass")
+    assert wrong_old.status_code == 400 and "Wrong username or password" in wrong_old.get_data(as_text=True)
+
+
+def test_disabled_and_locked_accounts_get_a_clear_message(services, client):
+    user = make_user(services)
+    services.directory.disable(user.id)
+    r = login(client, "alice", PASSWORD)
+    assert r.status_code == 401 and "disabled" in r.get_data(as_text=True)
+    services.directory.enable(user.id)
+    services.directory._set(user.id, locked=True)  # the built-in directory's lockout flag
+    r = login(client, "alice", PASSWORD)
+    assert r.status_code == 401 and "locked" in r.get_data(as_text=True)
+
+
+def test_third_party_client_asks_consent_once(services, client):
+    make_user(services)
+    cid, secret = make_client(services, require_consent=True)
+    url, flow = authorize_url(cid, scope="openid email")
+    client.get(url)
+    resp = login(client, "alice", PASSWORD)
+    resp = client.get(resp.headers["Location"])
+    assert resp.headers["Location"].endswith("/consent")
+    page = client.get("/consent")
+    assert b"email" in page.data
+    resp = client.post(
+        "/consent", data={"action": "allow", "csrf_token": csrf_from(page.get_data(as_text=True))}
+    )
+    params = follow_to_code(client, resp)
+    assert exchange(client, params["code"], flow, secret).status_code == 200
+    # second time: no consent page
+    url2, _ = authorize_url(cid, scope="openid email")
+    assert client.get(url2).headers["Location"].startswith(REDIRECT)
+
+
+def test_consent_denied_returns_access_denied(services, client):
+    make_user(services)
+    cid, _ = make_client(services, require_consent=True)
+    url, flow = authorize_url(cid)
+    client.get(url)
+    client.get(login(client, "alice", PASSWORD).headers["Location"])
+    page = client.get("/consent")
+    resp = client.post(
+        "/consent", data={"action": "deny", "csrf_token": csrf_from(page.get_data(as_text=True))}
+    )
+    assert resp.headers["Location"].startswith(REDIRECT)
+    assert (
+        "error=access_denied" in resp.headers["Location"]
+        and f"state={flow.state}" in resp.headers["Location"]
+    )
