@@ -1,10 +1,13 @@
-"""Append-only, hash-chained audit log with severity (R-AUD-1..3).
+"""Append-only, tamper-evident audit log with severity (R-AUD-1..3).
 
-Each row's ``hash`` is HMAC-SHA-256 (keyed with a key derived from the secret key) over the
-previous row's hash and the row's canonical content, so a changed, inserted or deleted row
-breaks the chain; the head row holds the last sequence number so deleting the tail is seen
-too. :func:`record` writes in the caller's transaction: the audit row commits or rolls back
-together with the change it records.
+Writing is one INSERT in the caller's transaction, so the audit row commits or rolls back
+together with the change it records, and the hot path (every token issued is audited) never
+waits for other writers. Each row carries ``row_hash`` = HMAC-SHA-256 of its content, keyed
+with a key derived from the secret key: a changed row is detected at once, by anyone holding
+the key, and nobody without the key can forge one. :func:`seal` (run every second by the
+worker, and by ``iam audit verify``) links sealed rows into a chain — ``hash`` = HMAC over
+the previous hash, the sequence number and the row hash — and moves the head row, so a deleted
+or inserted row is detected as soon as its neighbours are sealed.
 """
 
 from __future__ import annotations
@@ -18,19 +21,31 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from iam import clock
 from iam.models.audit import AuditEvent, AuditHead, Severity
 
-__all__ = ["Severity", "record", "verify", "VerifyResult", "audit_key"]
+__all__ = ["Severity", "VerifyResult", "audit_key", "record", "seal", "verify"]
 
 log = logging.getLogger("iam.audit")
 security_log = logging.getLogger("security")
 
 GENESIS = "0" * 64
 _FORBIDDEN_KEYS = {"password", "secret", "client_secret", "token", "code", "refresh_token"}
+CONTENT = (
+    "at",
+    "event",
+    "severity",
+    "outcome",
+    "actor",
+    "subject",
+    "client_id",
+    "ip",
+    "user_agent",
+    "details",
+)
 
 
 def audit_key(secret_key: str) -> bytes:
@@ -45,25 +60,20 @@ def _key(session: Session) -> bytes:
 
 
 def _canonical(row: dict[str, Any]) -> bytes:
-    at = row["at"]
-    body = {
-        "seq": row["seq"],
-        "at": at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "event": row["event"],
-        "severity": row["severity"],
-        "outcome": row["outcome"],
-        "actor": row["actor"],
-        "subject": row["subject"],
-        "client_id": row["client_id"],
-        "ip": row["ip"],
-        "user_agent": row["user_agent"],
-        "details": row["details"],
-    }
+    body = {k: row[k] for k in CONTENT}
+    body["at"] = row["at"].astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def _chain(key: bytes, prev: str, row: dict[str, Any]) -> str:
-    return hmac.new(key, prev.encode() + b"\n" + _canonical(row), hashlib.sha256).hexdigest()
+def _row_hash(key: bytes, row: dict[str, Any]) -> str:
+    return hmac.new(key, b"row\n" + _canonical(row), hashlib.sha256).hexdigest()
+
+
+def _link(key: bytes, prev: str, seq: int, row_hash: str) -> str:
+    return hmac.new(key, f"{prev}\n{seq}\n{row_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+_INSERT_EVENT = insert(AuditEvent).returning(AuditEvent.id)
 
 
 def record(
@@ -79,25 +89,13 @@ def record(
     user_agent: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> int:
-    """Append one event in the current transaction and return its sequence number."""
+    """Append one event in the current transaction and return its row id."""
     details = dict(details or {})
     leaked = _FORBIDDEN_KEYS.intersection(k.lower() for k in details)
     if leaked:
         raise ValueError(f"audit details must not carry secrets: {sorted(leaked)}")
-    key = _key(session)
-    at = clock.now()
-    # Core statements built once (the hot path: every token issued is audited). The UPDATE
-    # takes the head row's lock, so concurrent appenders queue and the chain never forks.
-    conn = session.connection()
-    head = conn.execute(_BUMP_HEAD).one_or_none()
-    if head is None:
-        conn.execute(insert(AuditHead).values(id=1, seq=1, hash=GENESIS))
-        seq, prev = 1, GENESIS
-    else:
-        seq, prev = head
     row: dict[str, Any] = {
-        "seq": seq,
-        "at": at,
+        "at": clock.now(),
         "event": event,
         "severity": str(severity),
         "outcome": outcome,
@@ -108,25 +106,56 @@ def record(
         "user_agent": (user_agent or "")[:512] or None,
         "details": details,
     }
-    digest = _chain(key, prev, row)
-    conn.execute(_INSERT_EVENT, {**row, "prev_hash": prev, "hash": digest})
-    conn.execute(_SET_HEAD_HASH, {"hash": digest})
+    row["row_hash"] = _row_hash(_key(session), row)
+    event_id = int(session.connection().execute(_INSERT_EVENT, row).scalar_one())
     if severity is Severity.CRITICAL:
         security_log.warning("critical audit event %s actor=%s subject=%s", event, actor, subject)
         from iam import jobs  # late import: jobs imports audit for its own events
 
-        jobs.enqueue(session, "iam.notify_critical", {"seq": seq})
-    return seq
+        jobs.enqueue(session, "iam.notify_critical", {"event_id": event_id})
+    return event_id
 
 
-_BUMP_HEAD = (
+_LOCK_HEAD = (
     update(AuditHead)
     .where(AuditHead.id == 1)
-    .values(seq=AuditHead.seq + 1)
+    .values(seq=AuditHead.seq)
     .returning(AuditHead.seq, AuditHead.hash)
 )
-_INSERT_EVENT = insert(AuditEvent)
-_SET_HEAD_HASH = update(AuditHead).where(AuditHead.id == 1).values(hash=bindparam("hash"))
+_SEAL_ROW = (
+    update(AuditEvent)
+    .where(AuditEvent.id == bindparam("row_id"))
+    .values(seq=bindparam("new_seq"), prev_hash=bindparam("new_prev"), hash=bindparam("new_hash"))
+)
+
+
+def seal(session: Session, *, limit: int = 5000) -> int:
+    """Link committed, unsealed rows into the chain (in id order); return how many."""
+    key = _key(session)
+    conn = session.connection()
+    head = conn.execute(_LOCK_HEAD).one_or_none()  # the row lock serialises sealers
+    if head is None:
+        conn.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS))
+        seq, prev = 0, GENESIS
+    else:
+        seq, prev = int(head[0]), str(head[1])
+    rows = conn.execute(
+        select(AuditEvent.id, AuditEvent.row_hash)
+        .where(AuditEvent.seq.is_(None))
+        .order_by(AuditEvent.id)
+        .limit(limit)
+    ).all()
+    if not rows:
+        return 0
+    params = []
+    for row_id, row_hash in rows:
+        seq += 1
+        digest = _link(key, prev, seq, row_hash)
+        params.append({"row_id": row_id, "new_seq": seq, "new_prev": prev, "new_hash": digest})
+        prev = digest
+    conn.execute(_SEAL_ROW, params)
+    conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+    return len(rows)
 
 
 @dataclass(frozen=True)
@@ -135,53 +164,59 @@ class VerifyResult:
     checked: int
     problem: str | None = None
     seq: int | None = None
+    unsealed: int = 0
 
 
-def iter_events(session: Session, *, batch: int = 1000) -> Iterator[AuditEvent]:
+def iter_events(session: Session, *, batch: int = 1000, sealed: bool = True) -> Iterator[AuditEvent]:
+    """Sealed events in chain order (or unsealed ones in id order)."""
+    order = AuditEvent.seq if sealed else AuditEvent.id
+    cond = AuditEvent.seq.is_not(None) if sealed else AuditEvent.seq.is_(None)
     last = 0
     while True:
         rows = session.scalars(
-            select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)
+            select(AuditEvent).where(cond, order > last).order_by(order).limit(batch)
         ).all()
         if not rows:
             return
         yield from rows
-        last = rows[-1].seq
+        last = int(getattr(rows[-1], "seq" if sealed else "id") or 0)
+
+
+def _content(ev: AuditEvent) -> dict[str, Any]:
+    return {c: getattr(ev, c) for c in CONTENT}
 
 
 def verify(session: Session) -> VerifyResult:
-    """Walk the whole chain; report the first changed, inserted or missing row."""
+    """Check every row's HMAC and the whole chain; report the first problem found."""
     key = _key(session)
     prev, expected, checked = GENESIS, 1, 0
     for ev in iter_events(session):
         if ev.seq != expected:
-            return VerifyResult(False, checked, f"row {expected} is missing", expected)
-        row = {c: getattr(ev, c) for c in _canonical_columns}
-        if ev.prev_hash != prev or not hmac.compare_digest(ev.hash, _chain(key, prev, row)):
+            return VerifyResult(False, checked, f"sealed row {expected} is missing", expected)
+        if not hmac.compare_digest(ev.row_hash, _row_hash(key, _content(ev))):
             return VerifyResult(False, checked, f"row {ev.seq} was changed", ev.seq)
-        prev, expected, checked = ev.hash, expected + 1, checked + 1
+        if ev.prev_hash != prev or not hmac.compare_digest(
+            ev.hash or "", _link(key, prev, expected, ev.row_hash)
+        ):
+            return VerifyResult(False, checked, f"the chain is broken at row {ev.seq}", ev.seq)
+        prev, expected, checked = ev.hash or "", expected + 1, checked + 1
+    unsealed = 0
+    for ev in iter_events(session, sealed=False):
+        unsealed += 1
+        if not hmac.compare_digest(ev.row_hash, _row_hash(key, _content(ev))):
+            return VerifyResult(False, checked, f"unsealed row id {ev.id} was changed", None, unsealed)
     head = session.get(AuditHead, 1)
-    if head is None:
-        if checked:
-            return VerifyResult(False, checked, "the chain head is missing")
-        return VerifyResult(True, 0)
-    if head.seq != checked or not hmac.compare_digest(head.hash, prev):
+    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
+    if head_seq != checked or not hmac.compare_digest(head_hash, prev):
         return VerifyResult(
-            False, checked, f"rows after {checked} were deleted (head says {head.seq})", checked + 1
+            False,
+            checked,
+            f"sealed rows after {checked} were deleted (the head says {head_seq})",
+            checked + 1,
+            unsealed,
         )
-    return VerifyResult(True, checked)
+    return VerifyResult(True, checked, unsealed=unsealed)
 
 
-_canonical_columns = (
-    "seq",
-    "at",
-    "event",
-    "severity",
-    "outcome",
-    "actor",
-    "subject",
-    "client_id",
-    "ip",
-    "user_agent",
-    "details",
-)
+def count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(AuditEvent)) or 0)

@@ -236,12 +236,17 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@click.option("--no-seal", is_flag=True, help="Do not seal new rows into the chain first.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def audit_verify(ctx: Ctx, as_json: bool) -> None:
-    """Check the whole hash chain; exit 1 if any row was changed, inserted or deleted."""
+def audit_verify(ctx: Ctx, no_seal: bool, as_json: bool) -> None:
+    """Check every row and the hash chain; exit 1 if any row was changed, inserted or deleted."""
     from iam import audit as audit_mod
 
+    if not no_seal:
+        with ctx.services.transaction() as session:
+            while audit_mod.seal(session):
+                pass
     with ctx.services.transaction() as session:
         result = audit_mod.verify(session)
     if as_json:
@@ -249,6 +254,7 @@ def audit_verify(ctx: Ctx, as_json: bool) -> None:
             {
                 "ok": result.ok,
                 "checked": result.checked,
+                "unsealed": result.unsealed,
                 "problem": result.problem,
                 "seq": result.seq,
             }
@@ -272,10 +278,11 @@ def audit_list(ctx: Ctx, limit: int, as_json: bool) -> None:
     from iam.models.audit import AuditEvent
 
     with ctx.services.transaction() as session:
-        rows = list(session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(limit)))
+        rows = list(session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)))
     rows.reverse()
     data = [
         {
+            "id": r.id,
             "seq": r.seq,
             "at": r.at.isoformat(),
             "event": r.event,
@@ -294,7 +301,7 @@ def audit_list(ctx: Ctx, limit: int, as_json: bool) -> None:
         return
     for d in data:
         click.echo(
-            f"{d['seq']:>7} {d['at'][:19]}Z {d['severity']:<11} {d['event']:<28} {d['outcome']:<8} "
+            f"{d['id']:>7} {d['at'][:19]}Z {d['severity']:<11} {d['event']:<28} {d['outcome']:<8} "
             f"actor={d['actor'] or '-'} client={d['client_id'] or '-'} ip={d['ip'] or '-'}"
         )
 

@@ -7,11 +7,11 @@ import smtplib
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from iam import audit
 from iam.directory.errors import DirectoryUnavailable, NoSuchEntry
-from iam.jobs import RetryLater, handler
+from iam.jobs import RetryLater, handler, periodic
 from iam.models.audit import AuditEvent
 
 if TYPE_CHECKING:
@@ -61,13 +61,20 @@ def send_mail(services: Services, *, to: str, subject: str, body: str) -> None:
 def _notify_critical(services: Services, session: Session, payload: dict[str, Any]) -> None:
     """R-AUD-2: critical events notify the security officer automatically."""
     to = services.settings.audit.security_officer_email
-    ev = session.scalar(select(AuditEvent).where(AuditEvent.seq == int(payload["seq"])))
+    ev = session.get(AuditEvent, int(payload["event_id"]))
     if not to or ev is None:
         return
     body = (
         f"A critical security event was recorded.\n\n"
         f"Event:   {ev.event}\nOutcome: {ev.outcome}\nTime:    {ev.at:%Y-%m-%d %H:%M:%S} UTC\n"
         f"Actor:   {ev.actor or '-'}\nSubject: {ev.subject or '-'}\nAddress: {ev.ip or '-'}\n"
-        f"Audit sequence number: {ev.seq}\n"
+        f"Audit event id: {ev.id}\n"
     )
     send_mail(services, to=to, subject=f"[IAM critical] {ev.event}", body=body)
+
+
+@periodic("iam.audit.seal", 1.0)
+def seal_audit(services: Services) -> None:
+    """Link new audit rows into the hash chain (R-AUD-3)."""
+    with services.transaction() as session:
+        audit.seal(session)

@@ -78,6 +78,10 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _commit_and_headers(response: Response) -> Response:
+        # end the read snapshot first: an open reader keeps SQLite from checkpointing the WAL
+        reader_session: Session | None = g.pop("db_reader", None)
+        if reader_session is not None:
+            reader_session.close()
         session: Session | None = g.pop("db", None)
         if session is not None:
             try:

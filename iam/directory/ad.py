@@ -40,6 +40,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
+import math
 import re
 import secrets
 import ssl
@@ -66,6 +67,7 @@ from ldap3.core.exceptions import (
     LDAPCommunicationError,
     LDAPException,
     LDAPResponseTimeoutError,
+    LDAPStartTLSError,
 )
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, parse_dn
@@ -240,15 +242,26 @@ def _rdn(value: str) -> str:
 
 
 def _is_timeout(exc: BaseException) -> bool:
-    return isinstance(exc, LDAPResponseTimeoutError) or "timed out" in str(exc).lower()
+    return isinstance(exc, (LDAPResponseTimeoutError, TimeoutError)) or "timed out" in str(exc).lower()
+
+
+def _is_network(exc: BaseException) -> bool:
+    return isinstance(exc, (LDAPCommunicationError, OSError))
 
 
 def _unavailable(exc: BaseException) -> DirectoryError:
     """Our exception for an ldap3 exception (never carries a password: ldap3 does not echo it)."""
+    text = str(exc).lower()
+    if isinstance(exc, (LDAPStartTLSError, ssl.SSLError)) or "ssl" in text or "certificate" in text:
+        log.error("TLS with the directory failed: %s: %s", type(exc).__name__, exc)
+        return DirectoryUnavailable(
+            "The directory's TLS certificate was not accepted (check directory.ca_file and that "
+            "the host name in directory.url is in the certificate)."
+        )
     if _is_timeout(exc):
         log.warning("directory timed out: %s: %s", type(exc).__name__, exc)
         return DirectoryUnavailable("The directory did not answer in time.")
-    if isinstance(exc, LDAPCommunicationError):
+    if _is_network(exc):
         log.warning("directory unreachable: %s: %s", type(exc).__name__, exc)
         return DirectoryUnavailable("The directory cannot be reached.")
     log.error("directory operation failed: %s: %s", type(exc).__name__, exc)
@@ -315,10 +328,10 @@ class _Pool:
         self._idle: list[Connection] = []
         self._lock = threading.Lock()
 
-    def get(self) -> tuple[Connection, bool]:
+    def get(self, *, fresh: bool = False) -> tuple[Connection, bool]:
         """A connection and whether it was reused (opened earlier) rather than opened now."""
         with self._lock:
-            while self._idle:
+            while self._idle and not fresh:
                 conn = self._idle.pop()
                 if not conn.closed:
                     return conn, True
@@ -351,7 +364,8 @@ class ActiveDirectory:
         self.base_dn = settings.base_dn
         self.users_ou = settings.users_ou or f"CN=Users,{self.base_dn}"
         self.groups_ou = settings.groups_ou or f"CN=Users,{self.base_dn}"
-        self.upn_suffix = settings.upn_suffix or self._dotted_domain(self.base_dn)
+        self._dns_domain = self._dotted_domain(self.base_dn)
+        self.upn_suffix = settings.upn_suffix or self._dns_domain
         self._server, self._start_tls = self._make_server(settings)
         self._pool = _Pool(self._open_service, settings.pool_size)
 
@@ -361,7 +375,7 @@ class ActiveDirectory:
     def _dotted_domain(base_dn: str) -> str:
         try:
             parts = parse_dn(base_dn)
-        except LDAPException as exc:
+        except (LDAPException, OSError) as exc:
             raise ConfigError(f"directory.base_dn {base_dn!r} is not a DN.") from exc
         return ".".join(value for attr, value, _sep in parts if attr.lower() == "dc")
 
@@ -390,7 +404,7 @@ class ActiveDirectory:
                 ca_certs_file=settings.ca_file or None,
                 sni=sni,
             )
-        except LDAPException as exc:
+        except (LDAPException, OSError) as exc:
             raise ConfigError(f"directory.ca_file {settings.ca_file!r} cannot be read.") from exc
         server = Server(
             host,
@@ -412,7 +426,8 @@ class ActiveDirectory:
             auto_bind=False,
             auto_referrals=False,
             raise_exceptions=False,
-            receive_timeout=self.settings.receive_timeout,
+            # ldap3 packs SO_RCVTIMEO as whole seconds on POSIX
+            receive_timeout=max(1, math.ceil(self.settings.receive_timeout)),
             return_empty_attributes=True,
             check_names=False,
         )
@@ -435,7 +450,7 @@ class ActiveDirectory:
         try:
             conn = self._connect(self.settings.bind_dn, password)
             bound = conn.bind(read_server_info=False)
-        except LDAPException as exc:
+        except (LDAPException, OSError) as exc:
             raise _unavailable(exc) from exc
         if not bound:
             result = dict(conn.result or {})
@@ -453,11 +468,13 @@ class ActiveDirectory:
     def _checkout(self, op: Callable[[Connection], T]) -> tuple[Connection, T]:
         """Run ``op`` on a service connection and return it still checked out.
 
-        A socket failure on a reused connection (the server may have dropped it) is retried
-        once on a new one; any other LDAP-level failure becomes DirectoryUnavailable.
+        A socket failure on a reused connection means the server dropped it (idle timeout,
+        restart): the other idle connections are most likely gone too, so they are discarded
+        and ``op`` runs once more on a new connection. Other failures are not retried.
         """
-        for attempt in (1, 2):
-            conn, reused = self._pool.get()
+        fresh = False
+        while True:
+            conn, reused = self._pool.get(fresh=fresh)
             try:
                 return conn, op(conn)
             except DirectoryUnavailable:
@@ -466,17 +483,17 @@ class ActiveDirectory:
             except DirectoryError:
                 self._pool.put(conn)
                 raise
-            except LDAPException as exc:
+            except (LDAPException, OSError) as exc:
                 _close(conn)
-                stale = isinstance(exc, LDAPCommunicationError) and not _is_timeout(exc)
-                if reused and attempt == 1 and stale:
+                if reused and _is_network(exc) and not _is_timeout(exc):
                     log.info("service connection was dropped (%s); reconnecting", type(exc).__name__)
+                    self._pool.close()
+                    fresh = True
                     continue
                 raise _unavailable(exc) from exc
             except BaseException:
                 _close(conn)
                 raise
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _run(self, op: Callable[[Connection], T]) -> T:
         conn, value = self._checkout(op)
@@ -495,6 +512,7 @@ class ActiveDirectory:
         result = conn.result or {}
         code = result.get("result")
         text = f"{result.get('description')}: {result.get('message')}"
+        log.info("%s failed: %s", what, text)
         if code == _NO_SUCH_OBJECT:
             return NoSuchEntry(f"{what}: no such entry in the directory.")
         if code == _ENTRY_EXISTS:
@@ -631,8 +649,19 @@ class ActiveDirectory:
         return user
 
     def _login_user(self, username: str) -> DirectoryUser | None:
-        attribute = _A["upn"] if "@" in username else _A["username"]
-        entry = self._run(lambda conn: self._user_entry(conn, _eq(attribute, username)))
+        """By sAMAccountName, or by UPN when the name has an ``@``; like AD itself, also accept
+        the implicit UPN ``sAMAccountName@<DNS domain>``."""
+
+        def op(conn: Connection) -> _Entry | None:
+            if "@" not in username:
+                return self._user_entry(conn, _eq(_A["username"], username))
+            entry = self._user_entry(conn, _eq(_A["upn"], username))
+            local, _, domain = username.rpartition("@")
+            if entry is None and local and domain.casefold() == self._dns_domain.casefold():
+                entry = self._user_entry(conn, _eq(_A["username"], local))
+            return entry
+
+        entry = self._run(op)
         return self._user(entry) if entry else None
 
     def _user_bind(self, user: DirectoryUser, password: str) -> Connection:
@@ -640,7 +669,7 @@ class ActiveDirectory:
         try:
             conn = self._connect(user.dn, password)
             bound = conn.bind(read_server_info=False)
-        except LDAPException as exc:
+        except (LDAPException, OSError) as exc:
             raise _unavailable(exc) from exc
         if bound:
             return conn
@@ -727,7 +756,7 @@ class ActiveDirectory:
                     break
                 try:
                     entries, cookie = page(conn, cookie)
-                except LDAPException as exc:
+                except (LDAPException, OSError) as exc:
                     raise _unavailable(exc) from exc
             healthy = True
         finally:
@@ -919,7 +948,7 @@ class ActiveDirectory:
         else:
             try:
                 change(own)
-            except LDAPException as exc:
+            except (LDAPException, OSError) as exc:
                 raise _unavailable(exc) from exc
             finally:
                 _close(own)

@@ -1,11 +1,11 @@
-"""The audit log: append-only, hash-chained rows (R-AUD-1..3)."""
+"""The audit log: append-only, HMAC-protected rows sealed into a hash chain (R-AUD-1..3)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
 
-from sqlalchemy import JSON, BigInteger, String
+from sqlalchemy import JSON, BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iam.db import Base
@@ -20,9 +20,16 @@ class Severity(enum.StrEnum):
 
 
 class AuditEvent(Base):
+    """One event. ``row_hash`` protects the content from the moment it is written; ``seq``,
+    ``prev_hash`` and ``hash`` are set when the row is sealed into the chain (within about a
+    second, by the worker), after which deleting or inserting rows is detected too."""
+
     __tablename__ = "audit_events"
 
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     at: Mapped[dt.datetime] = mapped_column(index=True)
     event: Mapped[str] = mapped_column(String(64), index=True)
     severity: Mapped[str] = mapped_column(String(16))
@@ -33,12 +40,13 @@ class AuditEvent(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditHead(Base):
-    """One row: the last sequence number and hash. Serialises appenders; detects tail deletion."""
+    """One row: the last sealed sequence number and hash. Serialises sealers; shows tail deletion."""
 
     __tablename__ = "audit_head"
 

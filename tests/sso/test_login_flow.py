@@ -51,7 +51,7 @@ def test_expired_password_changes_then_finishes_the_original_sign_in(services, c
     # old password no longer works, new one does
     assert services.directory.authenticate("alice", "N3w-Passphrase-ok").id == user.id
     with services.transaction() as s:
-        events = [e.event for e in s.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
+        events = [e.event for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))]
     assert "login.password_change_required" in events and "password.changed" in events
 
 
