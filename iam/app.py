@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,13 @@ def load_features() -> list[Any]:
     return [importlib.import_module(name) for name in FEATURES]
 
 
+def load_feature_jobs() -> None:
+    """Import each feature's ``jobs`` module so its handlers and periodic tasks register."""
+    for name in FEATURES:
+        if importlib.util.find_spec(f"{name}.jobs") is not None:
+            importlib.import_module(f"{name}.jobs")
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
     settings = settings or (services.settings if services else load_settings())
     services = services or Services(settings)
@@ -48,6 +56,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         PREFERRED_URL_SCHEME="https" if secure else "http",
         MAX_CONTENT_LENGTH=1024 * 1024,
         BABEL_DEFAULT_LOCALE="en",
+        IAM_ORGANISATION=settings.organisation,
         BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
     )
     app.extensions["iam.services"] = services

@@ -138,12 +138,10 @@ def worker(ctx: Ctx, once: bool) -> None:
     import signal
 
     from iam import core_jobs  # noqa: F401
-    from iam.app import load_features
+    from iam.app import load_feature_jobs
     from iam.jobs import Worker
 
-    load_features()
-    for name in ("sso.jobs",):
-        __import__(name)
+    load_feature_jobs()
     w = Worker(ctx.services)
     if once:
         click.echo(f"ran {w.tick()} job(s)")

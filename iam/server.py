@@ -21,7 +21,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         for key, value in self.options.items():
-            if value is not None:
+            if value is not None and key in self.cfg.settings:
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
@@ -58,6 +58,7 @@ def run(
         "forwarded_allow_ips": ",".join(srv.trusted_proxies) or "127.0.0.1",
         "certfile": certfile,
         "keyfile": keyfile,
+        "control_socket_disable": True,  # gunicorn ≥ 25; ignored by older versions
     }
     # one metrics registry across worker processes (read by /metrics)
     metrics_dir = services.settings.var_dir / "prometheus"

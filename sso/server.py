@@ -368,7 +368,8 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             return False
         try:
             user = self.services.directory.get_user(sub)
-        except DirectoryError:
+        except DirectoryError as exc:
+            log.warning("directory check of %s failed, refusing tokens: %s", sub, type(exc).__name__)
             return False
         return user is not None and user.enabled and not user.locked
 

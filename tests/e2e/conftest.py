@@ -23,11 +23,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qs
 
 import pytest
@@ -54,7 +54,7 @@ START_TIMEOUT = 40.0
 STOP_TIMEOUT = 10.0
 
 
-def need(reason: str) -> None:
+def need(reason: str) -> NoReturn:
     """A real component is missing: fail on CI, skip on a developer machine."""
     if CI:
         pytest.fail(f"required test component missing on CI: {reason}")
@@ -126,7 +126,9 @@ class LiveProvider:
         return self.var_dir / "worker.log"
 
     # -- the CLI, as an administrator would use it ---------------------------------------------
-    def cli(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [*_iam_command(), *args],
             input=stdin,
@@ -150,9 +152,9 @@ class LiveProvider:
         *,
         name: str = "e2e rp",
         redirect_uris: list[str],
-        post_logout_redirect_uris: list[str] = (),  # type: ignore[assignment]
+        post_logout_redirect_uris: Sequence[str] = (),
         backchannel_logout_uri: str | None = None,
-        extra: list[str] = (),  # type: ignore[assignment]
+        extra: Sequence[str] = (),
     ) -> dict[str, Any]:
         """Register a client with ``iam client add --json``; returns it with its secret."""
         args = ["client", "add", "--name", name]
@@ -265,29 +267,37 @@ class LiveProvider:
                 pytest.fail(f"the provider did not answer /healthz within {START_TIMEOUT:.0f} s\n{diag}")
             time.sleep(0.2)
 
+    def alive(self) -> bool:
+        return all(p is not None and p.poll() is None for p in (self.server, self.worker))
+
     def stop(self) -> None:
-        for proc in (self.worker, self.server):
-            if proc is None or proc.poll() is not None:
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in (self.worker, self.server):
-            if proc is None:
-                continue
-            try:
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+        """SIGTERM each process group, SIGKILL what is left after STOP_TIMEOUT seconds."""
+        procs = [p for p in (self.worker, self.server) if p is not None]
+        for proc in procs:
+            _signal_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            # gunicorn workers may outlive their master for a moment: wait for the whole group
+            while _signal_group(proc.pid, 0) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _signal_group(proc.pid, 0):
+                _signal_group(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-        # stragglers of the group (a worker the master did not reap) go too
-        for proc in (self.worker, self.server):
-            if proc is not None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
         if self._services is not None:
             self._services.dispose()
             self._services = None
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Signal the process group we started (start_new_session: its id is the leader's pid)."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _provider_env(var_dir: Path, port: int, directory: DirectorySettings | None) -> dict[str, str]:
@@ -363,8 +373,10 @@ def live_provider(request: pytest.FixtureRequest, _provider_pool: ProviderPool) 
         raise ValueError(f"unknown directory kind {kind!r}")
     directory: DirectorySettings | None = None
     if kind == "ad":
-        directory = request.getfixturevalue("samba_ad")
+        directory = samba_fixture(request, "samba_ad")
     provider = _provider_pool.get(kind, directory)
+    if not provider.alive():
+        pytest.fail(f"the {kind} provider is no longer running\n{provider.diagnostics()}")
     mark = provider.log_mark()
     yield provider
     for proc, what in ((provider.server, "iam serve"), (provider.worker, "iam worker")):
@@ -437,7 +449,6 @@ def node_rp() -> NodeRP:
     node = shutil.which("node")
     if node is None:
         need("node (Node.js >= 20) is not installed")
-    assert node is not None
     version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout.strip()
     try:
         major = int(version.lstrip("v").split(".")[0])
@@ -549,6 +560,15 @@ def page(browser: Any) -> Iterator[Any]:
         yield pg
     finally:
         context.close()
+
+
+def samba_fixture(request: pytest.FixtureRequest, name: str) -> Any:
+    """A fixture of the Samba plugin (tests/samba.py): ``samba_ad``, ``samba_dc`` or
+    ``ad_directory``; skipped (failed with ``CI=true``) when the plugin is not loaded."""
+    try:
+        return request.getfixturevalue(name)
+    except pytest.FixtureLookupError:
+        need(f"the {name} fixture is not available (tests/samba.py is not loaded)")
 
 
 def unique(prefix: str) -> str:
