@@ -16,8 +16,9 @@
 #                    ("+0" initially; write e.g. "+2d" to jump the DC two days ahead, at most one
 #                    second later it takes effect)
 #
-# If a DC started from the same DIR (in the same faketime mode) already answers an LDAPS bind, it
-# is reused unless --fresh is given. Prints one line of connection facts (never the password).
+# If a DC started from the same DIR already answers an LDAPS bind it is reused (unless --fresh, or
+# SAMBA_FAKETIME=1 is asked for and the running DC is not under faketime). Invocations on the same
+# DIR are serialised with DIR.lock. Prints one line of connection facts (never the password).
 set -euo pipefail
 
 REALM=EXAMPLE.TEST
@@ -25,7 +26,6 @@ DOMAIN=EXAMPLE
 BASE_DN=DC=example,DC=test
 ADMIN_UPN=Administrator@example.test
 ADMINPASS=${SAMBA_ADMINPASS:-'Adm1n-Passw0rd!'}
-FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1
 MARKER=.iam-samba-up
 
 die() { echo "samba-up: $*" >&2; exit 1; }
@@ -87,6 +87,8 @@ info() {
 }
 
 if [ "$action" = stop ]; then
+  exec 9>"$D.lock"
+  flock -w 600 9 || die "another samba-up.sh holds $D.lock"
   stop_dc
   echo "samba AD DC stopped (dir=$D)"
   exit 0
@@ -94,27 +96,37 @@ fi
 
 [ "$(id -u)" = 0 ] || die "needs root (Samba's LDAP ports are below 1024)"
 
+# One invocation at a time per DIR: test sessions running in parallel share the DC.
+mkdir -p "$(dirname "$D")"
+exec 9>"$D.lock"
+flock -w 600 9 || die "another samba-up.sh holds $D.lock"
+
 # 1. packages (samba pulls in samba-ad-provision + samba-dsdb-modules, which provision needs)
 apt_install() {
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q --no-install-recommends "$@" >/dev/null 2>&1 \
-    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends "$@" >/dev/null; } \
+  local apt=(apt-get -o DPkg::Lock::Timeout=300 -y -q)
+  "${apt[@]}" install "$@" >/dev/null 2>&1 \
+    || { "${apt[@]}" update >/dev/null 2>&1 && "${apt[@]}" install "$@" >/dev/null; } \
     || die "could not install $*"
 }
+faketime_lib() { ls /usr/lib/*/faketime/libfaketimeMT.so.1 2>/dev/null | head -1; }
 need=()
-command -v samba >/dev/null || need+=(samba samba-ad-provision samba-dsdb-modules winbind krb5-user)
-command -v samba-tool >/dev/null || need+=(samba-ad-provision samba-dsdb-modules)
+if ! command -v samba >/dev/null || ! command -v samba-tool >/dev/null \
+  || ! dpkg -s samba-ad-provision samba-dsdb-modules >/dev/null 2>&1; then
+  need+=(samba samba-common-bin samba-ad-provision samba-dsdb-modules winbind krb5-user)
+fi
 command -v ldapsearch >/dev/null || need+=(ldap-utils)
 command -v openssl >/dev/null || need+=(openssl)
-if [ -n "${SAMBA_FAKETIME:-}" ] && [ ! -e "$FAKETIME_LIB" ]; then need+=(faketime); fi
+if [ -n "${SAMBA_FAKETIME:-}" ] && [ -z "$(faketime_lib)" ]; then need+=(faketime libfaketime); fi
 if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
 
-# 2. reuse a running DC from this DIR, in the same mode, unless --fresh
+# 2. reuse a running DC from this DIR unless --fresh. A DC under faketime serves callers that did
+#    not ask for it too (its clock is at +0 unless a test moves it); the reverse needs a restart.
 want_ft=no
 [ -n "${SAMBA_FAKETIME:-}" ] && want_ft=yes
 have_ft=no
 [ -f "$D/faketime.mode" ] && have_ft=yes
-if [ "$fresh" = 0 ] && running && [ "$want_ft" = "$have_ft" ] && ldaps_ok; then
+if [ "$fresh" = 0 ] && running && { [ "$want_ft" = no ] || [ "$have_ft" = yes ]; } && ldaps_ok; then
   info
   exit 0
 fi
@@ -179,12 +191,25 @@ samba-tool domain passwordsettings set --min-pwd-age=0 -s "$D/etc/smb.conf" >/de
 if [ "$want_ft" = yes ]; then
   echo "+0" >"$D/faketime"
   touch "$D/faketime.mode"
-  LD_PRELOAD=$FAKETIME_LIB FAKETIME_TIMESTAMP_FILE="$D/faketime" FAKETIME_NO_CACHE=1 \
-    DONT_FAKE_MONOTONIC=1 samba -D -s "$D/etc/smb.conf"
+  LD_PRELOAD=$(faketime_lib) FAKETIME_TIMESTAMP_FILE="$D/faketime" FAKETIME_NO_CACHE=1 \
+    DONT_FAKE_MONOTONIC=1 samba -D -s "$D/etc/smb.conf" 9>&-
 else
-  samba -D -s "$D/etc/smb.conf"
+  samba -D -s "$D/etc/smb.conf" 9>&-
 fi
 for _ in $(seq 300); do port_open 636 && break; sleep 0.1; done
 for _ in $(seq 100); do ldaps_ok && break; sleep 0.2; done
 ldaps_ok || die "the DC did not answer an LDAPS bind (logs: $D/log)"
+
+# 9. idle LDAP connections are closed after MaxConnIdleTime (AD default 900 s); make it a week so
+#    that moving the faketime clock by a few days does not drop every client's connection
+LDAPTLS_CACERT="$D/tls/ca.pem" LDAPTLS_REQCERT=demand ldapmodify -x -H ldaps://127.0.0.1:636 \
+  -D "$ADMIN_UPN" -w "$ADMINPASS" >/dev/null 2>&1 <<LDIF || echo "samba-up: could not raise MaxConnIdleTime" >&2
+dn: CN=Default Query Policy,CN=Query-Policies,CN=Directory Service,CN=Windows NT,CN=Services,CN=Configuration,$BASE_DN
+changetype: modify
+delete: lDAPAdminLimits
+lDAPAdminLimits: MaxConnIdleTime=900
+-
+add: lDAPAdminLimits
+lDAPAdminLimits: MaxConnIdleTime=604800
+LDIF
 info

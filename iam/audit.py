@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +34,10 @@ log = logging.getLogger("iam.audit")
 security_log = logging.getLogger("security")
 
 GENESIS = "0" * 64
-_FORBIDDEN_KEYS = {"password", "secret", "client_secret", "token", "code", "refresh_token"}
+_SECRET_WORDS = ("password", "secret", "token", "assertion", "verifier", "credential")
+_SECRET_KEYS = {"code", "otp", "pin"}
 CONTENT = (
+    "nonce",
     "at",
     "event",
     "severity",
@@ -73,6 +76,29 @@ def _link(key: bytes, prev: str, seq: int, row_hash: str) -> str:
     return hmac.new(key, f"{prev}\n{seq}\n{row_hash}".encode(), hashlib.sha256).hexdigest()
 
 
+def _head_mac(key: bytes, seq: int, digest: str) -> str:
+    return hmac.new(key, f"head\n{seq}\n{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+def _secret_keys(details: Any, path: str = "") -> list[str]:
+    """Keys anywhere in ``details`` that look like they carry a secret (R-AUD-4)."""
+    found: list[str] = []
+    if isinstance(details, dict):
+        for k, v in details.items():
+            name = str(k).lower()
+            if name in _SECRET_KEYS or any(w in name for w in _SECRET_WORDS):
+                found.append(path + str(k))
+            found.extend(_secret_keys(v, f"{path}{k}."))
+    elif isinstance(details, list | tuple):
+        for item in details:
+            found.extend(_secret_keys(item, path))
+    return found
+
+
+class TamperedHead(Exception):  # noqa: N818
+    """The chain head's MAC is wrong: someone rewound or replaced it. Sealing stops."""
+
+
 _INSERT_EVENT = insert(AuditEvent).returning(AuditEvent.id)
 
 
@@ -91,10 +117,11 @@ def record(
 ) -> int:
     """Append one event in the current transaction and return its row id."""
     details = dict(details or {})
-    leaked = _FORBIDDEN_KEYS.intersection(k.lower() for k in details)
+    leaked = _secret_keys(details)
     if leaked:
         raise ValueError(f"audit details must not carry secrets: {sorted(leaked)}")
     row: dict[str, Any] = {
+        "nonce": secrets.token_hex(16),
         "at": clock.now(),
         "event": event,
         "severity": str(severity),
@@ -120,8 +147,24 @@ _LOCK_HEAD = (
     update(AuditHead)
     .where(AuditHead.id == 1)
     .values(seq=AuditHead.seq)
-    .returning(AuditHead.seq, AuditHead.hash)
+    .returning(AuditHead.seq, AuditHead.hash, AuditHead.mac)
 )
+
+
+def _create_head(session: Session, key: bytes) -> None:
+    """Insert the genesis head unless a concurrent sealer just did."""
+    values = {"id": 1, "seq": 0, "hash": GENESIS, "mac": _head_mac(key, 0, GENESIS)}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.connection().execute(pg_insert(AuditHead).values(values).on_conflict_do_nothing())
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.connection().execute(sqlite_insert(AuditHead).values(values).on_conflict_do_nothing())
+
+
 _SEAL_ROW = (
     update(AuditEvent)
     .where(AuditEvent.id == bindparam("row_id"))
@@ -135,10 +178,12 @@ def seal(session: Session, *, limit: int = 5000) -> int:
     conn = session.connection()
     head = conn.execute(_LOCK_HEAD).one_or_none()  # the row lock serialises sealers
     if head is None:
-        conn.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS))
-        seq, prev = 0, GENESIS
-    else:
-        seq, prev = int(head[0]), str(head[1])
+        _create_head(session, key)
+        head = conn.execute(_LOCK_HEAD).one()
+    seq, prev, mac = int(head[0]), str(head[1]), str(head[2])
+    if not hmac.compare_digest(mac, _head_mac(key, seq, prev)):
+        security_log.critical("audit chain head was tampered with; sealing stopped")
+        raise TamperedHead("The audit chain head was changed outside the application.")
     rows = conn.execute(
         select(AuditEvent.id, AuditEvent.row_hash)
         .where(AuditEvent.seq.is_(None))
@@ -154,7 +199,9 @@ def seal(session: Session, *, limit: int = 5000) -> int:
         params.append({"row_id": row_id, "new_seq": seq, "new_prev": prev, "new_hash": digest})
         prev = digest
     conn.execute(_SEAL_ROW, params)
-    conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+    conn.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev, mac=_head_mac(key, seq, prev))
+    )
     return len(rows)
 
 
@@ -207,6 +254,10 @@ def verify(session: Session) -> VerifyResult:
             return VerifyResult(False, checked, f"unsealed row id {ev.id} was changed", None, unsealed)
     head = session.get(AuditHead, 1)
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
+    if head is not None and not hmac.compare_digest(head.mac, _head_mac(key, head.seq, head.hash)):
+        return VerifyResult(False, checked, "the chain head was changed", None, unsealed)
+    if head is None and checked:
+        return VerifyResult(False, checked, "the chain head was deleted", None, unsealed)
     if head_seq != checked or not hmac.compare_digest(head_hash, prev):
         return VerifyResult(
             False,

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,7 +24,13 @@ from pydantic_settings import (
 from iam.errors import ConfigError
 
 
-class DatabaseSettings(BaseModel):
+class Section(BaseModel):
+    """A settings section: unknown keys are errors, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(Section):
     """Where our tables live."""
 
     url: str = "sqlite:///var/iam.db"
@@ -33,7 +39,7 @@ class DatabaseSettings(BaseModel):
     echo: bool = False
 
 
-class DirectorySettings(BaseModel):
+class DirectorySettings(Section):
     """The directory users sign in against."""
 
     kind: Literal["local", "ad"] = "local"
@@ -63,7 +69,7 @@ class DirectorySettings(BaseModel):
     """Service-account connections kept open per process."""
 
 
-class SessionSettings(BaseModel):
+class SessionSettings(Section):
     """The single sign-on session."""
 
     idle_timeout: int = 30 * 60
@@ -75,7 +81,7 @@ class SessionSettings(BaseModel):
     """Send cookies only over HTTPS (forced off in dev mode on plain http)."""
 
 
-class TokenSettings(BaseModel):
+class TokenSettings(Section):
     access_token_lifetime: int = 600
     id_token_lifetime: int = 600
     refresh_token_lifetime: int = 8 * 60 * 60
@@ -87,12 +93,12 @@ class TokenSettings(BaseModel):
     """Seconds a retired key stays published (at least the longest token lifetime)."""
 
 
-class AuditSettings(BaseModel):
+class AuditSettings(Section):
     security_officer_email: str = ""
     """Receives critical events (R-AUD-2)."""
 
 
-class MailSettings(BaseModel):
+class MailSettings(Section):
     host: str = ""
     port: int = 25
     sender: str = "iam@localhost"
@@ -101,7 +107,7 @@ class MailSettings(BaseModel):
     starttls: bool = False
 
 
-class WorkerSettings(BaseModel):
+class WorkerSettings(Section):
     poll_interval: float = 1.0
     """Seconds the worker sleeps when the job table is empty."""
     lease: int = 300
@@ -111,7 +117,7 @@ class WorkerSettings(BaseModel):
     """Seconds before the first retry; doubles each attempt (capped at one hour)."""
 
 
-class ServerSettings(BaseModel):
+class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 0

@@ -201,7 +201,15 @@ def retry_dead(session: Session, job_id: str | None = None) -> int:
     if job_id:
         stmt = stmt.where(Job.id == job_id)
     result = session.execute(
-        stmt.values(status=JobStatus.PENDING, attempts=0, run_at=clock.now(), finished_at=None)
+        stmt.values(
+            status=JobStatus.PENDING,
+            attempts=0,
+            run_at=clock.now(),
+            finished_at=None,
+            last_error=None,
+            locked_by=None,
+            locked_until=None,
+        )
     )
     return int(getattr(result, "rowcount", 0))
 

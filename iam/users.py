@@ -39,12 +39,16 @@ def add_user(
             enabled=False,
         )
     )
-    directory.set_password(user.id, password, must_change=must_change)
-    directory.enable(user.id)
-    for group in groups or []:
-        if directory.get_group(group) is None:
-            directory.create_group(group)
-        directory.add_member(group, user.id)
+    try:
+        directory.set_password(user.id, password, must_change=must_change)
+        directory.enable(user.id)
+        for group in groups or []:
+            if directory.get_group(group) is None:
+                directory.create_group(group)
+            directory.add_member(group, user.id)
+    except Exception:
+        directory.delete_user(user.id)  # nothing half-created: the name stays free
+        raise
     user = directory.get_user(user.id) or user
     with services.transaction() as session:
         upsert_identity(session, user, kind=directory.kind)

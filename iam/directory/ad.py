@@ -11,6 +11,16 @@ Connections
     retried once on a fresh one. Timeouts never retry.
 
     Verifying a password opens a separate short-lived connection and binds as the user.
+    ``receive_timeout`` is applied in whole seconds (rounded up; ldap3 sets SO_RCVTIMEO so).
+
+Searches
+    Every subtree search is paged (Simple Paged Results, 500 per page; ``search_users`` uses the
+    caller's ``page_size`` and yields page by page, keeping one connection checked out because
+    AD ties the paging cookie to the connection). ``user_groups`` / ``group_members`` use
+    ``member`` / ``memberOf`` equality filters, or LDAP_MATCHING_RULE_IN_CHAIN when ``nested``,
+    so ``member`` is never read from a group (no ranged ``member;range=`` retrieval needed).
+    The primary group (``Domain Users``) is not a ``member``/``memberOf`` link and so is never
+    listed.
 
 Identifiers
     ``DirectoryUser.id`` is the ``objectGUID`` as a lowercase UUID string (the binary
@@ -33,6 +43,11 @@ Changing passwords
     sent over the service account's connection: AD treats it as a user change all the same
     (it verifies the old password and applies history and minimum age; every principal has the
     "Change Password" right).
+
+    Note: after a change *or reset*, the previous password still passes a simple bind for the
+    DC's "old password allowed period" (Samba ``old password allowed period``, default 60
+    minutes; Windows ``OldPasswordAllowedPeriod``), so :meth:`~ActiveDirectory.authenticate`
+    accepts it during that time. Set the period to 0 on the DCs if that is not acceptable.
 """
 
 from __future__ import annotations
@@ -447,10 +462,13 @@ class ActiveDirectory:
         password = self.settings.bind_password.get_secret_value()
         if not password:
             raise DirectoryUnavailable("No password is configured for the directory service account.")
+        conn: Connection | None = None
         try:
             conn = self._connect(self.settings.bind_dn, password)
             bound = conn.bind(read_server_info=False)
         except (LDAPException, OSError) as exc:
+            if conn is not None:
+                _close(conn)
             raise _unavailable(exc) from exc
         if not bound:
             result = dict(conn.result or {})
@@ -666,10 +684,13 @@ class ActiveDirectory:
 
     def _user_bind(self, user: DirectoryUser, password: str) -> Connection:
         """A connection bound as ``user``; raises the mapped bind error otherwise."""
+        conn: Connection | None = None
         try:
             conn = self._connect(user.dn, password)
             bound = conn.bind(read_server_info=False)
         except (LDAPException, OSError) as exc:
+            if conn is not None:
+                _close(conn)
             raise _unavailable(exc) from exc
         if bound:
             return conn

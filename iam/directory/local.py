@@ -126,12 +126,13 @@ class LocalDirectory:
             with self._reader() as s:
                 stmt = select(LocalUser).where(LocalUser.username > last)
                 if query:
-                    like = f"%{query.lower()}%"
+                    escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                    like = f"%{escaped}%"
                     stmt = stmt.where(
                         or_(
-                            LocalUser.username.ilike(like),
-                            LocalUser.display_name.ilike(like),
-                            LocalUser.email.ilike(like),
+                            LocalUser.username.ilike(like, escape="\\"),
+                            LocalUser.display_name.ilike(like, escape="\\"),
+                            LocalUser.email.ilike(like, escape="\\"),
                         )
                     )
                 rows = s.scalars(stmt.order_by(LocalUser.username).limit(page_size)).all()

@@ -40,7 +40,9 @@ class AuditEvent(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
-    row_hash: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(64))
+    """Random per row, so a copied row never has a valid, unique ``row_hash``."""
+    row_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str | None] = mapped_column(String(64))
 
@@ -53,3 +55,5 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str] = mapped_column(String(64))
+    """HMAC over seq and hash: the head cannot be rewound without the key."""

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 21:56:12.582929
+Create Date: 2026-11-25 22:07:28.914886
 """
 
 from collections.abc import Sequence
@@ -36,10 +36,12 @@ def upgrade() -> None:
         sa.Column("ip", sa.String(length=64), nullable=True),
         sa.Column("user_agent", sa.String(length=512), nullable=True),
         sa.Column("details", sa.JSON(), nullable=False),
+        sa.Column("nonce", sa.String(length=64), nullable=False),
         sa.Column("row_hash", sa.String(length=64), nullable=False),
         sa.Column("prev_hash", sa.String(length=64), nullable=True),
         sa.Column("hash", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("row_hash"),
         sa.UniqueConstraint("seq"),
     )
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
@@ -54,6 +56,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.Column("mac", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
