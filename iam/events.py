@@ -15,3 +15,6 @@ identity_disabled = _signals.signal("identity-disabled")
 
 identity_signed_out = _signals.signal("identity-signed-out")
 """sender: sub (str); kwargs: session, sso_session_id."""
+
+client_changed = _signals.signal("client-changed")
+"""sender: client_id (str). Caches of client registrations drop the entry."""

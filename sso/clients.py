@@ -14,7 +14,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam import audit
+from iam import audit, events
 from iam.crypto import Cipher, equal, token_hash
 from iam.errors import Conflict, NotFound, ValidationFailed
 from sso.models import AuthMethod, Client
@@ -136,6 +136,7 @@ def create_client(
             row.secret_encrypted = cipher.encrypt(secret.encode(), context=client_id.encode())
     session.add(row)
     session.flush()
+    events.client_changed.send(client_id)
     audit.record(
         session,
         "client.created",
@@ -161,6 +162,8 @@ def list_clients(session: Session) -> list[Client]:
 def remove_client(session: Session, client_id: str, *, actor: str) -> None:
     row = get_client(session, client_id)
     session.delete(row)
+    session.flush()
+    events.client_changed.send(client_id)
     audit.record(
         session,
         "client.removed",
@@ -174,6 +177,8 @@ def remove_client(session: Session, client_id: str, *, actor: str) -> None:
 def set_disabled(session: Session, client_id: str, disabled: bool, *, actor: str) -> Client:
     row = get_client(session, client_id)
     row.disabled = disabled
+    session.flush()
+    events.client_changed.send(client_id)
     audit.record(
         session,
         "client.disabled" if disabled else "client.enabled",

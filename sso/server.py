@@ -7,6 +7,8 @@ service functions store codes and tokens hashed and write the audit rows.
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +21,7 @@ from authlib.oidc.core.grants.util import is_openid_scope
 from flask import Flask, g
 from joserfc.jwk import KeySet, OctKey
 
-from iam import audit, clock
+from iam import audit, clock, events
 from iam.directory.errors import DirectoryError
 from iam.web import db as web_db
 from iam.web import reader as web_reader
@@ -130,14 +132,49 @@ def _db() -> Any:
     return web_db()
 
 
+class ClientCache:
+    """Client registrations, kept for a few seconds per process (read-only, detached rows).
+
+    Reading the registration was a third of the token endpoint's work. A change made in this
+    process invalidates the entry at once (``iam.events.client_changed``); a change made
+    elsewhere (the CLI, another worker) is seen within ``TTL`` seconds.
+    """
+
+    TTL = 2.0
+    _all: weakref.WeakSet[ClientCache] = weakref.WeakSet()
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[float, Client | None]] = {}
+        ClientCache._all.add(self)
+
+    def get(self, client_id: str) -> Client | None:
+        now = time.monotonic()
+        hit = self._rows.get(client_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        row = web_reader().get(Client, client_id)
+        if len(self._rows) > 10_000:
+            self._rows.clear()
+        self._rows[client_id] = (now + self.TTL, row)
+        return row
+
+    @classmethod
+    def invalidate(cls, client_id: str, **_: Any) -> None:
+        for cache in list(cls._all):
+            cache._rows.pop(client_id, None)
+
+
+events.client_changed.connect(ClientCache.invalidate)
+
+
 def load_client(client_id: str | None) -> Client | None:
-    """The client row, read once per request (the token endpoint asks several times)."""
+    """The client registration (cached per process for a few seconds)."""
     if not client_id:
         return None
-    cache: dict[str, Client | None] = g.setdefault("iam_clients", {})
-    if client_id not in cache:
-        cache[client_id] = web_reader().get(Client, client_id)
-    return cache[client_id]
+    cache = _services().extensions.get("sso.client_cache")
+    if cache is None:
+        cache = _services().extensions.setdefault("sso.client_cache", ClientCache())
+    return cache.get(client_id)  # type: ignore[no-any-return]
 
 
 def _services() -> Services:
