@@ -30,9 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     services = Services(load_settings())
     try:
-        tokens = mint_refresh_tokens_for_benchmark(
-            services, client_id=args.client_id, count=args.count
-        )
+        tokens = mint_refresh_tokens_for_benchmark(services, client_id=args.client_id, count=args.count)
     finally:
         services.dispose()
 

@@ -35,7 +35,8 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,10 @@ SCENARIOS = {"cc": "client_credentials", "refresh": "refresh"}
 TARGET_CC = 1000.0
 # Without a client-credentials run to size them by, refresh tokens are minted for this rate.
 DEFAULT_REFRESH_RATE_CAP = 5000.0
+# Below this many busy cores the machine counts as idle; above NOISY_CORES of CPU used by
+# neither the server, its store nor wrk during a run, the run is flagged as disturbed.
+IDLE_CORES = 0.15
+NOISY_CORES = 0.3
 
 # urllib must never go through a proxy from the environment: everything here is loopback.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -95,16 +100,21 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     try:
         proc = subprocess.run(
-            cmd, env=env, cwd=cwd, timeout=timeout, capture_output=True, text=True, check=False
+            cmd,
+            env=env,
+            cwd=cwd,
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise BenchError(f"{what}: no answer within {timeout:.0f} s") from exc
     except OSError as exc:
         raise BenchError(f"{what}: cannot run {cmd[0]}: {exc}") from exc
     if proc.returncode != 0:
-        raise BenchError(
-            f"{what} failed (exit {proc.returncode}):\n{tail(proc.stderr + proc.stdout)}"
-        )
+        raise BenchError(f"{what} failed (exit {proc.returncode}):\n{tail(proc.stderr + proc.stdout)}")
     return proc
 
 
@@ -209,6 +219,10 @@ class System:
     def facts(self) -> dict[str, str]:
         return {}
 
+    def is_store_process(self, pid: int, comm: str, pgid: int) -> bool:
+        """Is this a process of the database the system keeps its tokens in?"""
+        return False
+
     def _serve(self, cmd: list[str], env: dict[str, str], cwd: Path, base_url: str) -> None:
         self.server = Server(self.name, cmd, env, cwd, self.workdir / "server.log")
         say(f"{self.name}: starting {' '.join(cmd)}")
@@ -297,6 +311,9 @@ class OidcProvider(System):
                     )
                 except BenchError as exc:
                     say(str(exc))
+
+    def is_store_process(self, pid: int, comm: str, pgid: int) -> bool:
+        return comm == "redis-server"
 
     def facts(self) -> dict[str, str]:
         facts = {}
@@ -421,6 +438,15 @@ class Ours(System):
                 except BenchError as exc:
                     say(str(exc))
 
+    def is_store_process(self, pid: int, comm: str, pgid: int) -> bool:
+        # The backends serving our throwaway database show its name on their command line.
+        if not self.pg_name or comm != "postgres":
+            return False
+        try:
+            return self.pg_name.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+
     def facts(self) -> dict[str, str]:
         return {"python": platform.python_version(), "db": self.args.db}
 
@@ -444,9 +470,11 @@ class Result:
     failed: str = ""
     # Where the CPU went during the measured run, in cores (2.0 = both cores all the time).
     server_cores: float = 0.0
+    store_cores: float = 0.0  # Redis for oidc-provider, PostgreSQL for ours on --db postgresql
     wrk_cores: float = 0.0
     other_cores: float = 0.0
     tokens_per_server_core_s: float = 0.0
+    runs: list[float] = field(default_factory=list)
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -460,26 +488,56 @@ def machine_cpu_seconds() -> tuple[float, float]:
     return (total - idle) / CLK_TCK, total / CLK_TCK
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU seconds used so far by the live processes of one process group."""
-    used = 0
+def cpu_ticks(select: Callable[[int, str, int], bool]) -> dict[int, int]:
+    """CPU ticks used so far by each live process for which select(pid, comm, pgid) holds."""
+    ticks = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:
             continue
+        pid = int(text[: text.index(" ")])
+        comm = text[text.index("(") + 1 : text.rindex(")")]
         rest = text[text.rindex(")") + 2 :].split()
-        if int(rest[2]) == pgid:
-            used += int(rest[11]) + int(rest[12])
-    return used / CLK_TCK
+        if select(pid, comm, int(rest[2])):
+            ticks[pid] = int(rest[11]) + int(rest[12])
+    return ticks
 
 
-def machine_busy_cores(seconds: float = 1.0) -> float:
-    busy0, total0 = machine_cpu_seconds()
+def cpu_seconds_between(before: dict[int, int], after: dict[int, int]) -> float:
+    """CPU seconds between two cpu_ticks() snapshots (a process born in between counts fully)."""
+    return sum(t - before.get(pid, 0) for pid, t in after.items()) / CLK_TCK
+
+
+def foreign_busy_cores(system: System, seconds: float = 1.0) -> float:
+    """Cores kept busy by anything but the system under test (its server and its store)."""
+    pgid = system.server.proc.pid if system.server and system.server.proc else -1
+
+    def own(pid: int, comm: str, group: int) -> bool:
+        return group == pgid or system.is_store_process(pid, comm, group)
+
+    own0, (busy0, total0) = cpu_ticks(own), machine_cpu_seconds()
     time.sleep(seconds)
-    busy1, total1 = machine_cpu_seconds()
+    own1, (busy1, total1) = cpu_ticks(own), machine_cpu_seconds()
     cpus = os.cpu_count() or 1
-    return cpus * (busy1 - busy0) / max(total1 - total0, 1e-9)
+    busy = cpus * (busy1 - busy0) / max(total1 - total0, 1e-9)
+    return max(busy - cpu_seconds_between(own0, own1) / seconds, 0.0)
+
+
+def wait_until_idle(system: System, max_wait: float) -> None:
+    """Before a measured run: wait (bounded) until the rest of the machine is quiet."""
+    if max_wait <= 0:
+        return
+    deadline = time.monotonic() + max_wait
+    busy = foreign_busy_cores(system)
+    if busy <= IDLE_CORES:
+        return
+    say(f"waiting up to {max_wait:.0f} s for other processes to calm down ({busy:.2f} cores)")
+    while time.monotonic() < deadline:
+        busy = foreign_busy_cores(system)
+        if busy <= IDLE_CORES:
+            return
+    say(f"other processes still use {busy:.2f} cores: this run will be low and noisy")
 
 
 def run_wrk(
@@ -500,24 +558,30 @@ def run_wrk(
         env["BENCH_TOKEN_FILE"] = str(token_file)
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s"]
     cmd += ["--timeout", "10s", "-s", str(script), system.token_endpoint]
-    pgid = system.server.proc.pid if system.server and system.server.proc else 0
+    pgid = system.server.proc.pid if system.server and system.server.proc else -1
+
+    def in_server(pid: int, comm: str, group: int) -> bool:
+        return group == pgid
+
     busy0, total0 = machine_cpu_seconds()
-    server0 = group_cpu_seconds(pgid) if pgid else 0.0
+    server0, store0 = cpu_ticks(in_server), cpu_ticks(system.is_store_process)
     wrk0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = run(cmd, env=env, cwd=BENCH, timeout=seconds + 60, what=f"wrk {scenario}")
     wall = time.monotonic() - started
     wrk1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server1 = group_cpu_seconds(pgid) if pgid else 0.0
+    server1, store1 = cpu_ticks(in_server), cpu_ticks(system.is_store_process)
     busy1, total1 = machine_cpu_seconds()
     cpus = os.cpu_count() or 1
     busy = cpus * (busy1 - busy0) / max(total1 - total0, 1e-9)
-    server = (server1 - server0) / wall
+    server = cpu_seconds_between(server0, server1) / wall
+    store = cpu_seconds_between(store0, store1) / wall
     wrk = (wrk1.ru_utime + wrk1.ru_stime - wrk0.ru_utime - wrk0.ru_stime) / wall
     for line in proc.stdout.splitlines():
         if line.startswith("BENCH_RESULT "):
             raw = dict(json.loads(line.removeprefix("BENCH_RESULT ")))
-            raw["cpu"] = {"server": server, "wrk": wrk, "other": max(busy - server - wrk, 0.0)}
+            other = max(busy - server - store - wrk, 0.0)
+            raw["cpu"] = {"server": server, "store": store, "wrk": wrk, "other": other}
             return raw
     raise BenchError(f"wrk printed no BENCH_RESULT line:\n{tail(proc.stdout + proc.stderr)}")
 
@@ -539,6 +603,7 @@ def to_result(system: str, scenario: str, raw: dict[str, Any]) -> Result:
         exhausted=bool(raw["exhausted"]),
         first_error=str(raw["first_error"]),
         server_cores=round(raw["cpu"]["server"], 2),
+        store_cores=round(raw["cpu"]["store"], 2),
         wrk_cores=round(raw["cpu"]["wrk"], 2),
         other_cores=round(raw["cpu"]["other"], 2),
         tokens_per_server_core_s=round(
@@ -547,9 +612,7 @@ def to_result(system: str, scenario: str, raw: dict[str, Any]) -> Result:
     )
 
 
-def warm_up(
-    system: System, scenario: str, args: argparse.Namespace, token_file: Path | None = None
-) -> None:
+def warm_up(system: System, scenario: str, args: argparse.Namespace, token_file: Path | None = None) -> None:
     if args.warmup <= 0:
         return
     raw = run_wrk(system, scenario, args.warmup, args, token_file)
@@ -562,34 +625,67 @@ def warm_up(
     time.sleep(1)
 
 
+def summarize(runs: list[Result], pick: str) -> Result:
+    """One run stands for all: the median rate (lower middle for an even count), or the run
+    least disturbed by other processes. All rates are kept, errors are added up."""
+    if pick == "quietest":
+        chosen = min(runs, key=lambda r: r.other_cores)
+    else:
+        chosen = sorted(runs, key=lambda r: r.tokens_per_s)[(len(runs) - 1) // 2]
+    chosen.runs = [round(r.tokens_per_s, 1) for r in runs]
+    chosen.errors = sum(r.errors for r in runs)
+    chosen.non200 = sum(r.non200 for r in runs)
+    chosen.exhausted = any(r.exhausted for r in runs)
+    chosen.first_error = next((r.first_error for r in runs if r.first_error), "")
+    return chosen
+
+
+def measure_cc(system: System, args: argparse.Namespace) -> Result:
+    warm_up(system, "cc", args)
+    runs = []
+    for i in range(args.repeat):
+        wait_until_idle(system, args.wait_idle)
+        runs.append(to_result(system.name, "cc", run_wrk(system, "cc", args.duration, args)))
+        print_one(runs[-1], f"run {i + 1}/{args.repeat}" if args.repeat > 1 else "")
+    return summarize(runs, args.pick)
+
+
 def measure_refresh(system: System, args: argparse.Namespace, cc_rate: float | None) -> Result:
-    # Every request needs a refresh token never used before: mint more than the run can use.
+    # Every request needs a refresh token never used before: mint more than the runs can use.
     cap = args.refresh_rate_cap or (1.25 * cc_rate if cc_rate else DEFAULT_REFRESH_RATE_CAP)
     spare = args.connections + 16
     n_warm = math.ceil(cap * args.warmup) + spare if args.warmup > 0 else 0
     n_main = math.ceil(cap * args.duration) + spare
+    total = n_warm + n_main * args.repeat
     all_file = system.workdir / "refresh-tokens.txt"
-    say(f"{system.name}: minting {n_warm + n_main} refresh tokens (for up to {cap:.0f}/s)")
+    say(f"{system.name}: minting {total} refresh tokens (for up to {cap:.0f}/s)")
     started = time.monotonic()
-    system.mint_refresh_tokens(n_warm + n_main, all_file)
+    system.mint_refresh_tokens(total, all_file)
     tokens = all_file.read_text().split()
-    if len(tokens) != n_warm + n_main or len(set(tokens)) != len(tokens):
-        raise BenchError(f"expected {n_warm + n_main} distinct refresh tokens, got {len(tokens)}")
+    if len(tokens) != total or len(set(tokens)) != len(tokens):
+        raise BenchError(f"expected {total} distinct refresh tokens, got {len(set(tokens))}")
     say(f"{system.name}: minted in {time.monotonic() - started:.1f} s")
-    warm_file = system.workdir / "refresh-warmup.txt"
-    main_file = system.workdir / "refresh-main.txt"
-    warm_file.write_text("".join(f"{t}\n" for t in tokens[:n_warm]))
-    main_file.write_text("".join(f"{t}\n" for t in tokens[n_warm:]))
-    warm_up(system, "refresh", args, warm_file)
-    result = to_result(
-        system.name, "refresh", run_wrk(system, "refresh", args.duration, args, main_file)
-    )
-    if result.exhausted:
-        say(
-            f"{system.name} refresh: ran out of refresh tokens after {result.duration_s:.1f} s; "
-            "the rate is over that time (raise --refresh-rate-cap)"
-        )
-    return result
+
+    def token_file(name: str, part: list[str]) -> Path:
+        path = system.workdir / f"refresh-{name}.txt"
+        path.write_text("".join(f"{t}\n" for t in part))
+        return path
+
+    warm_up(system, "refresh", args, token_file("warmup", tokens[:n_warm]))
+    runs = []
+    for i in range(args.repeat):
+        wait_until_idle(system, args.wait_idle)
+        part = tokens[n_warm + i * n_main : n_warm + (i + 1) * n_main]
+        raw = run_wrk(system, "refresh", args.duration, args, token_file(f"run{i + 1}", part))
+        runs.append(to_result(system.name, "refresh", raw))
+        print_one(runs[-1], f"run {i + 1}/{args.repeat}" if args.repeat > 1 else "")
+        if runs[-1].exhausted:
+            say(
+                f"{system.name} refresh: ran out of refresh tokens after "
+                f"{runs[-1].duration_s:.1f} s; the rate is over that time "
+                "(raise --refresh-rate-cap)"
+            )
+    return summarize(runs, args.pick)
 
 
 def measure(system: System, args: argparse.Namespace) -> list[Result]:
@@ -600,9 +696,7 @@ def measure(system: System, args: argparse.Namespace) -> list[Result]:
         for scenario in args.scenarios:
             try:
                 if scenario == "cc":
-                    warm_up(system, "cc", args)
-                    raw = run_wrk(system, "cc", args.duration, args)
-                    result = to_result(system.name, "cc", raw)
+                    result = measure_cc(system, args)
                     if result.errors == 0:
                         cc_rate = result.tokens_per_s
                 else:
@@ -611,7 +705,8 @@ def measure(system: System, args: argparse.Namespace) -> list[Result]:
                 say(f"{system.name} {scenario}: FAILED: {exc}")
                 result = Result(system.name, SCENARIOS[scenario], failed=str(exc))
             results.append(result)
-            print_one(result)
+            if args.repeat > 1:
+                print_one(result, args.pick)
             time.sleep(1)
     except BenchError as exc:
         say(f"{system.name}: FAILED: {exc}")
@@ -626,13 +721,15 @@ def measure(system: System, args: argparse.Namespace) -> list[Result]:
     return results
 
 
-def print_one(r: Result) -> None:
+def print_one(r: Result, label: str = "") -> None:
     if r.failed:
         return
+    label = f" ({label})" if label else ""
     say(
-        f"{r.system} {r.scenario}: {r.tokens_per_s:.0f} tokens/s, p50 {r.p50_ms:.1f} ms, "
+        f"{r.system} {r.scenario}{label}: {r.tokens_per_s:.0f} tokens/s, p50 {r.p50_ms:.1f} ms, "
         f"p99 {r.p99_ms:.1f} ms, {r.errors} errors ({r.requests} requests); CPU cores: "
-        f"server {r.server_cores:.2f}, wrk {r.wrk_cores:.2f}, other {r.other_cores:.2f}"
+        f"server {r.server_cores:.2f}, store {r.store_cores:.2f}, wrk {r.wrk_cores:.2f}, "
+        f"other {r.other_cores:.2f}"
     )
     if r.first_error:
         say(f"  first error: {r.first_error}")
@@ -651,7 +748,7 @@ def ratios(results: list[Result]) -> dict[str, float]:
 def print_table(results: list[Result], skipped: dict[str, str]) -> None:
     header = (
         f"{'system':<14} {'scenario':<19} {'tokens/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'errors':>6} {'srv cores':>9} {'tok/core-s':>10}"
+        f"{'errors':>6} {'srv cores':>9} {'tok/core-s':>10} {'store':>5} {'other':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -660,10 +757,14 @@ def print_table(results: list[Result], skipped: dict[str, str]) -> None:
             print(f"{r.system:<14} {r.scenario:<19} {'FAILED':>9}  {r.failed.splitlines()[0]}")
             continue
         note = "  (ran out of refresh tokens)" if r.exhausted else ""
+        if r.other_cores > NOISY_CORES:
+            note += "  (disturbed: other processes used CPU)"
+        if len(r.runs) > 1:
+            note += "  runs: " + ", ".join(f"{x:.0f}" for x in r.runs)
         print(
             f"{r.system:<14} {r.scenario:<19} {r.tokens_per_s:>9.0f} {r.p50_ms:>7.1f} "
             f"{r.p99_ms:>7.1f} {r.errors:>6} {r.server_cores:>9.2f} "
-            f"{r.tokens_per_server_core_s:>10.0f}{note}"
+            f"{r.tokens_per_server_core_s:>10.0f} {r.store_cores:>5.2f} {r.other_cores:>5.2f}{note}"
         )
     for name, why in skipped.items():
         print(f"{name:<14} {'-':<19} {'SKIPPED':>9}  {why}")
@@ -700,6 +801,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scenarios", default="cc,refresh", help="comma list of: cc, refresh")
     p.add_argument("--duration", type=int, default=15, help="seconds of wrk per scenario")
     p.add_argument("--warmup", type=int, default=5, help="seconds of warm-up per scenario")
+    p.add_argument("--repeat", type=int, default=1, help="measured runs per scenario; the median is shown")
     p.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
     p.add_argument("--threads", type=int, default=1, help="wrk -t (default 1: leave CPU)")
     p.add_argument("--workers", type=int, default=2, help="server processes of each system")
@@ -717,6 +819,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="mint refresh tokens for this many per second (default: 1.25 x the measured "
         f"client-credentials rate, or {DEFAULT_REFRESH_RATE_CAP:.0f})",
     )
+    p.add_argument(
+        "--pick",
+        choices=("median", "quietest"),
+        default="median",
+        help="with --repeat: show the median run, or the one least disturbed by other processes",
+    )
+    p.add_argument(
+        "--wait-idle",
+        type=float,
+        default=60.0,
+        help="before each measured run, wait up to this many seconds for an idle machine",
+    )
     p.add_argument("--start-timeout", type=float, default=90.0, help="seconds to wait for a server")
     p.add_argument("--json", type=Path, help="also write the results to this file")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, tokens)")
@@ -726,8 +840,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not scenarios:
         p.error(f"--scenarios: unknown {unknown or 'empty'}; use cc and/or refresh")
     args.scenarios = list(dict.fromkeys(scenarios))
-    if args.duration <= 0 or args.warmup < 0 or args.duration > 600 or args.warmup > 120:
-        p.error("--duration must be 1..600 and --warmup 0..120 seconds")
+    if not (0 < args.duration <= 600 and 0 <= args.warmup <= 120 and 1 <= args.repeat <= 10):
+        p.error("--duration must be 1..600 s, --warmup 0..120 s and --repeat 1..10")
     if args.threads < 1 or args.connections < args.threads:
         p.error("--connections must be at least --threads (>= 1)")
     return args
@@ -739,11 +853,13 @@ def main(argv: list[str] | None = None) -> int:
         say("wrk is not installed: apt-get install -y wrk")
         return 2
 
-    # SIGTERM behaves like Ctrl-C: the finally blocks stop every server we started.
-    def on_term(signum: int, frame: object) -> None:
+    # SIGTERM and SIGINT (also when started in the background, where SIGINT is inherited as
+    # ignored) raise KeyboardInterrupt: the finally blocks stop every server we started.
+    def on_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
 
     facts = machine_facts()
     say(f"{facts.get('cpu', '?')}, {facts['cpus']} CPUs; {facts.get('wrk', '')}")
@@ -764,10 +880,6 @@ def main(argv: list[str] | None = None) -> int:
                 skipped[cls.name] = str(exc)
                 continue
             systems[cls.name] = system.facts()
-            busy = machine_busy_cores()
-            systems[cls.name]["busy_cores_before"] = f"{busy:.2f}"
-            if busy > 0.2:
-                say(f"the machine is not idle ({busy:.2f} cores busy): numbers will be low")
             results += measure(system, args)
     except KeyboardInterrupt:
         say("interrupted; servers stopped")
@@ -787,6 +899,8 @@ def main(argv: list[str] | None = None) -> int:
             "settings": {
                 "duration_s": args.duration,
                 "warmup_s": args.warmup,
+                "repeat": args.repeat,
+                "pick": args.pick,
                 "wrk": f"-t{args.threads} -c{args.connections}",
                 "workers": args.workers,
                 "db": args.db,
@@ -795,6 +909,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratios_ours_over_oidc_provider": ratios(results),
             "skipped": skipped,
         }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         say(f"results written to {args.json}")
     bad = any(r.failed or r.errors for r in results)
