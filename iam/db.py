@@ -8,6 +8,9 @@ database runs in WAL mode so readers never wait for writers.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, String, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -52,9 +56,33 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UTCDateTime(), str: String()}
 
 
-def _sqlite_setup(engine: Engine) -> None:
+class WriteLockTimeout(OperationalError):
+    """Another writer held the SQLite database for longer than the busy timeout."""
+
+
+def _acquire(fd: int, timeout: float) -> None:
+    """Take the cross-process write lock, polling finely (SQLite's own busy handler sleeps
+    1, 2, 5 … 100 ms between tries, which dominates latency under concurrent writers)."""
+    deadline = time.monotonic() + timeout
+    pause = 0.0001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise WriteLockTimeout("BEGIN IMMEDIATE", None, TimeoutError("database is busy")) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.002)
+
+
+def _sqlite_setup(engine: Engine, lock_path: str | None) -> None:
+    """SQLite: WAL, and writers queue on a file lock next to the database."""
+
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
+        if lock_path:
+            record.info["iam_lock_fd"] = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -63,12 +91,50 @@ def _sqlite_setup(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=10000")
         cur.close()
 
+    @event.listens_for(engine, "close")
+    def _on_close(dbapi_conn: Any, record: Any) -> None:
+        fd = record.info.pop("iam_lock_fd", None)
+        if fd is not None:
+            os.close(fd)
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         if conn.get_execution_options().get("iam_readonly"):
             conn.exec_driver_sql("BEGIN")  # WAL readers never wait
-        else:
+            return
+        fd = conn.connection.info.get("iam_lock_fd")
+        if fd is not None:
+            _acquire(fd, 10.0)
+            conn.connection.info["iam_locked"] = True
+        try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release(conn)
+            raise
+
+    def _release(conn: Any) -> None:
+        if conn.connection.info.pop("iam_locked", False):
+            fcntl.flock(conn.connection.info["iam_lock_fd"], fcntl.LOCK_UN)
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(conn: Any) -> None:
+        # finish the transaction ourselves so the lock is released right after it;
+        # the driver's own commit() is then a no-op (autocommit mode, no open transaction)
+        raw = conn.connection.dbapi_connection
+        try:
+            if raw.in_transaction:
+                raw.execute("COMMIT")
+        finally:
+            _release(conn)
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(conn: Any) -> None:
+        raw = conn.connection.dbapi_connection
+        try:
+            if raw is not None and raw.in_transaction:
+                raw.execute("ROLLBACK")
+        finally:
+            _release(conn)
 
 
 def make_engine(settings: DatabaseSettings) -> Engine:
@@ -83,7 +149,8 @@ def make_engine(settings: DatabaseSettings) -> Engine:
             connect_args={"check_same_thread": False, "timeout": 10},
             poolclass=NullPool if path == ":memory:" else None,
         )
-        _sqlite_setup(engine)
+        memory = not path or path == ":memory:"
+        _sqlite_setup(engine, None if memory else path + ".lock")
         return engine
     return create_engine(
         url,
