@@ -328,7 +328,7 @@ class RefreshTokenGrant(ClientScopes, grants.RefreshTokenGrant):  # type: ignore
 
     def authenticate_refresh_token(self, refresh_token: str) -> StoredRefresh | None:
         client_id = self.request.client.client_id
-        row = service.use_refresh_token(_db(), refresh_token, client_id)
+        row = service.find_refresh_token_for(web_reader(), _db(), refresh_token, client_id)
         return StoredRefresh(row) if row else None
 
     def authenticate_user(self, refresh_token: StoredRefresh) -> OAuthUser | None:
@@ -336,6 +336,9 @@ class RefreshTokenGrant(ClientScopes, grants.RefreshTokenGrant):  # type: ignore
         if not self.server.user_is_active(row.sub):
             service.revoke_family(_db(), row.family_id)
             raise InvalidGrantError("The account can no longer sign in.")
+        # the first write of the request: on SQLite the write lock is held only from here on
+        if not service.claim_refresh_token(_db(), row):
+            raise InvalidGrantError()
         ctx = service.AuthContext(
             sub=row.sub,
             auth_time=row.auth_time,
@@ -346,7 +349,7 @@ class RefreshTokenGrant(ClientScopes, grants.RefreshTokenGrant):  # type: ignore
         return OAuthUser(ctx, family_id=row.family_id, family_expires_at=row.expires_at)
 
     def revoke_old_credential(self, refresh_token: StoredRefresh) -> None:
-        """Already marked used atomically by :func:`service.use_refresh_token`."""
+        """Already marked used atomically by :func:`service.claim_refresh_token`."""
 
 
 class ClientCredentialsGrant(ClientScopes, grants.ClientCredentialsGrant):  # type: ignore[misc]
@@ -396,15 +399,28 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         )
         token.pop("_jti", None)
 
+    def directory_user(self, sub: str) -> Any:
+        """The directory's view of ``sub``, read once per request."""
+        memo: dict[str, Any] = g.setdefault("iam_dir_users", {})
+        if sub not in memo:
+            memo[sub] = self.services.directory.get_user(sub)
+        return memo[sub]
+
+    def sso_session(self, session_id: str) -> SsoSession | None:
+        memo: dict[str, SsoSession | None] = g.setdefault("iam_sso_sessions", {})
+        if session_id not in memo:
+            memo[session_id] = _db().get(SsoSession, session_id)
+        return memo[session_id]
+
     def user_is_active(self, sub: str) -> bool:
         """R-SSO-1: a disabled or locked directory account gets no tokens."""
         from iam.models.identity import Identity
 
-        identity = _db().get(Identity, sub)
+        identity = web_reader().get(Identity, sub)
         if identity is not None and identity.disabled:
             return False
         try:
-            user = self.services.directory.get_user(sub)
+            user = self.directory_user(sub)
         except DirectoryError as exc:
             log.warning("directory check of %s failed, refusing tokens: %s", sub, type(exc).__name__)
             return False
@@ -448,7 +464,7 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 }
             )
             if user.ctx.session_id:
-                sso = _db().get(SsoSession, user.ctx.session_id)
+                sso = self.sso_session(user.ctx.session_id)
                 if sso is not None:
                     extra["sid"] = sso.sid
         sub = user.ctx.sub if user else row.client_id
@@ -495,7 +511,7 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         settings = self.services.settings
         now = clock.timestamp()
         alg = client.id_token_alg or settings.tokens.signing_alg
-        dir_user = self.services.directory.get_user(user.ctx.sub)
+        dir_user = self.directory_user(user.ctx.sub)
         scopes = set(scope.split())
         claims: dict[str, Any] = {}
         if dir_user is not None:
@@ -519,7 +535,7 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         if client.agency_code:
             claims["agency_code"] = client.agency_code
         if user.ctx.session_id:
-            sso = _db().get(SsoSession, user.ctx.session_id)
+            sso = self.sso_session(user.ctx.session_id)
             if sso is not None:
                 claims["sid"] = sso.sid
         if access_token:

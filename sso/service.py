@@ -270,32 +270,54 @@ def issue_refresh_token(
     return value, row
 
 
-def use_refresh_token(session: Session, value: str, client_id: str) -> RefreshToken | None:
-    """Consume a refresh token once. Reusing a rotated token revokes its whole family."""
-    row = session.get(RefreshToken, token_hash(value))
+def find_refresh_token_for(
+    reader: Session, session: Session, value: str, client_id: str
+) -> RefreshToken | None:
+    """A refresh token the client may use now, read without taking any write lock.
+
+    A token that was already used is a replay: its whole family is revoked (in ``session``).
+    The caller must still :func:`claim_refresh_token` before issuing anything.
+    """
+    row = reader.get(RefreshToken, token_hash(value))
     if row is None or row.client_id != client_id:
         return None
-    now = clock.now()
-    if row.revoked_at is not None or row.expires_at <= now:
+    if row.revoked_at is not None or row.expires_at <= clock.now():
         return None
-    claimed = session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.token_hash == row.token_hash, RefreshToken.used_at.is_(None))
-        .values(used_at=now)
-    )
-    if getattr(claimed, "rowcount", 0) != 1:
-        revoke_family(session, row.family_id)
-        audit.record(
-            session,
-            "token.refresh_reuse",
-            severity=audit.Severity.CRITICAL,
-            outcome="failure",
-            subject=row.sub,
-            client_id=client_id,
-            details={"family": row.family_id},
-        )
+    if row.used_at is not None:
+        _reused(session, row)
         return None
     return row
+
+
+def claim_refresh_token(session: Session, row: RefreshToken) -> bool:
+    """Mark the token used, atomically: exactly one of two concurrent uses wins; the loser
+    is treated as a replay and revokes the family (RFC 9700 §4.14.2)."""
+    claimed = session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.token_hash == row.token_hash,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(used_at=clock.now())
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        _reused(session, row)
+        return False
+    return True
+
+
+def _reused(session: Session, row: RefreshToken) -> None:
+    revoke_family(session, row.family_id)
+    audit.record(
+        session,
+        "token.refresh_reuse",
+        severity=audit.Severity.CRITICAL,
+        outcome="failure",
+        subject=row.sub,
+        client_id=row.client_id,
+        details={"family": row.family_id},
+    )
 
 
 def revoke_family(session: Session, family_id: str) -> None:
