@@ -27,4 +27,4 @@ cat <<MSG
   Stop with Ctrl-C.
 
 MSG
-iam serve --host "$HOST" --port "$PORT" --workers 2
+iam serve --host "$HOST" --port "$PORT" --workers 2 --threads 4

@@ -100,9 +100,9 @@ def db_upgrade(ctx: Ctx) -> None:
 @click.option(
     "--threads",
     type=int,
-    default=4,
+    default=1,
     show_default=True,
-    help="Threads per worker (1 = sync workers).",
+    help="Threads per worker (1 = sync workers, fastest for the token endpoint).",
 )
 @click.option("--certfile", default=None, help="Serve HTTPS with this certificate (PEM).")
 @click.option("--keyfile", default=None, help="Private key of --certfile.")
