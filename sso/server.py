@@ -310,14 +310,7 @@ class AuthorizationCodeGrant(ClientScopes, grants.AuthorizationCodeGrant):  # ty
         row = authorization_code.row
         if not self.server.user_is_active(row.sub):
             return None
-        ctx = service.AuthContext(
-            sub=row.sub,
-            auth_time=row.auth_time,
-            acr=row.acr,
-            amr=tuple(row.amr),
-            session_id=row.session_id,
-        )
-        user = OAuthUser(ctx)
+        user = OAuthUser(service.AuthContext.of(row))
         g.iam_code_row = row
         return user
 
@@ -339,13 +332,7 @@ class RefreshTokenGrant(ClientScopes, grants.RefreshTokenGrant):  # type: ignore
         # the first write of the request: on SQLite the write lock is held only from here on
         if not service.claim_refresh_token(_db(), row):
             raise InvalidGrantError()
-        ctx = service.AuthContext(
-            sub=row.sub,
-            auth_time=row.auth_time,
-            acr=row.acr,
-            amr=tuple(row.amr),
-            session_id=row.session_id,
-        )
+        ctx = service.AuthContext.of(row)
         return OAuthUser(ctx, family_id=row.family_id, family_expires_at=row.expires_at)
 
     def revoke_old_credential(self, refresh_token: StoredRefresh) -> None:

@@ -44,6 +44,13 @@ class AuthContext:
     session_id: str | None = None
     sid: str | None = None
 
+    @classmethod
+    def of(cls, row: AuthorizationCode | RefreshToken | SsoSession) -> AuthContext:
+        """The sign-in facts carried by a code, a refresh token or the SSO session itself."""
+        if isinstance(row, SsoSession):
+            return cls(row.sub, row.auth_time, row.acr, tuple(row.amr), row.id, row.sid)
+        return cls(row.sub, row.auth_time, row.acr, tuple(row.amr), row.session_id)
+
 
 # -- SSO sessions ---------------------------------------------------------------------------
 def create_sso_session(

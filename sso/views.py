@@ -78,6 +78,13 @@ def _clear_session_cookie(response: Response) -> None:
     response.delete_cookie(_cookie_name(), path="/", secure=secure, httponly=True, samesite="Lax")
 
 
+def _record(event: str, **kw: Any) -> int:
+    """An audit event of this request: caller's address and user agent filled in (R-AUD-1)."""
+    kw.setdefault("ip", g.client_ip)
+    kw.setdefault("user_agent", g.user_agent)
+    return audit.record(db(), event, **kw)
+
+
 def _error_page(title: str, message: str, status: int = 400) -> Any:
     return render_template("sso/error.html", title=title, message=message), status
 
@@ -147,13 +154,10 @@ def authorize() -> Any:
     except OAuth2Error as err:
         if getattr(err, "redirect_uri", None):
             return srv.handle_error_response(srv.create_oauth2_request(None), err)
-        audit.record(
-            db(),
+        _record(
             "authorize.refused",
             outcome="failure",
             client_id=request.args.get("client_id"),
-            ip=g.client_ip,
-            user_agent=g.user_agent,
             details={"error": err.error, "reason": err.description or ""},
         )
         return _error_page(_("The application's sign-in request is invalid"), err.description or err.error)
@@ -211,14 +215,7 @@ def authorize() -> Any:
             }
             return redirect(url_for("sso.consent"))
     service.link_client(db(), sso, row.client_id)
-    ctx = service.AuthContext(
-        sub=sso.sub,
-        auth_time=sso.auth_time,
-        acr=sso.acr,
-        amr=tuple(sso.amr),
-        session_id=sso.id,
-        sid=sso.sid,
-    )
+    ctx = service.AuthContext.of(sso)
     return srv.create_authorization_response(grant=grant, grant_user=OAuthUser(ctx))
 
 
@@ -250,29 +247,23 @@ def login() -> Any:
             user = directory.authenticate(username, str(form.password.data or ""))
         except (dir_errors.PasswordExpired, dir_errors.MustChangePassword) as exc:
             reason = "expired" if isinstance(exc, dir_errors.PasswordExpired) else "must_change"
-            audit.record(
-                db(),
+            _record(
                 "login.password_change_required",
                 outcome="failure",
                 actor=username,
-                ip=g.client_ip,
-                user_agent=g.user_agent,
                 details={"reason": reason},
             )
             session["pwchange"] = {"username": username, "reason": reason}
             return redirect(url_for("sso.change_password"))
         except dir_errors.DirectoryError as exc:
             error, reason = _login_error(exc)
-            audit.record(
-                db(),
+            _record(
                 "login.failed",
                 outcome="failure",
                 actor=username,
                 severity=audit.Severity.SIGNIFICANT
                 if reason in ("locked", "disabled")
                 else audit.Severity.NORMAL,
-                ip=g.client_ip,
-                user_agent=g.user_agent,
                 details={"reason": reason},
             )
         else:
@@ -351,13 +342,10 @@ def change_password() -> Any:
         else:
             outcome = ""
         if error:
-            audit.record(
-                db(),
+            _record(
                 "password.change_failed",
                 outcome="failure",
                 actor=username,
-                ip=g.client_ip,
-                user_agent=g.user_agent,
                 details={"reason": outcome},
             )
         else:
@@ -367,14 +355,11 @@ def change_password() -> Any:
             except dir_errors.DirectoryError as exc:
                 error, _reason = _login_error(exc)
             else:
-                audit.record(
-                    db(),
+                _record(
                     "password.changed",
                     severity=audit.Severity.SIGNIFICANT,
                     actor=user.id,
                     subject=user.id,
-                    ip=g.client_ip,
-                    user_agent=g.user_agent,
                     details={"reason": pending.get("reason", "self_service")},
                 )
                 return _complete_login(user, amr=["pwd"])
@@ -406,24 +391,20 @@ def consent() -> Any:
             else:
                 existing.scope = " ".join(sorted(set(existing.scope.split()) | set(scope.split())))
                 existing.granted_at = clock.now()
-            audit.record(
-                db(),
+            _record(
                 "consent.granted",
                 actor=sso.sub,
                 subject=sso.sub,
                 client_id=row.client_id,
-                ip=g.client_ip,
                 details={"scope": scope},
             )
             return _resume()
         session.pop("flow", None)
-        audit.record(
-            db(),
+        _record(
             "consent.denied",
             outcome="failure",
             actor=sso.sub,
             client_id=row.client_id,
-            ip=g.client_ip,
         )
         redirect_uri = dict(pair.split("=", 1) for pair in flow["query"].split("&") if "=" in pair).get(
             "redirect_uri"
@@ -456,12 +437,10 @@ def _network_refusal(client_id: str | None) -> Response | None:
     row = load_client(client_id)
     if row is None or client_service.network_allowed(row, g.client_ip):
         return None
-    audit.record(
-        db(),
+    _record(
         "token.refused",
         outcome="failure",
         client_id=client_id,
-        ip=g.client_ip,
         severity=audit.Severity.SIGNIFICANT,
         details={"reason": "network_not_allowed"},
     )
@@ -501,13 +480,10 @@ def token() -> Any:
     resp = server().create_token_response()
     if resp.status_code != 200:
         body = resp.get_json(silent=True) or {}
-        audit.record(
-            db(),
+        _record(
             "token.refused",
             outcome="failure",
             client_id=_request_client_id(),
-            ip=g.client_ip,
-            user_agent=g.user_agent,
             details={"error": body.get("error"), "grant_type": request.form.get("grant_type")},
         )
     return resp
@@ -589,12 +565,10 @@ def introspect() -> Any:
             )
             if (claims.get("client_id") == caller.client_id or allowed & set(audiences)) and user_ok:
                 result = {"active": True, "token_type": "access_token", **claims}
-    audit.record(
-        db(),
+    _record(
         "token.introspected",
         actor=caller.client_id,
         client_id=caller.client_id,
-        ip=g.client_ip,
         details={"active": bool(result)},
     )
     return jsonify(result) if result else inactive
@@ -629,12 +603,10 @@ def revoke() -> Any:
             service.revoke_access_token(db(), str(claims["jti"]), int(claims["exp"]))
             revoked = True
     if revoked:
-        audit.record(
-            db(),
+        _record(
             "token.revoked",
             actor=caller.client_id,
             client_id=caller.client_id,
-            ip=g.client_ip,
         )
     return Response("", status=200)
 

@@ -98,30 +98,29 @@ def _truncate(services: Services) -> None:
             conn.execute(text(f"DELETE FROM {name}"))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def services(request: pytest.FixtureRequest) -> Iterator[Services]:
-    """Services on each storage backend, with empty tables and fresh signing keys."""
-    svc: Services = request.getfixturevalue(f"_{'pg' if request.param == 'postgres' else 'sqlite'}_services")
+def _fresh(svc: Services) -> Services:
+    """Empty tables, no per-process caches, fresh signing keys."""
     _truncate(svc)
     svc.extensions.clear()
     svc.__dict__.pop("directory", None)
     import sso
 
     sso.on_upgrade(svc)
-    yield svc
+    return svc
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def services(request: pytest.FixtureRequest) -> Iterator[Services]:
+    """Services on each storage backend, with empty tables and fresh signing keys."""
+    svc: Services = request.getfixturevalue(f"_{'pg' if request.param == 'postgres' else 'sqlite'}_services")
+    yield _fresh(svc)
     clock.reset()
 
 
 @pytest.fixture
 def sqlite_services(_sqlite_services: Services) -> Iterator[Services]:
     """SQLite only (for tests that are not about storage)."""
-    _truncate(_sqlite_services)
-    _sqlite_services.extensions.clear()
-    _sqlite_services.__dict__.pop("directory", None)
-    import sso
-
-    sso.on_upgrade(_sqlite_services)
-    yield _sqlite_services
+    yield _fresh(_sqlite_services)
     clock.reset()
 
 

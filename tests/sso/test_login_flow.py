@@ -116,3 +116,18 @@ def test_consent_denied_returns_access_denied(services, client):
         "error=access_denied" in resp.headers["Location"]
         and f"state={flow.state}" in resp.headers["Location"]
     )
+
+
+def test_sign_in_events_record_address_and_user_agent(services, client):
+    """R-AUD-1: who, when, from where, with what outcome — successes and refusals."""
+    make_user(services)
+    login(client, "alice", "wrong-password")
+    client.get("/login", headers={"User-Agent": "TestBrowser/1"})
+    login(client, "alice", PASSWORD)
+    with services.transaction() as s:
+        rows = {e.event: e for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))}
+    failed, ok = rows["login.failed"], rows["login.succeeded"]
+    assert failed.outcome == "failure" and failed.actor == "alice" and failed.ip == "127.0.0.1"
+    assert failed.details == {"reason": "bad_credentials"}
+    assert ok.outcome == "success" and ok.ip == "127.0.0.1" and ok.user_agent
+    assert ok.at.tzinfo is not None
