@@ -76,6 +76,10 @@ class SessionSettings(Section):
     """Seconds without activity after which the SSO session ends."""
     absolute_timeout: int = 10 * 60 * 60
     """Seconds after sign-in after which the SSO session ends regardless of activity."""
+    directory_sweep_interval: int = 300
+    """Seconds between checks, by the worker, that the accounts holding live sessions or refresh
+    tokens are still enabled and unlocked in the directory; those that are not are signed out
+    everywhere (with back-channel logout) even if they never come back (R-SSO-1)."""
     cookie_name: str = "iam_session"
     cookie_secure: bool = True
     """Send cookies only over HTTPS (forced off in dev mode on plain http)."""

@@ -37,8 +37,12 @@ Handler = Callable[["Services", Session, dict[str, Any]], None]
 @dataclass(frozen=True)
 class Periodic:
     name: str
-    interval: float
+    interval: float | Callable[[Any], float]
+    """Seconds, or a function of the settings that returns them."""
     func: Callable[[Services], None]
+
+    def every(self, settings: Any) -> float:
+        return self.interval(settings) if callable(self.interval) else self.interval
 
 
 _handlers: dict[str, Handler] = {}
@@ -59,7 +63,9 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
     return deco
 
 
-def periodic(name: str, interval: float) -> Callable[[Callable[[Services], None]], Any]:
+def periodic(
+    name: str, interval: float | Callable[[Any], float]
+) -> Callable[[Callable[[Services], None]], Any]:
     """Register a function the worker runs every ``interval`` seconds."""
 
     def deco(fn: Callable[[Services], None]) -> Callable[[Services], None]:
@@ -226,7 +232,7 @@ class Worker:
         ran = run_due(self.services)
         now = clock.now().timestamp()
         for task in list(_periodic.values()):
-            if now - self._last_run.get(task.name, 0.0) >= task.interval:
+            if now - self._last_run.get(task.name, 0.0) >= task.every(self.services.settings):
                 self._last_run[task.name] = now
                 try:
                     task.func(self.services)

@@ -72,6 +72,14 @@ def backchannel_logout(services: Services, session: Session, payload: dict[str, 
     )
 
 
+@periodic("sso.directory_sweep", lambda settings: settings.session.directory_sweep_interval)
+def directory_sweep(services: Services) -> None:
+    with services.transaction() as session:
+        ended = service.sweep_inactive_accounts(session, services.directory)
+    if ended:
+        log.info("signed out %d account(s) no longer active in the directory", len(ended))
+
+
 @periodic("sso.housekeeping", 3600)
 def housekeeping(services: Services) -> None:
     with services.transaction() as session:

@@ -163,6 +163,51 @@ def end_all_sessions(session: Session, sub: str, *, reason: str, actor: str) -> 
     return len(rows)
 
 
+def sweep_inactive_accounts(session: Session, directory: Any) -> list[str]:
+    """Sign out everywhere the accounts that the directory no longer lets sign in.
+
+    Looks at every account holding a live SSO session or a usable refresh token; an account
+    that is disabled, locked or gone in the directory loses its sessions and refresh tokens and
+    its applications get back-channel logouts. Stops quietly while the directory is down.
+    """
+    from iam.directory.errors import DirectoryUnavailable
+
+    now = clock.now()
+    subs = set(
+        session.scalars(
+            select(SsoSession.sub).where(SsoSession.ended_at.is_(None), SsoSession.expires_at > now)
+        )
+    ) | set(
+        session.scalars(
+            select(RefreshToken.sub).where(
+                RefreshToken.revoked_at.is_(None),
+                RefreshToken.used_at.is_(None),
+                RefreshToken.expires_at > now,
+            )
+        )
+    )
+    ended: list[str] = []
+    for sub in sorted(subs):
+        try:
+            user = directory.get_user(sub)
+        except DirectoryUnavailable:
+            break
+        if user is not None and user.enabled and not user.locked:
+            continue
+        state = "missing" if user is None else ("disabled" if not user.enabled else "locked")
+        end_all_sessions(session, sub, reason=f"directory_account_{state}", actor="system")
+        audit.record(
+            session,
+            "identity.inactive_in_directory",
+            severity=audit.Severity.SIGNIFICANT,
+            actor="system",
+            subject=sub,
+            details={"state": state},
+        )
+        ended.append(sub)
+    return ended
+
+
 def queue_backchannel_logout(session: Session, *, client_id: str, sub: str, sid: str | None) -> None:
     client = session.get(Client, client_id)
     if client is None or not client.backchannel_logout_uri:

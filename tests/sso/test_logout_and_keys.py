@@ -205,3 +205,31 @@ def test_login_form_requires_csrf(services, client):
     assert r.status_code in (400, 401)
     assert client.get("/account").headers["Location"].endswith("/login")
     _ = REDIRECT
+
+
+def test_worker_signs_out_accounts_disabled_in_the_directory(services, client):
+    """R-SSO-1: an account disabled in AD (outside the provider) loses its sessions and refresh
+    tokens at the next sweep, and its applications get a back-channel logout."""
+    from iam import jobs
+    from iam.models.audit import AuditEvent
+    from sso import jobs as sso_jobs  # noqa: F401 — registers the sweep
+
+    user = make_user(services)
+    other = make_user(services, "bob")
+    cid, secret, tokens = _tokens(services, client, backchannel_logout_uri="https://rp.example/bcl")
+    services.directory.disable(user.id)
+    jobs.Worker(services).tick()  # first tick runs every periodic task
+    with services.transaction() as s:
+        live = s.scalars(select(SsoSession).where(SsoSession.ended_at.is_(None))).all()
+        assert live == []
+        queued = s.scalars(select(Job).where(Job.kind == "sso.backchannel_logout")).all()
+        assert [j.payload["sub"] for j in queued] == [user.id]
+        ev = s.scalars(select(AuditEvent).where(AuditEvent.event == "identity.inactive_in_directory")).all()
+        assert [(e.subject, e.details) for e in ev] == [(user.id, {"state": "disabled"})]
+    r = client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        headers=basic(cid, secret),
+    )
+    assert r.get_json()["error"] == "invalid_grant"
+    assert other.enabled
