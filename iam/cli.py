@@ -362,7 +362,9 @@ def jobs_retry(ctx: Ctx, job_id: str | None) -> None:
 
 def main() -> None:
     from iam.app import load_features
+    from iam.passwords.cli import register as register_passwords
 
+    register_passwords(cli)
     for feature in load_features():
         register = getattr(feature, "register", None)
         if register:

@@ -121,6 +121,23 @@ class WorkerSettings(Section):
     """Seconds before the first retry; doubles each attempt (capped at one hour)."""
 
 
+POLICY_DIR = Path(__file__).resolve().parent.parent / "policies" / "passwords"
+"""The password profiles shipped with the project (``policies/passwords/`` in the repository)."""
+
+
+class PasswordSettings(Section):
+    """The password policy (R-PW-1): a profile from ``policy_dir``, overridable key by key."""
+
+    profile: str = "default"
+    """Name of the profile file (without ``.toml``): ``default``, ``cacak``, ``bistrezor``,
+    ``pabianice``, ``strictest`` or one of your own in ``policy_dir``."""
+    policy_dir: Path = POLICY_DIR
+    """Folder holding the profile files."""
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    """Settings that replace the profile's, one by one (e.g. ``{history_count = 10}``); validated
+    like the profile file."""
+
+
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = 5000
@@ -173,6 +190,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    passwords: PasswordSettings = Field(default_factory=PasswordSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
 
     @classmethod

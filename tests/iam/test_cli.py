@@ -122,7 +122,9 @@ def one_sentence_error(result: Result, code: int = 1) -> str:
 @pytest.fixture(autouse=True)
 def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """argon2id with small parameters: same code paths, a fraction of the time."""
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    monkeypatch.setattr(
+        passwords.hashing, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
 
 
 @pytest.fixture(scope="module")

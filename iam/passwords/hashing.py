@@ -1,4 +1,7 @@
-"""Password hashing for the built-in directory (argon2id). Never logs or stores a password."""
+"""Password hashing (argon2id) for the built-in directory and the password history.
+
+Never logs or stores a password. Tests may swap ``_hasher`` for a cheap one.
+"""
 
 from __future__ import annotations
 

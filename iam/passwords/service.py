@@ -1,0 +1,165 @@
+"""The password policy's domain operations: evaluate a candidate, generate a temporary
+password, compute expiry, record a password that was set (R-PW-1..4).
+
+Functions take a ``Session`` and flush but never commit; no Flask here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import secrets
+import string
+from typing import NamedTuple
+
+from sqlalchemy.orm import Session
+
+from iam import audit
+from iam.models.passwords import PasswordHistory
+from iam.passwords import history
+from iam.passwords.profiles import CharClass, PasswordProfile
+from iam.passwords.rules import IdentityFacts, Violation, check, must_change_at_next_sign_in
+
+__all__ = [
+    "ExpiryState",
+    "evaluate",
+    "expiry_state",
+    "generate_temporary_password",
+    "must_change_at_next_sign_in",
+    "record_password_set",
+]
+
+
+def evaluate(
+    session: Session,
+    profile: PasswordProfile,
+    *,
+    password: str,
+    identity: IdentityFacts | None,
+    now: dt.datetime,
+) -> list[Violation]:
+    """Every rule ``password`` breaks for this account: the content rules, the history (count-
+    and time-based) and the minimum age. Empty list = acceptable."""
+    violations = check(profile, password, identity=identity)
+    if identity is None:
+        return violations
+    if identity.sub and history.reused(session, profile, sub=identity.sub, password=password, now=now):
+        violations.append(Violation("history", _history_message(profile)))
+    if profile.min_age_days and identity.password_set_at is not None and not identity.must_change:
+        allowed_from = identity.password_set_at + dt.timedelta(days=profile.min_age_days)
+        if now < allowed_from:
+            violations.append(
+                Violation(
+                    "min_age",
+                    f"The password was changed less than {_days(profile.min_age_days)} ago; it can be "
+                    f"changed again from {allowed_from:%Y-%m-%d %H:%M} UTC.",
+                )
+            )
+    return violations
+
+
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
+
+
+def _history_message(profile: PasswordProfile) -> str:
+    parts = []
+    if profile.history_count:
+        parts.append(
+            "your current password"
+            if profile.history_count == 1
+            else f"your last {profile.history_count} passwords"
+        )
+    if profile.history_days:
+        parts.append(f"any password you used in the last {_days(profile.history_days)}")
+    return "The password must differ from " + " and from ".join(parts) + "."
+
+
+# Temporary passwords avoid characters that are easily confused when read out or copied
+# (0/O, 1/l/I) and those that are awkward to type on Serbian, Polish, Romanian or Vietnamese
+# keyboards.
+_ALPHABETS: dict[CharClass, str] = {
+    CharClass.LOWER: "abcdefghijkmnopqrstuvwxyz",
+    CharClass.UPPER: "ABCDEFGHJKLMNPQRSTUVWXYZ",
+    CharClass.DIGIT: "23456789",
+    CharClass.SPECIAL: "!#%+-=?_*",
+}
+_ALPHABETS[CharClass.LETTER] = _ALPHABETS[CharClass.LOWER] + _ALPHABETS[CharClass.UPPER]
+_ALL = "".join(_ALPHABETS[c] for c in (CharClass.LOWER, CharClass.UPPER, CharClass.DIGIT, CharClass.SPECIAL))
+assert set(_ALL) <= set(string.printable)
+
+
+def generate_temporary_password(profile: PasswordProfile, *, rng: random.Random | None = None) -> str:
+    """A random password that satisfies ``profile`` (retried until it does).
+
+    Randomness comes from :mod:`secrets` (``rng`` lets property tests replay a seed).
+    """
+    rand: random.Random = rng or secrets.SystemRandom()
+    length = profile.temporary_length
+    for _ in range(1000):
+        chars = [rand.choice(_ALPHABETS[c]) for c in profile.required_classes]
+        choice = list(profile.class_choice)
+        rand.shuffle(choice)
+        chars += [rand.choice(_ALPHABETS[c]) for c in choice[: profile.min_classes]]
+        chars += [rand.choice(_ALL) for _ in range(length - len(chars))]
+        rand.shuffle(chars)
+        candidate = "".join(chars[:length])
+        if not check(profile, candidate):
+            return candidate
+    raise RuntimeError(f"could not generate a password for profile {profile.name}")  # pragma: no cover
+
+
+class ExpiryState(NamedTuple):
+    expires_at: dt.datetime | None
+    """None when the profile sets no maximum age."""
+    warn: bool
+    """Within the warning period before expiry (and not yet expired)."""
+    expired: bool
+
+
+def expiry_state(profile: PasswordProfile, password_set_at: dt.datetime, now: dt.datetime) -> ExpiryState:
+    """When the password set at ``password_set_at`` expires, and whether to warn or force a
+    change now (CACAK Član 20, BISTREZOR Član 22, PABIANICE §16.2)."""
+    if not profile.max_age_days:
+        return ExpiryState(None, False, False)
+    expires_at = password_set_at + dt.timedelta(days=profile.max_age_days)
+    if now >= expires_at:
+        return ExpiryState(expires_at, False, True)
+    warn_from = expires_at - dt.timedelta(days=profile.expiry_warning_days)
+    return ExpiryState(expires_at, bool(profile.expiry_warning_days) and now >= warn_from, False)
+
+
+def record_password_set(
+    session: Session,
+    sub: str,
+    password: str,
+    *,
+    by_admin: bool,
+    actor: str | None,
+    profile: PasswordProfile | None = None,
+    now: dt.datetime | None = None,
+    ip: str | None = None,
+) -> PasswordHistory:
+    """Remember a password just set for ``sub`` and audit it (PABIANICE §22.3 for resets).
+
+    With ``profile`` the history is pruned to what it still needs. The password itself never
+    reaches the audit log (R-PW-4).
+    """
+    from iam import clock
+
+    at = now or clock.now()
+    row = history.add(session, sub=sub, password=password, now=at, by_admin=by_admin)
+    pruned = history.prune(session, profile, sub=sub, now=at) if profile is not None else 0
+    details: dict[str, object] = {"by_admin": by_admin, "history_pruned": pruned}
+    if profile is not None:
+        details["profile"] = profile.name
+        details["must_change"] = must_change_at_next_sign_in(profile, by_admin=by_admin)
+    audit.record(
+        session,
+        "password.reset" if by_admin else "password.set",
+        actor=actor,
+        subject=sub,
+        ip=ip,
+        details=details,
+    )
+    return row
