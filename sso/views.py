@@ -28,9 +28,11 @@ from flask_babel import gettext as _
 
 from iam import audit, clock
 from iam.directory import errors as dir_errors
+from iam.directory.base import DirectoryUser
 from iam.identities import upsert_identity
 from iam.models.identity import Identity
-from iam.web import db, services
+from iam.passwords import service as passwords
+from iam.web import db, reader, services
 from sso import clients as client_service
 from sso import service
 from sso.claims import SCOPE_CLAIMS, user_claims
@@ -321,6 +323,33 @@ def _complete_login(user: Any, *, amr: list[str]) -> Any:
     return resp
 
 
+def _check_profile(username: str, current: str, new_password: str) -> None:
+    """Raise PasswordRejected listing every rule of our profile the new password breaks."""
+    violations = _profile_violations(username, current, new_password)
+    if violations:
+        raise dir_errors.PasswordRejected(" ".join(v.message for v in violations))
+
+
+def _profile_violations(username: str, current: str, new_password: str) -> list[Any]:
+    """Our profile's verdict on the new password, once the current one is proven (so the
+    messages, which may mention personal data, are shown only to the account holder).
+    Reads run outside the write lock: the directory write comes next."""
+    directory = services().directory
+    must_change = False
+    user: DirectoryUser | None
+    try:
+        user = directory.authenticate(username, current)
+    except (dir_errors.PasswordExpired, dir_errors.MustChangePassword):
+        must_change = True
+        user = directory.find_user(**({"upn": username} if "@" in username else {"username": username}))
+    if user is None:
+        return []
+    facts = passwords.facts_for(user, must_change=must_change)
+    return passwords.evaluate(
+        reader(), services().password_profile, password=new_password, identity=facts, now=clock.now()
+    )
+
+
 @bp.route("/password/change", methods=["GET", "POST"])
 def change_password() -> Any:
     pending = session.get("pwchange") or {}
@@ -331,9 +360,11 @@ def change_password() -> Any:
     if form.validate_on_submit():
         username = str(form.username.data or "").strip()
         new_password = str(form.new_password.data or "")
+        current = str(form.current_password.data or "")
         directory = services().directory
         try:
-            directory.change_password(username, str(form.current_password.data or ""), new_password)
+            _check_profile(username, current, new_password)
+            directory.change_password(username, current, new_password)
         except dir_errors.PasswordRejected as exc:
             error = _("The new password was refused: %(reason)s", reason=str(exc))
             outcome = "rejected"
@@ -355,6 +386,15 @@ def change_password() -> Any:
             except dir_errors.DirectoryError as exc:
                 error, _reason = _login_error(exc)
             else:
+                passwords.record_password_set(
+                    db(),
+                    user.id,
+                    new_password,
+                    by_admin=False,
+                    actor=user.id,
+                    profile=services().password_profile,
+                    ip=g.client_ip,
+                )
                 _record(
                     "password.changed",
                     severity=audit.Severity.SIGNIFICANT,

@@ -15,6 +15,7 @@ from typing import NamedTuple
 from sqlalchemy.orm import Session
 
 from iam import audit
+from iam.directory.base import DirectoryUser
 from iam.models.passwords import PasswordHistory
 from iam.passwords import history
 from iam.passwords.profiles import CharClass, PasswordProfile
@@ -28,6 +29,20 @@ __all__ = [
     "must_change_at_next_sign_in",
     "record_password_set",
 ]
+
+
+def facts_for(user: DirectoryUser, *, must_change: bool) -> IdentityFacts:
+    """What the rules may compare a new password with, from the directory's record."""
+    return IdentityFacts(
+        sub=user.id,
+        username=user.username,
+        given_name=user.given_name,
+        family_name=user.family_name,
+        email=user.email,
+        phone=user.phone,
+        password_set_at=user.password_last_set,
+        must_change=must_change or user.must_change_password,
+    )
 
 
 def evaluate(

@@ -53,6 +53,11 @@ def test_expired_password_changes_then_finishes_the_original_sign_in(services, c
     with services.transaction() as s:
         events = [e.event for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))]
     assert "login.password_change_required" in events and "password.changed" in events
+    from iam.passwords import history
+
+    with services.transaction() as s:  # kept as an argon2id hash for the history rules (R-PW-2)
+        rows = history.entries(s, user.id)
+        assert len(rows) == 1 and "N3w-Passphrase-ok" not in str(vars(rows[0]))
 
 
 def test_must_change_refused_password_keeps_user_on_page(services, client):
@@ -63,7 +68,11 @@ def test_must_change_refused_password_keeps_user_on_page(services, client):
     short = _change(client, "alice", PASSWORD, "short")
     assert short.status_code == 400
     assert "The new password was refused" in short.get_data(as_text=True)
-    assert "at least 8 characters" in short.get_data(as_text=True)
+    assert "at least 12 characters" in short.get_data(as_text=True)  # the default profile
+    personal = _change(client, "alice", PASSWORD, "alice-anđelković-2026")
+    text = personal.get_data(as_text=True)
+    assert personal.status_code == 400  # every broken rule is listed, diacritics folded
+    assert "must not contain your given name" in text and "must not contain your surname" in text
     mismatch = _change(client, "alice", PASSWORD, "L0ng-enough-pass", confirm="different-one")
     assert mismatch.status_code == 400 and "differ" in mismatch.get_data(as_text=True)
     wrong_old = _change(client, "alice", "not-the-old", "L0ng-enough-pass")
