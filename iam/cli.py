@@ -204,6 +204,23 @@ def user_add(
         click.echo(f"Created {created.username} ({created.id}).")
 
 
+@user.command("reset-password")
+@click.argument("username")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def user_reset_password(ctx: Ctx, username: str, as_json: bool) -> None:
+    """Set a random temporary password (shown once) that must be changed at first sign-in."""
+    from iam.users import reset_password
+
+    temporary, must_change = reset_password(ctx.services, username=username, actor="cli")
+    if as_json:
+        echo_json({"username": username, "temporary_password": temporary, "must_change": must_change})
+    else:
+        when = ", must be changed at first sign-in" if must_change else ""
+        click.echo(f"Temporary password for {username} (shown once{when}):")
+        click.echo(temporary)
+
+
 @user.command("disable")
 @click.argument("username")
 @click.option("--reason", default="disabled by administrator", show_default=True)

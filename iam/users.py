@@ -77,6 +77,27 @@ def set_enabled(services: Services, *, username: str, enabled: bool, actor: str,
             disable_identity(session, sub=user.id, actor=actor, reason=reason)
 
 
+def reset_password(services: Services, *, username: str, actor: str) -> tuple[str, bool]:
+    """Administrator reset (PABIANICE §19–§22): a random temporary password that satisfies the
+    profile, changed at first sign-in; the reset is recorded. Returns the password (show once)."""
+    from iam.passwords import service as passwords
+
+    directory = services.directory
+    user = directory.find_user(username=username)
+    if user is None:
+        raise NotFound(f"There is no user {username!r}.")
+    profile = services.password_profile
+    temporary = passwords.generate_temporary_password(profile)
+    must_change = passwords.must_change_at_next_sign_in(profile, by_admin=True)
+    directory.set_password(user.id, temporary, must_change=must_change)
+    with services.transaction() as session:
+        upsert_identity(session, user, kind=directory.kind)
+        passwords.record_password_set(
+            session, user.id, temporary, by_admin=True, actor=actor, profile=profile
+        )
+    return temporary, must_change
+
+
 DEMO_USERS = (
     ("alice", "Alice", "Anđelković", ["staff", "finance"]),
     ("bob", "Bob", "Kowalski", ["staff"]),
