@@ -25,16 +25,7 @@ def _identity(ctx: Ctx, username: str) -> IdentityFacts:
     user = ctx.services.directory.find_user(username=username)
     if user is None:
         raise NotFound(f"There is no user {username!r} in the directory.")
-    return IdentityFacts(
-        sub=user.id,
-        username=user.username,
-        given_name=user.given_name,
-        family_name=user.family_name,
-        email=user.email,
-        phone=user.phone,
-        password_set_at=user.password_last_set,
-        must_change=user.must_change_password,
-    )
+    return facts_for(user, must_change=False)
 
 
 @policy.command("test")
