@@ -10,6 +10,7 @@ from iam.cli import Ctx, echo_json, pass_ctx
 from iam.errors import NotFound
 from iam.passwords.profiles import PasswordProfile, profile_from_settings
 from iam.passwords.rules import IdentityFacts
+from iam.passwords.service import facts_for
 
 
 @click.group("policy")
