@@ -152,6 +152,7 @@ class KeyRing:
         self._keys: dict[str, LoadedKey] = {}
         self._signature: tuple[tuple[str, str], ...] = ()
         self._loaded_at = 0.0
+        self._forced_at = 0.0
         self._lock = threading.Lock()
 
     def _refresh(self, force: bool = False) -> None:
@@ -197,7 +198,10 @@ class KeyRing:
     def verification_key(self, kid: str) -> LoadedKey | None:
         self._refresh()
         key = self._keys.get(kid)
-        if key is None:
+        if key is None and time.monotonic() - self._forced_at > 1.0:
+            # a kid we don't know: maybe rotated in another process. At most one forced
+            # reload a second, so tokens with made-up kids can't hammer the database.
+            self._forced_at = time.monotonic()
             self._refresh(force=True)
             key = self._keys.get(kid)
         if key is None or not self._published(key):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidGrantError, grants
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -113,6 +114,14 @@ class StoredRefresh:
         return str(self.row.scope)
 
 
+class NetworkNotAllowed(OAuth2Error):  # type: ignore[misc]
+    """R-SSO-5: the authenticated client may not connect from the caller's network."""
+
+    error = "access_denied"
+    status_code = 403
+    description = "This client may not connect from this network."
+
+
 class S256Only(CodeChallenge):  # type: ignore[misc]
     """PKCE with S256 only; required for public clients."""
 
@@ -120,10 +129,15 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
 
     def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
         request = grant.request
-        if request.client.row.public and not request.payload.data.get("code_challenge"):
+        data = request.payload.data
+        if request.client.row.public and not data.get("code_challenge"):
             raise InvalidRequestError(
                 description="PKCE (code_challenge with S256) is required for public clients.",
                 redirect_uri=redirect_uri,
+            )
+        if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError(
+                description="code_challenge_method must be S256.", redirect_uri=redirect_uri
             )
         super().validate_code_challenge(grant, redirect_uri)
 
@@ -359,6 +373,26 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.register_grant(AuthorizationCodeGrant, [S256Only(required=True), IdTokenHook(self)])
         self.register_grant(RefreshTokenGrant, [IdTokenHook(self)])
         self.register_grant(ClientCredentialsGrant)
+
+    def authenticate_client(self, request: Any, methods: list[str], endpoint: str = "token") -> Any:
+        """authlib's client authentication, then the client's allowed networks (R-SSO-5) — checked
+        against the client that actually authenticated, whatever the method."""
+        client = super().authenticate_client(request, methods, endpoint)
+        g.iam_authenticated_client = client.client_id
+        if not client_service.network_allowed(client.row, g.get("client_ip")):
+            g.iam_network_refused = True
+            audit.record(
+                _db(),
+                "token.refused",
+                severity=audit.Severity.SIGNIFICANT,
+                outcome="failure",
+                client_id=client.client_id,
+                ip=g.get("client_ip"),
+                user_agent=g.get("user_agent"),
+                details={"reason": "network_not_allowed", "endpoint": endpoint},
+            )
+            raise NetworkNotAllowed()
+        return client
 
     # -- storage ------------------------------------------------------------------------------
     def _query_client(self, client_id: str) -> OAuthClient | None:

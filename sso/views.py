@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from typing import Any
+from urllib.parse import unquote
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
@@ -33,7 +34,6 @@ from iam.identities import upsert_identity
 from iam.models.identity import Identity
 from iam.passwords import service as passwords
 from iam.web import db, reader, services
-from sso import clients as client_service
 from sso import service
 from sso.claims import SCOPE_CLAIMS, user_claims
 from sso.forms import ChangePasswordForm, ConfirmForm, LoginForm
@@ -151,6 +151,11 @@ def _flow_key() -> str:
 @bp.get("/authorize")
 def authorize() -> Any:
     srv = server()
+    if not request.args.get("redirect_uri"):
+        # OpenID Connect requires it; without it nothing can be checked or returned
+        return _error_page(
+            _("The application's sign-in request is invalid"), _("The request has no redirect_uri.")
+        )
     try:
         grant = srv.get_consent_grant(end_user=None)
     except OAuth2Error as err:
@@ -424,6 +429,10 @@ def consent() -> Any:
     scope = " ".join(parse_qs(flow["query"]).get("scope", [""])[0].split())
     form = ConfirmForm()
     if form.validate_on_submit():
+        # the page the user saw must be the flow that is pending now (another tab may have
+        # started a different authorization in between)
+        if request.form.get("flow") != flow["key"] or request.form.get("client") != row.client_id:
+            abort(400)
         if form.action.data == "allow":
             existing = db().get(Consent, (sso.sub, row.client_id))
             if existing is None:
@@ -457,7 +466,9 @@ def consent() -> Any:
             params = [("error", "access_denied")] + ([("state", state)] if state else [])
             return redirect(add_params_to_uri(uri, params))
         return redirect(url_for("sso.account"))
-    return render_template("sso/consent.html", form=form, client=row, scopes=scope.split())
+    return render_template(
+        "sso/consent.html", form=form, client=row, scopes=scope.split(), flow_key=flow["key"]
+    )
 
 
 # -- token, userinfo, introspection, revocation -----------------------------------------------
@@ -471,60 +482,28 @@ def _authenticate_client(endpoint: str) -> Client:
     return oc.row  # type: ignore[no-any-return]
 
 
-def _network_refusal(client_id: str | None) -> Response | None:
-    if not client_id:
-        return None
-    row = load_client(client_id)
-    if row is None or client_service.network_allowed(row, g.client_ip):
-        return None
-    _record(
-        "token.refused",
-        outcome="failure",
-        client_id=client_id,
-        severity=audit.Severity.SIGNIFICANT,
-        details={"reason": "network_not_allowed"},
-    )
-    resp = jsonify(error="access_denied", error_description="This client may not connect from this network.")
-    resp.status_code = 403
-    return resp
-
-
-def _request_client_id() -> str | None:
+def _claimed_client_id() -> str | None:
+    """The client id the caller claims (for the refusal's audit row only; never trusted)."""
     auth = request.authorization
     if auth and auth.type == "basic" and auth.username:
-        from urllib.parse import unquote
-
-        return unquote(auth.username)
-    if request.form.get("client_id"):
-        return request.form["client_id"]
-    assertion = request.form.get("client_assertion")
-    if assertion:
-        try:
-            import json
-
-            from joserfc import jws
-
-            payload = json.loads(jws.extract_compact(assertion.encode()).payload)
-            sub = payload.get("sub")
-            return sub if isinstance(sub, str) else None
-        except Exception:  # noqa: BLE001 — authlib reports the malformed assertion itself
-            return None
-    return None
+        return unquote(auth.username)[:128]
+    return (request.form.get("client_id") or "")[:128] or None
 
 
 @bp.post("/token")
 def token() -> Any:
-    refused = _network_refusal(_request_client_id())
-    if refused is not None:
-        return refused
     resp = server().create_token_response()
-    if resp.status_code != 200:
+    if resp.status_code != 200 and not g.get("iam_network_refused"):
         body = resp.get_json(silent=True) or {}
         _record(
             "token.refused",
             outcome="failure",
-            client_id=_request_client_id(),
-            details={"error": body.get("error"), "grant_type": request.form.get("grant_type")},
+            client_id=g.get("iam_authenticated_client"),
+            details={
+                "error": body.get("error"),
+                "grant_type": request.form.get("grant_type"),
+                "claimed_client_id": _claimed_client_id(),
+            },
         )
     return resp
 
@@ -562,9 +541,6 @@ def userinfo() -> Any:
 
 @bp.post("/introspect")
 def introspect() -> Any:
-    refused = _network_refusal(_request_client_id())
-    if refused is not None:
-        return refused
     try:
         caller = _authenticate_client("introspection")
     except OAuth2Error as err:
@@ -621,6 +597,9 @@ def _bearer_claims_from(value: str) -> dict[str, Any] | None:
         return None
     if service.access_token_revoked(db(), str(claims.get("jti"))):
         return None
+    issuer_client = load_client(str(claims.get("client_id")))
+    if issuer_client is None or issuer_client.disabled:  # the client's tokens die with it
+        return None
     return dict(claims)
 
 
@@ -661,11 +640,17 @@ def logout() -> Any:
     hint_sub: str | None = None
     if hint:
         try:
-            claims = current_app.extensions["sso.signer"].verify(hint, leeway=10**9)
+            # an ID token of ours (not an access or logout token); expired ones are fine for a
+            # while (OIDC RP-Initiated Logout §2), up to the longest a session can live
+            claims = current_app.extensions["sso.signer"].verify(
+                hint, typ="JWT", leeway=_settings().session.absolute_timeout
+            )
         except TokenInvalid:
             return _error_page(_("Sign-out failed"), _("The sign-out request is invalid."))
         aud = claims.get("aud")
         client = db().get(Client, aud if isinstance(aud, str) else (aud or [None])[0])
+        if client is None:
+            return _error_page(_("Sign-out failed"), _("The sign-out request is invalid."))
         hint_sub = str(claims.get("sub"))
     if args.get("client_id"):
         by_id = db().get(Client, args["client_id"])

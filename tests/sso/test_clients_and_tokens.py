@@ -196,6 +196,29 @@ def test_allowed_networks(services, client):
     assert intro.status_code == 403
 
 
+def test_allowed_networks_hold_for_every_auth_method(services, client):
+    """The network check applies to the client that authenticated, not to a claimed id."""
+    cid, secret = cc_client(
+        services, token_endpoint_auth_method="client_secret_post", allowed_networks=["192.0.2.0/24"]
+    )
+    outside = {"REMOTE_ADDR": "198.51.100.7"}
+    decoy = basic("nobody", "")
+    r = client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "client_id": cid, "client_secret": secret},
+        headers=decoy,
+        environ_base=outside,
+    )
+    assert r.status_code == 403 and "access_token" not in r.get_json()
+    r = client.post(
+        "/introspect",
+        data={"token": "x", "client_id": cid, "client_secret": secret},
+        headers=decoy,
+        environ_base=outside,
+    )
+    assert r.status_code == 403
+
+
 def test_introspection_only_for_the_tokens_audience(services, client):
     cid, secret = cc_client(services)
     rs, rs_secret = cc_client(services, name="resource server", audiences=["https://api.example"])
@@ -289,3 +312,17 @@ def test_client_validation_refuses_bad_registrations(services):
     spec = client_service.ClientSpec(name="x", redirect_uris=["http://rp.example/cb"])
     with services.transaction() as s, pytest.raises(ValidationFailed):
         client_service.create_client(s, services.cipher, spec, actor="t", allow_http=False)
+
+
+def test_tokens_of_a_disabled_client_stop_working(services, client):
+    cid, secret = cc_client(services)
+    rs, rs_secret = cc_client(services, name="resource server")
+    token = cc(client, cid, secret).get_json()["access_token"]
+    assert client.post("/introspect", data={"token": token}, headers=basic(rs, rs_secret)).get_json()[
+        "active"
+    ]
+    with services.transaction() as s:
+        client_service.set_disabled(s, cid, True, actor="test")
+    assert client.post("/introspect", data={"token": token}, headers=basic(rs, rs_secret)).get_json() == {
+        "active": False
+    }

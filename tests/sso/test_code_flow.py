@@ -125,6 +125,30 @@ def test_pkce_plain_refused_and_required_for_public_clients(services, client):
     assert resp.status_code == 302 and "error=invalid_request" in resp.headers["Location"]
 
 
+def test_pkce_challenge_without_method_is_refused(services, client):
+    """S256 only: a challenge without a method would default to "plain" (RFC 9700 §2.1.1)."""
+    from urllib.parse import urlencode
+
+    cid, _ = make_client(services, token_endpoint_auth_method="none")
+    q = urlencode(
+        {
+            "response_type": "code",
+            "client_id": cid,
+            "redirect_uri": REDIRECT,
+            "scope": "openid",
+            "code_challenge": "a" * 50,
+        }
+    )
+    resp = client.get("/authorize?" + q)
+    assert resp.status_code == 302 and "error=invalid_request" in resp.headers["Location"]
+
+
+def test_missing_redirect_uri_is_a_clear_error(services, client):
+    cid, _ = make_client(services)
+    resp = client.get(f"/authorize?response_type=code&client_id={cid}&scope=openid")
+    assert resp.status_code == 400 and b"redirect_uri" in resp.data
+
+
 def test_public_client_code_flow(services, client):
     make_user(services)
     cid, secret = make_client(services, token_endpoint_auth_method="none")

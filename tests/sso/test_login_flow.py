@@ -90,6 +90,35 @@ def test_disabled_and_locked_accounts_get_a_clear_message(services, client):
     assert r.status_code == 401 and "locked" in r.get_data(as_text=True)
 
 
+def _consent_fields(page) -> dict[str, str]:
+    import re
+
+    html = page.get_data(as_text=True)
+    fields = dict(re.findall(r'<input type="hidden" name="(flow|client)" value="([^"]*)"', html))
+    return {"csrf_token": csrf_from(html), **fields}
+
+
+def test_consent_page_cannot_be_swapped_for_another_client(services, client):
+    """A consent click applies only to the client the page showed, even if another tab started
+    an authorization for a different client in between."""
+    from sso.models import Consent
+
+    make_user(services)
+    trusted, _ = make_client(services, name="Trusted", require_consent=True)
+    evil, _ = make_client(
+        services, name="Evil", require_consent=True, redirect_uris=["https://evil.example/cb"]
+    )
+    client.get(authorize_url(trusted)[0])
+    client.get(login(client, "alice", PASSWORD).headers["Location"])
+    page = client.get("/consent")
+    assert b"Trusted" in page.data
+    client.get(authorize_url(evil, redirect_uri="https://evil.example/cb")[0])  # the other tab
+    resp = client.post("/consent", data={"action": "allow", **_consent_fields(page)})
+    assert resp.status_code == 400
+    with services.transaction() as s:
+        assert s.scalars(select(Consent)).all() == []
+
+
 def test_third_party_client_asks_consent_once(services, client):
     make_user(services)
     cid, secret = make_client(services, require_consent=True)
@@ -100,9 +129,7 @@ def test_third_party_client_asks_consent_once(services, client):
     assert resp.headers["Location"].endswith("/consent")
     page = client.get("/consent")
     assert b"email" in page.data
-    resp = client.post(
-        "/consent", data={"action": "allow", "csrf_token": csrf_from(page.get_data(as_text=True))}
-    )
+    resp = client.post("/consent", data={"action": "allow", **_consent_fields(page)})
     params = follow_to_code(client, resp)
     assert exchange(client, params["code"], flow, secret).status_code == 200
     # second time: no consent page
@@ -117,9 +144,7 @@ def test_consent_denied_returns_access_denied(services, client):
     client.get(url)
     client.get(login(client, "alice", PASSWORD).headers["Location"])
     page = client.get("/consent")
-    resp = client.post(
-        "/consent", data={"action": "deny", "csrf_token": csrf_from(page.get_data(as_text=True))}
-    )
+    resp = client.post("/consent", data={"action": "deny", **_consent_fields(page)})
     assert resp.headers["Location"].startswith(REDIRECT)
     assert (
         "error=access_denied" in resp.headers["Location"]

@@ -64,6 +64,15 @@ def test_rp_initiated_logout_with_hint_redirects_to_registered_uri(services, cli
         assert [j.payload["client_id"] for j in jobs] == [cid]
 
 
+def test_access_token_is_not_an_id_token_hint(services, client):
+    """Only our ID tokens may skip the logout confirmation."""
+    make_user(services)
+    _cid, _secret, tokens = _tokens(services, client)
+    resp = client.get("/logout", query_string={"id_token_hint": tokens["access_token"]})
+    assert resp.status_code == 400
+    assert client.get("/account").status_code == 200  # still signed in
+
+
 def test_logout_refuses_unregistered_post_logout_uri(services, client):
     make_user(services)
     _cid, _secret, tokens = _tokens(services, client, post_logout_redirect_uris=["https://rp.example/bye"])
