@@ -1,0 +1,18 @@
+"""The provider's HTTP surface, split by concern: ``endpoints`` (OAuth/OIDC protocol),
+``signin`` (authorization and the sign-in pages), ``account`` (the user's own sessions).
+Thin: the rules live in ``sso.service``, ``sso.clients`` and the directory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sso.views import account, endpoints, signin  # noqa: F401 — importing registers the routes
+from sso.views.common import bp
+
+__all__ = ["bp", "exempt_from_csrf"]
+
+
+def exempt_from_csrf(csrf: Any) -> None:
+    """Client-authenticated endpoints carry no browser session; /logout validates its own form."""
+    for view in (endpoints.token, endpoints.introspect, endpoints.revoke, endpoints.userinfo, signin.logout):
+        csrf.exempt(view)
