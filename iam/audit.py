@@ -26,6 +26,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from iam import clock
+from iam.db import insert_if_absent
 from iam.models.audit import AuditEvent, AuditHead, Severity
 
 __all__ = ["Severity", "VerifyResult", "audit_key", "record", "seal", "verify"]
@@ -154,15 +155,7 @@ _LOCK_HEAD = (
 def _create_head(session: Session, key: bytes) -> None:
     """Insert the genesis head unless a concurrent sealer just did."""
     values = {"id": 1, "seq": 0, "hash": GENESIS, "mac": _head_mac(key, 0, GENESIS)}
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        session.connection().execute(pg_insert(AuditHead).values(values).on_conflict_do_nothing())
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        session.connection().execute(sqlite_insert(AuditHead).values(values).on_conflict_do_nothing())
+    insert_if_absent(session, AuditHead, values)
 
 
 _SEAL_ROW = (

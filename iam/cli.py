@@ -221,6 +221,25 @@ def user_reset_password(ctx: Ctx, username: str, as_json: bool) -> None:
         click.echo(temporary)
 
 
+@user.command("unlock")
+@click.argument("username")
+@pass_ctx
+def user_unlock(ctx: Ctx, username: str) -> None:
+    """Lift the provider's sign-in lock on USERNAME (and the directory's lockout, if the user exists)."""
+    from iam import lockout
+    from iam.directory.errors import DirectoryError
+
+    with ctx.services.transaction() as session:
+        was = lockout.unlock(session, username=username, actor="cli")
+    user = ctx.services.directory.find_user(username=username)
+    if user is not None:
+        try:
+            ctx.services.directory.unlock(user.id)
+        except DirectoryError as exc:
+            raise click.ClickException(f"The directory could not unlock {username}: {exc}") from None
+    click.echo(f"Unlocked {username}." if was or user is not None else f"{username} was not locked.")
+
+
 @user.command("disable")
 @click.argument("username")
 @click.option("--reason", default="disabled by administrator", show_default=True)

@@ -125,6 +125,20 @@ POLICY_DIR = Path(__file__).resolve().parent.parent / "policies" / "passwords"
 """The password profiles shipped with the project (``policies/passwords/`` in the repository)."""
 
 
+class LockoutSettings(Section):
+    """Lockout at the provider (R-PW-6): no rulebook gives numbers, so these are settings. Keep
+    ``threshold`` below AD's own lockout threshold so the provider always locks first."""
+
+    threshold: int = Field(default=5, ge=1)
+    """Failed sign-ins for one account name within ``window`` that lock it."""
+    address_threshold: int = Field(default=50, ge=1)
+    """Failed sign-ins from one network address within ``window`` that block that address."""
+    window: int = Field(default=15 * 60, ge=1)
+    """Seconds over which failures are counted."""
+    duration: int = Field(default=15 * 60, ge=1)
+    """Seconds a lock lasts (an administrator can lift it earlier: ``iam user unlock``)."""
+
+
 class PasswordSettings(Section):
     """The password policy (R-PW-1): a profile from ``policy_dir``, overridable key by key."""
 
@@ -191,6 +205,7 @@ class Settings(BaseSettings):
     mail: MailSettings = Field(default_factory=MailSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     passwords: PasswordSettings = Field(default_factory=PasswordSettings)
+    lockout: LockoutSettings = Field(default_factory=LockoutSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
 
     @classmethod

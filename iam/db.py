@@ -188,5 +188,19 @@ def readonly(factory: sessionmaker[Session]) -> sessionmaker[Session]:
     )
 
 
+def insert_if_absent(session: Session, model: type[Base], values: dict[str, Any]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite): safe when two transactions
+    create the same row at once."""
+    if is_postgres(session):
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(model).values(values).on_conflict_do_nothing()
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(model).values(values).on_conflict_do_nothing()
+    session.connection().execute(stmt)
+
+
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"

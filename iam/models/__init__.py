@@ -4,6 +4,7 @@ from iam.db import Base
 from iam.models.audit import AuditEvent, AuditHead
 from iam.models.identity import Identity, LocalGroup, LocalGroupMember, LocalUser
 from iam.models.jobs import Job, JobStatus
+from iam.models.lockout import LockoutCounter
 from iam.models.passwords import PasswordHistory
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "LocalGroup",
     "LocalGroupMember",
     "LocalUser",
+    "LockoutCounter",
     "PasswordHistory",
 ]

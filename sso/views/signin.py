@@ -20,7 +20,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from iam import audit, clock
+from iam import audit, clock, lockout
 from iam.directory import errors as dir_errors
 from iam.directory.base import DirectoryUser
 from iam.identities import upsert_identity
@@ -151,6 +151,7 @@ def login() -> Any:
         username = str(form.username.data or "").strip()
         directory = services().directory
         try:
+            _refuse_if_locked(username)
             user = directory.authenticate(username, str(form.password.data or ""))
         except (dir_errors.PasswordExpired, dir_errors.MustChangePassword) as exc:
             reason = "expired" if isinstance(exc, dir_errors.PasswordExpired) else "must_change"
@@ -169,11 +170,14 @@ def login() -> Any:
                 outcome="failure",
                 actor=username,
                 severity=audit.Severity.SIGNIFICANT
-                if reason in ("locked", "disabled")
+                if reason in ("locked", "disabled", "throttled")
                 else audit.Severity.NORMAL,
                 details={"reason": reason},
             )
+            if isinstance(exc, dir_errors.InvalidCredentials):
+                _count_failure(username)
         else:
+            lockout.record_success(db(), username=username)
             return _complete_login(user, amr=["pwd"])
     elif request.method == "POST":
         error = _("Enter your username and password.")
@@ -181,7 +185,26 @@ def login() -> Any:
     return render_template("sso/login.html", form=form, error=error, client_name=_flow_client_name()), status
 
 
+class LockedOut(dir_errors.DirectoryError):
+    """The provider's own lockout (R-PW-6): the directory is not even asked."""
+
+
+def _refuse_if_locked(username: str) -> None:
+    """Raise LockedOut while this account name or this address is locked (read-only check)."""
+    if lockout.state(reader(), username=username, ip=g.client_ip).locked:
+        raise LockedOut("locked by the provider")
+
+
+def _count_failure(username: str) -> None:
+    lockout.record_failure(
+        db(), services().settings.lockout, username=username, ip=g.client_ip, user_agent=g.user_agent
+    )
+
+
 def _login_error(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, LockedOut):
+        # same words whether or not the account exists: nothing to enumerate
+        return _("Too many failed sign-in attempts. Try again later or contact the help desk."), "throttled"
     if isinstance(exc, dir_errors.AccountLocked):
         return _("Your account is locked. Try again later or contact the help desk."), "locked"
     if isinstance(exc, dir_errors.AccountDisabled):
@@ -268,6 +291,7 @@ def change_password() -> Any:
         current = str(form.current_password.data or "")
         directory = services().directory
         try:
+            _refuse_if_locked(username)
             _check_profile(username, current, new_password)
             directory.change_password(username, current, new_password)
         except dir_errors.PasswordRejected as exc:
@@ -275,6 +299,8 @@ def change_password() -> Any:
             outcome = "rejected"
         except dir_errors.DirectoryError as exc:
             error, outcome = _login_error(exc)
+            if isinstance(exc, dir_errors.InvalidCredentials):
+                _count_failure(username)
         else:
             outcome = ""
         if error:

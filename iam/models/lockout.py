@@ -1,0 +1,24 @@
+"""Failed sign-in counters for lockout at the provider (R-PW-6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from iam.db import Base
+
+
+class LockoutCounter(Base):
+    """One counter per account name (``acct:<name>``) or network address (``addr:<ip>``).
+
+    Keyed on the name as typed (folded to lower case), whether or not such an account exists,
+    so locking reveals nothing about which accounts exist."""
+
+    __tablename__ = "lockout_counters"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    window_start: Mapped[dt.datetime]
+    locked_until: Mapped[dt.datetime | None]
