@@ -88,7 +88,7 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, parse_dn
 
 from iam.config import DirectorySettings
-from iam.directory.base import DirectoryGroup, DirectoryUser, NewUser
+from iam.directory.base import DirectoryGroup, DirectoryUser, NewUser, lookup_key
 from iam.directory.errors import (
     AccountDisabled,
     AccountExpired,
@@ -724,18 +724,8 @@ class ActiveDirectory:
         upn: str | None = None,
         employee_number: str | None = None,
     ) -> DirectoryUser | None:
-        given = [
-            (attr, value)
-            for attr, value in (
-                (_A["username"], username),
-                (_A["upn"], upn),
-                (_A["employee_number"], employee_number),
-            )
-            if value is not None
-        ]
-        if len(given) != 1:
-            raise ValueError("find_user needs exactly one of username, upn, employee_number")
-        attr, value = given[0]
+        name, value = lookup_key(username=username, upn=upn, employee_number=employee_number)
+        attr = _A[name]
         if not value:
             return None
         entry = self._run(lambda conn: self._user_entry(conn, _eq(attr, value)))

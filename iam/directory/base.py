@@ -65,6 +65,18 @@ class DirectoryGroup:
     dn: str = ""
 
 
+def lookup_key(*, username: str | None, upn: str | None, employee_number: str | None) -> tuple[str, str]:
+    """The one identifier ``find_user`` was given, as (``username|upn|employee_number``, value)."""
+    given = [
+        (name, value)
+        for name, value in (("username", username), ("upn", upn), ("employee_number", employee_number))
+        if value is not None
+    ]
+    if len(given) != 1:
+        raise ValueError("find_user needs exactly one of username, upn, employee_number")
+    return given[0]
+
+
 @runtime_checkable
 class Directory(Protocol):
     """A source of users, groups and passwords (Active Directory or the built-in directory)."""

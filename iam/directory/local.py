@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from iam import clock
 from iam.db import readonly, transaction
-from iam.directory.base import DirectoryGroup, DirectoryUser, NewUser
+from iam.directory.base import DirectoryGroup, DirectoryUser, NewUser, lookup_key
 from iam.directory.errors import (
     AccountDisabled,
     AccountLocked,
@@ -104,18 +104,8 @@ class LocalDirectory:
         upn: str | None = None,
         employee_number: str | None = None,
     ) -> DirectoryUser | None:
-        given = [
-            (c, v)
-            for c, v in (
-                (LocalUser.username, username),
-                (LocalUser.upn, upn),
-                (LocalUser.employee_number, employee_number),
-            )
-            if v is not None
-        ]
-        if len(given) != 1:
-            raise ValueError("give exactly one of username, upn, employee_number")
-        col, value = given[0]
+        name, value = lookup_key(username=username, upn=upn, employee_number=employee_number)
+        col = getattr(LocalUser, name)
         with self._reader() as s:
             row = s.scalar(select(LocalUser).where(col == value))
             return _to_user(row) if row else None
