@@ -27,6 +27,7 @@ def init_app(app: Flask, services: Services) -> None:
     app.extensions["sso.signer"] = signer
     app.extensions["sso.server"] = IamAuthorizationServer(app, services, signer)
     app.register_blueprint(views.bp)
+    app.register_blueprint(views.mfa.bp)  # second factors and step-up (/mfa/…)
     views.exempt_from_csrf(csrf)
     if services.settings.dev_mode:
         from sso import demo

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
@@ -28,11 +29,11 @@ from iam.passwords import service as passwords
 from iam.web import db, reader, services
 from sso import service
 from sso.forms import ChangePasswordForm, ConfirmForm, LoginForm
+from sso.mfa import levels
 from sso.models import Client, Consent
 from sso.server import OAuthClient, OAuthUser
 from sso.tokens import TokenInvalid
 from sso.views.common import (
-    ACR_PASSWORD,
     _clear_session_cookie,
     _error_page,
     _record,
@@ -221,17 +222,95 @@ def _login_error(exc: Exception) -> tuple[str, str]:
 
 
 def _complete_login(user: Any, *, amr: list[str]) -> Any:
+    """The password was right: a second factor if the user has one, else the session."""
+    return complete_authentication(user, amr=amr, method="password")
+
+
+PENDING_KEY = "mfa_pending"
+"""Flask-session key: a first factor proven, the second awaited ({sub, amr, at, method})."""
+STEP_UP_KEY = "mfa_step_up"
+"""Flask-session key: the browser is raising its own SSO session's level ({sid, at})."""
+
+
+def complete_authentication(user: DirectoryUser, *, amr: Sequence[str], method: str = "") -> Any:
+    """Finish a sign-in of ``user`` that the caller has verified, with RFC 8176 ``amr`` values
+    (``("pwd",)``, ``("otp",)``, ``("sc", "hwk")`` …); return the Flask response to send.
+
+    - Step-up: if this browser's SSO session belongs to ``user`` and the step-up page started a
+      step-up for it, the session is raised in place (same ``sid``): its ``amr`` are merged
+      with these and its ``acr`` recomputed.
+    - Second factor: if a first factor of ``user`` awaits its second (``PENDING_KEY``), the
+      ``amr`` are merged with the first factor's and a new SSO session starts.
+    - Otherwise a new SSO session starts with these ``amr`` (this browser's previous session,
+      of whatever user, ends). A password-only sign-in of a user who has a confirmed second
+      factor is held back until the second factor is given (``mfa.require_enrolled``).
+
+    The achieved level (ID token ``acr``) follows from the ``amr`` and ``mfa.levels``. Then
+    the pending authorization request continues exactly as after a password sign-in, where
+    a level the request, the client or the user's groups still demand leads to the step-up
+    page. ``method`` names the sign-in method in the audit trail.
+    """
+    from sso.mfa import flow as mfa_flow
+
     s = db()
+    settings = _settings()
+    now_ts = clock.timestamp()
+    sso = current_sso()
+    step_up = session.pop(STEP_UP_KEY, None)
+    if (
+        sso is not None
+        and sso.sub == user.id
+        and step_up
+        and step_up.get("sid") == sso.sid
+        and now_ts - int(step_up.get("at", 0)) <= settings.mfa.reauth_seconds
+    ):
+        before = list(sso.amr)
+        sso.amr = levels.normalise_amr(sso.amr, amr)
+        sso.acr = levels.achieved_level(settings.mfa, sso.amr)
+        _record(
+            "login.step_up",
+            severity=audit.Severity.SIGNIFICANT,
+            actor=user.id,
+            subject=user.id,
+            details={"method": method, "amr_before": before, "amr": sso.amr, "acr": sso.acr, "sid": sso.sid},
+        )
+        session.pop(PENDING_KEY, None)
+        return _resume()
+    pending = session.pop(PENDING_KEY, None)
+    first: list[str] = []
+    if (
+        pending
+        and pending.get("sub") == user.id
+        and now_ts - int(pending.get("at", 0)) <= settings.mfa.reauth_seconds
+    ):
+        first = list(pending.get("amr") or [])
+    achieved = levels.normalise_amr(first, amr)
+    if mfa_flow.second_factor_due(s, settings, user.id, achieved):
+        session[PENDING_KEY] = {"sub": user.id, "amr": achieved, "at": now_ts, "method": method}
+        _record(
+            "login.first_factor",
+            actor=user.id,
+            subject=user.id,
+            details={"method": method, "amr": achieved},
+        )
+        return redirect(url_for("mfa.choose"))
+    return _start_session(user, achieved, method=method)
+
+
+def _start_session(user: DirectoryUser, amr: list[str], *, method: str) -> Any:
+    s = db()
+    settings = _settings()
     identity = upsert_identity(s, user, kind=services().directory.kind)
     identity.last_login_at = clock.now()
     old = current_sso()
     if old is not None:
         service.end_sso_session(s, old, reason="new_login", actor=user.id)
+    acr = levels.achieved_level(settings.mfa, amr)
     cookie, row = service.create_sso_session(
         s,
-        _settings(),
+        settings,
         sub=user.id,
-        acr=ACR_PASSWORD,
+        acr=acr,
         amr=amr,
         ip=g.client_ip,
         user_agent=g.user_agent,
@@ -243,7 +322,7 @@ def _complete_login(user: Any, *, amr: list[str]) -> Any:
         subject=user.id,
         ip=g.client_ip,
         user_agent=g.user_agent,
-        details={"username": user.username, "amr": amr, "sid": row.sid},
+        details={"username": user.username, "amr": amr, "acr": acr, "method": method, "sid": row.sid},
     )
     g.sso_session = row
     resp = make_response(_resume())

@@ -1,0 +1,502 @@
+"""TOTP (RFC 6238) and recovery codes: enrollment, verification without replay, throttling,
+removal and administrator reset.
+
+Functions take a :class:`~sqlalchemy.orm.Session`, flush but never commit, and write their own
+audit rows; no Flask. Time comes from :func:`iam.clock.now`.
+
+No replay: a code is accepted only for a time step later than the credential's ``last_step``,
+and accepting it is one conditional ``UPDATE … WHERE last_step IS NULL OR last_step < :step``;
+of two concurrent submissions of one code exactly one updates the row (PostgreSQL re-checks the
+condition after the row lock; SQLite serialises writers). Recovery codes are spent the same way
+(``UPDATE … WHERE used_at IS NULL``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import pyotp
+import segno
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from iam import audit, clock
+from iam.config import MfaSettings
+from iam.crypto import Cipher, token_hash
+from iam.db import insert_if_absent, is_postgres
+from iam.models.lockout import LockoutCounter
+from sso.mfa.models import RecoveryCode, TotpCredential
+
+_DIGESTS = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}
+_RECOVERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off paper
+
+
+class Throttled(Exception):
+    """Too many wrong codes for this account: code entry is blocked until ``until``."""
+
+    def __init__(self, until: dt.datetime) -> None:
+        super().__init__("too many wrong codes")
+        self.until = until
+
+
+class NoAuthenticator(Exception):
+    """The account has no confirmed authenticator (or no such enrollment in progress)."""
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """An enrollment in progress: what the page shows once (the secret never leaves it)."""
+
+    credential_id: str
+    secret: str
+    uri: str
+    svg: str
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _context(credential_id: str) -> bytes:
+    return b"mfa-totp:" + credential_id.encode()
+
+
+def _secret(cipher: Cipher, row: TotpCredential) -> str:
+    return cipher.decrypt(row.secret_encrypted, context=_context(row.id)).decode()
+
+
+def _totp(secret: str, row: TotpCredential) -> pyotp.TOTP:
+    return pyotp.TOTP(secret, digits=row.digits, digest=_DIGESTS[row.algorithm], interval=row.period)
+
+
+def current_step(row: TotpCredential) -> int:
+    return int(clock.now().timestamp()) // row.period
+
+
+def code_at(cipher: Cipher, row: TotpCredential, step: int) -> str:
+    """The code of time step ``step`` (tests and the CLI's self-check)."""
+    return _totp(_secret(cipher, row), row).generate_otp(step)
+
+
+def qr_svg(uri: str) -> str:
+    """The provisioning URI as an inline SVG QR code, rendered here (nothing leaves the server)."""
+    return str(segno.make(uri, error="m").svg_inline(scale=5, dark="#000", light="#fff"))
+
+
+def _normalise_recovery(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+def _new_recovery_code() -> str:
+    raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(16))  # 80 bits
+    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+
+
+# -- reading ----------------------------------------------------------------------------------
+def confirmed_totp(session: Session, sub: str) -> TotpCredential | None:
+    return session.scalar(
+        select(TotpCredential)
+        .where(TotpCredential.sub == sub, TotpCredential.confirmed_at.is_not(None))
+        .order_by(TotpCredential.confirmed_at.desc())
+        .limit(1)
+    )
+
+
+def has_totp(session: Session, sub: str) -> bool:
+    return confirmed_totp(session, sub) is not None
+
+
+def recovery_codes_left(session: Session, sub: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(RecoveryCode)
+            .where(RecoveryCode.sub == sub, RecoveryCode.used_at.is_(None))
+        )
+        or 0
+    )
+
+
+def status(session: Session, sub: str) -> dict[str, object]:
+    """A user's second factors, for administrators and the JSON API (nothing secret)."""
+    row = confirmed_totp(session, sub)
+    return {
+        "sub": sub,
+        "totp": None
+        if row is None
+        else {
+            "id": row.id,
+            "label": row.label,
+            "confirmed_at": row.confirmed_at.isoformat() if row.confirmed_at else None,
+            "last_used_at": row.last_used_at.isoformat() if row.last_used_at else None,
+            "algorithm": row.algorithm,
+            "digits": row.digits,
+            "period": row.period,
+        },
+        "recovery_codes_left": recovery_codes_left(session, sub),
+        "throttled_until": (lambda t: t.isoformat() if t else None)(throttled_until(session, sub)),
+    }
+
+
+# -- throttling (the provider's lockout counters, keyed per account) ---------------------------
+def _throttle_key(sub: str) -> str:
+    return "mfa:" + sub
+
+
+def throttled_until(session: Session, sub: str) -> dt.datetime | None:
+    row = session.get(LockoutCounter, _throttle_key(sub))
+    if row is not None and row.locked_until is not None and row.locked_until > clock.now():
+        return row.locked_until
+    return None
+
+
+def _check_throttle(session: Session, sub: str) -> None:
+    until = throttled_until(session, sub)
+    if until is not None:
+        raise Throttled(until)
+
+
+def _count_failure(
+    session: Session, settings: MfaSettings, sub: str, ip: str | None, user_agent: str | None
+) -> None:
+    now = clock.now()
+    key = _throttle_key(sub)
+    insert_if_absent(session, LockoutCounter, {"key": key, "failures": 0, "window_start": now})
+    stmt = select(LockoutCounter).where(LockoutCounter.key == key).execution_options(populate_existing=True)
+    if is_postgres(session):
+        stmt = stmt.with_for_update()
+    row = session.scalar(stmt)
+    assert row is not None
+    if row.window_start + dt.timedelta(seconds=settings.throttle_window) <= now or (
+        row.locked_until is not None and row.locked_until <= now
+    ):
+        row.failures, row.window_start, row.locked_until = 0, now, None
+    row.failures += 1
+    if row.failures >= settings.throttle_threshold and row.locked_until is None:
+        row.locked_until = now + dt.timedelta(seconds=settings.throttle_duration)
+        audit.record(
+            session,
+            "mfa.throttled",
+            severity=audit.Severity.CRITICAL,  # someone holds the password and is guessing codes
+            outcome="failure",
+            actor=sub,
+            subject=sub,
+            ip=ip,
+            user_agent=user_agent,
+            details={"failures": row.failures, "minutes": settings.throttle_duration // 60},
+        )
+    session.flush()
+
+
+def _clear_throttle(session: Session, sub: str) -> None:
+    session.execute(delete(LockoutCounter).where(LockoutCounter.key == _throttle_key(sub)))
+
+
+# -- enrollment -------------------------------------------------------------------------------
+def start_enrollment(
+    session: Session,
+    settings: MfaSettings,
+    cipher: Cipher,
+    *,
+    sub: str,
+    account_name: str,
+    issuer_label: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> Enrollment:
+    """A new secret for ``sub`` (replacing an unfinished enrollment); confirmed by a first code."""
+    session.execute(
+        delete(TotpCredential).where(TotpCredential.sub == sub, TotpCredential.confirmed_at.is_(None))
+    )
+    secret = pyotp.random_base32()  # 160 bits
+    row = TotpCredential(
+        id=secrets.token_hex(16),
+        sub=sub,
+        label="Authenticator app",
+        digits=settings.digits,
+        period=settings.period,
+        algorithm=settings.algorithm,
+        created_at=clock.now(),
+    )
+    row.secret_encrypted = cipher.encrypt(secret.encode(), context=_context(row.id))
+    session.add(row)
+    session.flush()
+    uri = _totp(secret, row).provisioning_uri(name=account_name, issuer_name=issuer_label)
+    audit.record(
+        session,
+        "mfa.totp.enrollment_started",
+        actor=sub,
+        subject=sub,
+        ip=ip,
+        user_agent=user_agent,
+        details={"id": row.id},
+    )
+    return Enrollment(row.id, secret, uri, qr_svg(uri))
+
+
+def confirm_enrollment(
+    session: Session,
+    settings: MfaSettings,
+    cipher: Cipher,
+    *,
+    sub: str,
+    credential_id: str,
+    code: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> list[str] | None:
+    """Confirm an enrollment with its first code. Returns the new recovery codes (to show
+    once) or None when the code is wrong. A previous authenticator of the user is replaced."""
+    row = session.get(TotpCredential, credential_id)
+    if row is None or row.sub != sub or row.confirmed_at is not None:
+        raise NoAuthenticator("no such enrollment in progress")
+    _check_throttle(session, sub)
+    if not _accept(session, cipher, row, code, settings.valid_window):
+        _count_failure(session, settings, sub, ip, user_agent)
+        audit.record(
+            session,
+            "mfa.totp.enrollment_code_rejected",
+            outcome="failure",
+            actor=sub,
+            subject=sub,
+            ip=ip,
+            user_agent=user_agent,
+            details={"id": row.id},
+        )
+        return None
+    replaced = session.scalars(
+        select(TotpCredential.id).where(
+            TotpCredential.sub == sub,
+            TotpCredential.confirmed_at.is_not(None),
+            TotpCredential.id != row.id,
+        )
+    ).all()
+    if replaced:
+        session.execute(delete(TotpCredential).where(TotpCredential.id.in_(replaced)))
+    row.confirmed_at = clock.now()
+    _clear_throttle(session, sub)
+    codes = _issue_recovery_codes(session, settings, sub)
+    audit.record(
+        session,
+        "mfa.totp.enrolled",
+        severity=audit.Severity.SIGNIFICANT,
+        actor=sub,
+        subject=sub,
+        ip=ip,
+        user_agent=user_agent,
+        details={"id": row.id, "replaced": list(replaced), "recovery_codes": len(codes)},
+    )
+    return codes
+
+
+# -- verification -----------------------------------------------------------------------------
+def _matching_step(cipher: Cipher, row: TotpCredential, code: str, window: int) -> int | None:
+    code = "".join(code.split())
+    if len(code) != row.digits or not code.isdigit():
+        return None
+    totp = _totp(_secret(cipher, row), row)
+    now_step = current_step(row)
+    found: int | None = None
+    for step in range(now_step - window, now_step + window + 1):
+        # compare every candidate (constant time, no early exit); the latest match wins
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            found = step
+    return found
+
+
+def _accept(session: Session, cipher: Cipher, row: TotpCredential, code: str, window: int = 1) -> bool:
+    step = _matching_step(cipher, row, code, window)
+    if step is None:
+        return False
+    claimed = session.execute(
+        update(TotpCredential)
+        .where(
+            TotpCredential.id == row.id,
+            or_(TotpCredential.last_step.is_(None), TotpCredential.last_step < step),
+        )
+        .values(last_step=step, last_used_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        return False
+    session.refresh(row)
+    return True
+
+
+def verify_totp(
+    session: Session,
+    settings: MfaSettings,
+    cipher: Cipher,
+    *,
+    sub: str,
+    code: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> bool:
+    """Is ``code`` a fresh code of ``sub``'s authenticator? A code is accepted once: never
+    again, and neither is a code of an earlier time step. Wrong codes count towards the
+    throttle; raises :class:`Throttled` while it blocks, :class:`NoAuthenticator` without one."""
+    _check_throttle(session, sub)
+    row = confirmed_totp(session, sub)
+    if row is None:
+        raise NoAuthenticator("no confirmed authenticator")
+    if _accept(session, cipher, row, code, settings.valid_window):
+        _clear_throttle(session, sub)
+        return True
+    replay = _matching_step(cipher, row, code, settings.valid_window) is not None
+    _count_failure(session, settings, sub, ip, user_agent)
+    audit.record(
+        session,
+        "mfa.code_rejected",
+        severity=audit.Severity.SIGNIFICANT if replay else audit.Severity.NORMAL,
+        outcome="failure",
+        actor=sub,
+        subject=sub,
+        ip=ip,
+        user_agent=user_agent,
+        details={"method": "totp", "reason": "replayed" if replay else "wrong"},
+    )
+    return False
+
+
+# -- recovery codes ---------------------------------------------------------------------------
+def _issue_recovery_codes(session: Session, settings: MfaSettings, sub: str) -> list[str]:
+    session.execute(delete(RecoveryCode).where(RecoveryCode.sub == sub))
+    codes = [_new_recovery_code() for _ in range(settings.recovery_codes)]
+    now = clock.now()
+    for code in codes:
+        session.add(RecoveryCode(sub=sub, code_hash=token_hash(_normalise_recovery(code)), created_at=now))
+    session.flush()
+    return codes
+
+
+def regenerate_recovery_codes(
+    session: Session,
+    settings: MfaSettings,
+    *,
+    sub: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> list[str]:
+    """New recovery codes (the old ones stop working); needs a confirmed authenticator."""
+    if not has_totp(session, sub):
+        raise NoAuthenticator("no confirmed authenticator")
+    codes = _issue_recovery_codes(session, settings, sub)
+    audit.record(
+        session,
+        "mfa.recovery_codes.regenerated",
+        severity=audit.Severity.SIGNIFICANT,
+        actor=sub,
+        subject=sub,
+        ip=ip,
+        user_agent=user_agent,
+        details={"count": len(codes)},
+    )
+    return codes
+
+
+def use_recovery_code(
+    session: Session,
+    settings: MfaSettings,
+    *,
+    sub: str,
+    code: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> bool:
+    """Spend one recovery code of ``sub`` (each works once, atomically). Throttled like codes."""
+    _check_throttle(session, sub)
+    digest = token_hash(_normalise_recovery(code))
+    spent = session.execute(
+        update(RecoveryCode)
+        .where(RecoveryCode.sub == sub, RecoveryCode.code_hash == digest, RecoveryCode.used_at.is_(None))
+        .values(used_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(spent, "rowcount", 0) == 1:
+        _clear_throttle(session, sub)
+        audit.record(
+            session,
+            "mfa.recovery_code_used",
+            severity=audit.Severity.SIGNIFICANT,
+            actor=sub,
+            subject=sub,
+            ip=ip,
+            user_agent=user_agent,
+            details={"left": recovery_codes_left(session, sub)},
+        )
+        return True
+    _count_failure(session, settings, sub, ip, user_agent)
+    audit.record(
+        session,
+        "mfa.code_rejected",
+        outcome="failure",
+        actor=sub,
+        subject=sub,
+        ip=ip,
+        user_agent=user_agent,
+        details={"method": "recovery"},
+    )
+    return False
+
+
+# -- removal ----------------------------------------------------------------------------------
+def remove_totp(
+    session: Session,
+    *,
+    sub: str,
+    actor: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> bool:
+    """The user removes their authenticator (and its recovery codes). True if one existed."""
+    removed = _remove_all(session, sub)
+    if removed:
+        audit.record(
+            session,
+            "mfa.totp.removed",
+            severity=audit.Severity.SIGNIFICANT,
+            actor=actor,
+            subject=sub,
+            ip=ip,
+            user_agent=user_agent,
+            details={"by": "user"},
+        )
+    return removed
+
+
+def _remove_all(session: Session, sub: str) -> bool:
+    had = has_totp(session, sub)
+    session.execute(delete(TotpCredential).where(TotpCredential.sub == sub))
+    session.execute(delete(RecoveryCode).where(RecoveryCode.sub == sub))
+    return had
+
+
+def admin_reset(
+    session: Session,
+    *,
+    sub: str,
+    actor: str,
+    reason: str = "",
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> dict[str, object]:
+    """An administrator removes a user's authenticator and recovery codes and lifts the code
+    throttle (lost phone). Critical audit event: it is a classic step in taking over an account,
+    so the security officer hears of it at once."""
+    had_totp = has_totp(session, sub)
+    left = recovery_codes_left(session, sub)
+    _remove_all(session, sub)
+    _clear_throttle(session, sub)
+    audit.record(
+        session,
+        "mfa.reset",
+        severity=audit.Severity.CRITICAL,
+        actor=actor,
+        subject=sub,
+        ip=ip,
+        user_agent=user_agent,
+        details={"had_totp": had_totp, "recovery_codes_removed": left, "reason": reason[:500]},
+    )
+    return {"sub": sub, "had_totp": had_totp, "recovery_codes_removed": left}
