@@ -270,6 +270,7 @@ class Settings(BaseSettings):
     lockout: LockoutSettings = Field(default_factory=LockoutSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     mfa: MfaSettings = Field(default_factory=MfaSettings)
+    x509: X509Settings = Field(default_factory=lambda: X509Settings())  # defined at the end
 
     @classmethod
     def settings_customise_sources(
@@ -345,3 +346,93 @@ def load_settings(**overrides: Any) -> Settings:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ConfigError(f"Invalid setting {where}: {first['msg']}.") from None
+
+
+# -- smart cards / client certificates (R-MFA-1, R-MFA-2) -------------------------------------
+CLIENT_AUTH_EKU = "1.3.6.1.5.5.7.3.2"
+SMARTCARD_LOGON_EKU = "1.3.6.1.4.1.311.20.2.2"
+
+
+class X509MappingRule(Section):
+    """One rule of the certificate → account mapping, tried in order; the first that finds
+    exactly one account wins."""
+
+    kind: Literal["binding", "upn", "email", "subject", "ad_alt_security_identities"]
+    """``binding``: our binding table (SHA-256 thumbprint first, then issuer + serial).
+    ``upn``: the UPN in subjectAltName (otherName 1.3.6.1.4.1.311.20.2.3) → userPrincipalName.
+    ``email``: the rfc822Name in subjectAltName → mail. ``subject``: a subject attribute
+    (``field``) → a directory attribute (``attribute``). ``ad_alt_security_identities``: AD's
+    strong explicit mappings (``X509:<I>…<SR>…``, ``X509:<SKI>…``, ``X509:<SHA1-PUKEY>…``)."""
+    field: str = ""
+    """For ``subject``: the subject attribute, by name (``serialNumber``, ``CN``, ``UID``) or
+    dotted OID."""
+    attribute: str = ""
+    """For ``subject``: the directory attribute (AD name, e.g. ``employeeNumber``)."""
+
+    @model_validator(mode="after")
+    def _subject_needs_fields(self) -> X509MappingRule:
+        if self.kind == "subject" and not (self.field and self.attribute):
+            raise ValueError("a 'subject' mapping rule needs both field and attribute")
+        return self
+
+
+class X509Settings(Section):
+    """Sign-in with a smart card or another client certificate."""
+
+    enabled: bool = False
+    """Offer "sign in with card" and accept client certificates."""
+    trust_dir: Path | None = None
+    """Default ``<var_dir>/x509/ca``. Folder of CA certificates (PEM or DER, one or more per
+    file): the self-signed ones are trust anchors, the others intermediates available for path
+    building. Re-read when a file changes (checked at most every ``reload_interval`` seconds).
+    CAs uploaded with ``iam ca add`` live in the database and are added to these."""
+    reload_interval: int = Field(default=30, ge=1)
+    max_chain_length: int = Field(default=6, ge=1, le=20)
+    """Most certificates in a path, the client's own and the anchor included."""
+    allowed_eku: list[str] = Field(default_factory=lambda: [CLIENT_AUTH_EKU, SMARTCARD_LOGON_EKU])
+    """The client certificate must carry one of these extended key usages."""
+    require_digital_signature: bool = True
+    """The client certificate's key usage, when present, must allow digitalSignature."""
+    revocation: Literal["ocsp_then_crl", "crl_then_ocsp", "ocsp", "crl", "none"] = "ocsp_then_crl"
+    """How revocation is checked; with two methods the second is asked when the first cannot
+    answer."""
+    fail_open: bool = False
+    """When no revocation answer can be had (responder down, CRL unreachable): ``false``
+    refuses the certificate (fail-closed), ``true`` accepts it with a warning in the audit log."""
+    crl_files: list[Path] = Field(default_factory=list)
+    """CRL files (PEM or DER) to use besides the distribution points in certificates."""
+    crl_from_cdp: bool = True
+    """Fetch CRLs from the certificates' CRL distribution points (http only)."""
+    crl_refresh_interval: int = Field(default=3600, ge=1)
+    """Seconds after which a cached CRL is fetched again even before its nextUpdate."""
+    ocsp_responder: str = ""
+    """OCSP responder URL overriding the certificates' AIA."""
+    ocsp_from_aia: bool = True
+    ocsp_nonce: bool = True
+    """Send a nonce and require it back (responses then cannot be cached)."""
+    ocsp_max_age: int = Field(default=300, ge=0)
+    """Seconds an OCSP response without nextUpdate is believed (and the clock skew allowed)."""
+    fetch_timeout: float = Field(default=5.0, gt=0)
+    """Timeout in seconds for OCSP requests and CRL downloads."""
+    mapping: list[X509MappingRule] = Field(
+        default_factory=lambda: [
+            X509MappingRule(kind="binding"),
+            X509MappingRule(kind="ad_alt_security_identities"),
+            X509MappingRule(kind="upn"),
+        ]
+    )
+    """Ordered mapping rules (see :class:`X509MappingRule`)."""
+    client_cert_header: str = "X-SSL-Client-Cert"
+    """Header in which the reverse proxy forwards the URL-escaped PEM certificate
+    (nginx ``$ssl_client_escaped_cert``); believed only from ``server.trusted_proxies``."""
+    hardware_key_policies: list[str] = Field(
+        default_factory=lambda: ["0.4.0.194112.1.2", "0.4.0.194112.1.3", "0.4.0.1456.1.1"]
+    )
+    """Certificate policy OIDs whose CA promises the key lives in a hardware token (EU QCP-n-qscd,
+    QCP-l-qscd, QCP+): sign-ins with such certificates get ``amr`` ``hwk``. A qcStatement
+    QcSSCD (0.4.0.1862.1.4) has the same effect."""
+    registration: bool = True
+    """Let a person with a valid card but no account ask for one; an administrator approves."""
+
+
+Settings.model_rebuild()  # resolve the sections defined after Settings (x509)

@@ -14,6 +14,7 @@ from iam.jobs import RetryLater, handler, periodic
 from sso import keys, service
 from sso.models import Client
 from sso.tokens import Signer
+from sso.x509 import jobs as _x509_jobs  # noqa: F401 — registers the card handlers
 
 if TYPE_CHECKING:
     from iam.services import Services

@@ -185,3 +185,4 @@ class Consent(Base):
 
 # the tables of the second factors belong to this package's metadata too
 from sso.mfa import models as _mfa_models  # noqa: E402, F401
+from sso.x509 import models as _x509_models  # noqa: E402, F401

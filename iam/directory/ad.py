@@ -731,6 +731,18 @@ class ActiveDirectory:
         entry = self._run(lambda conn: self._user_entry(conn, _eq(attr, value)))
         return self._user(entry) if entry else None
 
+    def find_users_by(self, attribute: str, values: Sequence[str]) -> list[DirectoryUser]:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", attribute):
+            raise ValueError("not an attribute name")
+        wanted = [v for v in values if v]
+        if not wanted:
+            return []
+        flt = "(|" + "".join(_eq(attribute, v) for v in wanted) + ")"
+        entries = self._run(
+            lambda conn: self._search(conn, self.base_dn, f"(&{_USERS}{flt})", _USER_ATTRIBUTES)
+        )
+        return [self._user(e) for e in entries[:10]]
+
     def search_users(self, *, query: str | None = None, page_size: int = 500) -> Iterator[DirectoryUser]:
         flt = _USERS
         if query:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -104,6 +104,12 @@ class Directory(Protocol):
         employee_number: str | None = None,
     ) -> DirectoryUser | None:
         """By exactly one of sAMAccountName, userPrincipalName or employeeNumber."""
+
+    def find_users_by(self, attribute: str, values: Sequence[str]) -> list[DirectoryUser]:
+        """Users whose directory ``attribute`` (AD name: ``mail``, ``employeeNumber``,
+        ``altSecurityIdentities``…) equals one of ``values`` (case-insensitively, as AD compares
+        these). The built-in directory knows ``sAMAccountName``, ``userPrincipalName``,
+        ``mail`` and ``employeeNumber`` and finds nobody by other attributes."""
 
     def search_users(self, *, query: str | None = None, page_size: int = 500) -> Iterator[DirectoryUser]:
         """All users (paged), optionally those whose username, name or mail contains ``query``."""

@@ -8,9 +8,9 @@ accounts raise the same exceptions.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -109,6 +109,24 @@ class LocalDirectory:
         with self._reader() as s:
             row = s.scalar(select(LocalUser).where(col == value))
             return _to_user(row) if row else None
+
+    #: Directory attribute (AD name, lower-case) → column, for :meth:`find_users_by`.
+    _BY_ATTRIBUTE = {
+        "samaccountname": "username",
+        "userprincipalname": "upn",
+        "mail": "email",
+        "employeenumber": "employee_number",
+    }
+
+    def find_users_by(self, attribute: str, values: Sequence[str]) -> list[DirectoryUser]:
+        name = self._BY_ATTRIBUTE.get(attribute.lower())
+        wanted = [v.lower() for v in values if v]
+        if name is None or not wanted:
+            return []
+        col = getattr(LocalUser, name)
+        with self._reader() as s:
+            rows = s.scalars(select(LocalUser).where(func.lower(col).in_(wanted)).limit(10))
+            return [_to_user(r) for r in rows]
 
     def search_users(self, *, query: str | None = None, page_size: int = 500) -> Iterator[DirectoryUser]:
         last = ""

@@ -1,0 +1,6 @@
+"""Sign-in with a smart card or another X.509 client certificate (R-MFA-1, R-MFA-2).
+
+Rooms: ``certs`` (reading certificates), ``trust`` (anchors, path validation), ``revocation``
+(OCSP, CRL), ``mapping`` (certificate → account), ``service`` (the domain operations),
+``models``, ``jobs``, ``cli``. The pages and JSON API are in ``sso/views/card.py``.
+"""
