@@ -43,6 +43,9 @@ def register(cli: click.Group) -> None:
     cli.add_command(client_group)
     cli.add_command(keys_group)
     cli.add_command(demo_command)
+    from sso.mfa.cli import mfa_group
+
+    cli.add_command(mfa_group)
 
 
 def on_upgrade(services: Services) -> None:
