@@ -25,6 +25,7 @@ from iam.models.identity import Identity
 from iam.web import db, services
 from sso.mfa import flow as mfa_flow
 from sso.mfa import hooks, levels
+from sso.mfa import openapi as mfa_openapi
 from sso.mfa import service as mfa
 from sso.mfa.forms import CodeForm, PasswordForm
 from sso.models import Client
@@ -33,7 +34,7 @@ from sso.views.common import _error_page, _record, _settings, current_sso
 
 bp = Blueprint("mfa", __name__)
 
-ADMIN_SCOPE = "mfa:admin"
+ADMIN_SCOPE = mfa_openapi.ADMIN_SCOPE
 """Scope of an access token allowed to use the administrators' MFA API."""
 _REAUTH_KEY = "mfa_reauth"
 _ENROLL_KEY = "mfa_enroll"

@@ -166,7 +166,9 @@ def test_enrollment_needs_a_right_first_code_and_replaces_the_old_app(services):
         assert "otpauth://totp/" in e.uri and "<svg" in e.svg
     with services.transaction() as s:
         assert (
-            mfa.confirm_enrollment(s, m, services.cipher, sub=SUB, credential_id=e.credential_id, code="000000")
+            mfa.confirm_enrollment(
+                s, m, services.cipher, sub=SUB, credential_id=e.credential_id, code="000000"
+            )
             is None
             or code(services, e.secret) == "000000"
         )
