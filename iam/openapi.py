@@ -30,6 +30,9 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
     )
     ok_json = {"description": "Success", "content": {"application/json": {}}}
     err = {"description": "OAuth error: {error, error_description}"}
+    extra_paths: dict[str, Any] = {}
+    for paths in app.extensions.get("iam.openapi_paths", []):
+        extra_paths.update(paths)  # feature packages add theirs (the core imports none of them)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -156,5 +159,6 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
                     "responses": {"200": {"description": "text/plain"}},
                 }
             },
+            **extra_paths,
         },
     }

@@ -28,6 +28,9 @@ def init_app(app: Flask, services: Services) -> None:
     app.extensions["sso.server"] = IamAuthorizationServer(app, services, signer)
     app.register_blueprint(views.bp)
     app.register_blueprint(views.mfa.bp)  # second factors and step-up (/mfa/…)
+    from sso.mfa import openapi as mfa_openapi
+
+    app.extensions.setdefault("iam.openapi_paths", []).append(mfa_openapi.paths())
     views.exempt_from_csrf(csrf)
     if services.settings.dev_mode:
         from sso import demo
@@ -43,6 +46,9 @@ def register(cli: click.Group) -> None:
     cli.add_command(client_group)
     cli.add_command(keys_group)
     cli.add_command(demo_command)
+    from sso.mfa.cli import mfa_group
+
+    cli.add_command(mfa_group)
 
 
 def on_upgrade(services: Services) -> None:

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import pyotp
 import segno
@@ -139,6 +140,23 @@ def status(session: Session, sub: str) -> dict[str, object]:
     }
 
 
+def resolve_user(session: Session, directory: Any, user: str) -> str | None:
+    """A user's ``sub`` from their ``sub``, username or UPN (a known identity, else the directory)."""
+    from iam.identities import find_identity
+    from iam.models.identity import Identity
+
+    user = user.strip()[:256]
+    if not user:
+        return None
+    if session.get(Identity, user) is not None:
+        return user
+    identity = find_identity(session, user)
+    if identity is not None:
+        return identity.sub
+    found = directory.find_user(**({"upn": user} if "@" in user else {"username": user}))
+    return str(found.id) if found is not None else None
+
+
 # -- throttling (the provider's lockout counters, keyed per account) ---------------------------
 def _throttle_key(sub: str) -> str:
     return "mfa:" + sub
@@ -222,7 +240,6 @@ def start_enrollment(
     row.secret_encrypted = cipher.encrypt(secret.encode(), context=_context(row.id))
     session.add(row)
     session.flush()
-    uri = _totp(secret, row).provisioning_uri(name=account_name, issuer_name=issuer_label)
     audit.record(
         session,
         "mfa.totp.enrollment_started",
@@ -232,7 +249,25 @@ def start_enrollment(
         user_agent=user_agent,
         details={"id": row.id},
     )
+    return enrollment_view(cipher, row, account_name=account_name, issuer_label=issuer_label)
+
+
+def enrollment_view(
+    cipher: Cipher, row: TotpCredential, *, account_name: str, issuer_label: str
+) -> Enrollment:
+    """What the enrollment page shows for an unconfirmed credential (again after a wrong code)."""
+    if row.confirmed_at is not None:
+        raise NoAuthenticator("already confirmed: its secret is never shown again")
+    secret = _secret(cipher, row)
+    uri = _totp(secret, row).provisioning_uri(name=account_name, issuer_name=issuer_label)
     return Enrollment(row.id, secret, uri, qr_svg(uri))
+
+
+def pending_enrollment(session: Session, sub: str, credential_id: str) -> TotpCredential | None:
+    row = session.get(TotpCredential, credential_id)
+    if row is None or row.sub != sub or row.confirmed_at is not None:
+        return None
+    return row
 
 
 def confirm_enrollment(

@@ -16,3 +16,4 @@ def exempt_from_csrf(csrf: Any) -> None:
     """Client-authenticated endpoints carry no browser session; /logout validates its own form."""
     for view in (endpoints.token, endpoints.introspect, endpoints.revoke, endpoints.userinfo, signin.logout):
         csrf.exempt(view)
+    csrf.exempt(mfa.api_reset)  # Bearer-token API, no browser session

@@ -1,14 +1,512 @@
-"""Second-factor pages: choose a method, enter a code (placeholder, completed below)."""
+"""Second-factor pages (``/mfa/…``) and the administrators' JSON API (``/api/v1/mfa/…``).
+
+- ``/mfa/``: choose a method (after the password, or to raise the level of the SSO session
+  when an application needs more: step-up); ``/mfa/code`` and ``/mfa/recovery``: code entry;
+- ``/mfa/enroll``: set up an authenticator app after re-entering the password (QR code rendered
+  here as SVG), confirmed by a first code; the recovery codes are shown once;
+- ``/mfa/devices``: "my security devices" (other packages add theirs via :mod:`sso.mfa.hooks`).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
-from flask import Blueprint, redirect, url_for
+from authlib.common.urls import add_params_to_uri
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-bp = Blueprint("mfa", __name__, url_prefix="/mfa")
+from iam import clock
+from iam.directory import errors as dir_errors
+from iam.models.identity import Identity
+from iam.web import db, services
+from sso.mfa import flow as mfa_flow
+from sso.mfa import hooks, levels
+from sso.mfa import openapi as mfa_openapi
+from sso.mfa import service as mfa
+from sso.mfa.forms import CodeForm, PasswordForm
+from sso.models import Client
+from sso.views import signin
+from sso.views.common import _error_page, _record, _settings, current_sso
+
+bp = Blueprint("mfa", __name__)
+
+ADMIN_SCOPE = mfa_openapi.ADMIN_SCOPE
+"""Scope of an access token allowed to use the administrators' MFA API."""
+_REAUTH_KEY = "mfa_reauth"
+_ENROLL_KEY = "mfa_enroll"
 
 
-@bp.get("/")
+# -- this package's methods and devices --------------------------------------------------------
+def _totp_devices(s: Any, sub: str) -> list[hooks.Device]:
+    row = mfa.confirmed_totp(s, sub)
+    if row is None:
+        return []
+    left = mfa.recovery_codes_left(s, sub)
+    return [
+        hooks.Device(
+            kind="totp",
+            label=str(_l("Authenticator app")),
+            created_at=row.confirmed_at,
+            last_used_at=row.last_used_at,
+            detail=str(_l("%(left)s recovery codes left", left=left)),
+            remove_endpoint="mfa.remove_totp",
+        )
+    ]
+
+
+hooks.register_method(
+    hooks.SignInMethod(
+        key="totp",
+        label=_l("Code from your authenticator app"),
+        endpoint="mfa.code",
+        amr=("otp",),
+        available=mfa.has_totp,
+        order=20,
+    )
+)
+hooks.register_method(
+    hooks.SignInMethod(
+        key="recovery",
+        label=_l("One of your recovery codes"),
+        endpoint="mfa.recovery",
+        amr=("otp",),
+        available=lambda s, sub: mfa.recovery_codes_left(s, sub) > 0,
+        order=90,
+    )
+)
+hooks.register_device_source(_totp_devices)
+
+
+# -- where the browser is in the flow ----------------------------------------------------------
+@dataclass(frozen=True)
+class _Ctx:
+    sub: str
+    mode: str  # "pending": after the first factor; "step_up": raising an SSO session
+    required: str | None
+    have: list[str]
+
+
+def _context() -> _Ctx | None:
+    """The user this second factor is for, or None (nothing is awaiting one)."""
+    now = clock.timestamp()
+    pending = session.get(signin.PENDING_KEY)
+    if pending and now - int(pending.get("at", 0)) <= _settings().mfa.reauth_seconds:
+        return _Ctx(str(pending["sub"]), "pending", None, list(pending.get("amr") or []))
+    sso = current_sso()
+    req = session.get(signin.REQUIRED_KEY)
+    flow = session.get("flow")
+    if sso is not None and req and flow and req.get("key") == flow.get("key"):
+        # lets any method's page (ours, the card's) raise this session in place
+        session[signin.STEP_UP_KEY] = {"sid": sso.sid, "at": now}
+        return _Ctx(sso.sub, "step_up", str(req["level"]), list(sso.amr))
+    return None
+
+
+def _methods(ctx: _Ctx) -> list[hooks.SignInMethod]:
+    if ctx.mode == "step_up" and ctx.required:
+        return mfa_flow.step_up_methods(db(), _settings(), ctx.sub, ctx.have, ctx.required)
+    return [m for m in hooks.methods() if m.second_factor and m.available(db(), ctx.sub)]
+
+
+def _nowhere() -> Any:
+    return redirect(url_for("sso.account") if current_sso() else url_for("sso.login"))
+
+
+def _finish(ctx: _Ctx, *, method: str) -> Any:
+    user = services().directory.get_user(ctx.sub)
+    if user is None or not user.enabled or user.locked:
+        session.pop(signin.PENDING_KEY, None)
+        return _error_page(_("Sign-in failed"), _("Your account cannot sign in. Contact the help desk."), 403)
+    return signin.complete_authentication(user, amr=("otp",), method=method)
+
+
+# -- choose a method / step-up -----------------------------------------------------------------
+@bp.get("/mfa/")
 def choose() -> Any:
-    return redirect(url_for("sso.login"))
+    ctx = _context()
+    if ctx is None:
+        return _nowhere()
+    methods = _methods(ctx)
+    if not methods:
+        return _unreachable(ctx)
+    if len(methods) == 1 or not request.args.get("all"):
+        return redirect(url_for(methods[0].endpoint))
+    return render_template(
+        "sso/mfa/choose.html", methods=methods, ctx=ctx, client_name=signin._flow_client_name()
+    )
+
+
+def _unreachable(ctx: _Ctx) -> Any:
+    """R-MFA-4: the level cannot be reached with what the user has — say so, never downgrade."""
+    settings = _settings()
+    can_enroll = (
+        ctx.mode == "step_up"
+        and ctx.required is not None
+        and not mfa.has_totp(db(), ctx.sub)
+        and mfa_flow.reachable_by_enrolling(settings, ctx.have, ctx.required)
+    )
+    _record(
+        "login.step_up_unreachable",
+        outcome="failure",
+        actor=ctx.sub,
+        subject=ctx.sub,
+        details={"required": ctx.required, "achieved": levels.achieved_level(settings.mfa, ctx.have)},
+    )
+    return render_template(
+        "sso/mfa/unreachable.html",
+        level=ctx.required,
+        can_enroll=can_enroll,
+        client_name=signin._flow_client_name(),
+    ), 403
+
+
+@bp.get("/mfa/cancel")
+def cancel() -> Any:
+    """Give up the step-up: back to the application with ``access_denied``."""
+    flow = session.pop("flow", None)
+    session.pop(signin.REQUIRED_KEY, None)
+    session.pop(signin.STEP_UP_KEY, None)
+    if not flow:
+        return _nowhere()
+    row = db().get(Client, flow.get("client", ""))
+    query = parse_qs(flow["query"])
+    uri = query.get("redirect_uri", [""])[0]
+    if row is None or uri not in row.redirect_uris:
+        return _nowhere()
+    state = query.get("state", [None])[0]
+    params = [
+        ("error", "access_denied"),
+        ("error_description", "The required level of assurance was not reached."),
+    ] + ([("state", state)] if state else [])
+    return redirect(add_params_to_uri(uri, params))
+
+
+# -- code entry --------------------------------------------------------------------------------
+def _code_page(kind: str) -> Any:
+    ctx = _context()
+    if ctx is None:
+        return _nowhere()
+    method = next((m for m in _methods(ctx) if m.key == kind), None)
+    if method is None:
+        return redirect(url_for("mfa.choose"))
+    form = CodeForm()
+    error: str | None = None
+    status = 200
+    if form.validate_on_submit():
+        settings = _settings()
+        code = str(form.code.data or "")
+        try:
+            if kind == "totp":
+                ok = mfa.verify_totp(
+                    db(),
+                    settings.mfa,
+                    services().cipher,
+                    sub=ctx.sub,
+                    code=code,
+                    ip=g.client_ip,
+                    user_agent=g.user_agent,
+                )
+            else:
+                ok = mfa.use_recovery_code(
+                    db(), settings.mfa, sub=ctx.sub, code=code, ip=g.client_ip, user_agent=g.user_agent
+                )
+        except mfa.Throttled:
+            error, status = _("Too many wrong codes. Try again later or contact the help desk."), 429
+        except mfa.NoAuthenticator:
+            return redirect(url_for("mfa.choose"))
+        else:
+            if ok:
+                if kind == "recovery":
+                    left = mfa.recovery_codes_left(db(), ctx.sub)
+                    flash(_("Recovery code accepted. You have %(left)s left.", left=left))
+                return _finish(ctx, method=kind)
+            error, status = _("That code is not valid. Each code can be used only once."), 401
+    elif request.method == "POST":
+        error, status = _("Enter the code."), 400
+    return render_template(
+        f"sso/mfa/{'code' if kind == 'totp' else 'recovery'}.html",
+        form=form,
+        error=error,
+        others=len(_methods(ctx)) > 1,
+        ctx=ctx,
+        client_name=signin._flow_client_name(),
+    ), status
+
+
+@bp.route("/mfa/code", methods=["GET", "POST"])
+def code() -> Any:
+    return _code_page("totp")
+
+
+@bp.route("/mfa/recovery", methods=["GET", "POST"])
+def recovery() -> Any:
+    return _code_page("recovery")
+
+
+@bp.get("/mfa/continue")
+def resume() -> Any:
+    """After enrollment or new recovery codes: on with the pending authorization, if any."""
+    return signin._resume()
+
+
+# -- re-authentication for changes to one's devices -------------------------------------------
+def _reauthenticated(sso: Any) -> bool:
+    mark = session.get(_REAUTH_KEY) or {}
+    return bool(
+        mark.get("sid") == sso.sid
+        and clock.timestamp() - int(mark.get("at", 0)) <= _settings().mfa.reauth_seconds
+    )
+
+
+def _check_password(sso: Any, password: str) -> str | None:
+    """None when ``password`` is the signed-in user's; else the error to show."""
+    identity = db().get(Identity, sso.sub)
+    if identity is None:
+        return str(_("Wrong password."))
+    try:
+        signin._refuse_if_locked(identity.username)
+        user = services().directory.authenticate(identity.username, password)
+    except dir_errors.DirectoryError as exc:
+        message, reason = signin._login_error(exc)
+        if isinstance(exc, dir_errors.InvalidCredentials):
+            signin._count_failure(identity.username)
+            message = _("Wrong password.")
+        _record(
+            "mfa.reauth_failed", outcome="failure", actor=sso.sub, subject=sso.sub, details={"reason": reason}
+        )
+        return str(message)
+    if user.id != sso.sub:
+        return str(_("Wrong password."))
+    session[_REAUTH_KEY] = {"sid": sso.sid, "at": clock.timestamp()}
+    return None
+
+
+# -- enrollment --------------------------------------------------------------------------------
+@bp.route("/mfa/enroll", methods=["GET", "POST"])
+def enroll() -> Any:
+    sso = current_sso()
+    if sso is None:
+        return redirect(url_for("sso.login"))
+    settings = _settings()
+    if not settings.mfa.self_enrollment:
+        return _error_page(
+            _("Setting up an authenticator"),
+            _("Authenticator apps are set up by the help desk here. Please contact them."),
+            403,
+        )
+    if not _reauthenticated(sso):
+        form = PasswordForm()
+        error = None
+        if form.validate_on_submit():
+            error = _check_password(sso, str(form.password.data or ""))
+            if error is None:
+                return redirect(url_for("mfa.enroll"))
+        return render_template("sso/mfa/reauth.html", form=form, error=error, action=url_for("mfa.enroll")), (
+            401 if error else 200
+        )
+    identity = db().get(Identity, sso.sub)
+    account = (identity.username if identity else sso.sub)[:200]
+    enrollment = mfa.start_enrollment(
+        db(),
+        settings.mfa,
+        services().cipher,
+        sub=sso.sub,
+        account_name=account,
+        issuer_label=settings.mfa.issuer_label or settings.organisation,
+        ip=g.client_ip,
+        user_agent=g.user_agent,
+    )
+    session[_ENROLL_KEY] = {"id": enrollment.credential_id, "sid": sso.sid}
+    return render_template(
+        "sso/mfa/enroll.html",
+        enrollment=enrollment,
+        form=CodeForm(formdata=None),
+        error=None,
+        replacing=mfa.has_totp(db(), sso.sub),
+        settings=settings.mfa,
+    )
+
+
+@bp.post("/mfa/enroll/confirm")
+def enroll_confirm() -> Any:
+    sso = current_sso()
+    pending = session.get(_ENROLL_KEY) or {}
+    if sso is None or pending.get("sid") != sso.sid:
+        return redirect(url_for("mfa.enroll"))
+    settings = _settings()
+    form = CodeForm()
+    error = _("Enter the code your app shows.")
+    if form.validate_on_submit():
+        try:
+            codes = mfa.confirm_enrollment(
+                db(),
+                settings.mfa,
+                services().cipher,
+                sub=sso.sub,
+                credential_id=str(pending["id"]),
+                code=str(form.code.data or ""),
+                ip=g.client_ip,
+                user_agent=g.user_agent,
+            )
+        except mfa.NoAuthenticator:
+            return redirect(url_for("mfa.enroll"))
+        except mfa.Throttled:
+            return _error_page(_("Too many wrong codes"), _("Try again later or contact the help desk."), 429)
+        if codes is not None:
+            session.pop(_ENROLL_KEY, None)
+            # the user has just proven the authenticator: the session now counts it
+            before = list(sso.amr)
+            sso.amr = levels.normalise_amr(sso.amr, ["otp"])
+            sso.acr = levels.achieved_level(settings.mfa, sso.amr)
+            _record(
+                "login.step_up",
+                actor=sso.sub,
+                subject=sso.sub,
+                details={"method": "totp_enrollment", "amr_before": before, "amr": sso.amr, "acr": sso.acr},
+            )
+            return render_template("sso/mfa/recovery_codes.html", codes=codes, flow=bool(session.get("flow")))
+        error = _("That code is not valid. Check the time on your phone and enter the current code.")
+    row = mfa.pending_enrollment(db(), sso.sub, str(pending["id"]))
+    if row is None:
+        return redirect(url_for("mfa.enroll"))
+    identity = db().get(Identity, sso.sub)
+    enrollment = mfa.enrollment_view(
+        services().cipher,
+        row,
+        account_name=(identity.username if identity else sso.sub)[:200],
+        issuer_label=settings.mfa.issuer_label or settings.organisation,
+    )
+    return render_template(
+        "sso/mfa/enroll.html",
+        enrollment=enrollment,
+        form=form,
+        error=error,
+        replacing=mfa.has_totp(db(), sso.sub),
+        settings=settings.mfa,
+    ), 401
+
+
+# -- my security devices -----------------------------------------------------------------------
+@bp.get("/mfa/devices")
+def devices() -> Any:
+    sso = current_sso()
+    if sso is None:
+        return redirect(url_for("sso.login"))
+    s = db()
+    return render_template(
+        "sso/mfa/devices.html",
+        devices=hooks.devices_for(s, sso.sub),
+        has_totp=mfa.has_totp(s, sso.sub),
+        can_enroll=_settings().mfa.self_enrollment,
+        form=PasswordForm(formdata=None),
+        current=sso,
+        level=levels.achieved_level(_settings().mfa, sso.amr),
+    )
+
+
+def _password_gate() -> tuple[Any, str | None]:
+    """(sso, error): a signed-in user who typed their password correctly just now."""
+    sso = current_sso()
+    if sso is None:
+        abort(401)
+    form = PasswordForm()
+    if not form.validate_on_submit():
+        return sso, _("Enter your password to confirm.")
+    return sso, _check_password(sso, str(form.password.data or ""))
+
+
+@bp.post("/mfa/devices/totp/remove")
+def remove_totp() -> Any:
+    sso, error = _password_gate()
+    if error:
+        flash(error)
+        return redirect(url_for("mfa.devices"))
+    if mfa.remove_totp(db(), sub=sso.sub, actor=sso.sub, ip=g.client_ip, user_agent=g.user_agent):
+        flash(_("The authenticator app was removed; its recovery codes no longer work."))
+    return redirect(url_for("mfa.devices"))
+
+
+@bp.post("/mfa/devices/recovery-codes")
+def new_recovery_codes() -> Any:
+    sso, error = _password_gate()
+    if error:
+        flash(error)
+        return redirect(url_for("mfa.devices"))
+    try:
+        codes = mfa.regenerate_recovery_codes(
+            db(), _settings().mfa, sub=sso.sub, ip=g.client_ip, user_agent=g.user_agent
+        )
+    except mfa.NoAuthenticator:
+        return redirect(url_for("mfa.devices"))
+    return render_template("sso/mfa/recovery_codes.html", codes=codes, flow=False)
+
+
+# -- administrators' JSON API ------------------------------------------------------------------
+class ResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=500)
+
+
+def _api_actor() -> tuple[str | None, Any]:
+    """The caller of the admin API (a Bearer access token of ours with ``mfa:admin``)."""
+    from sso.views.endpoints import _bearer_claims, _bearer_error
+
+    claims = _bearer_claims()
+    if claims is None:
+        return None, _bearer_error("The access token is invalid, expired or revoked.")
+    if ADMIN_SCOPE not in str(claims.get("scope", "")).split():
+        resp = jsonify(
+            error="insufficient_scope", error_description=f"The token lacks the {ADMIN_SCOPE} scope."
+        )
+        resp.status_code = 403
+        resp.headers["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{ADMIN_SCOPE}"'
+        return None, resp
+    sub, client_id = str(claims.get("sub")), str(claims.get("client_id"))
+    return (f"client:{client_id}" if sub == client_id else sub), None
+
+
+def _api_user(user: str) -> tuple[str | None, Any]:
+    sub = mfa.resolve_user(db(), services().directory, user)
+    if sub is None:
+        return None, (jsonify(error="not_found", error_description="There is no such user."), 404)
+    return sub, None
+
+
+@bp.get("/api/v1/mfa/users/<user>")
+def api_status(user: str) -> Any:
+    actor, refusal = _api_actor()
+    if refusal is not None:
+        return refusal
+    sub, missing = _api_user(user)
+    if missing is not None:
+        return missing
+    assert sub is not None
+    return jsonify(mfa.status(db(), sub))
+
+
+@bp.post("/api/v1/mfa/users/<user>/reset")
+def api_reset(user: str) -> Any:
+    actor, refusal = _api_actor()
+    if refusal is not None:
+        return refusal
+    try:
+        body = ResetRequest.model_validate(request.get_json(silent=True) or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return jsonify(
+            error="invalid_request", error_description=f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+        ), 400
+    sub, missing = _api_user(user)
+    if missing is not None:
+        return missing
+    assert sub is not None
+    assert actor is not None
+    result = mfa.admin_reset(
+        db(), sub=sub, actor=actor, reason=body.reason, ip=g.client_ip, user_agent=g.user_agent
+    )
+    return jsonify(result)

@@ -29,6 +29,7 @@ from iam.passwords import service as passwords
 from iam.web import db, reader, services
 from sso import service
 from sso.forms import ChangePasswordForm, ConfirmForm, LoginForm
+from sso.mfa import flow as mfa_flow
 from sso.mfa import levels
 from sso.models import Client, Consent
 from sso.server import OAuthClient, OAuthUser
@@ -110,6 +111,9 @@ def authorize() -> Any:
     assert sso is not None
     session.pop("fresh_login", None)
     row = client.row
+    stronger = _require_level(row, sso, prompt, fail)
+    if stronger is not None:
+        return stronger
     scope = grant.request.payload.scope or ""
     if row.require_consent:
         consent = db().get(Consent, (sso.sub, row.client_id))
@@ -125,6 +129,51 @@ def authorize() -> Any:
     service.link_client(db(), sso, row.client_id)
     ctx = service.AuthContext.of(sso)
     return srv.create_authorization_response(grant=grant, grant_user=OAuthUser(ctx))
+
+
+REQUIRED_KEY = "mfa_required"
+"""Flask-session key: the level the pending authorization needs ({level, key})."""
+
+
+def _require_level(row: Client, sso: Any, prompt: set[str], fail: Any) -> Any:
+    """R-MFA-4: the level this authorization needs — the client's minimum, the request's
+    ``acr_values``, the user's groups' — or a step-up prompt (never a silent downgrade)."""
+    settings = _settings()
+    groups: list[str] = []
+    if settings.mfa.group_levels:
+        try:
+            groups = services().directory.user_groups(sso.sub)
+        except dir_errors.DirectoryError:
+            return _error_page(
+                _("Sign-in is unavailable right now. Please try again in a few minutes."),
+                _("The directory could not be asked which groups you belong to."),
+                503,
+            )
+    required = mfa_flow.required_level(
+        settings,
+        client_level=row.require_acr,
+        acr_values=request.args.get("acr_values"),
+        groups=groups,
+    )
+    achieved = levels.achieved_level(settings.mfa, sso.amr)
+    if required is None or levels.meets(settings.mfa, achieved, required):
+        return None
+    if "none" in prompt:
+        return fail("interaction_required", "A stronger sign-in is required.")
+    session["flow"] = {
+        "query": request.query_string.decode(),
+        "key": _flow_key(),
+        "client": row.client_id,
+    }
+    session[REQUIRED_KEY] = {"level": required, "key": _flow_key()}
+    _record(
+        "login.step_up_required",
+        actor=sso.sub,
+        subject=sso.sub,
+        client_id=row.client_id,
+        details={"required": required, "achieved": achieved, "sid": sso.sid},
+    )
+    return redirect(url_for("mfa.choose"))
 
 
 def _resume() -> Any:
@@ -250,8 +299,6 @@ def complete_authentication(user: DirectoryUser, *, amr: Sequence[str], method: 
     a level the request, the client or the user's groups still demand leads to the step-up
     page. ``method`` names the sign-in method in the audit trail.
     """
-    from sso.mfa import flow as mfa_flow
-
     s = db()
     settings = _settings()
     now_ts = clock.timestamp()
