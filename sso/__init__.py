@@ -32,6 +32,9 @@ def init_app(app: Flask, services: Services) -> None:
 
     app.extensions.setdefault("iam.openapi_paths", []).append(mfa_openapi.paths())
     views.exempt_from_csrf(csrf)
+    from sso.views import card  # smart-card sign-in (/card/…, /api/v1/x509/…)
+
+    card.init_app(app, csrf)
     if services.settings.dev_mode:
         from sso import demo
 
@@ -49,6 +52,10 @@ def register(cli: click.Group) -> None:
     from sso.mfa.cli import mfa_group
 
     cli.add_command(mfa_group)
+    from sso.x509.cli import ca_group, card_group
+
+    cli.add_command(ca_group)
+    cli.add_command(card_group)
 
 
 def on_upgrade(services: Services) -> None:

@@ -6,7 +6,8 @@ the CAs an administrator uploaded (``x509_uploaded_cas``, trusted whatever they 
 folder's other certificates are intermediates offered for path building. A path is built
 from the client's certificate through intermediates the client sent or the folder holds, up
 to a trusted certificate; each link's signature, validity, basicConstraints (cA,
-pathLenConstraint) and keyCertSign are checked; the client certificate must carry digitalSignature and an allowed EKU.
+pathLenConstraint) and keyCertSign are checked; the client certificate must carry
+digitalSignature and an allowed EKU.
 """
 
 from __future__ import annotations

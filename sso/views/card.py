@@ -1,0 +1,414 @@
+"""Card sign-in pages (``/card/…``) and the administrators' JSON API (``/api/v1/x509/…``).
+
+Where the certificate comes from:
+- gunicorn terminating TLS itself (``iam serve --certfile … --ca-certs … --client-certs
+  optional``): the peer certificate of ``environ["gunicorn.socket"]``;
+- nginx in front: the URL-escaped PEM in ``x509.client_cert_header``, believed only when the
+  request comes from an address in ``server.trusted_proxies``; from anyone else it is ignored
+  and the attempt audited.
+Either way the chain, dates, usages and revocation are checked here again (``sso.x509``).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from cryptography import x509
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from wtforms import HiddenField, PasswordField
+from wtforms.validators import DataRequired, Length
+
+from iam import audit, web
+from iam.directory import errors as dir_errors
+from iam.errors import IamError, NotFound
+from iam.models.identity import Identity
+from iam.web import db, services
+from sso.mfa import hooks
+from sso.views import signin
+from sso.views.common import _error_page, _record, _settings, current_sso
+from sso.x509 import service as cards
+from sso.x509.certs import CardFacts, CertificateRefused, from_escaped_pem
+from sso.x509.openapi import ADMIN_SCOPE
+
+bp = Blueprint("card", __name__)
+
+
+class CardForm(FlaskForm):  # type: ignore[misc]
+    action = HiddenField()
+
+
+class BindForm(FlaskForm):  # type: ignore[misc]
+    password = PasswordField(_l("Your password"), validators=[DataRequired(), Length(max=512)])
+
+
+# -- reading the presented certificate ---------------------------------------------------------
+def presented_certificates() -> list[x509.Certificate]:
+    """The client's certificate (and any chain the proxy forwarded), or []."""
+    sock = request.environ.get("gunicorn.socket")
+    if isinstance(sock, ssl.SSLSocket):
+        der = sock.getpeercert(binary_form=True)
+        return [x509.load_der_x509_certificate(der)] if der else []
+    header = request.headers.get(_settings().x509.client_cert_header, "")
+    if not header:
+        return []
+    proxies = _settings().server.trusted_proxies
+    remote = request.remote_addr or ""
+    if not (proxies and web._in(remote, proxies)):
+        if not g.get("card_forged_recorded"):
+            g.card_forged_recorded = True
+            _record(
+                "card.untrusted_header_ignored",
+                severity=audit.Severity.SIGNIFICANT,
+                outcome="failure",
+                details={"header": _settings().x509.client_cert_header, "peer": remote},
+            )
+        return []
+    try:
+        return from_escaped_pem(header)
+    except CertificateRefused:
+        return []
+
+
+def _enabled() -> None:
+    if not _settings().x509.enabled:
+        abort(404)
+
+
+def _facts(certs: list[x509.Certificate]) -> CardFacts | None:
+    return CardFacts.of(certs[0]) if certs else None
+
+
+# -- sign-in -----------------------------------------------------------------------------------
+@bp.route("/card/login", methods=["GET", "POST"])
+def login() -> Any:
+    """Sign in with the certificate presented on this TLS connection."""
+    _enabled()
+    certs = presented_certificates()
+    form = CardForm()
+    if request.method == "POST" and form.validate_on_submit() and certs:
+        try:
+            user, checked = cards.sign_in(
+                db(),
+                cards.validator_for(services()),
+                services().directory,
+                certs,
+                ip=g.client_ip,
+                user_agent=g.user_agent,
+            )
+        except CertificateRefused as exc:
+            offer = exc.reason == "no_account" and _settings().x509.registration
+            return render_template(
+                "sso/card_login.html",
+                form=form,
+                facts=_facts(certs),
+                error=str(exc),
+                reason=exc.reason,
+                offer_request=offer,
+                client_name=signin._flow_client_name(),
+            ), 403
+        except dir_errors.DirectoryUnavailable:
+            return render_template(
+                "sso/card_login.html",
+                form=form,
+                facts=_facts(certs),
+                error=_("Sign-in is unavailable right now. Please try again in a few minutes."),
+                reason="directory_unavailable",
+                client_name=signin._flow_client_name(),
+            ), 503
+        return signin.complete_authentication(user, amr=checked.amr, method="card")
+    error = None
+    if request.method == "POST":
+        error = _("No card certificate was presented.") if not certs else _("The form expired; try again.")
+    return render_template(
+        "sso/card_login.html",
+        form=form,
+        facts=_facts(certs),
+        error=error,
+        reason=None,
+        client_name=signin._flow_client_name(),
+    ), (400 if error else 200)
+
+
+@bp.post("/card/request")
+def request_account() -> Any:
+    """A valid card without an account: ask an administrator for one (R-MFA-2)."""
+    _enabled()
+    if not _settings().x509.registration:
+        abort(404)
+    form = CardForm()
+    certs = presented_certificates()
+    if not form.validate_on_submit() or not certs:
+        abort(400)
+    try:
+        checked = cards.validator_for(services()).validate(certs)
+        row = cards.request_account(db(), checked, ip=g.client_ip, user_agent=g.user_agent)
+    except CertificateRefused as exc:
+        return _error_page(_("The request was not accepted"), str(exc), 403)
+    except IamError as exc:
+        return _error_page(_("The request was not accepted"), str(exc), 409)
+    return render_template("sso/card_requested.html", request_row=row)
+
+
+# -- binding a card to the signed-in account ---------------------------------------------------
+def _password_ok(sub: str, password: str) -> bool:
+    identity = db().get(Identity, sub)
+    if identity is None:
+        return False
+    try:
+        services().directory.authenticate(identity.username, password)
+    except (dir_errors.PasswordExpired, dir_errors.MustChangePassword):
+        return True  # the password is right; its age is the sign-in's business
+    except dir_errors.DirectoryError:
+        return False
+    return True
+
+
+@bp.route("/card/bind", methods=["GET", "POST"])
+def bind() -> Any:
+    """Bind the presented card to the signed-in account, after the password is re-entered."""
+    _enabled()
+    sso = current_sso()
+    if sso is None:
+        return redirect(url_for("sso.login"))
+    certs = presented_certificates()
+    form = BindForm()
+    error: str | None = None
+    if form.validate_on_submit():
+        if not certs:
+            error = _("No card certificate was presented.")
+        elif not _password_ok(sso.sub, str(form.password.data or "")):
+            error = _("Wrong password.")
+            _record("card.bind_refused", outcome="failure", actor=sso.sub, details={"reason": "password"})
+        else:
+            try:
+                checked = cards.validator_for(services()).validate(certs)
+                cards.bind(
+                    db(),
+                    _settings(),
+                    services().directory,
+                    checked,
+                    sub=sso.sub,
+                    actor=sso.sub,
+                    ip=g.client_ip,
+                )
+            except (CertificateRefused, IamError) as exc:
+                error = str(exc)
+                _record(
+                    "card.bind_refused",
+                    outcome="failure",
+                    actor=sso.sub,
+                    details={"reason": getattr(exc, "reason", "conflict")},
+                )
+            else:
+                flash(_("The card was bound to your account. You can now sign in with it."))
+                return redirect(url_for("card.bind"))
+    elif request.method == "POST":
+        error = _("Enter your password.")
+    bindings = cards.list_bindings(db(), sub=sso.sub)
+    return render_template(
+        "sso/card_bind.html", form=form, facts=_facts(certs), error=error, bindings=bindings
+    ), (400 if error else 200)
+
+
+@bp.post("/card/bindings/<binding_id>/remove")
+def remove_binding(binding_id: str) -> Any:
+    """The account holder removes one of their cards (password re-entered)."""
+    _enabled()
+    sso = current_sso()
+    if sso is None:
+        return redirect(url_for("sso.login"))
+    form = BindForm()
+    if not form.validate_on_submit() or not _password_ok(sso.sub, str(form.password.data or "")):
+        flash(_("Wrong password."))
+        return redirect(request.referrer or url_for("card.bind"))
+    try:
+        cards.revoke_binding(
+            db(),
+            binding_id=binding_id,
+            actor=sso.sub,
+            reason="removed by the holder",
+            ip=g.client_ip,
+            owner=sso.sub,
+        )
+    except NotFound:
+        abort(404)
+    flash(_("The card was removed from your account."))
+    return redirect(url_for("card.bind"))
+
+
+# -- plug into the MFA pages -------------------------------------------------------------------
+def _card_devices(s: Any, sub: str) -> list[hooks.Device]:
+    return [
+        hooks.Device(
+            kind="card",
+            label=str(_l("Smart card")),
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            detail=row.subject,
+            remove_endpoint="card.remove_binding",
+            remove_args={"binding_id": row.id},
+        )
+        for row in cards.list_bindings(s, sub=sub)
+    ]
+
+
+def _card_available(s: Any, sub: str) -> bool:
+    return bool(_settings().x509.enabled)
+
+
+hooks.register_method(
+    hooks.SignInMethod(
+        key="card",
+        label=_l("Smart card"),
+        endpoint="card.login",
+        amr=("sc",),
+        available=_card_available,
+        order=10,
+    )
+)
+hooks.register_device_source(_card_devices)
+
+
+# -- administrators' JSON API ------------------------------------------------------------------
+class RevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=500)
+
+
+class ApproveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str | None = Field(default=None, max_length=20)
+
+
+class DenyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=500)
+
+
+def _api_actor() -> tuple[str | None, Any]:
+    """The caller: a Bearer access token of ours with ``x509:admin`` (deny by default)."""
+    from sso.views.endpoints import _bearer_claims, _bearer_error
+
+    claims = _bearer_claims()
+    if claims is None:
+        return None, _bearer_error("The access token is invalid, expired or revoked.")
+    if ADMIN_SCOPE not in str(claims.get("scope", "")).split():
+        resp = jsonify(
+            error="insufficient_scope", error_description=f"The token lacks the {ADMIN_SCOPE} scope."
+        )
+        resp.status_code = 403
+        resp.headers["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{ADMIN_SCOPE}"'
+        return None, resp
+    sub, client_id = str(claims.get("sub")), str(claims.get("client_id"))
+    return (f"client:{client_id}" if sub == client_id else sub), None
+
+
+def _body(model: type[BaseModel]) -> tuple[Any, Any]:
+    data = request.get_json(silent=True)
+    if data is None:
+        data = {}
+    try:
+        return model.model_validate(data), None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "body"
+        return None, (jsonify(error="invalid_request", error_description=f"{where}: {first['msg']}"), 400)
+
+
+def _domain_error(exc: IamError) -> Any:
+    status = 404 if isinstance(exc, NotFound) else 409 if exc.__class__.__name__ == "Conflict" else 400
+    return jsonify(error=exc.__class__.__name__.lower(), error_description=str(exc)), status
+
+
+@bp.get("/api/v1/x509/bindings")
+def api_bindings() -> Any:
+    actor, refusal = _api_actor()
+    if refusal is not None:
+        return refusal
+    sub = request.args.get("sub") or None
+    rows = cards.list_bindings(db(), sub=sub, include_revoked=request.args.get("include_revoked") == "true")
+    return jsonify(bindings=[cards.binding_dict(r) for r in rows])
+
+
+@bp.post("/api/v1/x509/bindings/<binding_id>/revoke")
+def api_revoke_binding(binding_id: str) -> Any:
+    actor, refusal = _api_actor()
+    if refusal is not None:
+        return refusal
+    body, bad = _body(RevokeIn)
+    if bad is not None:
+        return bad
+    try:
+        row = cards.revoke_binding(
+            db(),
+            binding_id=binding_id,
+            actor=str(actor),
+            reason=body.reason or "revoked by administrator",
+            ip=g.client_ip,
+        )
+    except IamError as exc:
+        return _domain_error(exc)
+    return jsonify(cards.binding_dict(row))
+
+
+@bp.get("/api/v1/x509/requests")
+def api_requests() -> Any:
+    actor, refusal = _api_actor()
+    if refusal is not None:
+        return refusal
+    status = request.args.get("status", "pending")
+    if status not in ("pending", "approved", "denied", "all"):
+        return jsonify(
+            error="invalid_request", error_description="status: pending, approved, denied or all"
+        ), 400
+    rows = cards.list_requests(db(), status=None if status == "all" else status)
+    return jsonify(requests=[cards.request_dict(r) for r in rows])
+
+
+@bp.post("/api/v1/x509/requests/<request_id>/approve")
+def api_approve(request_id: str) -> Any:
+    actor, refusal = _api_actor()
+    if refusal is not None:
+        return refusal
+    body, bad = _body(ApproveIn)
+    if bad is not None:
+        return bad
+    try:
+        row = cards.approve_request(
+            db(), request_id=request_id, actor=str(actor), username=body.username, ip=g.client_ip
+        )
+    except IamError as exc:
+        return _domain_error(exc)
+    return jsonify(cards.request_dict(row))
+
+
+@bp.post("/api/v1/x509/requests/<request_id>/deny")
+def api_deny(request_id: str) -> Any:
+    actor, refusal = _api_actor()
+    if refusal is not None:
+        return refusal
+    body, bad = _body(DenyIn)
+    if bad is not None:
+        return bad
+    try:
+        row = cards.deny_request(
+            db(), request_id=request_id, actor=str(actor), reason=body.reason, ip=g.client_ip
+        )
+    except IamError as exc:
+        return _domain_error(exc)
+    return jsonify(cards.request_dict(row))
+
+
+def init_app(app: Any, csrf: Any) -> None:
+    """Register the pages and the API (Bearer-token POSTs carry no CSRF token)."""
+    app.register_blueprint(bp)
+    for view in (api_revoke_binding, api_approve, api_deny):
+        csrf.exempt(view)
+    from sso.x509 import openapi
+
+    app.extensions.setdefault("iam.openapi_paths", []).append(openapi.paths())
