@@ -258,7 +258,7 @@ def _card_devices(s: Any, sub: str) -> list[hooks.Device]:
 
 
 def _card_available(s: Any, sub: str) -> bool:
-    return bool(_settings().x509.enabled)
+    return bool(_settings().x509.enabled) and cards.has_card(s, sub)
 
 
 hooks.register_method(

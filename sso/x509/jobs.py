@@ -26,10 +26,13 @@ def create_account(services: Services, session: Session, payload: dict[str, Any]
     """Create the approved account (enabled; it has no password, the card is its credential)
     and bind the card that asked for it. Idempotent: a retry after a partial run finds the
     user by username."""
-    row = session.get(AccountRequest, str(payload["request_id"]))
-    if row is None or row.sub is not None:
-        return
-    proposed = row.proposed
+    # read first without the write lock: the built-in directory writes through its own
+    # transaction, which must not wait for this job's (SQLite has one writer)
+    with services.reader() as reader:
+        seen = reader.get(AccountRequest, str(payload["request_id"]))
+        if seen is None or seen.sub is not None:
+            return
+        proposed = dict(seen.proposed)
     directory = services.directory
     try:
         user = directory.find_user(username=proposed["username"])
@@ -49,14 +52,11 @@ def create_account(services: Services, session: Session, payload: dict[str, Any]
     except DirectoryUnavailable as exc:
         raise RetryLater(str(exc)) from exc
     except DirectoryError as exc:
-        audit.record(
-            session,
-            "card.account_creation_failed",
-            severity=audit.Severity.SIGNIFICANT,
-            outcome="failure",
-            details={"request": row.id, "reason": str(exc)[:200]},
-        )
+        log.warning("card account request %s: the directory refused: %s", payload["request_id"], exc)
         raise
+    row = session.get(AccountRequest, str(payload["request_id"]))
+    if row is None:
+        return
     upsert_identity(session, user, kind=directory.kind)
     cert = load_pem_or_der(row.cert_pem.encode())[0]
     facts = CardFacts.of(cert)

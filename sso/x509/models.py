@@ -86,3 +86,15 @@ class AccountRequest(Base):
     reason: Mapped[str | None] = mapped_column(String(512))
     sub: Mapped[str | None] = mapped_column(String(64))
     """The account created on approval (filled by the worker's job)."""
+
+
+class CardHolder(Base):
+    """An account that has signed in with a card (by any mapping rule). Such an account "has a
+    card": the MFA pages offer the card for step-up and, after a password, ask for it."""
+
+    __tablename__ = "x509_card_holders"
+
+    sub: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_used_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
+    last_used_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
+    last_thumbprint: Mapped[str] = mapped_column(String(64))

@@ -30,7 +30,7 @@ from sso.x509.certs import (
     thumbprint,
     to_pem,
 )
-from sso.x509.models import AccountRequest, CardBinding, RequestStatus, UploadedCA
+from sso.x509.models import AccountRequest, CardBinding, CardHolder, RequestStatus, UploadedCA
 from sso.x509.revocation import Fetch, RevocationChecker, http_fetch
 from sso.x509.trust import TrustStore, build_path
 
@@ -131,10 +131,23 @@ def sign_in(
             details={"reason": exc.reason, **(_cert_details(facts) if facts else {})},
         )
         raise
+    now = clock.now()
     if found.binding_id:
         row = session.get(CardBinding, found.binding_id)
         if row is not None:
-            row.last_used_at = clock.now()
+            row.last_used_at = now
+    holder = session.get(CardHolder, found.user.id)
+    if holder is None:
+        session.add(
+            CardHolder(
+                sub=found.user.id,
+                first_used_at=now,
+                last_used_at=now,
+                last_thumbprint=checked.facts.thumbprint,
+            )
+        )
+    else:
+        holder.last_used_at, holder.last_thumbprint = now, checked.facts.thumbprint
     if checked.warnings:
         audit.record(
             session,
@@ -224,6 +237,18 @@ def bind(
         details={**_cert_details(facts), "binding": row.id, "match": match},
     )
     return row
+
+
+def has_card(session: Session, sub: str) -> bool:
+    """Has this account a card: an active binding, or a card sign-in before (any rule)?"""
+    if session.get(CardHolder, sub) is not None:
+        return True
+    return (
+        session.scalar(
+            select(CardBinding.id).where(CardBinding.sub == sub, CardBinding.revoked_at.is_(None)).limit(1)
+        )
+        is not None
+    )
 
 
 def list_bindings(

@@ -71,9 +71,18 @@ def upgrade() -> None:
         sa.UniqueConstraint("thumbprint"),
     )
     op.create_index("ix_x509_account_requests_status", "x509_account_requests", ["status"])
+    op.create_table(
+        "x509_card_holders",
+        sa.Column("sub", sa.String(length=64), nullable=False),
+        sa.Column("first_used_at", iam.db.UTCDateTime(), nullable=False),
+        sa.Column("last_used_at", iam.db.UTCDateTime(), nullable=False),
+        sa.Column("last_thumbprint", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("sub"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("x509_card_holders")
     op.drop_index("ix_x509_account_requests_status", table_name="x509_account_requests")
     op.drop_table("x509_account_requests")
     op.drop_index("ix_x509_bindings_sub", table_name="x509_bindings")
