@@ -20,3 +20,23 @@ accesslog = None  # the audit log records security events; request logs come fro
 errorlog = "-"
 # Only the reverse proxy may set X-Forwarded-* (also set server.trusted_proxies in iam.toml).
 forwarded_allow_ips = os.environ.get("IAM_TRUSTED_PROXIES", "127.0.0.1")
+
+# -- TLS terminated by gunicorn itself, with smart-card / client-certificate sign-in ----------
+# (the other deployment, nginx in front, is deploy/nginx/iam.conf). Set IAM_CERTFILE and
+# IAM_KEYFILE to serve HTTPS; IAM_CA_CERTS names the PEM bundle of the card-issuing CAs whose
+# client certificates the handshake accepts (root + intermediates); IAM_CLIENT_CERTS=optional
+# asks browsers for a certificate without requiring one (password sign-in keeps working).
+# The application reads the certificate from environ["gunicorn.socket"] and validates it again
+# against x509.trust_dir (chain, usages, CRL/OCSP) — the handshake check is only a first filter.
+if os.environ.get("IAM_CERTFILE"):
+    import ssl
+
+    certfile = os.environ["IAM_CERTFILE"]
+    keyfile = os.environ.get("IAM_KEYFILE")
+    if os.environ.get("IAM_CA_CERTS"):
+        ca_certs = os.environ["IAM_CA_CERTS"]
+        cert_reqs = {
+            "none": ssl.CERT_NONE,
+            "optional": ssl.CERT_OPTIONAL,
+            "required": ssl.CERT_REQUIRED,
+        }[os.environ.get("IAM_CLIENT_CERTS", "optional")]

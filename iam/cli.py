@@ -106,6 +106,19 @@ def db_upgrade(ctx: Ctx) -> None:
 )
 @click.option("--certfile", default=None, help="Serve HTTPS with this certificate (PEM).")
 @click.option("--keyfile", default=None, help="Private key of --certfile.")
+@click.option(
+    "--ca-certs",
+    default=None,
+    help="With --certfile: PEM bundle of the CAs whose client certificates (smart cards) the TLS "
+    "handshake accepts.",
+)
+@click.option(
+    "--client-certs",
+    type=click.Choice(["none", "optional", "required"]),
+    default="none",
+    show_default=True,
+    help="With --certfile: ask browsers for a client certificate (card sign-in: optional).",
+)
 @pass_ctx
 def serve(
     ctx: Ctx,
@@ -115,6 +128,8 @@ def serve(
     threads: int,
     certfile: str | None,
     keyfile: str | None,
+    ca_certs: str | None,
+    client_certs: str,
 ) -> None:
     """Run the web service under gunicorn (migrate first with `iam db upgrade`)."""
     from iam.server import run
@@ -127,6 +142,8 @@ def serve(
         threads=threads,
         certfile=certfile,
         keyfile=keyfile,
+        ca_certs=ca_certs,
+        client_certs=client_certs,
     )
 
 

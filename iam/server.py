@@ -5,12 +5,16 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import ssl
 from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 
 if TYPE_CHECKING:
     from iam.services import Services
+
+
+CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -41,6 +45,8 @@ def run(
     threads: int,
     certfile: str | None = None,
     keyfile: str | None = None,
+    ca_certs: str | None = None,
+    client_certs: str = "none",
 ) -> None:
     srv = services.settings.server
     workers = workers or srv.workers or multiprocessing.cpu_count()
@@ -58,6 +64,11 @@ def run(
         "forwarded_allow_ips": ",".join(srv.trusted_proxies) or "127.0.0.1",
         "certfile": certfile,
         "keyfile": keyfile,
+        # client certificates (smart cards) when gunicorn terminates TLS itself: verified
+        # against ca_certs during the handshake, read by the app from environ["gunicorn.socket"]
+        # and validated again there (chain, usages, revocation)
+        "ca_certs": ca_certs,
+        "cert_reqs": CERT_REQS[client_certs] if certfile else None,
         "control_socket_disable": True,  # gunicorn ≥ 25; ignored by older versions
     }
     # one metrics registry across worker processes (read by /metrics)

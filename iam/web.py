@@ -129,7 +129,9 @@ def _security_headers(response: Response) -> None:
     )
     h.setdefault("X-Frame-Options", "DENY")
     h.setdefault("X-Content-Type-Options", "nosniff")
-    h.setdefault("Referrer-Policy", "no-referrer")
+    # same-origin, not no-referrer: over https Flask-WTF's CSRF check requires a same-origin
+    # Referer on every form post; other sites still get none
+    h.setdefault("Referrer-Policy", "same-origin")
     if services().settings.issuer.startswith("https://"):
         h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     if request.endpoint and request.endpoint != "static" and "Cache-Control" not in h:

@@ -191,7 +191,7 @@ def test_security_headers_on_html_page(http: FlaskClient) -> None:
     assert "'unsafe-inline'" not in csp
     assert resp.headers["X-Frame-Options"] == "DENY"
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
-    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert resp.headers["Referrer-Policy"] == "same-origin"  # https form posts need a Referer
     assert "no-store" in resp.headers["Cache-Control"]
     assert "Strict-Transport-Security" not in resp.headers  # http issuer (dev)
     other = http.get("/login").headers["Content-Security-Policy"]

@@ -1,0 +1,401 @@
+"""Card sign-in end to end, through both deployments of deploy/ (R-MFA-1):
+
+- gunicorn terminating TLS itself (``iam serve --certfile … --ca-certs … --client-certs
+  optional``), the app reading ``environ["gunicorn.socket"]``;
+- nginx in front (``ssl_verify_client optional_no_ca``) forwarding ``$ssl_client_escaped_cert``
+  to a plain ``iam serve``; the header is believed only from the proxy's address.
+
+Chromium (Playwright ``client_certificates``) signs in with a card through both; a forged
+header from another address is ignored; a key held on a soft smart card (SoftHSM2, PKCS#11)
+signs in through nginx with curl. The test PKI, CRL server and OCSP responder run in this
+process (tests/sso/x509/pki.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import DEMO_PASSWORD, _iam_command, _signal_group, free_port, need
+from tests.sso.x509.pki import CardPki, Responder, make_pki
+
+pytestmark = pytest.mark.e2e
+
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+HSM_PIN = "1234"
+
+
+@dataclass
+class CardDeployment:
+    dir: Path
+    pki: CardPki
+    responder: Responder
+    files: dict[str, Path]
+    env: dict[str, str]
+    direct_port: int
+    backend_port: int
+    nginx_port: int
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def direct(self) -> str:
+        return f"https://127.0.0.1:{self.direct_port}"
+
+    @property
+    def nginx(self) -> str:
+        return f"https://127.0.0.1:{self.nginx_port}"
+
+    @property
+    def backend(self) -> str:
+        return f"http://127.0.0.1:{self.backend_port}"
+
+    def cli(self, *args: str, issuer: str | None = None) -> str:
+        env = dict(self.env)
+        if issuer:
+            env["IAM_ISSUER"] = issuer
+        out = subprocess.run(  # noqa: S603
+            [*_iam_command(), *args],
+            env=env,
+            cwd=self.dir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr + out.stdout
+        return out.stdout
+
+    def audit(self, event: str) -> list[dict[str, Any]]:
+        rows = json.loads(self.cli("audit", "list", "--limit", "500", "--json"))
+        return [r for r in rows if r["event"] == event]
+
+    def spawn(self, args: list[str], log: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        with (self.dir / log).open("ab") as out:
+            proc = subprocess.Popen(  # noqa: S603
+                args,
+                env=env or self.env,
+                cwd=self.dir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.dir.glob("*.log"))
+        )
+
+
+NGINX_CONF = """
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/nginx-error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log {d}/nginx-access.log;
+  client_body_temp_path {d}/tmp/body; proxy_temp_path {d}/tmp/proxy;
+  fastcgi_temp_path {d}/tmp/fcgi; uwsgi_temp_path {d}/tmp/uwsgi; scgi_temp_path {d}/tmp/scgi;
+  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {pki}/server.pem; ssl_certificate_key {pki}/server.key;
+    ssl_client_certificate {pki}/tls-ca.pem;
+    ssl_verify_client optional_no_ca;
+    location / {{
+      proxy_pass http://127.0.0.1:{backend};
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;
+    }}
+  }}
+}}
+"""
+
+
+def _wait(url: str, deploy: CardDeployment, timeout: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in deploy.procs:
+            if p.poll() is not None:
+                pytest.fail(f"a process exited during start-up\n{deploy.logs()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, verify=False, timeout=2).status_code == 200:  # noqa: S501
+                return
+        time.sleep(0.2)
+    pytest.fail(f"{url} did not answer\n{deploy.logs()}")
+
+
+@pytest.fixture(scope="module")
+def deploy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CardDeployment]:
+    if not shutil.which("nginx"):
+        need("nginx is not installed (apt-get install nginx-light)")
+    d = tmp_path_factory.mktemp("card-e2e")
+    pki, responder = make_pki()
+    pki.user("hsm", cn="Soft Card Holder", hardware=True)
+    files = pki.write(d / "pki")
+    direct_port, backend_port, nginx_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IAM_")}
+    env.update(
+        {
+            "IAM_DEV_MODE": "true",
+            "IAM_VAR_DIR": str(d),
+            "IAM_DATABASE__URL": f"sqlite:///{d}/iam.db",
+            "IAM_ISSUER": f"https://127.0.0.1:{nginx_port}",
+            "IAM_DIRECTORY__KIND": "local",
+            "IAM_X509__ENABLED": "true",
+            "IAM_X509__TRUST_DIR": str(files["ca"]),
+            "IAM_SERVER__TRUSTED_PROXIES": '["127.0.0.1"]',
+            "PYTHONUNBUFFERED": "1",
+            "XDG_RUNTIME_DIR": str(d),
+        }
+    )
+    dep = CardDeployment(d, pki, responder, files, env, direct_port, backend_port, nginx_port)
+    dep.cli("db", "upgrade")
+    dep.cli("demo", "--password", DEMO_PASSWORD)
+    dep.cli("card", "bind", "alice", str(files["good"]))
+    dep.cli("card", "bind", "admin", str(files["hsm"]))
+    pki_dir = str(d / "pki")
+    try:
+        # deployment (a): gunicorn terminates TLS and asks for an optional client certificate
+        direct_env = {**env, "IAM_ISSUER": dep.direct}
+        dep.spawn(
+            [
+                *_iam_command(), "serve", "--host", "127.0.0.1", "--port", str(direct_port), "--workers", "1",
+                "--certfile", f"{pki_dir}/server.pem", "--keyfile", f"{pki_dir}/server.key",
+                "--ca-certs", f"{pki_dir}/tls-ca.pem", "--client-certs", "optional",
+            ],
+            "direct.log",
+            direct_env,
+        )  # fmt: skip
+        # deployment (b): nginx in front of a plain backend
+        dep.spawn(
+            [*_iam_command(), "serve", "--host", "127.0.0.1", "--port", str(backend_port), "--workers", "1"],
+            "backend.log",
+        )
+        (d / "tmp").mkdir()
+        conf = d / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(d=d, port=nginx_port, pki=pki_dir, backend=backend_port))
+        dep.spawn(["nginx", "-c", str(conf), "-p", str(d), "-g", "daemon off;"], "nginx.log")
+        _wait(f"{dep.direct}/healthz", dep)
+        _wait(f"{dep.backend}/healthz", dep)
+        _wait(f"{dep.nginx}/healthz", dep)
+        yield dep
+    finally:
+        for proc in dep.procs:
+            _signal_group(proc.pid, signal.SIGTERM)
+        for proc in dep.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        responder.stop()
+
+
+def _context(browser: Any, origin: str, deploy: CardDeployment, card: str | None) -> Any:
+    certs = (
+        [
+            {
+                "origin": origin,
+                "certPath": str(deploy.files[card]),
+                "keyPath": str(deploy.files[card].with_suffix(".key")),
+            }
+        ]
+        if card
+        else []
+    )
+    ctx = browser.new_context(ignore_https_errors=True, client_certificates=certs, locale="en-GB")
+    ctx.set_default_timeout(15_000)
+    return ctx
+
+
+def _card_sign_in(browser: Any, origin: str, deploy: CardDeployment, card: str) -> Any:
+    ctx = _context(browser, origin, deploy, card)
+    page = ctx.new_page()
+    page.goto(f"{origin}/card/login")
+    assert "Card User" in page.inner_text("#card-subject") or page.inner_text("#card-subject")
+    page.click("#card-login button")
+    page.wait_for_load_state()
+    return ctx, page
+
+
+@pytest.mark.parametrize("route", ["direct", "nginx"])
+def test_chromium_signs_in_with_a_card(browser: Any, deploy: CardDeployment, route: str) -> None:
+    origin = deploy.direct if route == "direct" else deploy.nginx
+    ctx, page = _card_sign_in(browser, origin, deploy, "good")
+    try:
+        assert page.url.endswith("/account"), page.content()[:2000]
+        assert "Signed in as Alice" in page.inner_text("h1")
+    finally:
+        ctx.close()
+    ok = [e for e in deploy.audit("login.succeeded") if e["details"].get("amr") == ["sc"]]
+    assert ok, deploy.logs()
+    # no card in the browser: the page says so and nobody is signed in
+    ctx = _context(browser, origin, deploy, None)
+    try:
+        page = ctx.new_page()
+        page.goto(f"{origin}/card/login")
+        assert page.locator("#no-card").is_visible()
+    finally:
+        ctx.close()
+
+
+@pytest.mark.parametrize("route", ["direct", "nginx"])
+def test_chromium_refuses_a_revoked_card(browser: Any, deploy: CardDeployment, route: str) -> None:
+    origin = deploy.direct if route == "direct" else deploy.nginx
+    ctx = _context(browser, origin, deploy, "revoked")
+    try:
+        page = ctx.new_page()
+        page.goto(f"{origin}/card/login")
+        page.click("#card-login button")
+        assert "The certificate has been revoked." in page.inner_text("#form-error")
+    finally:
+        ctx.close()
+
+
+def test_foreign_card_through_nginx_is_refused_by_the_provider(browser: Any, deploy: CardDeployment) -> None:
+    """nginx (optional_no_ca) passes any certificate on; the provider validates and refuses."""
+    ctx = _context(browser, deploy.nginx, deploy, "foreign")
+    try:
+        page = ctx.new_page()
+        page.goto(f"{deploy.nginx}/card/login")
+        page.click("#card-login button")
+        assert "not issued by a trusted authority" in page.inner_text("#form-error")
+    finally:
+        ctx.close()
+
+
+def test_bind_a_card_in_the_browser_then_sign_in_with_it(browser: Any, deploy: CardDeployment) -> None:
+    ctx = _context(browser, deploy.nginx, deploy, "email_only")
+    try:
+        page = ctx.new_page()
+        page.goto(f"{deploy.nginx}/login")
+        page.fill("#username", "bob")
+        page.fill("#password", DEMO_PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(r".*/account$"))
+        page.goto(f"{deploy.nginx}/card/bind")
+        page.fill("#card-bind #password", DEMO_PASSWORD)
+        page.click("#card-bind button")
+        page.wait_for_selector("#card-bindings")
+    finally:
+        ctx.close()
+    ctx, page = _card_sign_in(browser, deploy.nginx, deploy, "email_only")
+    try:
+        assert "Signed in as Bob" in page.inner_text("h1")
+    finally:
+        ctx.close()
+
+
+def test_forged_header_from_an_untrusted_address_is_ignored(deploy: CardDeployment) -> None:
+    """The backend listens on 127.0.0.1; a caller from 127.0.0.2 is not the proxy."""
+    forged = {"X-SSL-Client-Cert": urllib.parse.quote(deploy.files["good"].read_text(), safe="")}
+    transport = httpx.HTTPTransport(local_address="127.0.0.2")
+    with httpx.Client(transport=transport, base_url=deploy.backend) as c:
+        page = c.get("/card/login", headers=forged)
+        assert 'id="no-card"' in page.text
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', c.get("/login").text)
+        assert token
+        resp = c.post("/card/login", data={"csrf_token": token.group(1)}, headers=forged)
+        assert resp.status_code == 400
+        assert c.get("/account").status_code == 302  # not signed in
+    ignored = deploy.audit("card.untrusted_header_ignored")
+    assert ignored and ignored[-1]["details"]["peer"] == "127.0.0.2"
+    # the same header from the proxy's address is believed (and validated)
+    with httpx.Client(base_url=deploy.backend) as c:
+        assert 'id="card-subject"' in c.get("/card/login", headers=forged).text
+
+
+def _softhsm(deploy: CardDeployment) -> dict[str, str]:
+    for tool in ("softhsm2-util", "pkcs11-tool"):
+        if not shutil.which(tool):
+            need(f"{tool} is not installed (apt-get install softhsm2 opensc)")
+    if not Path(SOFTHSM_MODULE).exists() or not list(Path("/usr/lib").glob("*/engines-3/pkcs11.so")):
+        need(
+            "the SoftHSM2 module or the OpenSSL PKCS#11 engine is missing (softhsm2, libengine-pkcs11-openssl)"
+        )
+    hsm = deploy.dir / "hsm"
+    (hsm / "tokens").mkdir(parents=True, exist_ok=True)
+    conf = hsm / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {hsm}/tokens\nobjectstore.backend = file\nlog.level = ERROR\n")
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+
+    def run(*args: str) -> None:
+        out = subprocess.run(list(args), env=env, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+        assert out.returncode == 0, out.stderr + out.stdout
+
+    run(
+        "softhsm2-util", "--init-token", "--free", "--label", "card", "--so-pin", "12345678", "--pin", HSM_PIN
+    )
+    key_der = hsm / "key.der"
+    run(
+        "openssl",
+        "pkcs8",
+        "-topk8",
+        "-nocrypt",
+        "-in",
+        str(deploy.files["hsm"].with_suffix(".key")),
+        "-outform",
+        "DER",
+        "-out",
+        str(key_der),
+    )
+    run(
+        "pkcs11-tool", "--module", SOFTHSM_MODULE, "--token-label", "card", "--login", "--pin", HSM_PIN,
+        "--write-object", str(key_der), "--type", "privkey", "--id", "01", "--label", "holder",
+    )  # fmt: skip
+    cert_der = hsm / "cert.der"
+    run("openssl", "x509", "-in", str(deploy.files["hsm"]), "-outform", "DER", "-out", str(cert_der))
+    run(
+        "pkcs11-tool", "--module", SOFTHSM_MODULE, "--token-label", "card", "--login", "--pin", HSM_PIN,
+        "--write-object", str(cert_der), "--type", "cert", "--id", "01", "--label", "holder",
+    )  # fmt: skip
+    key_der.unlink()  # from here on the key exists only inside the token
+    deploy.files["hsm"].with_suffix(".key").unlink()
+    return env
+
+
+def test_soft_smart_card_signs_in_through_nginx_with_curl(deploy: CardDeployment) -> None:
+    env = _softhsm(deploy)
+    jar = deploy.dir / "curl-cookies.txt"
+    base = [
+        "curl", "-sS", "--cacert", str(deploy.dir / "pki" / "tls-ca.pem"), "-b", str(jar), "-c", str(jar),
+        "--engine", "pkcs11", "--key-type", "ENG",
+        "--key", f"pkcs11:token=card;object=holder;type=private;pin-value={HSM_PIN}",
+        "--cert", str(deploy.files["hsm"]),
+    ]  # fmt: skip
+
+    def curl(*args: str) -> str:
+        out = subprocess.run([*base, *args], env=env, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    page = curl(f"{deploy.nginx}/card/login")
+    assert "Soft Card Holder" in page
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token, page
+    status = curl(
+        "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-e", f"{deploy.nginx}/card/login",
+        "-d", f"csrf_token={token.group(1)}", f"{deploy.nginx}/card/login",
+    )  # fmt: skip
+    assert status.startswith("302 ") and status.endswith("/account"), status
+    assert "Signed in as" in curl(f"{deploy.nginx}/account")
+    ok = [e for e in deploy.audit("login.succeeded") if e["details"].get("amr") == ["sc", "hwk"]]
+    assert ok, "a card whose CA states a hardware-bound key signs in with amr sc + hwk"
