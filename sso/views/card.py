@@ -407,6 +407,7 @@ def api_deny(request_id: str) -> Any:
 def init_app(app: Any, csrf: Any) -> None:
     """Register the pages and the API (Bearer-token POSTs carry no CSRF token)."""
     app.register_blueprint(bp)
+    app.jinja_env.globals["card_sign_in"] = app.extensions["iam.settings"].x509.enabled
     for view in (api_revoke_binding, api_approve, api_deny):
         csrf.exempt(view)
     from sso.x509 import openapi
