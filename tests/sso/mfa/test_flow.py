@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -35,16 +34,6 @@ from tests.sso.mfa.helpers import code, enroll, next_step
 @pytest.fixture(autouse=True)
 def _frozen() -> None:
     clock.freeze(dt.datetime(2026, 11, 26, 0, 0, 5, tzinfo=dt.UTC))
-
-
-@pytest.fixture
-def mfa_settings(services) -> Iterator[object]:
-    """The services' [mfa] settings, restored after the test."""
-    m = services.settings.mfa
-    saved = m.model_copy(deep=True)
-    yield m
-    for name in type(m).model_fields:
-        setattr(m, name, getattr(saved, name))
 
 
 def _claims(client, token: str) -> dict:
