@@ -15,3 +15,7 @@ def mfa_settings(services) -> Iterator[object]:
     yield m
     for name in type(m).model_fields:
         setattr(m, name, getattr(saved, name))
+
+
+# the temporary CLI site of tests/iam/test_cli.py (``site`` and the ``template`` it copies)
+from tests.iam.test_cli import site, template  # noqa: E402, F401

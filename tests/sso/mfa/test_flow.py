@@ -319,3 +319,13 @@ def test_session_row_records_amr_and_acr(services, client):
     with services.transaction() as s:
         row = s.scalars(select(SsoSession).where(SsoSession.sub == user.id)).one()
         assert (row.acr, row.amr) == ("mfa", ["pwd", "otp", "mfa"])
+
+
+def test_client_level_no_longer_defined_is_refused_not_waived(services, client):
+    make_user(services)
+    cid, _ = make_client(services, require_acr="platinum")  # e.g. removed from mfa.levels since
+    client.get(authorize_url(cid)[0])
+    resp = client.get(login(client, "alice", PASSWORD).headers["Location"])
+    assert resp.headers["Location"].endswith("/mfa/")
+    resp = client.get("/mfa/")
+    assert resp.status_code == 403 and "platinum" in resp.get_data(as_text=True)
