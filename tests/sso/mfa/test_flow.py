@@ -329,3 +329,20 @@ def test_client_level_no_longer_defined_is_refused_not_waived(services, client):
     assert resp.headers["Location"].endswith("/mfa/")
     resp = client.get("/mfa/")
     assert resp.status_code == 403 and "platinum" in resp.get_data(as_text=True)
+
+
+def test_max_age_after_an_abandoned_step_up_is_a_fresh_sign_in(services, client, mfa_settings):
+    mfa_settings.require_enrolled = False
+    user = make_user(services)
+    enroll(services, user.id)
+    cid, csecret = make_client(services)
+    params, flow = _plain_sign_in(client, cid)
+    first = _id_token(client, params, flow, csecret)
+    client.get(authorize_url(cid, acr_values="mfa")[0])
+    client.get("/mfa/code")  # the step-up page is shown, then abandoned
+    clock.advance(dt.timedelta(seconds=120))
+    url, flow = authorize_url(cid, max_age="60")
+    assert client.get(url).headers["Location"].endswith("/login")
+    params = follow_to_code(client, login(client, "alice", PASSWORD))
+    claims = _id_token(client, params, flow, csecret)
+    assert claims["auth_time"] > first["auth_time"] and claims["sid"] != first["sid"]
