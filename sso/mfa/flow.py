@@ -40,6 +40,8 @@ def required_level(
     """The strongest of: the client's minimum, the request's ``acr_values`` (the lowest known
     value listed) and the user's groups' (``mfa.group_levels``). None: any sign-in will do."""
     m = settings.mfa
+    if client_level and levels.rank(m, client_level) < 0:
+        return client_level  # a level since removed from the settings: unreachable, not waived
     return levels.strongest(
         m, client_level, levels.requested_level(m, acr_values), levels.group_level(m, groups)
     )

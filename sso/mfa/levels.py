@@ -77,9 +77,12 @@ def achieved_level(settings: MfaSettings, amr: Sequence[str]) -> str:
 
 
 def meets(settings: MfaSettings, achieved: str, required: str | None) -> bool:
-    """Does ``achieved`` satisfy ``required`` (None or unknown = nothing required)?"""
+    """Does ``achieved`` satisfy ``required``? None: nothing is required. A level the settings
+    do not (or no longer) define can never be met — deny, never downgrade."""
+    if required is None:
+        return True
     need = rank(settings, required)
-    return need < 0 or rank(settings, achieved) >= need
+    return need >= 0 and rank(settings, achieved) >= need
 
 
 def requested_level(settings: MfaSettings, acr_values: str | None) -> str | None:

@@ -1,5 +1,6 @@
-"""TOTP (RFC 6238) and recovery codes: enrollment, verification without replay, throttling,
-removal and administrator reset.
+"""TOTP (RFC 6238): enrollment, verification without replay, removal and administrator reset.
+Recovery codes live in :mod:`sso.mfa.recovery`, the code-entry throttle in
+:mod:`sso.mfa.throttle`; their public names are re-exported here.
 
 Functions take a :class:`~sqlalchemy.orm.Session`, flush but never commit, and write their own
 audit rows; no Flask. Time comes from :func:`iam.clock.now`.
@@ -13,7 +14,6 @@ condition after the row lock; SQLite serialises writers). Recovery codes are spe
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -22,26 +22,35 @@ from typing import Any
 
 import pyotp
 import segno
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from iam import audit, clock
 from iam.config import MfaSettings
-from iam.crypto import Cipher, token_hash
-from iam.db import insert_if_absent, is_postgres
-from iam.models.lockout import LockoutCounter
+from iam.crypto import Cipher
 from sso.mfa.models import RecoveryCode, TotpCredential
+from sso.mfa.recovery import issue_recovery_codes, recovery_codes_left, use_recovery_code
+from sso.mfa.throttle import Throttled, check_throttle, clear_throttle, count_failure, throttled_until
+
+__all__ = [
+    "Enrollment",
+    "NoAuthenticator",
+    "Throttled",
+    "admin_reset",
+    "confirm_enrollment",
+    "confirmed_totp",
+    "has_totp",
+    "recovery_codes_left",
+    "regenerate_recovery_codes",
+    "remove_totp",
+    "start_enrollment",
+    "status",
+    "throttled_until",
+    "use_recovery_code",
+    "verify_totp",
+]
 
 _DIGESTS = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}
-_RECOVERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off paper
-
-
-class Throttled(Exception):
-    """Too many wrong codes for this account: code entry is blocked until ``until``."""
-
-    def __init__(self, until: dt.datetime) -> None:
-        super().__init__("too many wrong codes")
-        self.until = until
 
 
 class NoAuthenticator(Exception):
@@ -85,15 +94,6 @@ def qr_svg(uri: str) -> str:
     return str(segno.make(uri, error="m").svg_inline(scale=5, dark="#000", light="#fff"))
 
 
-def _normalise_recovery(code: str) -> str:
-    return "".join(ch for ch in code.upper() if ch.isalnum())
-
-
-def _new_recovery_code() -> str:
-    raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(16))  # 80 bits
-    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
-
-
 # -- reading ----------------------------------------------------------------------------------
 def confirmed_totp(session: Session, sub: str) -> TotpCredential | None:
     return session.scalar(
@@ -106,17 +106,6 @@ def confirmed_totp(session: Session, sub: str) -> TotpCredential | None:
 
 def has_totp(session: Session, sub: str) -> bool:
     return confirmed_totp(session, sub) is not None
-
-
-def recovery_codes_left(session: Session, sub: str) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(RecoveryCode)
-            .where(RecoveryCode.sub == sub, RecoveryCode.used_at.is_(None))
-        )
-        or 0
-    )
 
 
 def status(session: Session, sub: str) -> dict[str, object]:
@@ -155,60 +144,6 @@ def resolve_user(session: Session, directory: Any, user: str) -> str | None:
         return identity.sub
     found = directory.find_user(**({"upn": user} if "@" in user else {"username": user}))
     return str(found.id) if found is not None else None
-
-
-# -- throttling (the provider's lockout counters, keyed per account) ---------------------------
-def _throttle_key(sub: str) -> str:
-    return "mfa:" + sub
-
-
-def throttled_until(session: Session, sub: str) -> dt.datetime | None:
-    row = session.get(LockoutCounter, _throttle_key(sub))
-    if row is not None and row.locked_until is not None and row.locked_until > clock.now():
-        return row.locked_until
-    return None
-
-
-def _check_throttle(session: Session, sub: str) -> None:
-    until = throttled_until(session, sub)
-    if until is not None:
-        raise Throttled(until)
-
-
-def _count_failure(
-    session: Session, settings: MfaSettings, sub: str, ip: str | None, user_agent: str | None
-) -> None:
-    now = clock.now()
-    key = _throttle_key(sub)
-    insert_if_absent(session, LockoutCounter, {"key": key, "failures": 0, "window_start": now})
-    stmt = select(LockoutCounter).where(LockoutCounter.key == key).execution_options(populate_existing=True)
-    if is_postgres(session):
-        stmt = stmt.with_for_update()
-    row = session.scalar(stmt)
-    assert row is not None
-    if row.window_start + dt.timedelta(seconds=settings.throttle_window) <= now or (
-        row.locked_until is not None and row.locked_until <= now
-    ):
-        row.failures, row.window_start, row.locked_until = 0, now, None
-    row.failures += 1
-    if row.failures >= settings.throttle_threshold and row.locked_until is None:
-        row.locked_until = now + dt.timedelta(seconds=settings.throttle_duration)
-        audit.record(
-            session,
-            "mfa.throttled",
-            severity=audit.Severity.CRITICAL,  # someone holds the password and is guessing codes
-            outcome="failure",
-            actor=sub,
-            subject=sub,
-            ip=ip,
-            user_agent=user_agent,
-            details={"failures": row.failures, "minutes": settings.throttle_duration // 60},
-        )
-    session.flush()
-
-
-def _clear_throttle(session: Session, sub: str) -> None:
-    session.execute(delete(LockoutCounter).where(LockoutCounter.key == _throttle_key(sub)))
 
 
 # -- enrollment -------------------------------------------------------------------------------
@@ -286,9 +221,9 @@ def confirm_enrollment(
     row = session.get(TotpCredential, credential_id)
     if row is None or row.sub != sub or row.confirmed_at is not None:
         raise NoAuthenticator("no such enrollment in progress")
-    _check_throttle(session, sub)
+    check_throttle(session, sub)
     if not _accept(session, cipher, row, code, settings.valid_window):
-        _count_failure(session, settings, sub, ip, user_agent)
+        count_failure(session, settings, sub, ip, user_agent)
         audit.record(
             session,
             "mfa.totp.enrollment_code_rejected",
@@ -310,8 +245,8 @@ def confirm_enrollment(
     if replaced:
         session.execute(delete(TotpCredential).where(TotpCredential.id.in_(replaced)))
     row.confirmed_at = clock.now()
-    _clear_throttle(session, sub)
-    codes = _issue_recovery_codes(session, settings, sub)
+    clear_throttle(session, sub)
+    codes = issue_recovery_codes(session, settings, sub)
     audit.record(
         session,
         "mfa.totp.enrolled",
@@ -372,15 +307,15 @@ def verify_totp(
     """Is ``code`` a fresh code of ``sub``'s authenticator? A code is accepted once: never
     again, and neither is a code of an earlier time step. Wrong codes count towards the
     throttle; raises :class:`Throttled` while it blocks, :class:`NoAuthenticator` without one."""
-    _check_throttle(session, sub)
+    check_throttle(session, sub)
     row = confirmed_totp(session, sub)
     if row is None:
         raise NoAuthenticator("no confirmed authenticator")
     if _accept(session, cipher, row, code, settings.valid_window):
-        _clear_throttle(session, sub)
+        clear_throttle(session, sub)
         return True
     replay = _matching_step(cipher, row, code, settings.valid_window) is not None
-    _count_failure(session, settings, sub, ip, user_agent)
+    count_failure(session, settings, sub, ip, user_agent)
     audit.record(
         session,
         "mfa.code_rejected",
@@ -396,16 +331,6 @@ def verify_totp(
 
 
 # -- recovery codes ---------------------------------------------------------------------------
-def _issue_recovery_codes(session: Session, settings: MfaSettings, sub: str) -> list[str]:
-    session.execute(delete(RecoveryCode).where(RecoveryCode.sub == sub))
-    codes = [_new_recovery_code() for _ in range(settings.recovery_codes)]
-    now = clock.now()
-    for code in codes:
-        session.add(RecoveryCode(sub=sub, code_hash=token_hash(_normalise_recovery(code)), created_at=now))
-    session.flush()
-    return codes
-
-
 def regenerate_recovery_codes(
     session: Session,
     settings: MfaSettings,
@@ -417,7 +342,7 @@ def regenerate_recovery_codes(
     """New recovery codes (the old ones stop working); needs a confirmed authenticator."""
     if not has_totp(session, sub):
         raise NoAuthenticator("no confirmed authenticator")
-    codes = _issue_recovery_codes(session, settings, sub)
+    codes = issue_recovery_codes(session, settings, sub)
     audit.record(
         session,
         "mfa.recovery_codes.regenerated",
@@ -429,51 +354,6 @@ def regenerate_recovery_codes(
         details={"count": len(codes)},
     )
     return codes
-
-
-def use_recovery_code(
-    session: Session,
-    settings: MfaSettings,
-    *,
-    sub: str,
-    code: str,
-    ip: str | None = None,
-    user_agent: str | None = None,
-) -> bool:
-    """Spend one recovery code of ``sub`` (each works once, atomically). Throttled like codes."""
-    _check_throttle(session, sub)
-    digest = token_hash(_normalise_recovery(code))
-    spent = session.execute(
-        update(RecoveryCode)
-        .where(RecoveryCode.sub == sub, RecoveryCode.code_hash == digest, RecoveryCode.used_at.is_(None))
-        .values(used_at=clock.now())
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(spent, "rowcount", 0) == 1:
-        _clear_throttle(session, sub)
-        audit.record(
-            session,
-            "mfa.recovery_code_used",
-            severity=audit.Severity.SIGNIFICANT,
-            actor=sub,
-            subject=sub,
-            ip=ip,
-            user_agent=user_agent,
-            details={"left": recovery_codes_left(session, sub)},
-        )
-        return True
-    _count_failure(session, settings, sub, ip, user_agent)
-    audit.record(
-        session,
-        "mfa.code_rejected",
-        outcome="failure",
-        actor=sub,
-        subject=sub,
-        ip=ip,
-        user_agent=user_agent,
-        details={"method": "recovery"},
-    )
-    return False
 
 
 # -- removal ----------------------------------------------------------------------------------
@@ -523,7 +403,7 @@ def admin_reset(
     had_totp = has_totp(session, sub)
     left = recovery_codes_left(session, sub)
     _remove_all(session, sub)
-    _clear_throttle(session, sub)
+    clear_throttle(session, sub)
     audit.record(
         session,
         "mfa.reset",

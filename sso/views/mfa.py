@@ -14,18 +14,17 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from authlib.common.urls import add_params_to_uri
-from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from iam import clock
 from iam.directory import errors as dir_errors
 from iam.models.identity import Identity
 from iam.web import db, services
+from sso.mfa import api as mfa_api
 from sso.mfa import flow as mfa_flow
 from sso.mfa import hooks, levels
-from sso.mfa import openapi as mfa_openapi
 from sso.mfa import service as mfa
 from sso.mfa.forms import CodeForm, PasswordForm
 from sso.models import Client
@@ -34,8 +33,6 @@ from sso.views.common import _error_page, _record, _settings, current_sso
 
 bp = Blueprint("mfa", __name__)
 
-ADMIN_SCOPE = mfa_openapi.ADMIN_SCOPE
-"""Scope of an access token allowed to use the administrators' MFA API."""
 _REAUTH_KEY = "mfa_reauth"
 _ENROLL_KEY = "mfa_enroll"
 
@@ -445,68 +442,5 @@ def new_recovery_codes() -> Any:
     return render_template("sso/mfa/recovery_codes.html", codes=codes, flow=False)
 
 
-# -- administrators' JSON API ------------------------------------------------------------------
-class ResetRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = Field(default="", max_length=500)
-
-
-def _api_actor() -> tuple[str | None, Any]:
-    """The caller of the admin API (a Bearer access token of ours with ``mfa:admin``)."""
-    from sso.views.endpoints import _bearer_claims, _bearer_error
-
-    claims = _bearer_claims()
-    if claims is None:
-        return None, _bearer_error("The access token is invalid, expired or revoked.")
-    if ADMIN_SCOPE not in str(claims.get("scope", "")).split():
-        resp = jsonify(
-            error="insufficient_scope", error_description=f"The token lacks the {ADMIN_SCOPE} scope."
-        )
-        resp.status_code = 403
-        resp.headers["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{ADMIN_SCOPE}"'
-        return None, resp
-    sub, client_id = str(claims.get("sub")), str(claims.get("client_id"))
-    return (f"client:{client_id}" if sub == client_id else sub), None
-
-
-def _api_user(user: str) -> tuple[str | None, Any]:
-    sub = mfa.resolve_user(db(), services().directory, user)
-    if sub is None:
-        return None, (jsonify(error="not_found", error_description="There is no such user."), 404)
-    return sub, None
-
-
-@bp.get("/api/v1/mfa/users/<user>")
-def api_status(user: str) -> Any:
-    actor, refusal = _api_actor()
-    if refusal is not None:
-        return refusal
-    sub, missing = _api_user(user)
-    if missing is not None:
-        return missing
-    assert sub is not None
-    return jsonify(mfa.status(db(), sub))
-
-
-@bp.post("/api/v1/mfa/users/<user>/reset")
-def api_reset(user: str) -> Any:
-    actor, refusal = _api_actor()
-    if refusal is not None:
-        return refusal
-    try:
-        body = ResetRequest.model_validate(request.get_json(silent=True) or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        return jsonify(
-            error="invalid_request", error_description=f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
-        ), 400
-    sub, missing = _api_user(user)
-    if missing is not None:
-        return missing
-    assert sub is not None
-    assert actor is not None
-    result = mfa.admin_reset(
-        db(), sub=sub, actor=actor, reason=body.reason, ip=g.client_ip, user_agent=g.user_agent
-    )
-    return jsonify(result)
+# the administrators' JSON API (/api/v1/mfa/…) is a nested blueprint
+bp.register_blueprint(mfa_api.bp)

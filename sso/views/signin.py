@@ -101,6 +101,9 @@ def authorize() -> Any:
     if needs_login:
         if "none" in prompt:
             return fail("login_required")
+        # a fresh sign-in is due: whatever comes next starts a new session, never a step-up
+        session.pop(STEP_UP_KEY, None)
+        session.pop(REQUIRED_KEY, None)
         session["flow"] = {
             "query": request.query_string.decode(),
             "key": _flow_key(),
@@ -271,7 +274,9 @@ def _login_error(exc: Exception) -> tuple[str, str]:
 
 
 def _complete_login(user: Any, *, amr: list[str]) -> Any:
-    """The password was right: a second factor if the user has one, else the session."""
+    """The password was right: a second factor if the user has one, else the session. A
+    password is a first factor: it starts a new session (fresh ``auth_time``), never a step-up."""
+    session.pop(STEP_UP_KEY, None)
     return complete_authentication(user, amr=amr, method="password")
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -35,16 +34,6 @@ from tests.sso.mfa.helpers import code, enroll, next_step
 @pytest.fixture(autouse=True)
 def _frozen() -> None:
     clock.freeze(dt.datetime(2026, 11, 26, 0, 0, 5, tzinfo=dt.UTC))
-
-
-@pytest.fixture
-def mfa_settings(services) -> Iterator[object]:
-    """The services' [mfa] settings, restored after the test."""
-    m = services.settings.mfa
-    saved = m.model_copy(deep=True)
-    yield m
-    for name in type(m).model_fields:
-        setattr(m, name, getattr(saved, name))
 
 
 def _claims(client, token: str) -> dict:
@@ -330,3 +319,30 @@ def test_session_row_records_amr_and_acr(services, client):
     with services.transaction() as s:
         row = s.scalars(select(SsoSession).where(SsoSession.sub == user.id)).one()
         assert (row.acr, row.amr) == ("mfa", ["pwd", "otp", "mfa"])
+
+
+def test_client_level_no_longer_defined_is_refused_not_waived(services, client):
+    make_user(services)
+    cid, _ = make_client(services, require_acr="platinum")  # e.g. removed from mfa.levels since
+    client.get(authorize_url(cid)[0])
+    resp = client.get(login(client, "alice", PASSWORD).headers["Location"])
+    assert resp.headers["Location"].endswith("/mfa/")
+    resp = client.get("/mfa/")
+    assert resp.status_code == 403 and "platinum" in resp.get_data(as_text=True)
+
+
+def test_max_age_after_an_abandoned_step_up_is_a_fresh_sign_in(services, client, mfa_settings):
+    mfa_settings.require_enrolled = False
+    user = make_user(services)
+    enroll(services, user.id)
+    cid, csecret = make_client(services)
+    params, flow = _plain_sign_in(client, cid)
+    first = _id_token(client, params, flow, csecret)
+    client.get(authorize_url(cid, acr_values="mfa")[0])
+    client.get("/mfa/code")  # the step-up page is shown, then abandoned
+    clock.advance(dt.timedelta(seconds=120))
+    url, flow = authorize_url(cid, max_age="60")
+    assert client.get(url).headers["Location"].endswith("/login")
+    params = follow_to_code(client, login(client, "alice", PASSWORD))
+    claims = _id_token(client, params, flow, csecret)
+    assert claims["auth_time"] > first["auth_time"] and claims["sid"] != first["sid"]
