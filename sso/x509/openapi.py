@@ -114,8 +114,10 @@ def paths() -> dict[str, Any]:
                 ],
             )
         },
-        "/api/v1/x509/bindings/{id}/revoke": {
-            "post": _op("Revoke a card binding", _BINDING, parameters=[_id("id")], requestBody=_body(reason))
+        "/api/v1/x509/bindings/{binding_id}/revoke": {
+            "post": _op(
+                "Revoke a card binding", _BINDING, parameters=[_id("binding_id")], requestBody=_body(reason)
+            )
         },
         "/api/v1/x509/requests": {
             "get": _op(
@@ -131,17 +133,17 @@ def paths() -> dict[str, Any]:
                 ],
             )
         },
-        "/api/v1/x509/requests/{id}/approve": {
+        "/api/v1/x509/requests/{request_id}/approve": {
             "post": _op(
                 "Approve: the worker creates the account in the directory and binds the card",
                 _REQUEST,
-                parameters=[_id("id")],
+                parameters=[_id("request_id")],
                 requestBody=_body({"username": {"type": "string", "maxLength": 20}}),
             )
         },
-        "/api/v1/x509/requests/{id}/deny": {
+        "/api/v1/x509/requests/{request_id}/deny": {
             "post": _op(
-                "Deny an account request", _REQUEST, parameters=[_id("id")], requestBody=_body(reason)
+                "Deny an account request", _REQUEST, parameters=[_id("request_id")], requestBody=_body(reason)
             )
         },
     }

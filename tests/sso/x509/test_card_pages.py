@@ -222,7 +222,7 @@ def test_admin_api_lists_and_revokes_bindings(card_app: Any, card_user: Any, pki
     ev = events(card_app, "card.binding_revoked")[-1]
     assert ev.actor and ev.actor.startswith("client:") and ev.details["reason"] == "card lost"
     spec = client.get("/api/v1/openapi.json").get_json()
-    assert "/api/v1/x509/bindings/{id}/revoke" in spec["paths"]
+    assert "/api/v1/x509/bindings/{binding_id}/revoke" in spec["paths"]
 
 
 def test_account_from_a_card_needs_an_administrators_approval(card_app: Any, pki: CardPki) -> None:
