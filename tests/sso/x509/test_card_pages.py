@@ -293,3 +293,28 @@ def test_denied_request_creates_nothing(card_app: Any, pki: CardPki, tmp_path: P
     assert events(card_app, "card.account_request_denied")[-1].details["reason"] == "not an employee"
     assert CliRunner  # the CLI path is covered in test_card_cli
     assert cli
+
+
+def test_client_requiring_a_card_gets_a_step_up_to_the_card_page(
+    card_app: Any, card_user: Any, pki: CardPki
+) -> None:
+    """R-MFA-4 with a card: an application demanding ``smartcard`` sends a password-signed-in
+    user through the step-up page to the card; the ID token states what was achieved."""
+    svc = card_app.extensions["iam.services"]
+    # the user has used the card before, so it is one of their methods
+    assert card_login(card_app.test_client(), pki.issued["good"]).status_code == 302
+    client_id, secret = make_client(svc, require_acr="smartcard")
+    client = card_app.test_client()
+    url, flow = authorize_url(client_id)
+    client.get(url)
+    after_password = login(client, "cuser", PASSWORD)
+    # a card holder gives the card after the password (mfa.require_enrolled)
+    step = client.get(after_password.headers["Location"])
+    assert step.headers["Location"].endswith("/card/login")
+    resp = card_login(client, pki.issued["good"])
+    params = follow_to_code(client, resp, flow.redirect_uri)
+    claims = card_app.extensions["sso.signer"].verify(
+        exchange(client, params["code"], flow, secret).get_json()["id_token"]
+    )
+    assert claims["acr"] == "smartcard"
+    assert set(claims["amr"]) >= {"pwd", "sc"}
