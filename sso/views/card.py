@@ -156,13 +156,19 @@ def request_account() -> Any:
 
 # -- binding a card to the signed-in account ---------------------------------------------------
 def _password_ok(sub: str, password: str) -> bool:
+    """The signed-in user's password, re-entered; wrong ones count towards the provider's
+    lockout exactly as on the sign-in page (no guessing through this form)."""
     identity = db().get(Identity, sub)
     if identity is None:
         return False
     try:
+        signin._refuse_if_locked(identity.username)
         services().directory.authenticate(identity.username, password)
     except (dir_errors.PasswordExpired, dir_errors.MustChangePassword):
         return True  # the password is right; its age is the sign-in's business
+    except dir_errors.InvalidCredentials:
+        signin._count_failure(identity.username)
+        return False
     except dir_errors.DirectoryError:
         return False
     return True
@@ -225,7 +231,7 @@ def remove_binding(binding_id: str) -> Any:
     form = BindForm()
     if not form.validate_on_submit() or not _password_ok(sso.sub, str(form.password.data or "")):
         flash(_("Wrong password."))
-        return redirect(request.referrer or url_for("card.bind"))
+        return redirect(url_for("card.bind"))
     try:
         cards.revoke_binding(
             db(),

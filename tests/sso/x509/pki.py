@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -68,6 +69,9 @@ class Responder:
     ocsp_requests: int = 0
     crl_requests: int = 0
     bad_nonce: bool = False
+    delay: float = 0.0
+    delegate: Issued | None = None
+    """Sign OCSP answers with this delegated responder certificate instead of the CA."""
     server: ThreadingHTTPServer | None = None
     thread: threading.Thread | None = None
 
@@ -91,11 +95,15 @@ class Responder:
             def do_POST(self) -> None:
                 responder.ocsp_requests += 1
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if responder.delay:
+                    time.sleep(responder.delay)  # a hung responder (network time, not business time)
                 if responder.down:
                     self.send_error(503)
                     return
                 body = responder.pki.ocsp_answer(
-                    ocsp.load_der_ocsp_request(raw), bad_nonce=responder.bad_nonce
+                    ocsp.load_der_ocsp_request(raw),
+                    bad_nonce=responder.bad_nonce,
+                    delegate=responder.delegate,
                 )
                 self.send_response(200)
                 self.send_header("Content-Type", "application/ocsp-response")
@@ -297,7 +305,26 @@ class CardPki:
                 )
         return b.sign(issuer.key, hashes.SHA256())
 
-    def ocsp_answer(self, req: ocsp.OCSPRequest, *, bad_nonce: bool = False) -> bytes:
+    def ocsp_signer(self, *, ocsp_signing: bool = True) -> Issued:
+        """A delegated OCSP responder certificate issued by the issuing CA (RFC 6960 §4.2.2.2)."""
+        key = self._key()
+        eku = [ExtendedKeyUsageOID.OCSP_SIGNING] if ocsp_signing else [ExtendedKeyUsageOID.CLIENT_AUTH]
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(f"OCSP Responder {ocsp_signing}"))
+            .issuer_name(self.inter.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(self.now - dt.timedelta(days=1))
+            .not_valid_after(self.now + dt.timedelta(days=30))
+            .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+            .sign(self.inter.key, hashes.SHA256())
+        )
+        return Issued(cert, key, "ocsp")
+
+    def ocsp_answer(
+        self, req: ocsp.OCSPRequest, *, bad_nonce: bool = False, delegate: Issued | None = None
+    ) -> bytes:
         target = next(
             (i for i in [*self.issued.values(), self.inter] if i.cert.serial_number == req.serial_number),
             None,
@@ -308,26 +335,26 @@ class CardPki:
             ).public_bytes(serialization.Encoding.DER)
         issuer = self.inter if target.cert.issuer == self.inter.cert.subject else self.root
         revoked = target.cert.serial_number in self.revoked
-        b = (
-            ocsp.OCSPResponseBuilder()
-            .add_response(
-                cert=target.cert,
-                issuer=issuer.cert,
-                algorithm=hashes.SHA1(),
-                cert_status=ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD,
-                this_update=self.now - dt.timedelta(minutes=1),
-                next_update=self.now + dt.timedelta(hours=1),
-                revocation_time=self.now - dt.timedelta(hours=1) if revoked else None,
-                revocation_reason=None,
-            )
-            .responder_id(ocsp.OCSPResponderEncoding.HASH, issuer.cert)
+        b = ocsp.OCSPResponseBuilder().add_response(
+            cert=target.cert,
+            issuer=issuer.cert,
+            algorithm=hashes.SHA1(),
+            cert_status=ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD,
+            this_update=self.now - dt.timedelta(minutes=1),
+            next_update=self.now + dt.timedelta(hours=1),
+            revocation_time=self.now - dt.timedelta(hours=1) if revoked else None,
+            revocation_reason=None,
         )
+        signer = delegate if delegate is not None and issuer is self.inter else issuer
+        b = b.responder_id(ocsp.OCSPResponderEncoding.HASH, signer.cert)
+        if signer is not issuer:
+            b = b.certificates([signer.cert])
         try:
             nonce = req.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
             b = b.add_extension(x509.OCSPNonce(b"x" * 16 if bad_nonce else nonce), critical=False)
         except x509.ExtensionNotFound:
             pass
-        return b.sign(issuer.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+        return b.sign(signer.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
     # -- files ---------------------------------------------------------------------------------
     def write(self, folder: Path) -> dict[str, Path]:

@@ -318,3 +318,28 @@ def test_client_requiring_a_card_gets_a_step_up_to_the_card_page(
     )
     assert claims["acr"] == "smartcard"
     assert set(claims["amr"]) >= {"pwd", "sc"}
+
+
+def test_wrong_passwords_on_the_bind_page_count_towards_lockout(
+    card_app: Any, card_user: Any, pki: CardPki
+) -> None:
+    client = card_app.test_client()
+    assert login(client, "cuser", PASSWORD).status_code == 302
+    card = pki.issued["email_only"]
+    html = client.get("/card/bind", headers=header(card), environ_base=PROXY).get_data(as_text=True)
+    threshold = card_app.extensions["iam.settings"].lockout.threshold
+
+    def bind(password: str) -> Any:
+        return client.post(
+            "/card/bind",
+            data={"csrf_token": csrf_from(html), "password": password},
+            headers=header(card),
+            environ_base=PROXY,
+        )
+
+    for _ in range(threshold):
+        assert bind("wrong-guess").status_code == 400
+    locked = bind(PASSWORD)  # the right password no longer helps: locked by the provider
+    assert locked.status_code == 400 and "Wrong password." in locked.get_data(as_text=True)
+    with card_app.extensions["iam.services"].transaction() as s:
+        assert s.scalar(select(CardBinding)) is None

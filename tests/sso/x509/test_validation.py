@@ -221,3 +221,30 @@ def test_trust_folder_is_reloaded_when_it_changes(
     (folder / "root.pem").write_bytes(pki.root.pem)
     v.trust.reload()
     assert v.validate([pki.issued["good"].cert, pki.inter.cert]).path
+
+
+def test_ocsp_timeout_is_no_answer_and_falls_back_to_the_crl(
+    sqlite_services: Services, pki: CardPki, pki_files: dict[str, Path], responder: Responder
+) -> None:
+    import time
+
+    responder.delay = 2.0
+    only_ocsp = validator(sqlite_services, pki_files, revocation="ocsp", fetch_timeout=0.5)
+    started = time.monotonic()
+    assert refused(only_ocsp, [pki.issued["good"].cert]).reason == "revocation_unknown"
+    elapsed = time.monotonic() - started
+    assert 0.5 <= elapsed < 1.9  # the card's request was cut at the timeout, not answered late
+    with_crl = validator(sqlite_services, pki_files, fetch_timeout=0.5)
+    assert refused(with_crl, [pki.issued["revoked"].cert]).reason == "revoked"  # the CRL answered
+
+
+def test_delegated_ocsp_responder_needs_the_ocsp_signing_usage(
+    sqlite_services: Services, pki: CardPki, pki_files: dict[str, Path], responder: Responder
+) -> None:
+    responder.delegate = pki.ocsp_signer(ocsp_signing=True)
+    v = validator(sqlite_services, pki_files, revocation="ocsp")
+    assert v.validate([pki.issued["good"].cert]).path
+    assert refused(v, [pki.issued["revoked"].cert]).reason == "revoked"
+    responder.delegate = pki.ocsp_signer(ocsp_signing=False)
+    v = validator(sqlite_services, pki_files, revocation="ocsp")
+    assert refused(v, [pki.issued["good"].cert]).reason == "revocation_unknown"
