@@ -55,6 +55,7 @@ def test_upload_a_third_party_ca_is_audited_and_trusted(run: Any, pki: CardPki, 
     after = json.loads(run("card", "check", str(card), "--json").output)
     # the chain is trusted now; this CA publishes no CRL or OCSP, so fail-closed refuses next
     assert after["refused"] == "revocation_unknown"
+    assert run("ca", "reload").output.strip() == "2 trust anchor(s), 1 intermediate(s)."
     listed = json.loads(run("ca", "list", "--json").output)
     assert {r["source"] for r in listed} == {"folder", "uploaded"}
     sha = next(r["sha256"] for r in listed if r["source"] == "uploaded")

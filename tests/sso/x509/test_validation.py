@@ -248,3 +248,23 @@ def test_delegated_ocsp_responder_needs_the_ocsp_signing_usage(
     responder.delegate = pki.ocsp_signer(ocsp_signing=False)
     v = validator(sqlite_services, pki_files, revocation="ocsp")
     assert refused(v, [pki.issued["good"].cert]).reason == "revocation_unknown"
+
+
+def test_running_process_notices_a_changed_folder_by_itself(
+    sqlite_services: Services, pki: CardPki, pki_files: dict[str, Path], tmp_path: Path, responder: Responder
+) -> None:
+    folder = tmp_path / "ca"
+    folder.mkdir()
+    v = validator(sqlite_services, pki_files, trust_dir=str(folder), revocation="none", reload_interval=30)
+    assert refused(v, [pki.issued["good"].cert, pki.inter.cert]).reason == "untrusted"
+    (folder / "root.der").write_bytes(
+        pki.root.cert.public_bytes(__import__("cryptography").hazmat.primitives.serialization.Encoding.DER)
+    )
+    assert refused(v, [pki.issued["good"].cert, pki.inter.cert]).reason == "untrusted"  # not yet looked
+    current = v.trust._anchors
+    assert current is not None
+    current.loaded_at -= 31  # reload_interval seconds have passed (monotonic, not business time)
+    assert v.validate([pki.issued["good"].cert, pki.inter.cert]).path
+    (folder / "root.der").unlink()
+    v.trust._anchors.loaded_at -= 31  # type: ignore[union-attr]
+    assert refused(v, [pki.issued["good"].cert, pki.inter.cert]).reason == "untrusted"
