@@ -20,6 +20,7 @@ class ResetRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(default="", max_length=500)
+    end_sessions: bool = False
 
 
 def _api_actor() -> tuple[str | None, Any]:
@@ -77,6 +78,12 @@ def api_reset(user: str) -> Any:
     assert sub is not None
     assert actor is not None
     result = mfa.admin_reset(
-        db(), sub=sub, actor=actor, reason=body.reason, ip=g.client_ip, user_agent=g.user_agent
+        db(),
+        sub=sub,
+        actor=actor,
+        reason=body.reason,
+        end_sessions=body.end_sessions,
+        ip=g.client_ip,
+        user_agent=g.user_agent,
     )
     return jsonify(result)

@@ -42,18 +42,22 @@ def mfa_status(ctx: Ctx, user: str, as_json: bool) -> None:
 @mfa_group.command("reset")
 @click.argument("user")
 @click.option("--reason", default="", help="Why (e.g. the help-desk ticket); kept in the audit trail.")
+@click.option("--end-sessions", is_flag=True, help="Also sign the user out everywhere (stolen phone).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def mfa_reset(ctx: Ctx, user: str, reason: str, as_json: bool) -> None:
+def mfa_reset(ctx: Ctx, user: str, reason: str, end_sessions: bool, as_json: bool) -> None:
     """Remove USER's authenticator app and recovery codes and lift the code throttle (lost
     phone). Audited as a critical event; the user sets up a new app at the next sign-in."""
     with ctx.services.transaction() as session:
-        data = mfa.admin_reset(session, sub=_sub(ctx, session, user), actor="cli", reason=reason)
+        data = mfa.admin_reset(
+            session, sub=_sub(ctx, session, user), actor="cli", reason=reason, end_sessions=end_sessions
+        )
     if as_json:
         echo_json(data)
         return
     what = "authenticator app and recovery codes removed" if data["had_totp"] else "had no authenticator app"
-    click.echo(f"{user}: {what}; code throttle lifted.")
+    ended = f"; {data['sessions_ended']} session(s) ended" if end_sessions else ""
+    click.echo(f"{user}: {what}; code throttle lifted{ended}.")
 
 
 @mfa_group.command("levels")

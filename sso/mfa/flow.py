@@ -25,7 +25,14 @@ def second_factor_due(session: Session, settings: Settings, sub: str, amr: Seque
     """True when ``amr`` holds only knowledge factors (a password), ``mfa.require_enrolled``
     is on and the user has a second factor they can use (a confirmed authenticator, a bound
     card …): a user who has one always gives it."""
-    if not settings.mfa.require_enrolled or _has_strong_factor(amr):
+    return settings.mfa.require_enrolled and strong_factor_missing(session, sub, amr)
+
+
+def strong_factor_missing(session: Session, sub: str, amr: Sequence[str]) -> bool:
+    """The user has a second factor but ``amr`` does not include one (e.g. a password-only
+    session of a user with an authenticator). Changing one's security devices then needs the
+    second factor first: the password alone must not remove or replace it."""
+    if _has_strong_factor(amr):
         return False
     return any(m.second_factor and m.available(session, sub) for m in hooks.methods())
 

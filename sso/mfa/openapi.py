@@ -52,7 +52,6 @@ def paths() -> dict[str, Any]:
                 "summary": "A user's second factors (never a secret)",
                 "description": _AUTH,
                 "parameters": [_USER],
-                "security": [{"bearer": [ADMIN_SCOPE]}],
                 "responses": {
                     "200": {"description": "Status", "content": {"application/json": {"schema": _STATUS}}},
                     **_ERRORS,
@@ -65,7 +64,6 @@ def paths() -> dict[str, Any]:
                 "lift the code throttle (critical audit event)",
                 "description": _AUTH,
                 "parameters": [_USER],
-                "security": [{"bearer": [ADMIN_SCOPE]}],
                 "requestBody": {
                     "required": False,
                     "content": {
@@ -78,7 +76,12 @@ def paths() -> dict[str, Any]:
                                         "type": "string",
                                         "maxLength": 500,
                                         "description": "Why (a help-desk ticket); kept in the audit trail",
-                                    }
+                                    },
+                                    "end_sessions": {
+                                        "type": "boolean",
+                                        "default": False,
+                                        "description": "Also end the user's sessions and refresh tokens",
+                                    },
                                 },
                             }
                         }
@@ -95,6 +98,7 @@ def paths() -> dict[str, Any]:
                                         "sub": {"type": "string"},
                                         "had_totp": {"type": "boolean"},
                                         "recovery_codes_removed": {"type": "integer"},
+                                        "sessions_ended": {"type": "integer"},
                                     },
                                 }
                             }

@@ -394,16 +394,23 @@ def admin_reset(
     sub: str,
     actor: str,
     reason: str = "",
+    end_sessions: bool = False,
     ip: str | None = None,
     user_agent: str | None = None,
 ) -> dict[str, object]:
     """An administrator removes a user's authenticator and recovery codes and lifts the code
-    throttle (lost phone). Critical audit event: it is a classic step in taking over an account,
+    throttle (lost phone); with ``end_sessions`` the user's SSO sessions and refresh tokens end
+    too (stolen phone). Critical audit event: it is a classic step in taking over an account,
     so the security officer hears of it at once."""
     had_totp = has_totp(session, sub)
     left = recovery_codes_left(session, sub)
     _remove_all(session, sub)
     clear_throttle(session, sub)
+    ended = 0
+    if end_sessions:  # the phone was stolen, not just lost: sign the user out everywhere too
+        from sso.service import end_all_sessions
+
+        ended = end_all_sessions(session, sub, reason="mfa_reset", actor=actor)
     audit.record(
         session,
         "mfa.reset",
@@ -412,6 +419,11 @@ def admin_reset(
         subject=sub,
         ip=ip,
         user_agent=user_agent,
-        details={"had_totp": had_totp, "recovery_codes_removed": left, "reason": reason[:500]},
+        details={
+            "had_totp": had_totp,
+            "recovery_codes_removed": left,
+            "sessions_ended": ended,
+            "reason": reason[:500],
+        },
     )
-    return {"sub": sub, "had_totp": had_totp, "recovery_codes_removed": left}
+    return {"sub": sub, "had_totp": had_totp, "recovery_codes_removed": left, "sessions_ended": ended}

@@ -34,6 +34,7 @@ from sso.views.common import _error_page, _record, _settings, current_sso
 bp = Blueprint("mfa", __name__)
 
 _REAUTH_KEY = "mfa_reauth"
+_DEVICES = "devices"  # REQUIRED_KEY "key" of a step-up asked for by the devices pages
 _ENROLL_KEY = "mfa_enroll"
 
 
@@ -96,7 +97,9 @@ def _context() -> _Ctx | None:
     sso = current_sso()
     req = session.get(signin.REQUIRED_KEY)
     flow = session.get("flow")
-    if sso is not None and req and flow and req.get("key") == flow.get("key"):
+    for_flow = bool(req and flow and req.get("key") == flow.get("key"))
+    for_devices = bool(req and req.get("key") == _DEVICES and req.get("sid") == getattr(sso, "sid", None))
+    if sso is not None and req and (for_flow or for_devices):
         # lets any method's page (ours, the card's) raise this session in place
         session[signin.STEP_UP_KEY] = {"sid": sso.sid, "at": now}
         return _Ctx(sso.sub, "step_up", str(req["level"]), list(sso.amr))
@@ -282,6 +285,18 @@ def _check_password(sso: Any, password: str) -> str | None:
     return None
 
 
+def _second_factor_first(sso: Any) -> Any:
+    """A password-only session of a user who has a second factor may not change the user's
+    devices: step up first (then come back). None when the session may go on."""
+    if not mfa_flow.strong_factor_missing(db(), sso.sub, sso.amr):
+        return None
+    settings = _settings()
+    level = levels.achieved_level(settings.mfa, levels.normalise_amr(sso.amr, ["otp"]))
+    session[signin.REQUIRED_KEY] = {"level": level, "key": _DEVICES, "sid": sso.sid}
+    flash(_("Confirm it is you with your second factor first."))
+    return redirect(url_for("mfa.choose"))
+
+
 # -- enrollment --------------------------------------------------------------------------------
 @bp.route("/mfa/enroll", methods=["GET", "POST"])
 def enroll() -> Any:
@@ -295,6 +310,9 @@ def enroll() -> Any:
             _("Authenticator apps are set up by the help desk here. Please contact them."),
             403,
         )
+    gate = _second_factor_first(sso)
+    if gate is not None:
+        return gate
     if not _reauthenticated(sso):
         form = PasswordForm()
         error = None
@@ -418,6 +436,10 @@ def _password_gate() -> tuple[Any, str | None]:
 
 @bp.post("/mfa/devices/totp/remove")
 def remove_totp() -> Any:
+    current = current_sso()
+    gate = _second_factor_first(current) if current is not None else None
+    if gate is not None:
+        return gate
     sso, error = _password_gate()
     if error:
         flash(error)
@@ -429,6 +451,10 @@ def remove_totp() -> Any:
 
 @bp.post("/mfa/devices/recovery-codes")
 def new_recovery_codes() -> Any:
+    current = current_sso()
+    gate = _second_factor_first(current) if current is not None else None
+    if gate is not None:
+        return gate
     sso, error = _password_gate()
     if error:
         flash(error)

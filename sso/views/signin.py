@@ -327,6 +327,9 @@ def complete_authentication(user: DirectoryUser, *, amr: Sequence[str], method: 
             details={"method": method, "amr_before": before, "amr": sso.amr, "acr": sso.acr, "sid": sso.sid},
         )
         session.pop(PENDING_KEY, None)
+        if (session.get(REQUIRED_KEY) or {}).get("key") == "devices":
+            session.pop(REQUIRED_KEY, None)  # asked for by "my security devices": back there
+            return redirect(url_for("mfa.devices"))
         return _resume()
     pending = session.pop(PENDING_KEY, None)
     first: list[str] = []

@@ -17,7 +17,7 @@ def test_mfa_reset_removes_the_app_and_is_audited(site: Site) -> None:
     status = site.json("mfa", "status", "alice")
     assert status["totp"] is not None and status["recovery_codes_left"] == 10
     out = site.json("mfa", "reset", "alice", "--reason", "ticket 12")
-    assert out == {"sub": user.id, "had_totp": True, "recovery_codes_removed": 10}
+    assert out == {"sub": user.id, "had_totp": True, "recovery_codes_removed": 10, "sessions_ended": 0}
     with site.services.transaction() as s:
         assert not mfa.has_totp(s, user.id)
         (event,) = s.scalars(select(AuditEvent).where(AuditEvent.event == "mfa.reset")).all()

@@ -241,12 +241,13 @@ def test_enrollment_pages_reauth_qr_confirm_and_codes_shown_once(services, clien
     assert "mfa (pwd, otp, mfa)" in devices  # the proven app raised this session
 
 
-def test_remove_device_needs_the_password(services, client, mfa_settings):
-    mfa_settings.require_enrolled = False
+def test_remove_device_needs_the_password(services, client):
     user = make_user(services)
-    enroll(services, user.id)
+    secret, _ = enroll(services, user.id)
     cid, _ = make_client(services)
-    _plain_sign_in(client, cid)
+    client.get(authorize_url(cid)[0])
+    login(client, "alice", PASSWORD)
+    follow_to_code(client, _post_code(client, "/mfa/code", code(services, secret)))
     page = client.get("/mfa/devices").get_data(as_text=True)
     client.post("/mfa/devices/totp/remove", data={"password": "wrong", "csrf_token": csrf_from(page)})
     with services.transaction() as s:
@@ -295,7 +296,12 @@ def test_admin_api_status_and_reset(services, client):
     bad = client.post("/api/v1/mfa/users/alice/reset", json={"why": 1}, headers=auth)
     assert bad.status_code == 400
     done = client.post("/api/v1/mfa/users/alice/reset", json={"reason": "ticket 7"}, headers=auth)
-    assert done.get_json() == {"sub": user.id, "had_totp": True, "recovery_codes_removed": 10}
+    assert done.get_json() == {
+        "sub": user.id,
+        "had_totp": True,
+        "recovery_codes_removed": 10,
+        "sessions_ended": 0,
+    }
     (event,) = _events(services, "mfa.reset")
     assert event.actor == f"client:{cid}" and event.severity == "critical"
     _, weak = _admin_token(services, client, scope="other")
@@ -346,3 +352,45 @@ def test_max_age_after_an_abandoned_step_up_is_a_fresh_sign_in(services, client,
     params = follow_to_code(client, login(client, "alice", PASSWORD))
     claims = _id_token(client, params, flow, csecret)
     assert claims["auth_time"] > first["auth_time"] and claims["sid"] != first["sid"]
+
+
+def test_password_only_session_cannot_change_devices_without_the_second_factor(
+    services, client, mfa_settings
+):
+    mfa_settings.require_enrolled = False  # a password-only session of a user with an app
+    user = make_user(services)
+    secret, _ = enroll(services, user.id)
+    cid, _ = make_client(services)
+    _plain_sign_in(client, cid)
+    page = client.get("/mfa/devices").get_data(as_text=True)
+    resp = client.post("/mfa/devices/totp/remove", data={"password": PASSWORD, "csrf_token": csrf_from(page)})
+    assert resp.headers["Location"].endswith("/mfa/")
+    with services.transaction() as s:
+        assert mfa.has_totp(s, user.id)  # the password alone did not remove it
+    assert client.get("/mfa/enroll").headers["Location"].endswith("/mfa/")
+    assert client.get("/mfa/").headers["Location"].endswith("/mfa/code")
+    done = _post_code(client, "/mfa/code", code(services, secret))
+    assert done.headers["Location"].endswith("/mfa/devices")
+    page = client.get("/mfa/devices").get_data(as_text=True)
+    assert "mfa (pwd, otp, mfa)" in page
+    client.post("/mfa/devices/totp/remove", data={"password": PASSWORD, "csrf_token": csrf_from(page)})
+    with services.transaction() as s:
+        assert not mfa.has_totp(s, user.id)
+
+
+def test_admin_reset_can_end_the_users_sessions(services, client):
+    user = make_user(services)
+    secret, _ = enroll(services, user.id)
+    cid, _ = make_client(services)
+    client.get(authorize_url(cid)[0])
+    login(client, "alice", PASSWORD)
+    follow_to_code(client, _post_code(client, "/mfa/code", code(services, secret)))
+    assert client.get("/account").status_code == 200
+    _, token = _admin_token(services, client)
+    done = client.post(
+        "/api/v1/mfa/users/alice/reset",
+        json={"reason": "stolen phone", "end_sessions": True},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert done.get_json()["sessions_ended"] == 1
+    assert client.get("/account").headers["Location"].endswith("/login")

@@ -189,7 +189,7 @@ def test_admin_reset_removes_everything_and_is_a_critical_event(services):
         verify(services, SUB, "000000" if code(services, secret) != "000000" else "111111")
     with services.transaction() as s:
         result = mfa.admin_reset(s, sub=SUB, actor="helpdesk", reason="ticket 42: lost phone")
-    assert result == {"sub": SUB, "had_totp": True, "recovery_codes_removed": 10}
+    assert result == {"sub": SUB, "had_totp": True, "recovery_codes_removed": 10, "sessions_ended": 0}
     with services.transaction() as s:
         assert not mfa.has_totp(s, SUB)
         assert mfa.throttled_until(s, SUB) is None
