@@ -90,7 +90,6 @@ def _op(summary: str, ok: dict[str, Any], **extra: Any) -> dict[str, Any]:
         "summary": summary,
         "description": _AUTH,
         "tags": ["x509"],
-        "security": [{"bearer": [ADMIN_SCOPE]}],
         "responses": {"200": {"description": "Success", **_json(ok)}, **_ERRORS},
         **extra,
     }
