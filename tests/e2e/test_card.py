@@ -399,3 +399,60 @@ def test_soft_smart_card_signs_in_through_nginx_with_curl(deploy: CardDeployment
     assert "Signed in as" in curl(f"{deploy.nginx}/account")
     ok = [e for e in deploy.audit("login.succeeded") if e["details"].get("amr") == ["sc", "hwk"]]
     assert ok, "a card whose CA states a hardware-bound key signs in with amr sc + hwk"
+
+
+@pytest.mark.samba
+def test_chromium_card_signs_in_the_ad_user_named_by_its_upn(
+    browser: Any, deploy: CardDeployment, request: pytest.FixtureRequest
+) -> None:
+    """The real Samba AD DC behind gunicorn-terminated TLS: the card's UPN names the account."""
+    from iam.directory.ad import ActiveDirectory
+    from iam.directory.base import NewUser
+    from tests.e2e.conftest import directory_env, samba_fixture, unique
+
+    samba_ad = samba_fixture(request, "samba_ad")
+    ou = samba_fixture(request, "ad_ou")
+    settings = samba_ad.model_copy(update={"users_ou": ou, "groups_ou": ou})
+    directory = ActiveDirectory(settings)
+    try:
+        name = unique("card")
+        upn = f"{name}@example.test"
+        user = directory.create_user(
+            NewUser(username=name, upn=upn, given_name="Kartica", family_name="Čitač", enabled=True)
+        )
+    finally:
+        directory.close()
+    card = deploy.pki.user(name, upn=upn, hardware=True)
+    (deploy.dir / "pki" / f"{name}.pem").write_bytes(card.pem)
+    (deploy.dir / "pki" / f"{name}.key").write_bytes(card.key_pem)
+    deploy.files[name] = deploy.dir / "pki" / f"{name}.pem"
+    port = free_port()
+    origin = f"https://127.0.0.1:{port}"
+    env = {**deploy.env, **directory_env(settings), "IAM_ISSUER": origin}
+    pki_dir = str(deploy.dir / "pki")
+    proc = deploy.spawn(
+        [
+            *_iam_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--certfile", f"{pki_dir}/server.pem", "--keyfile", f"{pki_dir}/server.key",
+            "--ca-certs", f"{pki_dir}/tls-ca.pem", "--client-certs", "optional",
+        ],
+        "ad.log",
+        env,
+    )  # fmt: skip
+    try:
+        _wait(f"{origin}/healthz", deploy)
+        ctx, page = _card_sign_in(browser, origin, deploy, name)
+        try:
+            assert page.url.endswith("/account"), page.content()[:2000]
+            assert "Kartica Čitač" in page.inner_text("h1")
+        finally:
+            ctx.close()
+        ok = [e for e in deploy.audit("login.succeeded") if e["subject"] == user.id]
+        assert ok and ok[-1]["details"]["amr"] == ["sc", "hwk"]
+    finally:
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc.pid, signal.SIGKILL)
+        deploy.procs.remove(proc)
