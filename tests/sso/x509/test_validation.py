@@ -138,6 +138,7 @@ def test_ocsp_down_fails_closed_or_open_by_setting(
 def test_ocsp_falls_back_to_crl_and_answers_are_cached(
     sqlite_services: Services, pki: CardPki, pki_files: dict[str, Path], responder: Responder
 ) -> None:
+    clock.freeze(pki.now)
     v = validator(sqlite_services, pki_files)
     v.validate([pki.issued["good"].cert])
     first = responder.ocsp_requests
@@ -151,6 +152,7 @@ def test_ocsp_falls_back_to_crl_and_answers_are_cached(
 def test_crl_is_cached_and_refreshed_after_the_interval(
     sqlite_services: Services, pki: CardPki, pki_files: dict[str, Path], responder: Responder
 ) -> None:
+    clock.freeze(pki.now)
     v = validator(sqlite_services, pki_files, revocation="crl", crl_refresh_interval=600)
     v.validate([pki.issued["good"].cert])
     fetched = responder.crl_requests
