@@ -206,13 +206,20 @@ def user_add(
 
 @user.command("reset-password")
 @click.argument("username")
+@click.option("--reason", default=None, help="Why (e.g. the help-desk ticket); kept in the audit log.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def user_reset_password(ctx: Ctx, username: str, as_json: bool) -> None:
-    """Set a random temporary password (shown once) that must be changed at first sign-in."""
+def user_reset_password(ctx: Ctx, username: str, reason: str | None, as_json: bool) -> None:
+    """Set a random temporary password that satisfies the password profile, print it once, and
+    force its change at the first sign-in. The reset (not the password) is recorded in the audit
+    log with the operator's login name (PABIANICE §22)."""
+    import getpass
+
     from iam.users import reset_password
 
-    temporary, must_change = reset_password(ctx.services, username=username, actor="cli")
+    temporary, must_change = reset_password(
+        ctx.services, username=username, actor=f"cli:{getpass.getuser()}", reason=reason
+    )
     if as_json:
         echo_json({"username": username, "temporary_password": temporary, "must_change": must_change})
     else:

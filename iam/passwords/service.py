@@ -184,6 +184,7 @@ def record_password_set(
     profile: PasswordProfile | None = None,
     now: dt.datetime | None = None,
     ip: str | None = None,
+    reason: str | None = None,
 ) -> PasswordHistory:
     """Remember a password just set for ``sub`` and audit it (PABIANICE §22.3 for resets).
 
@@ -196,6 +197,8 @@ def record_password_set(
     row = history.add(session, sub=sub, password=password, now=at, by_admin=by_admin)
     pruned = history.prune(session, profile, sub=sub, now=at) if profile is not None else 0
     details: dict[str, object] = {"by_admin": by_admin, "history_pruned": pruned}
+    if reason:
+        details["reason"] = reason
     if profile is not None:
         details["profile"] = profile.name
         details["must_change"] = must_change_at_next_sign_in(profile, by_admin=by_admin)
