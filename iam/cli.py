@@ -313,16 +313,31 @@ def audit_verify(ctx: Ctx, no_seal: bool, as_json: bool) -> None:
 
 @audit.command("list")
 @click.option("--limit", type=int, default=50, show_default=True)
+@click.option(
+    "--event",
+    "event_name",
+    default=None,
+    help="Only this event, or a family with a trailing '*' (e.g. password.reset, 'login.*').",
+)
+@click.option("--subject", default=None, help="Only events about this account (its sub).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def audit_list(ctx: Ctx, limit: int, as_json: bool) -> None:
-    """Show the most recent audit events (newest last)."""
+def audit_list(ctx: Ctx, limit: int, event_name: str | None, subject: str | None, as_json: bool) -> None:
+    """Show the most recent audit events (newest last), e.g. every administrator password reset
+    with `--event password.reset` (PABIANICE §22)."""
     from sqlalchemy import select
 
     from iam.models.audit import AuditEvent
 
-    with ctx.services.transaction() as session:
-        rows = list(session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)))
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if event_name and event_name.endswith("*"):
+        query = query.where(AuditEvent.event.startswith(event_name[:-1], autoescape=True))
+    elif event_name:
+        query = query.where(AuditEvent.event == event_name)
+    if subject:
+        query = query.where(AuditEvent.subject == subject)
+    with ctx.services.reader() as session:
+        rows = list(session.scalars(query))
     rows.reverse()
     data = [
         {
