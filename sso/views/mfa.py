@@ -18,7 +18,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from iam import clock
+from iam import clock, lockout
 from iam.directory import errors as dir_errors
 from iam.models.identity import Identity
 from iam.web import db, services
@@ -262,18 +262,37 @@ def _reauthenticated(sso: Any) -> bool:
     )
 
 
+def _authenticate_counted(username: str, password: str) -> Any:
+    """The directory's password check, counted by the provider's lockout (R-PW-6) inside this
+    request's transaction (the session already holds it: a signed-in user re-authenticating)."""
+    settings = services().settings.lockout
+    s = db()
+    if lockout.begin_attempt(s, settings, username=username, ip=g.client_ip).locked:
+        raise signin.LockedOut("locked by the provider")
+    outcome = lockout.Outcome.OTHER
+    try:
+        user = services().directory.authenticate(username, password)
+        outcome = lockout.Outcome.SUCCESS
+    except dir_errors.InvalidCredentials:
+        outcome = lockout.Outcome.FAILURE
+        raise
+    finally:
+        lockout.finish_attempt(
+            s, settings, username=username, ip=g.client_ip, user_agent=g.user_agent, outcome=outcome
+        )
+    return user
+
+
 def _check_password(sso: Any, password: str) -> str | None:
     """None when ``password`` is the signed-in user's; else the error to show."""
     identity = db().get(Identity, sso.sub)
     if identity is None:
         return str(_("Wrong password."))
     try:
-        signin._refuse_if_locked(identity.username)
-        user = services().directory.authenticate(identity.username, password)
+        user = _authenticate_counted(identity.username, password)
     except dir_errors.DirectoryError as exc:
         message, reason = signin._login_error(exc)
         if isinstance(exc, dir_errors.InvalidCredentials):
-            signin._count_failure(identity.username)
             message = _("Wrong password.")
         _record(
             "mfa.reauth_failed", outcome="failure", actor=sso.sub, subject=sso.sub, details={"reason": reason}
