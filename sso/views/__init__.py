@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sso.views import account, endpoints, mfa, signin  # noqa: F401 — importing registers the routes
+from sso.views import account, endpoints, mfa, mfa_devices, signin  # noqa: F401 — importing registers the routes
 from sso.views.common import bp
 
 __all__ = ["bp", "exempt_from_csrf", "mfa"]
