@@ -32,6 +32,10 @@ def init_app(app: Flask, services: Services) -> None:
 
     app.extensions.setdefault("iam.openapi_paths", []).append(mfa_openapi.paths())
     views.exempt_from_csrf(csrf)
+    from iam.web import BEARER_VERIFIER
+    from sso.views.endpoints import verify_bearer
+
+    app.extensions[BEARER_VERIFIER] = verify_bearer  # the core's JSON APIs accept our access tokens
     from sso.views import card  # smart-card sign-in (/card/…, /api/v1/x509/…)
 
     card.init_app(app, csrf)

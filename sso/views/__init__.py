@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sso.mfa import api as mfa_api
-from sso.views import account, endpoints, mfa, signin  # noqa: F401 — importing registers the routes
+from sso.views import account, endpoints, mfa, mfa_devices, signin  # noqa: F401 — importing registers the routes
 from sso.views.common import bp
 
 __all__ = ["bp", "exempt_from_csrf", "mfa"]
@@ -17,4 +16,3 @@ def exempt_from_csrf(csrf: Any) -> None:
     """Client-authenticated endpoints carry no browser session; /logout validates its own form."""
     for view in (endpoints.token, endpoints.introspect, endpoints.revoke, endpoints.userinfo, signin.logout):
         csrf.exempt(view)
-    csrf.exempt(mfa_api.api_reset)  # Bearer-token API, no browser session

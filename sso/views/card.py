@@ -22,7 +22,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from iam import audit, web
+from iam import audit, lockout, web
 from iam.directory import errors as dir_errors
 from iam.errors import IamError, NotFound
 from iam.models.identity import Identity
@@ -159,17 +159,25 @@ def _password_ok(sub: str, password: str) -> bool:
     identity = db().get(Identity, sub)
     if identity is None:
         return False
+    # counted inside this request's transaction: the signed-in session already holds it
+    settings, s = services().settings.lockout, db()
+    if lockout.begin_attempt(s, settings, username=identity.username, ip=g.client_ip).locked:
+        return False
+    outcome = lockout.Outcome.OTHER
     try:
-        signin._refuse_if_locked(identity.username)
         services().directory.authenticate(identity.username, password)
+        outcome = lockout.Outcome.SUCCESS
     except (dir_errors.PasswordExpired, dir_errors.MustChangePassword):
-        return True  # the password is right; its age is the sign-in's business
+        outcome = lockout.Outcome.SUCCESS  # the password is right; its age is the sign-in's business
     except dir_errors.InvalidCredentials:
-        signin._count_failure(identity.username)
-        return False
-    except dir_errors.DirectoryError:
-        return False
-    return True
+        outcome = lockout.Outcome.FAILURE
+    except dir_errors.DirectoryError:  # locked or disabled in AD, unavailable
+        pass
+    finally:
+        lockout.finish_attempt(
+            s, settings, username=identity.username, ip=g.client_ip, user_agent=g.user_agent, outcome=outcome
+        )
+    return outcome is lockout.Outcome.SUCCESS
 
 
 @bp.route("/card/bind", methods=["GET", "POST"])
@@ -284,8 +292,6 @@ def init_app(app: Any, csrf: Any) -> None:
 
     app.register_blueprint(bp)
     app.jinja_env.globals["card_sign_in"] = app.extensions["iam.settings"].x509.enabled
-    for view in (card_api.api_revoke_binding, card_api.api_approve, card_api.api_deny):
-        csrf.exempt(view)
     from sso.x509 import openapi
 
     app.extensions.setdefault("iam.openapi_paths", []).append(openapi.paths())

@@ -10,7 +10,7 @@ from flask import g, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from iam.errors import Conflict, IamError, NotFound
-from iam.web import db
+from iam.web import db, require_scope
 from sso.views.card import bp
 from sso.x509 import service as cards
 from sso.x509.openapi import ADMIN_SCOPE
@@ -31,24 +31,6 @@ class DenyIn(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
-def _api_actor() -> tuple[str | None, Any]:
-    """The caller: a Bearer access token of ours with ``x509:admin`` (deny by default)."""
-    from sso.views.endpoints import _bearer_claims, _bearer_error
-
-    claims = _bearer_claims()
-    if claims is None:
-        return None, _bearer_error("The access token is invalid, expired or revoked.")
-    if ADMIN_SCOPE not in str(claims.get("scope", "")).split():
-        resp = jsonify(
-            error="insufficient_scope", error_description=f"The token lacks the {ADMIN_SCOPE} scope."
-        )
-        resp.status_code = 403
-        resp.headers["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{ADMIN_SCOPE}"'
-        return None, resp
-    sub, client_id = str(claims.get("sub")), str(claims.get("client_id"))
-    return (f"client:{client_id}" if sub == client_id else sub), None
-
-
 def _body(model: type[BaseModel]) -> tuple[Any, Any]:
     data = request.get_json(silent=True)
     if data is None:
@@ -67,20 +49,16 @@ def _domain_error(exc: IamError) -> Any:
 
 
 @bp.get("/api/v1/x509/bindings")
+@require_scope(ADMIN_SCOPE)
 def api_bindings() -> Any:
-    actor, refusal = _api_actor()
-    if refusal is not None:
-        return refusal
     sub = request.args.get("sub") or None
     rows = cards.list_bindings(db(), sub=sub, include_revoked=request.args.get("include_revoked") == "true")
     return jsonify(bindings=[cards.binding_dict(r) for r in rows])
 
 
 @bp.post("/api/v1/x509/bindings/<binding_id>/revoke")
+@require_scope(ADMIN_SCOPE)
 def api_revoke_binding(binding_id: str) -> Any:
-    actor, refusal = _api_actor()
-    if refusal is not None:
-        return refusal
     body, bad = _body(RevokeIn)
     if bad is not None:
         return bad
@@ -88,7 +66,7 @@ def api_revoke_binding(binding_id: str) -> Any:
         row = cards.revoke_binding(
             db(),
             binding_id=binding_id,
-            actor=str(actor),
+            actor=g.api_actor,
             reason=body.reason or "revoked by administrator",
             ip=g.client_ip,
         )
@@ -98,10 +76,8 @@ def api_revoke_binding(binding_id: str) -> Any:
 
 
 @bp.get("/api/v1/x509/requests")
+@require_scope(ADMIN_SCOPE)
 def api_requests() -> Any:
-    actor, refusal = _api_actor()
-    if refusal is not None:
-        return refusal
     status = request.args.get("status", "pending")
     if status not in ("pending", "approved", "denied", "all"):
         return jsonify(
@@ -112,16 +88,14 @@ def api_requests() -> Any:
 
 
 @bp.post("/api/v1/x509/requests/<request_id>/approve")
+@require_scope(ADMIN_SCOPE)
 def api_approve(request_id: str) -> Any:
-    actor, refusal = _api_actor()
-    if refusal is not None:
-        return refusal
     body, bad = _body(ApproveIn)
     if bad is not None:
         return bad
     try:
         row = cards.approve_request(
-            db(), request_id=request_id, actor=str(actor), username=body.username, ip=g.client_ip
+            db(), request_id=request_id, actor=g.api_actor, username=body.username, ip=g.client_ip
         )
     except IamError as exc:
         return _domain_error(exc)
@@ -129,16 +103,14 @@ def api_approve(request_id: str) -> Any:
 
 
 @bp.post("/api/v1/x509/requests/<request_id>/deny")
+@require_scope(ADMIN_SCOPE)
 def api_deny(request_id: str) -> Any:
-    actor, refusal = _api_actor()
-    if refusal is not None:
-        return refusal
     body, bad = _body(DenyIn)
     if bad is not None:
         return bad
     try:
         row = cards.deny_request(
-            db(), request_id=request_id, actor=str(actor), reason=body.reason, ip=g.client_ip
+            db(), request_id=request_id, actor=g.api_actor, reason=body.reason, ip=g.client_ip
         )
     except IamError as exc:
         return _domain_error(exc)

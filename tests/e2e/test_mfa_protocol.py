@@ -176,13 +176,14 @@ def test_ad_group_requires_mfa_for_its_members(
     # nested membership counts: the user is in the team, the team is in the admin group
     samba_fixture(request, "samba_dc").modify(outer.dn, {"member": [(MODIFY_ADD, [inner.dn])]})
     people = {}
-    for role in ("member", "other"):
+    for role in ("member", "member-without-app", "other"):
         username = unique("e2emfa")
         user = ad.create_user(NewUser(username=username, given_name="Mira", family_name="Test"))
         ad.set_password(user.id, AD_PASSWORD, must_change=False)
         ad.enable(user.id)
         people[role] = (username, user.id)
     ad.add_member(team, people["member"][1])
+    ad.add_member(ADMIN_GROUP, people["member-without-app"][1])
     secret = enroll(ad_provider, people["member"][1])
     client = ad_provider.add_rp_client()
     member = node_rp.run(
@@ -194,5 +195,11 @@ def test_ad_group_requires_mfa_for_its_members(
         ["pwd", "otp", "mfa"],
     )
     assert "POST /mfa/code" in member["sign_in_trail"]
+    # a member who has no authenticator gets the clear page, not a password-level token
+    refused = node_rp.run(
+        ad_provider, client, mode="login", username=people["member-without-app"][0], password=AD_PASSWORD,
+        expect_ok=False,
+    )  # fmt: skip
+    assert "/mfa/ answered 403" in refused["error"] and "requires the sign-in level" in refused["error"]
     other = node_rp.run(ad_provider, client, mode="login", username=people["other"][0], password=AD_PASSWORD)
     assert (other["id_token_claims"]["acr"], other["id_token_claims"]["amr"]) == ("password", ["pwd"])

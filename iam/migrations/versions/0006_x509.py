@@ -1,8 +1,7 @@
 """card sign-in: uploaded CAs, card bindings, account requests
 
 Revision ID: 0006
-Revises: 0004, 0005 (the lead re-chains at merge; on the x509 branch this also joins the two
-heads that main's 0004 and mfa's 0005 made)
+Revises: 0005
 Create Date: 2026-11-26 00:20:00
 """
 
@@ -14,7 +13,7 @@ from alembic import op
 import iam.db
 
 revision: str = "0006"
-down_revision: str | Sequence[str] | None = ("0004", "0005")
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -394,3 +394,17 @@ def test_admin_reset_can_end_the_users_sessions(services, client):
     )
     assert done.get_json()["sessions_ended"] == 1
     assert client.get("/account").headers["Location"].endswith("/login")
+
+
+def test_wrong_passwords_on_the_devices_pages_count_towards_lockout(services, client):
+    make_user(services)
+    cid, _ = make_client(services)
+    client.get(authorize_url(cid)[0])
+    follow_to_code(client, login(client, "alice", PASSWORD))
+    for _ in range(services.settings.lockout.threshold):
+        page = client.get("/mfa/enroll").get_data(as_text=True)
+        client.post("/mfa/enroll", data={"password": "wrong", "csrf_token": csrf_from(page)})
+    page = client.get("/mfa/enroll").get_data(as_text=True)
+    resp = client.post("/mfa/enroll", data={"password": PASSWORD, "csrf_token": csrf_from(page)})
+    assert resp.status_code == 401 and "Too many failed sign-in attempts" in resp.get_data(as_text=True)
+    assert [e.details["reason"] for e in _events(services, "mfa.reauth_failed")][-1] == "throttled"
