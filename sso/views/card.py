@@ -273,17 +273,20 @@ def _card_available(s: Any, sub: str) -> bool:
     return bool(_settings().x509.enabled) and cards.has_card(s, sub)
 
 
-hooks.register_method(
-    hooks.SignInMethod(
-        key="card",
-        label=_l("Smart card"),
-        endpoint="card.login",
-        amr=("sc",),
-        available=_card_available,
-        order=10,
+def _register_with_the_mfa_pages() -> None:
+    """The card on the step-up page and under "My security devices" (done per app, so a
+    registry changed by someone else is put right at the next app start)."""
+    hooks.register_method(
+        hooks.SignInMethod(
+            key="card",
+            label=_l("Smart card"),
+            endpoint="card.login",
+            amr=("sc",),
+            available=_card_available,
+            order=10,
+        )
     )
-)
-hooks.register_device_source(_card_devices)
+    hooks.register_device_source(_card_devices)
 
 
 def init_app(app: Any, csrf: Any) -> None:
@@ -291,6 +294,7 @@ def init_app(app: Any, csrf: Any) -> None:
     from sso.views import card_api  # noqa: F401 — importing registers the API routes
 
     app.register_blueprint(bp)
+    _register_with_the_mfa_pages()
     app.jinja_env.globals["card_sign_in"] = app.extensions["iam.settings"].x509.enabled
     from sso.x509 import openapi
 
