@@ -30,7 +30,7 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
     )
     ok_json = {"description": "Success", "content": {"application/json": {}}}
     err = {"description": "OAuth error: {error, error_description}"}
-    return {
+    doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "iam — identity provider API",
@@ -158,3 +158,7 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
             },
         },
     }
+    # feature packages add their own paths: app.extensions["iam.openapi_paths"] = [callable, ...]
+    for contribute in app.extensions.get("iam.openapi_paths", []):
+        doc["paths"].update(contribute())
+    return doc
