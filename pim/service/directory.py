@@ -8,6 +8,7 @@ is retried.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from typing import TYPE_CHECKING
@@ -30,68 +31,107 @@ if TYPE_CHECKING:
 log = logging.getLogger("pim.directory")
 
 
-def ensure_account(services: Services, session: Session, person_sub: str) -> str | None:
-    """Create the person's admin account (disabled, random unknown password) unless it exists."""
+def _in_directory(services: Services, person_sub: str, username: str) -> tuple[str | None, str | None]:
+    """Find or create the admin account (disabled, random unknown password). Directory only:
+    no database lock is held meanwhile. Returns (id, DN if it was created now)."""
+    d = services.directory
+    existing = d.find_user(username=username)
+    if existing is not None:
+        return existing.id, None
+    person = d.get_user(person_sub)
+    if person is None:
+        log.warning("admin account %s not created: the person is gone", username)
+        return None, None
+    new = NewUser(
+        username=username,
+        given_name=person.given_name,
+        family_name=person.family_name,
+        display_name=f"{person.name} (admin)",
+        ou=services.settings.pim.admin_accounts_ou or None,
+        enabled=False,
+    )
+    try:
+        created = d.create_user(new)
+    except EntryExists:
+        found = d.find_user(username=username)
+        if found is None:
+            raise
+        return found.id, None
+    d.set_password(created.id, random_password(), must_change=False)
+    d.disable(created.id)
+    return created.id, created.dn
+
+
+def _link(session: Session, person_sub: str, account_id: str, created_dn: str | None) -> None:
     account = session.get(AdminAccount, person_sub)
     if account is None:
-        return None
-    if account.account_id:
-        return account.account_id
-    d = services.directory
-    existing = d.find_user(username=account.username)
-    if existing is None:
-        person = d.get_user(person_sub)
-        if person is None:
-            log.warning("admin account for %s not created: the person is gone", account.person_username)
-            return None
-        new = NewUser(
-            username=account.username,
-            given_name=person.given_name,
-            family_name=person.family_name,
-            display_name=f"{person.name} (admin)",
-            ou=services.settings.pim.admin_accounts_ou or None,
-            enabled=False,
-        )
-        try:
-            existing = d.create_user(new)
-        except EntryExists:
-            existing = d.find_user(username=account.username)
-            if existing is None:
-                raise
-        d.set_password(existing.id, random_password(), must_change=False)
-        d.disable(existing.id)
+        return
+    account.account_id = account_id
+    if created_dn:
         record(
             session,
             "pim.admin_account_created",
             SYSTEM,
             severity=audit.Severity.SIGNIFICANT,
             subject=person_sub,
-            details={"admin_account": account.username, "dn": existing.dn},
+            details={"admin_account": account.username, "dn": created_dn},
         )
-    account.account_id = existing.id
-    return existing.id
+
+
+def ensure_account(services: Services, session: Session, person_sub: str) -> str | None:
+    """Create the person's admin account unless it exists (job ``pim.ad.ensure_account``)."""
+    with services.reader() as r:
+        account = r.get(AdminAccount, person_sub)
+        if account is None:
+            return None
+        if account.account_id:
+            return account.account_id
+        username = account.username
+    account_id, dn = _in_directory(services, person_sub, username)
+    if account_id is not None:
+        _link(session, person_sub, account_id, dn)
+    return account_id
 
 
 def activate(services: Services, session: Session, request_id: str) -> None:
-    """Enable the admin account, set its password, add the role's groups; then ``active``."""
+    """Enable the admin account, set its password, add the role's groups; then ``active``.
+
+    The directory is written before this job touches the database (on SQLite with the built-in
+    directory both share one write lock); the state is re-checked afterwards."""
     from pim.service.requests import _transition
 
-    req = session.get(ElevationRequest, request_id)
-    if req is None or req.state != State.APPROVED or req.ends_at is None:
-        return
-    if req.ends_at <= clock.now():
-        return  # the window is already over: expiry will record it, nothing to grant
-    account_id = ensure_account(services, session, req.requester_sub)
+    with services.reader() as r:
+        snap = r.get(ElevationRequest, request_id)
+        if snap is None or snap.state != State.APPROVED or snap.ends_at is None:
+            return
+        if snap.ends_at <= clock.now():
+            return  # the window is already over: expiry records it, nothing to grant
+        account = r.get(AdminAccount, snap.requester_sub)
+        if account is None:
+            raise Conflict("the requester has no admin account")
+        person_sub, username, account_id = account.person_sub, account.username, account.account_id
+        secret, groups = snap.secret, list(snap.groups)
+    created_dn = None
     if account_id is None:
-        raise Conflict("the requester's admin account cannot be created")
+        account_id, created_dn = _in_directory(services, person_sub, username)
+        if account_id is None:
+            raise Conflict("the requester's admin account cannot be created")
     d = services.directory
-    password = unseal(services, req.secret, context=req.id) if req.secret else random_password()
+    password = unseal(services, secret, context=request_id) if secret else random_password()
     d.set_password(account_id, password, must_change=False)
     d.enable(account_id)
-    for group in req.groups:
+    for group in groups:
         d.add_member(group, account_id)
-    now = clock.now()
-    values: dict[str, object] = {"applied_at": now}
+    _link(session, person_sub, account_id, created_dn)
+    req = session.get(ElevationRequest, request_id)
+    if req is None:
+        return
+    if req.state != State.APPROVED:
+        # ended while we were granting: take it away again
+        req.removed_at = None
+        jobs.enqueue(session, "pim.ad.deactivate", {"request_id": req.id})
+        return
+    values: dict[str, object] = {"applied_at": clock.now()}
     if req.secret_shown_at is not None:
         values["secret"] = None
     _transition(session, req, [State.APPROVED], State.ACTIVE, **values)
@@ -100,15 +140,15 @@ def activate(services: Services, session: Session, request_id: str) -> None:
         "pim.access_granted",
         SYSTEM,
         subject=req.requester_sub,
-        details={"request": req.id, "admin_account": req.admin_username, "groups": list(req.groups)},
+        details={"request": req.id, "admin_account": req.admin_username, "groups": groups},
     )
 
 
-def _still_needed(session: Session, req: ElevationRequest) -> tuple[bool, set[str]]:
+def _still_needed(session: Session, requester_sub: str, request_id: str) -> tuple[bool, set[str]]:
     others = session.scalars(
         select(ElevationRequest).where(
-            ElevationRequest.requester_sub == req.requester_sub,
-            ElevationRequest.id != req.id,
+            ElevationRequest.requester_sub == requester_sub,
+            ElevationRequest.id != request_id,
             ElevationRequest.state.in_([str(s) for s in LIVE_STATES]),
         )
     ).all()
@@ -119,32 +159,35 @@ def _still_needed(session: Session, req: ElevationRequest) -> tuple[bool, set[st
 def deactivate(services: Services, session: Session, request_id: str) -> None:
     """Disable the admin account, remove the groups, rotate the password (unless another live
     elevation of the same person still needs the account)."""
-    req = session.get(ElevationRequest, request_id)
-    if req is None or req.removed_at is not None:
-        return
-    account = session.get(AdminAccount, req.requester_sub)
-    if account is None or not account.account_id:
-        req.removed_at = clock.now()
-        return
+    with services.reader() as r:
+        snap = r.get(ElevationRequest, request_id)
+        if snap is None or snap.removed_at is not None:
+            return
+        account = r.get(AdminAccount, snap.requester_sub)
+        account_id = account.account_id if account is not None else None
+        username = account.username if account is not None else None
+        groups = list(snap.groups)
+        other_live, keep = _still_needed(r, snap.requester_sub, request_id)
     d = services.directory
-    other_live, keep = _still_needed(session, req)
-    if not other_live:
-        try:
-            d.disable(account.account_id)
-        except NoSuchEntry:
-            log.warning("admin account %s is gone from the directory", account.username)
-    for group in req.groups:
-        if group.casefold() in keep:
-            continue
-        try:
-            d.remove_member(group, account.account_id)
-        except NoSuchEntry:
-            log.warning("group %s or account %s is gone from the directory", group, account.username)
-    if not other_live:
-        try:
-            d.set_password(account.account_id, random_password(), must_change=False)
-        except NoSuchEntry:
-            pass
+    if account_id:
+        if not other_live:
+            try:
+                d.disable(account_id)
+            except NoSuchEntry:
+                log.warning("admin account %s is gone from the directory", username)
+        for group in groups:
+            if group.casefold() in keep:
+                continue
+            try:
+                d.remove_member(group, account_id)
+            except NoSuchEntry:
+                log.warning("group %s or account %s is gone from the directory", group, username)
+        if not other_live:
+            with contextlib.suppress(NoSuchEntry):
+                d.set_password(account_id, random_password(), must_change=False)
+    req = session.get(ElevationRequest, request_id)
+    if req is None:
+        return
     req.removed_at = clock.now()
     req.secret = None
     lag = (
@@ -157,8 +200,8 @@ def deactivate(services: Services, session: Session, request_id: str) -> None:
         subject=req.requester_sub,
         details={
             "request": req.id,
-            "admin_account": account.username,
-            "groups": list(req.groups),
+            "admin_account": username,
+            "groups": groups,
             "lag_seconds": round(lag, 3) if lag is not None else None,
         },
     )
@@ -166,18 +209,21 @@ def deactivate(services: Services, session: Session, request_id: str) -> None:
 
 def lock_account(services: Services, session: Session, person_sub: str) -> None:
     """Disable an admin account found enabled outside an elevation, and rotate its password."""
-    account = session.get(AdminAccount, person_sub)
-    if account is None or not account.account_id:
-        return
-    if session.scalar(
-        select(ElevationRequest.id).where(
-            ElevationRequest.requester_sub == person_sub,
-            ElevationRequest.state.in_([str(s) for s in LIVE_STATES]),
+    with services.reader() as r:
+        account = r.get(AdminAccount, person_sub)
+        if account is None or not account.account_id:
+            return
+        account_id = account.account_id
+        live = r.scalar(
+            select(ElevationRequest.id).where(
+                ElevationRequest.requester_sub == person_sub,
+                ElevationRequest.state.in_([str(s) for s in LIVE_STATES]),
+            )
         )
-    ):
+    if live:
         return  # an elevation started meanwhile
-    services.directory.disable(account.account_id)
-    services.directory.set_password(account.account_id, random_password(), must_change=False)
+    services.directory.disable(account_id)
+    services.directory.set_password(account_id, random_password(), must_change=False)
 
 
 def rotate_shared(services: Services, session: Session, username: str, reason: str) -> None:
