@@ -99,7 +99,9 @@ def pim_sqlite(sqlite_services: Services, tmp_path: Path) -> Iterator[Env]:
 
 
 def _env(services: Services, tmp_path: Path) -> Iterator[Env]:
-    saved = use_pim_settings(services, roles_dir=write_roles(tmp_path / "roles", ROLES), security_officers=["sec"])
+    saved = use_pim_settings(
+        services, roles_dir=write_roles(tmp_path / "roles", ROLES), security_officers=["sec"]
+    )
     env = Env(services)
     d = services.directory
     for g in ("Ops Admins", "DB Admins", "DB Approvers"):

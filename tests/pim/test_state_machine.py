@@ -152,14 +152,18 @@ def test_input_rules(pim: Env) -> None:
     env = pim
     _eligible(env, "alice")
     with env.tx() as s, pytest.raises(ValidationFailed, match="justification"):
-        service.request_elevation(s, env.services, actor=env.actor("alice"), role="ops", justification="short")
+        service.request_elevation(
+            s, env.services, actor=env.actor("alice"), role="ops", justification="short"
+        )
     with env.tx() as s, pytest.raises(ValidationFailed, match="between 1 and 120"):
         service.request_elevation(
             s, env.services, actor=env.actor("alice"), role="ops", minutes=121, justification="x" * 20
         )
     _request(env)
     with env.tx() as s, pytest.raises(Conflict, match="already"):
-        service.request_elevation(s, env.services, actor=env.actor("alice"), role="ops", justification="x" * 20)
+        service.request_elevation(
+            s, env.services, actor=env.actor("alice"), role="ops", justification="x" * 20
+        )
 
 
 def test_pending_request_lapses(pim: Env) -> None:
@@ -224,7 +228,9 @@ def test_denial_and_two_approvals(pim: Env) -> None:
     _eligible(env, "alice", role="dba")
     rid = _request(env)
     with env.tx() as s:
-        service.decide(s, env.services, actor=env.actor("boss"), request_id=rid, approve=False, comment="not tonight")
+        service.decide(
+            s, env.services, actor=env.actor("boss"), request_id=rid, approve=False, comment="not tonight"
+        )
     assert _get(env, rid).state == State.DENIED
     with env.tx() as s, pytest.raises(ValidationFailed, match="ticket"):
         service.request_elevation(s, env.services, actor=env.actor("alice"), role="dba")
@@ -309,15 +315,25 @@ def test_break_glass(pim: Env) -> None:
     _eligible(env, "alice", role="glass")
     with env.tx() as s, pytest.raises(service.StepUpRequired):
         service.break_glass(
-            s, env.services, actor=env.actor("alice", "mfa"), role="glass", justification="ransomware spreading now"
+            s,
+            env.services,
+            actor=env.actor("alice", "mfa"),
+            role="glass",
+            justification="ransomware spreading now",
         )
     with env.tx() as s, pytest.raises(ValidationFailed, match="justification"):
-        service.break_glass(s, env.services, actor=env.actor("alice", "smartcard"), role="glass", justification="")
+        service.break_glass(
+            s, env.services, actor=env.actor("alice", "smartcard"), role="glass", justification=""
+        )
     with env.tx() as s, pytest.raises(ValidationFailed, match="emergency"):
         service.request_elevation(s, env.services, actor=env.actor("alice", "smartcard"), role="glass")
     with env.tx() as s:
         req = service.break_glass(
-            s, env.services, actor=env.actor("alice", "smartcard"), role="glass", justification="ransomware spreading now"
+            s,
+            env.services,
+            actor=env.actor("alice", "smartcard"),
+            role="glass",
+            justification="ransomware spreading now",
         )
         rid = req.id
     req = _get(env, rid)
