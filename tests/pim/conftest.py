@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+import pim.jobs  # noqa: F401 — registers the handlers
 from iam import jobs
 from iam.config import PimSettings
 from iam.directory.base import DirectoryUser
 from iam.identities import upsert_identity
 from iam.services import Services
-import pim.jobs  # noqa: F401 — registers the handlers
 from pim.service import Actor
 from tests.sso.helpers import PASSWORD, make_user
 
