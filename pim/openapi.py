@@ -42,7 +42,9 @@ def _op(
     if body is not None:
         op["requestBody"] = body
     if rid:
-        op["parameters"] = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+        op["parameters"] = [
+            {"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}
+        ]
     return op
 
 
@@ -97,23 +99,23 @@ def paths() -> dict[str, Any]:
                 ok="201",
             )
         },
-        "/api/v1/pim/requests/{id}": {
+        "/api/v1/pim/requests/{request_id}": {
             "get": _op("One request (requester, its approvers, officers)", rid=True)
         },
-        "/api/v1/pim/requests/{id}/approve": {
+        "/api/v1/pim/requests/{request_id}/approve": {
             "post": _op("Approve (never your own request)", body=comment, rid=True)
         },
-        "/api/v1/pim/requests/{id}/deny": {"post": _op("Deny", body=comment, rid=True)},
-        "/api/v1/pim/requests/{id}/cancel": {
+        "/api/v1/pim/requests/{request_id}/deny": {"post": _op("Deny", body=comment, rid=True)},
+        "/api/v1/pim/requests/{request_id}/cancel": {
             "post": _op("Requester: withdraw, or end an elevation early", body=reason, rid=True)
         },
-        "/api/v1/pim/requests/{id}/revoke": {
+        "/api/v1/pim/requests/{request_id}/revoke": {
             "post": _op("Approver or officer: end an elevation early", body=reason, rid=True)
         },
-        "/api/v1/pim/requests/{id}/password": {
+        "/api/v1/pim/requests/{request_id}/password": {
             "post": _op("The admin account's password, shown once to the requester", rid=True)
         },
-        "/api/v1/pim/requests/{id}/review": {
+        "/api/v1/pim/requests/{request_id}/review": {
             "post": _op(
                 "Officer: close the review of a break-glass use",
                 body=_body({"note": ("string", "findings")}, ["note"]),

@@ -109,8 +109,8 @@ def _actor() -> Actor:
     return g.pim_actor  # type: ignore[no-any-return]
 
 
-def _req(rid: str) -> Any:
-    return jsonify(service.show(db(), services(), _actor(), rid))
+def _req(request_id: str) -> Any:
+    return jsonify(service.show(db(), services(), _actor(), request_id))
 
 
 @api.get("/roles")
@@ -183,58 +183,62 @@ def break_glass() -> Any:
     return jsonify(service.request_dict(req)), 201
 
 
-@api.get("/requests/<rid>")
+@api.get("/requests/<request_id>")
 @endpoint
-def get_request(rid: str) -> Any:
-    return _req(rid)
+def get_request(request_id: str) -> Any:
+    return _req(request_id)
 
 
-@api.post("/requests/<rid>/approve")
+@api.post("/requests/<request_id>/approve")
 @endpoint
-def approve(rid: str) -> Any:
+def approve(request_id: str) -> Any:
     body = _body(CommentIn)
-    service.decide(db(), services(), actor=_actor(), request_id=rid, approve=True, comment=body.comment)
-    return _req(rid)
+    service.decide(
+        db(), services(), actor=_actor(), request_id=request_id, approve=True, comment=body.comment
+    )
+    return _req(request_id)
 
 
-@api.post("/requests/<rid>/deny")
+@api.post("/requests/<request_id>/deny")
 @endpoint
-def deny(rid: str) -> Any:
+def deny(request_id: str) -> Any:
     body = _body(CommentIn)
-    service.decide(db(), services(), actor=_actor(), request_id=rid, approve=False, comment=body.comment)
-    return _req(rid)
+    service.decide(
+        db(), services(), actor=_actor(), request_id=request_id, approve=False, comment=body.comment
+    )
+    return _req(request_id)
 
 
-@api.post("/requests/<rid>/cancel")
+@api.post("/requests/<request_id>/cancel")
 @endpoint
-def cancel(rid: str) -> Any:
+def cancel(request_id: str) -> Any:
     body = _body(ReasonIn)
-    service.cancel(db(), services(), actor=_actor(), request_id=rid, reason=body.reason)
-    return _req(rid)
+    service.cancel(db(), services(), actor=_actor(), request_id=request_id, reason=body.reason)
+    return _req(request_id)
 
 
-@api.post("/requests/<rid>/revoke")
+@api.post("/requests/<request_id>/revoke")
 @endpoint
-def revoke(rid: str) -> Any:
+def revoke(request_id: str) -> Any:
     body = _body(ReasonIn)
-    service.revoke(db(), services(), actor=_actor(), request_id=rid, reason=body.reason)
-    return _req(rid)
+    service.revoke(db(), services(), actor=_actor(), request_id=request_id, reason=body.reason)
+    return _req(request_id)
 
 
-@api.post("/requests/<rid>/password")
+@api.post("/requests/<request_id>/password")
 @endpoint
-def password(rid: str) -> Any:
-    value = service.reveal_secret(db(), services(), actor=_actor(), request_id=rid)
+def password(request_id: str) -> Any:
+    value = service.reveal_secret(db(), services(), actor=_actor(), request_id=request_id)
     resp = jsonify(password=value, note="Shown once. It stops working when the elevation ends.")
     return resp
 
 
-@api.post("/requests/<rid>/review")
+@api.post("/requests/<request_id>/review")
 @endpoint
-def review(rid: str) -> Any:
+def review(request_id: str) -> Any:
     body = _body(NoteIn)
-    service.review(db(), services(), actor=_actor(), request_id=rid, note=body.note)
-    return _req(rid)
+    service.review(db(), services(), actor=_actor(), request_id=request_id, note=body.note)
+    return _req(request_id)
 
 
 @api.get("/approvals")

@@ -192,7 +192,9 @@ def test_roles_api_db_overrides_file(web: tuple[Env, Flask]) -> None:
 def test_openapi_has_pim_paths(web: tuple[Env, Flask]) -> None:
     _, app = web
     doc = app.test_client().get("/api/v1/openapi.json").get_json()
-    assert "/api/v1/pim/requests" in doc["paths"] and "/api/v1/pim/requests/{id}/approve" in doc["paths"]
+    assert (
+        "/api/v1/pim/requests" in doc["paths"] and "/api/v1/pim/requests/{request_id}/approve" in doc["paths"]
+    )
     assert "/token" in doc["paths"]
 
 
