@@ -413,3 +413,57 @@ def test_only_officers_manage_eligibility(pim: Env) -> None:
         service.add_eligibility(s, env.services, actor=env.actor("boss"), role="ops", username="alice")
     with env.tx() as s, pytest.raises(NotFound):
         service.add_eligibility(s, env.services, actor=env.actor("sec"), role="ops", username="nobody-here")
+
+
+class _Outage:
+    """The built-in directory behind a switch: while ``down``, every call raises
+    DirectoryUnavailable (as an unreachable domain controller does)."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner, self.down = inner, False
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*a: object, **kw: object) -> object:
+            if self.down:
+                from iam.directory.errors import DirectoryUnavailable
+
+                raise DirectoryUnavailable("the domain controller does not answer")
+            return attr(*a, **kw)
+
+        return call
+
+
+def test_directory_outage_delays_but_never_loses_work(pim_sqlite: Env) -> None:
+    env = pim_sqlite
+    _eligible(env, "alice")
+    outage = _Outage(env.services.directory)
+    env.services.__dict__["directory"] = outage
+    rid = _request(env)
+    with env.tx() as s:
+        service.decide(s, env.services, actor=env.actor("boss"), request_id=rid, approve=True)
+    outage.down = True
+    env.run_jobs()
+    assert _get(env, rid).state == State.APPROVED  # not granted, but the job waits
+    with env.tx() as s:
+        job = s.scalars(select(Job).where(Job.kind == "pim.ad.activate")).one()
+        assert job.status == "pending" and job.attempts == 1
+    outage.down = False
+    clock.advance(dt.timedelta(seconds=60))  # past the retry backoff
+    env.run_jobs()
+    assert _get(env, rid).state == State.ACTIVE
+    outage.down = True
+    clock.advance(dt.timedelta(minutes=30))
+    env.run_jobs()
+    req = _get(env, rid)
+    assert req.state == State.EXPIRED and req.removed_at is None  # ended; removal still owed
+    outage.down = False
+    clock.advance(dt.timedelta(minutes=5))
+    env.run_jobs()
+    req = _get(env, rid)
+    assert req.removed_at is not None
+    acc = _admin(env)
+    assert acc.account_id and outage.inner.user_groups(acc.account_id) == []  # type: ignore[attr-defined]
