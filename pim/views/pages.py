@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 
 from iam.errors import Conflict, Forbidden, IamError, NotFound
 from iam.web import db, services
@@ -128,7 +128,10 @@ def _step_up(exc: StepUpRequired, role: str) -> Any:
             required=exc.required,
             achieved=exc.achieved,
             role=role,
-            login=url_for("sso.login"),
+            # with the mfa package (sso.views.mfa) the session is raised in place at /mfa/
+            login=url_for("mfa.choose")
+            if "mfa.choose" in current_app.view_functions
+            else url_for("sso.login"),
         ),
         403,
     )
