@@ -122,6 +122,16 @@ def paths() -> dict[str, Any]:
                 rid=True,
             )
         },
+        "/api/v1/pim/shared/{username}/checkout": {
+            "post": {
+                **_op(
+                    "A shared admin account's password (eligible people; recorded; rotated when they leave)"
+                ),
+                "parameters": [
+                    {"name": "username", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+            }
+        },
         "/api/v1/pim/approvals": {"get": _op("Requests waiting for my decision")},
         "/api/v1/pim/overview": {"get": _op("Officer: active, pending, reviews due, out-of-band alerts")},
         "/api/v1/pim/eligibility": {

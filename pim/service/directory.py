@@ -247,14 +247,16 @@ def rotate_shared(services: Services, session: Session, username: str, reason: s
 # -- out-of-band detection (R-PIM-7) ----------------------------------------------------------
 def _allowed(
     session: Session, services: Services
-) -> tuple[dict[str, set[str]], set[str], list[AdminAccount]]:
-    """Per privileged group (casefolded), the usernames that may be in it now; and the admin
-    accounts that may be enabled now."""
+) -> tuple[dict[str, set[str]], set[str], list[AdminAccount], dict[str, str]]:
+    """Per privileged group (casefolded), the usernames that may be in it now; the admin
+    accounts that may be enabled now; and each group's name as the roles spell it."""
     roles = all_roles(session, services, include_disabled=True)
     grace = clock.now() - dt.timedelta(seconds=services.settings.pim.detection_grace)
     allowed: dict[str, set[str]] = {}
+    spelled: dict[str, str] = {}
     for role in roles.values():
         for g in role.groups:
+            spelled.setdefault(g.casefold(), g)
             allowed.setdefault(g.casefold(), set()).update(m.casefold() for m in role.permanent_members)
     for e in session.scalars(select(Eligibility).where(Eligibility.permanent.is_(True))):
         held = roles.get(e.role)
@@ -276,18 +278,19 @@ def _allowed(
         for g in req.groups:
             allowed.setdefault(g.casefold(), set()).add(req.admin_username.casefold())
     accounts = list(session.scalars(select(AdminAccount).where(AdminAccount.account_id.is_not(None))))
-    return allowed, enabled_ok, accounts
+    return {k: v for k, v in allowed.items() if k in spelled}, enabled_ok, accounts, spelled
 
 
 def detect(services: Services) -> list[int]:
     """Read every privileged group and every admin account; alert on what PIM does not back.
     Directory reads happen outside any write transaction. Returns the new alert ids."""
     with services.reader() as session:
-        allowed, enabled_ok, accounts = _allowed(session, services)
+        allowed, enabled_ok, accounts, spelled = _allowed(session, services)
         account_rows = [(a.person_sub, a.username, a.account_id) for a in accounts]
     d = services.directory
     found: list[tuple[str, str, DirectoryUser, str]] = []  # kind, group, user, person_sub
-    for group, ok in allowed.items():
+    for key, ok in allowed.items():
+        group = spelled[key]
         try:
             members = d.group_members(group, nested=True)
         except NoSuchEntry:
@@ -305,8 +308,8 @@ def detect(services: Services) -> list[int]:
     remove = services.settings.pim.remove_out_of_band
     with services.transaction() as session:
         for kind, group, user, person_sub in found:
-            key = (kind, user.id, group)
-            seen.add(key)
+            found_key = (kind, user.id, group)
+            seen.add(found_key)
             if session.scalar(
                 select(Alert.id).where(
                     Alert.kind == kind,

@@ -269,3 +269,12 @@ def remove_eligibility() -> Any:
     body = _body(EligibilityIn)
     service.remove_eligibility(db(), services(), actor=_actor(), role=body.role, username=body.username)
     return "", 204
+
+
+@api.post("/shared/<username>/checkout")
+@endpoint
+def shared_checkout(username: str) -> Any:
+    """A shared administrator account's current password, for a person eligible for one of its
+    roles (recorded: their leaving rotates it)."""
+    value = service.checkout_shared(db(), services(), actor=_actor(), username=username)
+    return jsonify(username=username, password=value)

@@ -467,3 +467,28 @@ def test_directory_outage_delays_but_never_loses_work(pim_sqlite: Env) -> None:
     assert req.removed_at is not None
     acc = _admin(env)
     assert acc.account_id and outage.inner.user_groups(acc.account_id) == []  # type: ignore[attr-defined]
+
+
+def test_detection_on_the_builtin_directory(pim: Env) -> None:
+    from pim.models import Alert
+    from pim.service.directory import detect
+
+    env = pim
+    d = env.services.directory
+    _eligible(env, "alice")
+    rid = _request(env)
+    with env.tx() as s:
+        service.decide(s, env.services, actor=env.actor("boss"), request_id=rid, approve=True)
+    env.run_jobs()
+    assert detect(env.services) == []  # adm-alice is backed by her elevation
+    d.add_member("Ops Admins", env.users["eve"].id)
+    new = detect(env.services)
+    assert len(new) == 1
+    with env.tx() as s:
+        alert = s.get(Alert, new[0])
+        assert alert is not None and alert.username == "eve" and alert.group == "Ops Admins"
+    d.remove_member("Ops Admins", env.users["eve"].id)
+    assert detect(env.services) == []
+    with env.tx() as s:
+        alert = s.get(Alert, new[0])
+        assert alert is not None and alert.resolved_at is not None  # closed when gone

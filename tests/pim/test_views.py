@@ -166,6 +166,17 @@ def test_api(web: tuple[Env, Flask]) -> None:
     assert resp.get_json()["state"] == "cancelled"
     assert c.get("/api/v1/pim/overview", headers=boss).status_code == 403
     assert c.get("/api/v1/pim/overview", headers=_bearer(env, app, "sec")).status_code == 200
+    from tests.sso.helpers import make_user
+
+    make_user(env.services, "ops-shared")
+    with env.tx() as s:
+        service.add_shared(s, env.services, actor=env.actor("sec"), username="ops-shared", roles=["ops"])
+    env.run_jobs()
+    assert c.post("/api/v1/pim/shared/ops-shared/checkout", headers=boss).status_code == 403
+    shared = c.post("/api/v1/pim/shared/ops-shared/checkout", headers=alice)
+    assert shared.status_code == 200 and env.services.directory.authenticate(
+        "ops-shared", shared.get_json()["password"]
+    )
     with env.tx() as s:  # no password in the audit log
         for ev in s.scalars(select(AuditEvent)):
             assert pw.get_json()["password"] not in str(ev.details)
