@@ -18,6 +18,7 @@ from iam.models.jobs import Job
 from pim import service
 from pim.models import AdminAccount, Decision, ElevationRequest, SharedAccount, State
 from pim.tokens import elevation_claims
+from tests.iam.test_audit import SmtpSink
 from tests.pim.conftest import Env
 
 
@@ -492,3 +493,34 @@ def test_detection_on_the_builtin_directory(pim: Env) -> None:
     with env.tx() as s:
         alert = s.get(Alert, new[0])
         assert alert is not None and alert.resolved_at is not None  # closed when gone
+
+
+def test_people_concerned_are_mailed(pim_sqlite: Env, smtp_sink: SmtpSink) -> None:
+    from iam.config import AuditSettings, MailSettings
+
+    env = pim_sqlite
+    saved = env.services.settings.mail, env.services.settings.audit
+    env.services.settings.mail = MailSettings(
+        host="127.0.0.1", port=smtp_sink.server_address[1], sender="iam@idp.test"
+    )
+    env.services.settings.audit = AuditSettings(security_officer_email="officer@example.test")
+    try:
+        _eligible(env, "alice")
+        rid = _request(env)
+        env.run_jobs()
+        sent = {(m["msg"]["Subject"], tuple(m["to"])) for m in smtp_sink.messages}
+        subject = "[IAM PIM] Privileged access requested: ops by alice"
+        for who in ("boss", "boss2", "alice", "ops-notify"):
+            assert (subject, (f"{who}@example.test",)) in sent, sent
+        smtp_sink.messages.clear()
+        with env.tx() as s:
+            service.decide(s, env.services, actor=env.actor("boss"), request_id=rid, approve=True)
+        env.run_jobs()
+        to = {m["to"][0] for m in smtp_sink.messages if "granted" in m["msg"]["Subject"]}
+        assert "alice@example.test" in to
+        body = next(m["msg"].get_content() for m in smtp_sink.messages if "granted" in m["msg"]["Subject"])
+        assert "adm-alice" in body and rid in body
+        # the critical activation event reaches the security officer too
+        assert any(m["to"] == ["officer@example.test"] for m in smtp_sink.messages)
+    finally:
+        env.services.settings.mail, env.services.settings.audit = saved
