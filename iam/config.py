@@ -123,6 +123,8 @@ class WorkerSettings(Section):
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies" / "passwords"
 """The password profiles shipped with the project (``policies/passwords/`` in the repository)."""
+MAIL_TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "mail"
+"""The mail templates shipped with the project (``templates/mail/``)."""
 
 
 class LockoutSettings(Section):
@@ -150,6 +152,22 @@ class PasswordSettings(Section):
     overrides: dict[str, Any] = Field(default_factory=dict)
     """Settings that replace the profile's, one by one (e.g. ``{history_count = 10}``); validated
     like the profile file."""
+    reminder_days: list[int] = Field(default_factory=lambda: [14, 7, 1])
+    """Mail a reminder this many days before a password expires (each once per expiry date);
+    ``[]`` turns reminders off. Needs ``mail.host`` and an e-mail address on the account."""
+    reminder_interval: int = Field(default=3600, ge=60)
+    """Seconds between the worker's scans of the directory for passwords about to expire."""
+    reminder_template_dir: Path = MAIL_TEMPLATE_DIR
+    """Folder with ``password_expiry.subject.txt``, ``password_expiry.txt`` and
+    ``password_expiry.html`` (Jinja; variables: name, username, expires_at, days, change_url,
+    organisation). Copy and edit them to change the wording or the language."""
+
+    @field_validator("reminder_days")
+    @classmethod
+    def _positive_days(cls, value: list[int]) -> list[int]:
+        if any(d < 0 for d in value):
+            raise ValueError("reminder days must be 0 or more")
+        return sorted(set(value), reverse=True)
 
 
 class ServerSettings(Section):

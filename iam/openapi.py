@@ -41,6 +41,20 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
             ),
         },
         "servers": [{"url": issuer}],
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "oauth2",
+                    "description": "Access token from the token endpoint (client credentials).",
+                    "flows": {
+                        "clientCredentials": {
+                            "tokenUrl": f"{issuer}/token",
+                            "scopes": {"users:write": "Administer users (password reset)"},
+                        }
+                    },
+                }
+            }
+        },
         "paths": {
             "/.well-known/openid-configuration": {
                 "get": {
@@ -140,6 +154,57 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
                     "responses": {
                         "302": {"description": "Back to the registered post-logout URI"},
                         "200": {"description": "Signed-out or confirmation page"},
+                    },
+                }
+            },
+            "/api/v1/users/{username}/password-reset": {
+                "post": {
+                    "summary": "Administrator password reset (shows a temporary password once)",
+                    "description": (
+                        "Sets a random temporary password that satisfies the configured password "
+                        "profile and must be changed at the first sign-in; the reset (never the "
+                        "password) is recorded in the audit log with the calling client and the "
+                        "reason. Needs an access token (client credentials) with scope users:write."
+                    ),
+                    "security": [{"bearer": ["users:write"]}],
+                    "parameters": [
+                        {"name": "username", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "reason": {"type": "string", "maxLength": 500},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Reset done",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "username": {"type": "string"},
+                                            "temporary_password": {"type": "string"},
+                                            "must_change": {"type": "boolean"},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "400": err,
+                        "401": err,
+                        "403": err,
+                        "404": err,
+                        "503": {"description": "Directory unavailable; nothing was changed"},
                     },
                 }
             },

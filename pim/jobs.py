@@ -7,7 +7,7 @@
   overdue elevation and lapses stale requests, so a crash or restart never extends access.
 - periodic ``pim.detect`` (``pim.detection_interval``, default 60 s): out-of-band changes.
 - ``pim.shared.rotate``: new password for a shared administrator account.
-- ``pim.notify``: mails to the people concerned.
+- ``pim.notify``: finds the people concerned and queues one core ``iam.mail`` job for each.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam.core_jobs import send_mail
+from iam import jobs
 from iam.directory.errors import DirectoryUnavailable, NoSuchEntry
 from iam.jobs import RetryLater, handler, periodic
 from iam.models.identity import Identity
@@ -180,5 +180,5 @@ def _notify(services: Services, session: Session, payload: dict[str, Any]) -> No
         f"Admin account: {req.admin_username or '-'}\n\n"
         f"Open {services.settings.issuer}/pim/ to see or act on it.\n"
     )
-    for to in recipients(session, services, req, event):
-        send_mail(services, to=to, subject=f"[IAM PIM] {subject}", body=body)
+    for to in recipients(session, services, req, event):  # one durable mail job each
+        jobs.enqueue(session, "iam.mail", {"to": to, "subject": f"[IAM PIM] {subject}", "text": body})

@@ -28,6 +28,10 @@ def init_app(app: Flask, services: Services) -> None:
     app.extensions["sso.server"] = IamAuthorizationServer(app, services, signer)
     app.register_blueprint(views.bp)
     views.exempt_from_csrf(csrf)
+    from iam.web import BEARER_VERIFIER
+    from sso.views.endpoints import verify_bearer
+
+    app.extensions[BEARER_VERIFIER] = verify_bearer  # the core's JSON APIs accept our access tokens
     if services.settings.dev_mode:
         from sso import demo
 

@@ -5,7 +5,7 @@ from iam.models.audit import AuditEvent, AuditHead
 from iam.models.identity import Identity, LocalGroup, LocalGroupMember, LocalUser
 from iam.models.jobs import Job, JobStatus
 from iam.models.lockout import LockoutCounter
-from iam.models.passwords import PasswordHistory
+from iam.models.passwords import PasswordHistory, PasswordReminder
 
 __all__ = [
     "AuditEvent",
@@ -19,4 +19,5 @@ __all__ = [
     "LocalUser",
     "LockoutCounter",
     "PasswordHistory",
+    "PasswordReminder",
 ]

@@ -21,6 +21,8 @@ class Identity(Base):
     username: Mapped[str] = mapped_column(String(256), index=True)
     display_name: Mapped[str | None] = mapped_column(String(256))
     email: Mapped[str | None] = mapped_column(String(256))
+    birth_date: Mapped[dt.date | None]
+    """From the HR record when provisioning knows it; the password rules refuse it in passwords."""
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[dt.datetime] = mapped_column(default=clock.now, onupdate=clock.now)

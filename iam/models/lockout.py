@@ -20,5 +20,9 @@ class LockoutCounter(Base):
 
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     failures: Mapped[int] = mapped_column(default=0)
+    in_flight: Mapped[int] = mapped_column(default=0, server_default="0")
+    """Attempts that have been let through to the directory and not finished yet: they count
+    against the threshold, so parallel attempts never reach the directory more often than the
+    threshold allows (AD never locks before we do)."""
     window_start: Mapped[dt.datetime]
     locked_until: Mapped[dt.datetime | None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iam.db import Base
@@ -27,3 +27,19 @@ class PasswordHistory(Base):
     password_hash: Mapped[str] = mapped_column(String(256))
     set_at: Mapped[dt.datetime]
     by_admin: Mapped[bool] = mapped_column(default=False)
+
+
+class PasswordReminder(Base):
+    """A password-expiry reminder mailed to an account: one per expiry date and reminder day, so
+    a reminder is sent once even when the worker runs the check many times a day."""
+
+    __tablename__ = "password_reminders"
+    __table_args__ = (UniqueConstraint("sub", "expires_at", "days_before"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    sub: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[dt.datetime]
+    days_before: Mapped[int]
+    sent_at: Mapped[dt.datetime]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
@@ -151,18 +154,11 @@ def login() -> Any:
         username = str(form.username.data or "").strip()
         directory = services().directory
         try:
-            _refuse_if_locked(username)
-            user = directory.authenticate(username, str(form.password.data or ""))
+            with _attempt(username):
+                user = directory.authenticate(username, str(form.password.data or ""))
         except (dir_errors.PasswordExpired, dir_errors.MustChangePassword) as exc:
             reason = "expired" if isinstance(exc, dir_errors.PasswordExpired) else "must_change"
-            _record(
-                "login.password_change_required",
-                outcome="failure",
-                actor=username,
-                details={"reason": reason},
-            )
-            session["pwchange"] = {"username": username, "reason": reason}
-            return redirect(url_for("sso.change_password"))
+            return _require_change(username, reason)
         except dir_errors.DirectoryError as exc:
             error, reason = _login_error(exc)
             _record(
@@ -174,10 +170,13 @@ def login() -> Any:
                 else audit.Severity.NORMAL,
                 details={"reason": reason},
             )
-            if isinstance(exc, dir_errors.InvalidCredentials):
-                _count_failure(username)
         else:
-            lockout.record_success(db(), username=username)
+            expiry = passwords.effective_expiry(services().password_profile, user, clock.now())
+            if expiry.expired:
+                # our profile's maximum age (R-PW-1) ends before AD's: the change is forced here
+                return _require_change(username, "expired")
+            if expiry.warn and expiry.expires_at is not None:
+                session["pw_expiry_warning"] = expiry.expires_at.isoformat()
             return _complete_login(user, amr=["pwd"])
     elif request.method == "POST":
         error = _("Enter your username and password.")
@@ -189,16 +188,37 @@ class LockedOut(dir_errors.DirectoryError):
     """The provider's own lockout (R-PW-6): the directory is not even asked."""
 
 
-def _refuse_if_locked(username: str) -> None:
-    """Raise LockedOut while this account name or this address is locked (read-only check)."""
-    if lockout.state(reader(), username=username, ip=g.client_ip).locked:
-        raise LockedOut("locked by the provider")
+def _require_change(username: str, reason: str) -> Any:
+    _record("login.password_change_required", outcome="failure", actor=username, details={"reason": reason})
+    session["pwchange"] = {"username": username, "reason": reason}
+    return redirect(url_for("sso.change_password"))
 
 
-def _count_failure(username: str) -> None:
-    lockout.record_failure(
-        db(), services().settings.lockout, username=username, ip=g.client_ip, user_agent=g.user_agent
-    )
+@contextmanager
+def _attempt(username: str) -> Iterator[None]:
+    """One password check against the directory, counted by the provider's lockout (R-PW-6).
+
+    The attempt is registered (and committed) before the directory is asked, so parallel
+    attempts never reach AD more often than our threshold allows; its outcome is counted after.
+    Raises LockedOut without asking the directory while the name or address is locked."""
+    settings = services().settings.lockout
+    with services().transaction() as s:
+        if lockout.begin_attempt(s, settings, username=username, ip=g.client_ip).locked:
+            raise LockedOut("locked by the provider")
+    outcome = lockout.Outcome.OTHER
+    try:
+        yield
+        outcome = lockout.Outcome.SUCCESS
+    except (dir_errors.PasswordExpired, dir_errors.MustChangePassword):
+        outcome = lockout.Outcome.SUCCESS  # the password was right
+        raise
+    except dir_errors.InvalidCredentials:
+        outcome = lockout.Outcome.FAILURE
+        raise
+    finally:
+        lockout.finish_attempt(
+            db(), settings, username=username, ip=g.client_ip, user_agent=g.user_agent, outcome=outcome
+        )
 
 
 def _login_error(exc: Exception) -> tuple[str, str]:
@@ -246,9 +266,27 @@ def _complete_login(user: Any, *, amr: list[str]) -> Any:
         details={"username": user.username, "amr": amr, "sid": row.sid},
     )
     g.sso_session = row
-    resp = make_response(_resume())
+    expires = session.pop("pw_expiry_warning", None)
+    if expires:
+        # warn before going on (R-PW-1 warning period); the flow waits for "continue"
+        at = dt.datetime.fromisoformat(expires)
+        resp = make_response(
+            render_template("sso/password_expiring.html", expires_at=at, days=max(0, (at - clock.now()).days))
+        )
+        session["pwchange"] = {"username": user.username, "reason": "expiring"}
+    else:
+        resp = make_response(_resume())
     _set_session_cookie(resp, cookie)
     return resp
+
+
+@bp.get("/login/continue")
+def login_continue() -> Any:
+    """Go on with the pending authorization after the expiry warning."""
+    if current_sso() is None:
+        return redirect(url_for("sso.login"))
+    session.pop("pwchange", None)
+    return _resume()
 
 
 def _check_profile(username: str, current: str, new_password: str) -> None:
@@ -272,7 +310,7 @@ def _profile_violations(username: str, current: str, new_password: str) -> list[
         user = directory.find_user(**({"upn": username} if "@" in username else {"username": username}))
     if user is None:
         return []
-    facts = passwords.facts_for(user, must_change=must_change)
+    facts = passwords.identity_facts(reader(), user, must_change=must_change)
     return passwords.evaluate(
         reader(), services().password_profile, password=new_password, identity=facts, now=clock.now()
     )
@@ -291,16 +329,14 @@ def change_password() -> Any:
         current = str(form.current_password.data or "")
         directory = services().directory
         try:
-            _refuse_if_locked(username)
-            _check_profile(username, current, new_password)
-            directory.change_password(username, current, new_password)
+            with _attempt(username):
+                _check_profile(username, current, new_password)
+                directory.change_password(username, current, new_password)
         except dir_errors.PasswordRejected as exc:
             error = _("The new password was refused: %(reason)s", reason=str(exc))
             outcome = "rejected"
         except dir_errors.DirectoryError as exc:
             error, outcome = _login_error(exc)
-            if isinstance(exc, dir_errors.InvalidCredentials):
-                _count_failure(username)
         else:
             outcome = ""
         if error:

@@ -16,7 +16,6 @@ from iam.directory.base import DirectoryUser
 from iam.identities import upsert_identity
 from iam.services import Services
 from pim.service import Actor
-from tests.iam.test_audit import smtp_sink  # noqa: F401 — the SMTP sink fixture, shared
 from tests.sso.helpers import PASSWORD, make_user
 
 ROLES = {

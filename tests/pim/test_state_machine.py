@@ -18,8 +18,8 @@ from iam.models.jobs import Job
 from pim import service
 from pim.models import AdminAccount, Decision, ElevationRequest, SharedAccount, State
 from pim.tokens import elevation_claims
-from tests.iam.test_audit import SmtpSink
 from tests.pim.conftest import Env
+from tests.smtp import SmtpSink
 
 
 def _eligible(env: Env, *names: str, role: str = "ops") -> None:

@@ -40,11 +40,14 @@ def _csrf(c: Any) -> str:
 def _bearer(env: Env, app: Flask, who: str, *, acr: str = "mfa", scope: str = "openid pim") -> dict[str, str]:
     signer = app.extensions["sso.signer"]
     amr = ["pwd", "otp"] if acr == "mfa" else ["pwd"]
+    tool = env.__dict__.get("tool")
+    if tool is None:
+        tool = env.__dict__["tool"] = make_client(env.services, name="PIM tool", scopes=["openid", "pim"])[0]
     token, _ = signer.access_token(
-        client_id="tool",
+        client_id=tool,
         sub=env.users[who].id,
         scope=scope,
-        audience=["tool"],
+        audience=[tool],
         lifetime=600,
         extra={"acr": acr, "amr": amr},
     )
