@@ -264,11 +264,12 @@ def _allowed(
             for g in held.groups:
                 allowed.setdefault(g.casefold(), set()).add(e.username.casefold())
     enabled_ok: set[str] = set()
+    # live elevations, and those that ended moments ago (removal in flight); an ended one whose
+    # removal never completed is *not* backed: after the grace it is reported like any other
     backed = session.scalars(
         select(ElevationRequest).where(
             ElevationRequest.state.in_([str(s) for s in LIVE_STATES])
-            | (ElevationRequest.ended_at >= grace)
-            | ((ElevationRequest.removed_at.is_(None)) & ElevationRequest.starts_at.is_not(None))
+            | ((ElevationRequest.ended_at >= grace) & ElevationRequest.starts_at.is_not(None))
         )
     ).all()
     for req in backed:

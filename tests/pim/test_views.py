@@ -250,3 +250,18 @@ def test_admin_account_tokens_end_with_the_elevation(web: tuple[Env, Flask]) -> 
     env.run_jobs()
     with env.tx() as s:
         assert not sso_service.user_sessions(s, env.services.directory.find_user(username="adm-alice").id)  # type: ignore[union-attr]
+
+
+def test_break_glass_page_needs_the_strongest_level(web: tuple[Env, Flask]) -> None:
+    env, app = web
+    with env.tx() as s:
+        service.add_eligibility(s, env.services, actor=env.actor("sec"), role="glass", username="alice")
+    alice = _browser(app, "alice")
+    form = alice.get("/pim/request/glass").get_data(as_text=True)
+    assert "Emergency use only" in form and 'type="hidden"' in form
+    data = {"csrf_token": csrf_from(form), "minutes": "30", "justification": "ransomware spreading now"}
+    resp = alice.post("/pim/request/glass", data={**data, "password": PASSWORD})
+    # the dev-mode password re-check stands in for mfa only, never for a smart card
+    assert resp.status_code == 403 and "smartcard" in resp.get_data(as_text=True)
+    with env.tx() as s:
+        assert s.scalars(select(ElevationRequest)).first() is None
