@@ -320,8 +320,9 @@ class PimSettings(Section):
     """DN of the OU the admin accounts are created in (default: ``directory.users_ou``)."""
     password_delivery: Literal["show_once", "provider_only"] = "show_once"  # noqa: S105 — a mode name
     """``show_once``: activation sets a fresh random password shown once to the requester.
-    ``provider_only``: the password stays unknown; the person signs in to this provider as the
-    admin account through a password reset never shown (use with smart-card sign-in)."""
+    ``provider_only``: the fresh password is never shown; the person signs in to this provider
+    as the admin account from "my privileged roles" (their SSO session switches to it until the
+    elevation ends). The second way is offered in both modes."""
     security_officers: list[str] = Field(default_factory=list)
     """Usernames of security officers: overview, revoke anything, edit roles and eligibility,
     review break-glass use."""

@@ -246,3 +246,40 @@ def review(rid: str) -> Any:
         "Review recorded.",
         "pim.overview",
     )
+
+
+@bp.post("/requests/<rid>/use")
+@signed_in
+def use_admin_account(rid: str) -> Any:
+    """Switch this browser's SSO session to the admin account (ends at the elevation's end)."""
+    from flask import make_response
+
+    from pim.service.session import start_admin_session
+    from sso import service as sso_service
+    from sso.views.common import current_sso
+
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    mine = current_sso()
+    if mine is None:
+        return redirect(url_for("sso.login"))
+    try:
+        cookie, _row = start_admin_session(
+            db(), services(), actor=_actor(), request_id=rid, acr=mine.acr, amr=list(mine.amr)
+        )
+    except IamError as exc:
+        flash(str(exc))
+        return redirect(url_for("pim.mine")), 303
+    sso_service.end_sso_session(db(), mine, reason="pim_admin_session", actor=_actor().sub)
+    resp = make_response(redirect(url_for("sso.account"), 303))
+    settings = services().settings
+    resp.set_cookie(
+        settings.session.cookie_name,
+        cookie,
+        httponly=True,
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        samesite="Lax",
+        path="/",
+    )
+    return resp

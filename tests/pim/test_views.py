@@ -265,3 +265,39 @@ def test_break_glass_page_needs_the_strongest_level(web: tuple[Env, Flask]) -> N
     assert resp.status_code == 403 and "smartcard" in resp.get_data(as_text=True)
     with env.tx() as s:
         assert s.scalars(select(ElevationRequest)).first() is None
+
+
+def test_sign_in_to_the_provider_as_the_admin_account(web: tuple[Env, Flask]) -> None:
+    """Instead of the password: the browser's session switches to the admin account, keeps the
+    person's level, ends with the elevation."""
+    from sso.models import SsoSession
+
+    env, app = web
+    with env.tx() as s:
+        rid = service.request_elevation(
+            s, env.services, actor=env.actor("alice"), role="ops", minutes=10, justification="x" * 12
+        ).id
+    alice = _browser(app, "alice")
+    token = _csrf(alice)
+    assert alice.post(f"/pim/requests/{rid}/use", data={"csrf_token": token}).status_code == 303
+    assert "Signed in as" in alice.get("/account").get_data(as_text=True)  # still alice: not active yet
+    with env.tx() as s:
+        service.decide(s, env.services, actor=env.actor("boss"), request_id=rid, approve=True)
+    env.run_jobs()
+    mallory = _browser(app, "eve")  # someone else's request: refused
+    assert mallory.post(f"/pim/requests/{rid}/use", data={"csrf_token": _csrf(mallory)}).status_code == 303
+    resp = alice.post(f"/pim/requests/{rid}/use", data={"csrf_token": token})
+    assert resp.status_code == 303 and resp.headers["Location"].endswith("/account")
+    assert "adm-alice" in alice.get("/account").get_data(as_text=True) or "(admin)" in alice.get(
+        "/account"
+    ).get_data(as_text=True)
+    admin_id = env.services.directory.find_user(username="adm-alice").id  # type: ignore[union-attr]
+    with env.tx() as s:
+        live = s.scalars(select(SsoSession).where(SsoSession.sub == admin_id)).all()
+        req = s.get(ElevationRequest, rid)
+        assert len(live) == 1 and req is not None and live[0].expires_at == req.ends_at
+        assert live[0].acr == "password"  # the person's level is carried, never raised
+        assert len(sso_service.user_sessions(s, env.users["eve"].id)) == 1
+    clock.advance(dt.timedelta(minutes=11))
+    env.run_jobs()
+    assert alice.get("/account").status_code == 302  # the admin session ended with the elevation
