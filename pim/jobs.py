@@ -26,7 +26,7 @@ from iam.models.identity import Identity
 from pim.models import ElevationRequest
 from pim.roles import all_roles
 from pim.service import directory as ops
-from pim.service import requests as reqs
+from pim.service import ending
 
 if TYPE_CHECKING:
     from iam.services import Services
@@ -86,13 +86,13 @@ def _rotate_shared(services: Services, session: Session, payload: dict[str, Any]
 
 @handler("pim.expire")
 def _expire(services: Services, session: Session, payload: dict[str, Any]) -> None:
-    reqs.expire(session, services, str(payload["request_id"]))
+    ending.expire(session, services, str(payload["request_id"]))
 
 
 @periodic("pim.sweep", lambda settings: settings.pim.sweep_interval)
 def sweep(services: Services) -> None:
     with services.transaction() as session:
-        done = reqs.sweep(session, services)
+        done = ending.sweep(session, services)
     if any(done.values()):
         log.info("pim sweep: %s", done)
 

@@ -12,19 +12,14 @@ from pim.service.accounts import (
     rotate_for_person,
 )
 from pim.service.common import SYSTEM, Actor, is_security_officer, may_approve
+from pim.service.ending import cancel, expire, reveal_secret, review, revoke, sweep
 from pim.service.queries import inbox, mine, overview, request_dict, show
 from pim.service.requests import (
     StepUpRequired,
     break_glass,
-    cancel,
     decide,
-    expire,
     request_elevation,
     required_level,
-    reveal_secret,
-    review,
-    revoke,
-    sweep,
 )
 
 __all__ = [

@@ -120,7 +120,7 @@ def remove_eligibility(
     session: Session, services: Services, *, actor: Actor, role: str, username: str
 ) -> None:
     """Eligibility lost: live elevations of the role end, shared accounts of the role rotate."""
-    from pim.service.requests import _end
+    from pim.service.ending import _end
 
     require_officer(services, actor)
     row = session.scalar(
@@ -315,7 +315,7 @@ def on_identity_disabled(sub: str, *, session: Session, reason: str = "", **_: A
 
     Subscribed to :data:`iam.events.identity_disabled`; runs in the sender's transaction.
     """
-    from pim.service.requests import _end
+    from pim.service.ending import _end
 
     reqs = session.scalars(
         select(ElevationRequest).where(
