@@ -139,3 +139,32 @@ def test_database_role_overrides_and_disables_file_role(pim_sqlite: Env) -> None
         assert pim_roles.source(s, env.services, "ops") == "database"
         with pytest.raises(Exception, match="Invalid role"):
             service.put_role(s, env.services, actor=env.actor("sec"), name="bad", definition={"groups": []})
+
+
+def test_assurance_levels() -> None:
+    from pim import assurance
+
+    levels = ["password", "mfa", "smartcard"]
+    assert assurance.achieved_level("mfa", ["pwd", "otp", "mfa"], levels) == "mfa"  # the session's acr
+    assert assurance.achieved_level("urn:other", ["pwd", "otp"], levels) == "mfa"  # else from amr
+    assert assurance.achieved_level(None, ["sc"], levels) == "smartcard"
+    assert assurance.achieved_level(None, ["pwd"], levels) == "password"
+    assert assurance.achieved_level(None, ["otp"], levels) == "password"  # a code alone is not mfa
+    assert assurance.meets("smartcard", "mfa", levels) and not assurance.meets("password", "mfa", levels)
+    assert not assurance.meets("gold", "password", levels)
+    assert assurance.strongest("password", "smartcard", "mfa", levels=levels) == "smartcard"
+
+
+def test_pim_levels_must_match_the_mfa_levels_when_defined() -> None:
+    from types import SimpleNamespace
+
+    from iam.config import PimSettings
+    from pim import check_levels
+
+    def svc(names: list[str]) -> object:
+        mfa = SimpleNamespace(levels=[SimpleNamespace(name=n) for n in names])
+        return SimpleNamespace(settings=SimpleNamespace(mfa=mfa, pim=PimSettings()))
+
+    check_levels(svc(["password", "mfa", "smartcard"]))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="must equal the names of mfa.levels"):
+        check_levels(svc(["password", "smartcard", "mfa"]))  # type: ignore[arg-type]
