@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, PasswordField, StringField, TextAreaField
+from wtforms import BooleanField, IntegerField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 
@@ -26,3 +26,9 @@ class ReasonForm(FlaskForm):  # type: ignore[misc]
 
 class ReviewForm(FlaskForm):  # type: ignore[misc]
     note = TextAreaField("Review findings", validators=[DataRequired(), Length(min=5, max=4000)])
+
+
+class EligibilityForm(FlaskForm):  # type: ignore[misc]
+    role = StringField("Role", validators=[DataRequired(), Length(max=64)])
+    username = StringField("Username", validators=[DataRequired(), Length(max=256)])
+    permanent = BooleanField("Permanent member (never reported)")

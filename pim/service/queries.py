@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from iam import clock
 from iam.errors import Forbidden, NotFound
-from pim.models import LIVE_STATES, Alert, Decision, ElevationRequest, State
+from pim.models import LIVE_STATES, Alert, Decision, ElevationRequest, Eligibility, State
 from pim.roles import Role, all_roles
 from pim.service.accounts import eligible_roles
 from pim.service.common import Actor, is_security_officer, may_approve, remaining, require_officer
@@ -157,6 +157,11 @@ def overview(session: Session, services: Services, actor: Actor) -> dict[str, An
             for a in alerts
         ],
         "recent": [request_dict(r) for r in recent],
+        "eligibility": [
+            {"role": e.role, "username": e.username, "permanent": e.permanent, "since": e.created_at}
+            for e in session.scalars(select(Eligibility).order_by(Eligibility.role, Eligibility.username))
+        ],
+        "roles": sorted(all_roles(session, services)),
     }
 
 

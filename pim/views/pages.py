@@ -11,7 +11,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from iam.errors import Conflict, Forbidden, IamError, NotFound
 from iam.web import db, services
 from pim import service
-from pim.forms import DecisionForm, ReasonForm, RequestForm, ReviewForm
+from pim.forms import DecisionForm, EligibilityForm, ReasonForm, RequestForm, ReviewForm
 from pim.roles import get_role
 from pim.service import Actor, StepUpRequired
 from pim.views.common import dev_recheck, page_actor
@@ -215,7 +215,48 @@ def overview() -> Any:
     if not _officer():
         abort(403)
     data = service.overview(db(), services(), _actor())
-    return render_template("pim/overview.html", data=data, form=ReasonForm(), review=ReviewForm())
+    return render_template(
+        "pim/overview.html", data=data, form=ReasonForm(), review=ReviewForm(), eligibility=EligibilityForm()
+    )
+
+
+@bp.post("/eligibility")
+@signed_in
+def add_eligibility() -> Any:
+    form = EligibilityForm()
+    if not form.validate_on_submit():
+        abort(400)
+    return _act(
+        lambda: service.add_eligibility(
+            db(),
+            services(),
+            actor=_actor(),
+            role=(form.role.data or "").strip(),
+            username=(form.username.data or "").strip(),
+            permanent=bool(form.permanent.data),
+        ),
+        "Eligibility added; the admin account is being created.",
+        "pim.overview",
+    )
+
+
+@bp.post("/eligibility/remove")
+@signed_in
+def remove_eligibility() -> Any:
+    form = EligibilityForm()
+    if not form.validate_on_submit():
+        abort(400)
+    return _act(
+        lambda: service.remove_eligibility(
+            db(),
+            services(),
+            actor=_actor(),
+            role=(form.role.data or "").strip(),
+            username=(form.username.data or "").strip(),
+        ),
+        "Eligibility removed.",
+        "pim.overview",
+    )
 
 
 @bp.post("/requests/<rid>/revoke")

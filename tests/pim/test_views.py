@@ -301,3 +301,26 @@ def test_sign_in_to_the_provider_as_the_admin_account(web: tuple[Env, Flask]) ->
     clock.advance(dt.timedelta(minutes=11))
     env.run_jobs()
     assert alice.get("/account").status_code == 302  # the admin session ended with the elevation
+
+
+def test_officer_manages_eligibility_on_the_overview(web: tuple[Env, Flask]) -> None:
+    from pim.models import Eligibility
+
+    env, app = web
+    boss = _browser(app, "boss")
+    boss.post("/pim/eligibility", data={"csrf_token": _csrf(boss), "role": "ops", "username": "eve"})
+    sec = _browser(app, "sec")
+    page = sec.get("/pim/overview").get_data(as_text=True)
+    assert 'id="eligibility"' in page and ">alice<" in page
+    resp = sec.post(
+        "/pim/eligibility", data={"csrf_token": csrf_from(page), "role": "ops", "username": "eve"}
+    )
+    assert resp.status_code == 303
+    with env.tx() as s:
+        names = sorted(s.scalars(select(Eligibility.username).where(Eligibility.role == "ops")))
+    assert names == ["alice", "eve"]  # boss's attempt did nothing
+    sec.post(
+        "/pim/eligibility/remove", data={"csrf_token": csrf_from(page), "role": "ops", "username": "eve"}
+    )
+    with env.tx() as s:
+        assert sorted(s.scalars(select(Eligibility.username))) == ["alice"]
