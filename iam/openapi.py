@@ -30,7 +30,10 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
     )
     ok_json = {"description": "Success", "content": {"application/json": {}}}
     err = {"description": "OAuth error: {error, error_description}"}
-    doc: dict[str, Any] = {
+    extra_paths: dict[str, Any] = {}
+    for paths in app.extensions.get("iam.openapi_paths", []):
+        extra_paths.update(paths)  # feature packages add theirs (the core imports none of them)
+    return {
         "openapi": "3.1.0",
         "info": {
             "title": "iam — identity provider API",
@@ -221,9 +224,6 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
                     "responses": {"200": {"description": "text/plain"}},
                 }
             },
+            **extra_paths,
         },
     }
-    # feature packages add their own paths: app.extensions["iam.openapi_paths"] = [callable, ...]
-    for contribute in app.extensions.get("iam.openapi_paths", []):
-        doc["paths"].update(contribute())
-    return doc

@@ -25,7 +25,7 @@ def init_app(app: Flask, services: Services) -> None:
     app.register_blueprint(views.api)
     from pim.openapi import paths
 
-    app.extensions.setdefault("iam.openapi_paths", []).append(paths)
+    app.extensions.setdefault("iam.openapi_paths", []).append(paths())
 
 
 def register(cli: click.Group) -> None:

@@ -128,10 +128,8 @@ def _step_up(exc: StepUpRequired, role: str) -> Any:
             required=exc.required,
             achieved=exc.achieved,
             role=role,
-            # with the mfa package (sso.views.mfa) the session is raised in place at /mfa/
-            login=url_for("mfa.choose")
-            if "mfa.choose" in current_app.view_functions
-            else url_for("sso.login"),
+            # sign in again: with an authenticator enrolled the code is asked, or use the card
+            login=url_for("sso.login"),
         ),
         403,
     )

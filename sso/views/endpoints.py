@@ -18,10 +18,11 @@ from iam import clock
 from iam.web import db, reader, services
 from sso import service
 from sso.claims import SCOPE_CLAIMS, user_claims
+from sso.mfa import levels
 from sso.models import AuthMethod, Client
 from sso.server import load_client
 from sso.tokens import TokenInvalid
-from sso.views.common import ACR_PASSWORD, _record, _settings, bp, server
+from sso.views.common import _record, _settings, bp, server
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -53,7 +54,7 @@ def discovery() -> Any:
             {c for cs in SCOPE_CLAIMS.values() for c in cs}
             | {"iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "sid", "agency_code"}
         ),
-        "acr_values_supported": [ACR_PASSWORD],
+        "acr_values_supported": levels.names(_settings().mfa),
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
