@@ -288,7 +288,10 @@ class Settings(BaseSettings):
     lockout: LockoutSettings = Field(default_factory=LockoutSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     mfa: MfaSettings = Field(default_factory=MfaSettings)
-    x509: X509Settings = Field(default_factory=lambda: X509Settings())  # defined at the end
+    pim: PimSettings = Field(default_factory=lambda: PimSettings())
+    """Privileged elevation (the ``pim`` package)."""
+    x509: X509Settings = Field(default_factory=lambda: X509Settings())
+    """Smart-card / client-certificate sign-in (``sso/x509``)."""
 
     @classmethod
     def settings_customise_sources(
@@ -364,6 +367,65 @@ def load_settings(**overrides: Any) -> Settings:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ConfigError(f"Invalid setting {where}: {first['msg']}.") from None
+
+
+PIM_ROLES_DIR = Path(__file__).resolve().parent.parent / "policies" / "pim"
+"""The privileged roles shipped with the project (``policies/pim/`` in the repository)."""
+
+
+class PimSettings(Section):
+    """Time-boxed privileged elevation (R-PIM-1..8). Roles are data in ``roles_dir``."""
+
+    roles_dir: Path = PIM_ROLES_DIR
+    """Folder of role files (``*.toml``); roles edited through the admin API are stored in the
+    database and take precedence over a file of the same name."""
+    admin_account_format: str = "adm-{username}"
+    """sAMAccountName of a person's separate admin account (R-PIM-2); ``{username}`` is theirs."""
+    admin_accounts_ou: str = ""
+    """DN of the OU the admin accounts are created in (default: ``directory.users_ou``)."""
+    password_delivery: Literal["show_once", "provider_only"] = "show_once"  # noqa: S105 — a mode name
+    """``show_once``: activation sets a fresh random password shown once to the requester.
+    ``provider_only``: the fresh password is never shown; the person signs in to this provider
+    as the admin account from "my privileged roles" (their SSO session switches to it until the
+    elevation ends). The second way is offered in both modes."""
+    security_officers: list[str] = Field(default_factory=list)
+    """Usernames of security officers: overview, revoke anything, edit roles and eligibility,
+    review break-glass use."""
+    security_officer_group: str = ""
+    """Directory group whose members are security officers too."""
+    levels: list[str] = Field(default_factory=lambda: ["password", "mfa", "smartcard"])
+    """Sign-in levels (``acr`` values), lowest first."""
+    minimum_level: str = "mfa"
+    """No activation below this level, whatever a role says."""
+    break_glass_level: str = "smartcard"
+    """The level a break-glass activation needs (the strongest)."""
+    dev_password_recheck: bool = True
+    """Dev mode only: when the session lacks the level, re-entering the password counts as the
+    step-up (there is no second factor on a development machine). Ignored outside dev mode."""
+    pending_lifetime: int = Field(default=24 * 60 * 60, ge=60)
+    """Seconds a request waits for approval before it expires on its own (a role may override)."""
+    sweep_interval: float = Field(default=1.0, gt=0)
+    """Seconds between sweeps for overdue elevations and pending requests."""
+    detection_interval: float = Field(default=60.0, gt=0)
+    """Seconds between reads of every privileged group for members not backed by PIM (R-PIM-7)."""
+    detection_grace: int = Field(default=120, ge=0)
+    """Seconds after an elevation ends during which its account is not reported (removal is
+    then still on its way)."""
+    remove_out_of_band: bool = False
+    """Remove members found outside PIM (and disable admin accounts enabled by hand)."""
+    break_glass_review_days: int = Field(default=2, ge=1)
+    """Days within which a break-glass use must be reviewed."""
+    api_scope: str = "pim"
+    """Scope an access token must carry to use ``/api/v1/pim``."""
+
+    @model_validator(mode="after")
+    def _known_levels(self) -> PimSettings:
+        for name in ("minimum_level", "break_glass_level"):
+            if getattr(self, name) not in self.levels:
+                raise ValueError(f"pim.{name} is not one of pim.levels")
+        if "{username}" not in self.admin_account_format:
+            raise ValueError("pim.admin_account_format must contain {username}")
+        return self
 
 
 # -- smart cards / client certificates (R-MFA-1, R-MFA-2) -------------------------------------
@@ -453,4 +515,4 @@ class X509Settings(Section):
     """Let a person with a valid card but no account ask for one; an administrator approves."""
 
 
-Settings.model_rebuild()  # resolve the sections defined after Settings (x509)
+Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509)

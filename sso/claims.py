@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from iam.directory.base import DirectoryUser
@@ -34,3 +35,30 @@ SCOPE_CLAIMS = {
     "email": ["email", "email_verified"],
     "groups": ["groups"],
 }
+
+
+# -- extension point: claims added by other packages to tokens issued for a user ---------------
+TokenHook = Callable[[Any, str, int], dict[str, Any]]
+"""``hook(session, sub, exp) -> claims``: extra claims for a token about ``sub`` that would
+expire at ``exp``; an ``exp`` in the result can only shorten the token (e.g. PIM clamps tokens
+of an elevated admin account to the end of the elevation). ``session`` is read-only."""
+
+_token_hooks: list[TokenHook] = []
+
+
+def register_token_hook(hook: TokenHook) -> None:
+    """Add a hook (idempotent). Packages register at ``init_app``; sso knows nothing of them."""
+    if hook not in _token_hooks:
+        _token_hooks.append(hook)
+
+
+def token_extras(session: Any, sub: str, exp: int) -> dict[str, Any]:
+    """Claims of every registered hook; ``exp`` present only when a hook shortened it."""
+    extra: dict[str, Any] = {}
+    for hook in _token_hooks:
+        more = dict(hook(session, sub, exp))
+        if "exp" in more:
+            exp = min(exp, int(more.pop("exp")))
+            extra["exp"] = exp
+        extra.update(more)
+    return extra

@@ -1,0 +1,324 @@
+"""PIM pages: my privileged roles, request form, approvals inbox, security officer overview."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+
+from iam.errors import Conflict, Forbidden, IamError, NotFound
+from iam.web import db, services
+from pim import service
+from pim.forms import DecisionForm, EligibilityForm, ReasonForm, RequestForm, ReviewForm
+from pim.roles import get_role
+from pim.service import Actor, StepUpRequired
+from pim.views.common import dev_recheck, page_actor
+
+bp = Blueprint("pim", __name__, url_prefix="/pim")
+
+
+def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Every PIM page needs a signed-in person (deny by default)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        actor = page_actor()
+        if actor is None:
+            return redirect(url_for("sso.login"))
+        g.pim_actor = actor
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _actor() -> Actor:
+    return g.pim_actor  # type: ignore[no-any-return]
+
+
+def _error_status(exc: IamError) -> int:
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Forbidden):
+        return 403
+    if isinstance(exc, Conflict):
+        return 409
+    return 400
+
+
+def _officer() -> bool:
+    return service.is_security_officer(services(), _actor())
+
+
+@bp.get("/")
+@signed_in
+def mine() -> Any:
+    data = service.mine(db(), services(), _actor())
+    return render_template(
+        "pim/mine.html",
+        data=data,
+        form=ReasonForm(),
+        officer=_officer(),
+        level=_actor().level,
+    )
+
+
+@bp.route("/request/<role>", methods=["GET", "POST"])
+@signed_in
+def request_form(role: str) -> Any:
+    actor = _actor()
+    session = db()
+    r = get_role(session, services(), role)
+    eligible = {x.name for x, _ in service.eligible_roles(session, services(), actor)}
+    if r is None or role not in eligible:
+        abort(404)
+    form = RequestForm()
+    if request.method == "GET":
+        form.minutes.data = r.default_minutes
+    error: str | None = None
+    status = 200
+    required = service.required_level(services(), r)
+    if form.validate_on_submit():
+        acting = dev_recheck(actor, form.password.data, required)
+        try:
+            if r.break_glass:
+                req = service.break_glass(
+                    session, services(), actor=acting, role=role, justification=form.justification.data or ""
+                )
+            else:
+                req = service.request_elevation(
+                    session,
+                    services(),
+                    actor=acting,
+                    role=role,
+                    minutes=form.minutes.data,
+                    justification=form.justification.data or "",
+                    ticket=form.ticket.data,
+                )
+        except StepUpRequired as exc:
+            return _step_up(exc, role)
+        except IamError as exc:
+            if not isinstance(exc, Forbidden):
+                db().rollback()
+            error, status = str(exc), _error_status(exc)
+        else:
+            flash(f"Request sent ({req.state}).")
+            return redirect(url_for("pim.mine"))
+    elif request.method == "POST":
+        error, status = "Check the form: " + "; ".join(m for ms in form.errors.values() for m in ms), 400
+    return (
+        render_template(
+            "pim/request.html",
+            role=r,
+            form=form,
+            error=error,
+            required=required,
+            level=actor.level,
+            dev_recheck=services().settings.dev_mode and services().settings.pim.dev_password_recheck,
+        ),
+        status,
+    )
+
+
+def _step_up(exc: StepUpRequired, role: str) -> Any:
+    return (
+        render_template(
+            "pim/step_up.html",
+            required=exc.required,
+            achieved=exc.achieved,
+            role=role,
+            # sign in again: with an authenticator enrolled the code is asked, or use the card
+            login=url_for("sso.login"),
+        ),
+        403,
+    )
+
+
+def _act(fn: Callable[[], Any], ok: str, back: str) -> Any:
+    try:
+        fn()
+    except IamError as exc:
+        if not isinstance(exc, Forbidden):
+            db().rollback()  # nothing half-written; refusals keep their audit row
+        flash(str(exc))
+        return redirect(url_for(back)), 303
+    flash(ok)
+    return redirect(url_for(back)), 303
+
+
+@bp.post("/requests/<rid>/cancel")
+@signed_in
+def cancel(rid: str) -> Any:
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    return _act(
+        lambda: service.cancel(
+            db(), services(), actor=_actor(), request_id=rid, reason=form.reason.data or ""
+        ),
+        "The request was withdrawn / the elevation ended.",
+        "pim.mine",
+    )
+
+
+@bp.post("/requests/<rid>/password")
+@signed_in
+def password(rid: str) -> Any:
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        value = service.reveal_secret(db(), services(), actor=_actor(), request_id=rid)
+    except IamError as exc:
+        flash(str(exc))
+        return redirect(url_for("pim.mine")), 303
+    shown = service.show(db(), services(), _actor(), rid)
+    return render_template("pim/password.html", password=value, req=shown)
+
+
+@bp.get("/approvals")
+@signed_in
+def approvals() -> Any:
+    items = service.inbox(db(), services(), _actor())
+    return render_template("pim/approvals.html", items=items, form=DecisionForm())
+
+
+@bp.post("/requests/<rid>/decide")
+@signed_in
+def decide(rid: str) -> Any:
+    form = DecisionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    verdict = request.form.get("verdict")
+    if verdict not in ("approve", "deny"):
+        abort(400)
+    return _act(
+        lambda: service.decide(
+            db(),
+            services(),
+            actor=_actor(),
+            request_id=rid,
+            approve=verdict == "approve",
+            comment=form.comment.data or "",
+        ),
+        "Approved." if verdict == "approve" else "Denied.",
+        "pim.approvals",
+    )
+
+
+@bp.get("/overview")
+@signed_in
+def overview() -> Any:
+    if not _officer():
+        abort(403)
+    data = service.overview(db(), services(), _actor())
+    return render_template(
+        "pim/overview.html", data=data, form=ReasonForm(), review=ReviewForm(), eligibility=EligibilityForm()
+    )
+
+
+@bp.post("/eligibility")
+@signed_in
+def add_eligibility() -> Any:
+    form = EligibilityForm()
+    if not form.validate_on_submit():
+        abort(400)
+    return _act(
+        lambda: service.add_eligibility(
+            db(),
+            services(),
+            actor=_actor(),
+            role=(form.role.data or "").strip(),
+            username=(form.username.data or "").strip(),
+            permanent=bool(form.permanent.data),
+        ),
+        "Eligibility added; the admin account is being created.",
+        "pim.overview",
+    )
+
+
+@bp.post("/eligibility/remove")
+@signed_in
+def remove_eligibility() -> Any:
+    form = EligibilityForm()
+    if not form.validate_on_submit():
+        abort(400)
+    return _act(
+        lambda: service.remove_eligibility(
+            db(),
+            services(),
+            actor=_actor(),
+            role=(form.role.data or "").strip(),
+            username=(form.username.data or "").strip(),
+        ),
+        "Eligibility removed.",
+        "pim.overview",
+    )
+
+
+@bp.post("/requests/<rid>/revoke")
+@signed_in
+def revoke(rid: str) -> Any:
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    back = "pim.overview" if _officer() else "pim.approvals"
+    return _act(
+        lambda: service.revoke(
+            db(), services(), actor=_actor(), request_id=rid, reason=form.reason.data or "revoked"
+        ),
+        "The elevation was revoked.",
+        back,
+    )
+
+
+@bp.post("/requests/<rid>/review")
+@signed_in
+def review(rid: str) -> Any:
+    form = ReviewForm()
+    if not form.validate_on_submit():
+        flash("Write what the review found.")
+        return redirect(url_for("pim.overview")), 303
+    return _act(
+        lambda: service.review(db(), services(), actor=_actor(), request_id=rid, note=form.note.data or ""),
+        "Review recorded.",
+        "pim.overview",
+    )
+
+
+@bp.post("/requests/<rid>/use")
+@signed_in
+def use_admin_account(rid: str) -> Any:
+    """Switch this browser's SSO session to the admin account (ends at the elevation's end)."""
+    from flask import make_response
+
+    from pim.service.session import start_admin_session
+    from sso import service as sso_service
+    from sso.views.common import current_sso
+
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    mine = current_sso()
+    if mine is None:
+        return redirect(url_for("sso.login"))
+    try:
+        cookie, _row = start_admin_session(
+            db(), services(), actor=_actor(), request_id=rid, acr=mine.acr, amr=list(mine.amr)
+        )
+    except IamError as exc:
+        flash(str(exc))
+        return redirect(url_for("pim.mine")), 303
+    sso_service.end_sso_session(db(), mine, reason="pim_admin_session", actor=_actor().sub)
+    resp = make_response(redirect(url_for("sso.account"), 303))
+    settings = services().settings
+    resp.set_cookie(
+        settings.session.cookie_name,
+        cookie,
+        httponly=True,
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        samesite="Lax",
+        path="/",
+    )
+    return resp
