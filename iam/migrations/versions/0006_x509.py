@@ -1,7 +1,7 @@
 """card sign-in: uploaded CAs, card bindings, account requests
 
 Revision ID: 0006
-Revises: 0007 (main's pim migration took 0007 after 0005; the lead may re-chain)
+Revises: 0005
 Create Date: 2026-11-26 00:20:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import iam.db
 
 revision: str = "0006"
-down_revision: str | None = "0007"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """pim
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-11-25 23:50:17.128542
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import iam.db
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
