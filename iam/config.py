@@ -207,6 +207,7 @@ class Settings(BaseSettings):
     passwords: PasswordSettings = Field(default_factory=PasswordSettings)
     lockout: LockoutSettings = Field(default_factory=LockoutSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    provisioning: ProvisioningSettings = Field(default_factory=lambda: ProvisioningSettings())
 
     @classmethod
     def settings_customise_sources(
@@ -282,3 +283,47 @@ def load_settings(**overrides: Any) -> Settings:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ConfigError(f"Invalid setting {where}: {first['msg']}.") from None
+
+
+PROVISIONING_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+
+class ProvisioningSettings(Section):
+    """HR-driven joiners, movers and leavers (R-JML)."""
+
+    policy_dir: Path = PROVISIONING_POLICY_DIR
+    """Folder holding ``naming.toml`` and ``birthright.toml``."""
+    naming_rule: str = ""
+    """Which rule of ``naming.toml`` makes usernames ('' = the file's ``rule``)."""
+    base_ou: str = ""
+    """Where HR accounts live in the directory; the department OUs of ``birthright.toml`` are
+    relative to it. Default: ``directory.users_ou``."""
+    timezone: str = "UTC"
+    """Time zone of HR dates: a start date begins, an end date ends, at local midnight."""
+    password_delivery: Literal["activation_link", "envelope"] = "activation_link"  # noqa: S105
+    """Initial password: a one-time link mailed to the manager, or a sealed-envelope PDF printed
+    with ``iam hr envelopes``."""
+    activation_lifetime: int = Field(default=7 * 24 * 3600, ge=60)
+    """Seconds a one-time activation link (or an unprinted envelope) stays valid."""
+    mover_grace_period: int = Field(default=0, ge=0)
+    """Seconds after a move before access of the old post is removed (BISTrezor: 3 days)."""
+    retention_days: int = Field(default=365, ge=0)
+    """Days after a leaver before the directory account is deleted and the HR record reduced to
+    the register's fields (0 = never). The username stays reserved forever."""
+    max_attempts: int = Field(default=8, ge=1)
+    """Failed attempts to apply an event before it goes to the dead-letter list."""
+    apply_at_once: list[str] = Field(default_factory=lambda: ["leaver"])
+    """Kinds of event applied in the request that delivers them when already due (the worker
+    applies the rest, and retries these if the directory is unreachable)."""
+    operators_group: str = "iam-hr-operators"
+    """Directory group whose members may see the HR pages and replay events."""
+    admin_account_format: str = "adm-{username}"
+    """Name of a person's separate admin account, disabled with the leaver too ('' = none)."""
+    reconcile_interval: int = Field(default=24 * 3600, ge=60)
+    """Seconds between reconciliation runs of the worker."""
+    reconcile_ignore_groups: list[str] = Field(default_factory=lambda: ["Domain Users"])
+    """Groups that never need explaining (every account has them)."""
+    scim_max_results: int = Field(default=200, ge=1)
+
+
+Settings.model_rebuild()

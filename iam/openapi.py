@@ -30,7 +30,7 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
     )
     ok_json = {"description": "Success", "content": {"application/json": {}}}
     err = {"description": "OAuth error: {error, error_description}"}
-    return {
+    doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "iam — identity provider API",
@@ -158,3 +158,6 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
             },
         },
     }
+    # Feature packages add their paths (``app.extensions["iam.openapi_paths"]``) at start.
+    doc["paths"].update(app.extensions.get("iam.openapi_paths", {}))
+    return doc
