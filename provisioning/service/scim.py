@@ -9,6 +9,7 @@ from collections.abc import Generator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Union
 
+from pydantic import Field
 from scim2_models import (
     URN,
     EnterpriseUser,
@@ -32,9 +33,9 @@ from sqlalchemy.orm import Session
 
 from iam import clock
 from iam.errors import Conflict, ValidationFailed
-from provisioning.models import ScimUser
+from provisioning.models import Engagement, HrEvent, ScimUser
 from provisioning.service import events as event_service
-from provisioning.service.schemas import parse_event
+from provisioning.service.schemas import REQUIRED_FOR_NEW, parse_event
 
 if TYPE_CHECKING:
     from iam.config import ProvisioningSettings
@@ -45,12 +46,14 @@ class HrUser(Extension):
 
     __schema__ = URN("urn:iam:params:scim:schemas:extension:hr:2.0:User")
 
-    engagement: str | None = None
-    """official, civil_servant, staff, contractor, third_party (default: userType, else staff)."""
-    start_date: str | None = None
-    end_date: str | None = None
-    birth_date: str | None = None
-    personal_data: str | None = None
+    engagement: str | None = Field(None, examples=[e.value for e in Engagement])
+    """Kind of engagement (default: userType when it names one, else staff)."""
+    start_date: str | None = Field(None, examples=["2026-01-05", "2026-03-01"])
+    """ISO date; the account stays disabled until then."""
+    end_date: str | None = Field(None, examples=["2027-12-31"])
+    birth_date: str | None = Field(None, examples=["1980-02-29", "1991-07-14"])
+    personal_data: str | None = Field(None, examples=["none", "limited", "full"])
+    """Whether and how far the person processes personal data (PABIANICE §1)."""
     personal_data_scope: str | None = None
     decision_number: str | None = None
 
@@ -87,7 +90,9 @@ def _person(resource: dict[str, Any], session: Session, timezone: str) -> dict[s
     if manager.get("value"):
         row = session.get(ScimUser, str(manager["value"]))
         manager_emp = row.employee_number if row else None
-    engagement = hr.get("engagement") or resource.get("userType") or "staff"
+    kinds = {e.value for e in Engagement}
+    user_type = str(resource.get("userType") or "").lower().replace(" ", "_")
+    engagement = hr.get("engagement") or (user_type if user_type in kinds else "staff")
     today = clock.now().astimezone(_zone(timezone)).date().isoformat()
     person = {
         "employee_number": emp,
@@ -97,7 +102,7 @@ def _person(resource: dict[str, Any], session: Session, timezone: str) -> dict[s
         "department": ent.get("department"),
         "title": resource.get("title"),
         "manager": manager_emp,
-        "engagement": str(engagement).lower().replace(" ", "_"),
+        "engagement": engagement,
         "start_date": hr.get("startDate") or today,
         "end_date": hr.get("endDate"),
         "birth_date": hr.get("birthDate"),
@@ -226,6 +231,8 @@ class DbStorage(ScimStorage):
         from scim2_models import InvalidValueException
 
         data = {"idempotency_key": key, "kind": kind, "person": person}
+        if kind in ("joiner", "rehire") and any(not person.get(f) for f in REQUIRED_FOR_NEW):
+            return  # not yet a complete HR record: the event follows when it is
         try:
             event = parse_event(data)
             event_service.accept(self.session, event, source="scim", actor=self.actor, settings=self.settings)
@@ -270,20 +277,26 @@ class DbStorage(ScimStorage):
     ) -> None:
         key = f"scim:{row.id}:{row.version}"
         active = body.get("active", True) is not False
-        if old is None:
+        emp = str(new["employee_number"])
+        joined = self.session.scalar(
+            select(HrEvent.id).where(HrEvent.employee_number == emp, HrEvent.kind.in_(("joiner", "rehire")))
+        )
+        left = self.session.scalar(
+            select(HrEvent.id).where(HrEvent.employee_number == emp, HrEvent.kind == "leaver").limit(1)
+        )
+        if joined is None:
             if active:
                 self._event("joiner", key, new)
-            return
-        if old_active and not active:
-            self._event("leaver", key, {"employee_number": new["employee_number"]})
-        elif not old_active and active:
+        elif old_active and not active:
+            self._event("leaver", key, {"employee_number": emp})
+        elif not old_active and active and left is not None:
             self._event("rehire", key, new)
-        elif active:
+        elif active and old is not None:
             changed = {
                 k: new.get(k) for k in MOVER_KEYS if new.get(k) != old.get(k) and new.get(k) is not None
             }
             if changed:
-                self._event("mover", key, {"employee_number": new["employee_number"], **changed})
+                self._event("mover", key, {"employee_number": emp, **changed})
 
     def delete(
         self, resource_type: ResourceType, resource_id: str, *, expected_version: str | None = None

@@ -64,7 +64,7 @@ def scim(path: str) -> Any:
             try:
                 engine.apply_due(services(), emp) if _urgent(emp) else None
             except Exception as exc:  # noqa: BLE001 — stored; the worker retries
-                log.info("SCIM event of %s left to the worker: %s", emp, exc)
+                log.warning("SCIM event of %s left to the worker: %s", emp, exc)
     body = b"" if result.body is None else json.dumps(result.body).encode()
     resp = Response(body, status=result.status.value)
     for key, value in result.headers.items():
@@ -79,12 +79,13 @@ def _urgent(employee_number: str) -> bool:
     from provisioning.models import EventStatus, HrEvent
 
     kinds = services().settings.provisioning.apply_at_once
-    row = db().scalar(
-        select(HrEvent.id).where(
-            HrEvent.employee_number == employee_number,
-            HrEvent.status == EventStatus.PENDING,
-            HrEvent.kind.in_(kinds),
-            HrEvent.effective_at <= clock.now(),
+    with services().reader() as session:  # no write lock: the engine opens its own transactions
+        row = session.scalar(
+            select(HrEvent.id).where(
+                HrEvent.employee_number == employee_number,
+                HrEvent.status == EventStatus.PENDING,
+                HrEvent.kind.in_(kinds),
+                HrEvent.effective_at <= clock.now(),
+            )
         )
-    )
     return row is not None

@@ -59,7 +59,10 @@ def test_duplicate_delivery_is_recognised_and_a_reused_key_refused(hr: Hr) -> No
     [
         ({"kind": "promotion"}, "kind: Input should be 'joiner', 'mover', 'leaver' or 'rehire'"),
         ({"person": {"employee_number": "x y"}}, "person.employee_number: String should match pattern"),
-        ({"effective_at": "2026-12-01T08:00:00"}, "effective_at: Value error, a date-time needs a UTC offset"),
+        (
+            {"effective_at": "2026-12-01T08:00:00"},
+            "effective_at: Value error, a date-time needs a UTC offset",
+        ),
         ({"person": {"employee_number": "5"}}, "a joiner needs person.given_name"),
         ({"unknown": 1}, "unknown: Extra inputs are not permitted"),
     ],
@@ -139,7 +142,9 @@ def test_directory_unreachable_during_batch_nothing_lost_nothing_twice(hr: Hr, t
 
     working = hr.services.directory
     broken = ActiveDirectory(
-        working.settings.model_copy(update={"url": f"ldaps://127.0.0.1:{_closed_port()}", "connect_timeout": 1.0})
+        working.settings.model_copy(
+            update={"url": f"ldaps://127.0.0.1:{_closed_port()}", "connect_timeout": 1.0}
+        )
     )
     hr.services.__dict__["directory"] = broken
     result = runner.invoke(cli, ["hr", "import", str(good)], obj=ctx)
@@ -166,7 +171,9 @@ def test_directory_unreachable_during_batch_nothing_lost_nothing_twice(hr: Hr, t
 
 def test_event_that_keeps_failing_goes_to_dead_letters_and_is_replayable(hr: Hr) -> None:
     hr.services.settings.provisioning.max_attempts = 2
-    resp = hr.post({"idempotency_key": "mv-ghost", "kind": "mover", "person": {"employee_number": "8001", "title": "X"}})
+    resp = hr.post(
+        {"idempotency_key": "mv-ghost", "kind": "mover", "person": {"employee_number": "8001", "title": "X"}}
+    )
     for _ in range(3):
         hr.work()
         clock.advance(dt.timedelta(minutes=30))

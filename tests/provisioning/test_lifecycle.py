@@ -89,7 +89,12 @@ def test_mover_recomputes_groups_with_grace_period_and_queues_review(hr: Hr) -> 
     hr.work()
     ev = _event(hr, resp.json["id"])
     assert ev.status == EventStatus.APPLIED, ev.error
-    assert set(hr.directory.user_groups(user.id, nested=False)) == {"all-staff", "finance", "it", "payroll-extra"}
+    assert set(hr.directory.user_groups(user.id, nested=False)) == {
+        "all-staff",
+        "finance",
+        "it",
+        "payroll-extra",
+    }
     with hr.services.reader() as s:
         review = [r.group for r in s.scalars(select(ReviewItem).where(ReviewItem.employee_number == "2001"))]
         assert review == ["payroll-extra"]
@@ -107,7 +112,9 @@ def test_leaver_disables_removes_groups_records_latency_then_rehire(hr: Hr) -> N
     user = hr.directory.find_user(employee_number="3001")
     assert user is not None and user.username == "nguyen.thiminh"  # tone marks dropped
     admin = hr.directory.create_user(
-        __import__("iam.directory.base", fromlist=["NewUser"]).NewUser(username="adm-nguyen.thiminh", enabled=True)
+        __import__("iam.directory.base", fromlist=["NewUser"]).NewUser(
+            username="adm-nguyen.thiminh", enabled=True
+        )
     )
     resp = hr.post({"idempotency_key": "leave-3001", "kind": "leaver", "person": {"employee_number": "3001"}})
     assert resp.status_code == 202
@@ -120,7 +127,9 @@ def test_leaver_disables_removes_groups_records_latency_then_rehire(hr: Hr) -> N
     assert admin_after is not None and not admin_after.enabled  # the admin account too
     assert hr.directory.user_groups(user.id, nested=False) == []
     with hr.services.reader() as s:
-        removed = sorted(r.group for r in s.scalars(select(GroupRemoval).where(GroupRemoval.reason == "leaver")))
+        removed = sorted(
+            r.group for r in s.scalars(select(GroupRemoval).where(GroupRemoval.reason == "leaver"))
+        )
         assert removed == ["all-staff", "finance"]
         assert s.get(Identity, user.id).disabled  # type: ignore[union-attr]
         assert s.get(HrPerson, "3001").status == "left"  # type: ignore[union-attr]
