@@ -589,7 +589,8 @@ def leaver_finish(services: Services, event_id: str) -> None:
         person = session.get(HrPerson, ev.employee_number)
         assert person is not None
         ctx = Ctx(services, session, ev, EventIn.model_validate(ev.payload))
-        subs = [str(s) for s in ev.result.get("accounts", [])]  # type: ignore[union-attr]
+        accounts = ev.result.get("accounts", [])
+        subs = [str(s) for s in accounts] if isinstance(accounts, list) else []
         directory = services.directory
         for sub in subs:
             try:
@@ -622,13 +623,12 @@ def leaver_finish(services: Services, event_id: str) -> None:
                 removed.append({"sub": sub, "group": group})
         if person.username:
             reserve(session, person.username, person.employee_number)
-        cancelled = session.execute(
+        session.execute(  # pending grace-period removals are moot: everything went above
             update(GroupRemoval)
             .where(GroupRemoval.employee_number == person.employee_number, GroupRemoval.removed_at.is_(None))
             .values(cancelled_at=clock.now())
         )
-        del cancelled
-        details = {
+        details: dict[str, Any] = {
             "event": ev.id,
             "employee_number": person.employee_number,
             "username": person.username,

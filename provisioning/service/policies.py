@@ -61,7 +61,7 @@ class NamingRule:
     def candidates(self, *, given: str, family: str, employee_number: str, limit: int = 99) -> list[str]:
         """The username and, in order, what the collision rule gives when it is taken."""
         out: list[str] = []
-        templates = [(self.format, None)]
+        templates: list[tuple[str, int | None]] = [(self.format, None)]
         if self.collision:
             templates += [(self.collision, n) for n in range(2, limit + 2)]
         for template, n in templates:

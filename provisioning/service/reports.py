@@ -206,7 +206,7 @@ def register_pdf(rows: list[dict[str, Any]], *, organisation: str) -> bytes:
     pdf.cell(0, 8, latin1(f"{organisation} - register of authorised persons"), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 8)
     pdf.cell(0, 5, f"As of {clock.now():%Y-%m-%d %H:%M} UTC", new_x="LMARGIN", new_y="NEXT")
-    with pdf.table(font_size=None) as table:  # type: ignore[no-untyped-call]
+    with pdf.table() as table:
         head = table.row()
         for _, label in REGISTER_FIELDS:
             head.cell(label)

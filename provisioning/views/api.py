@@ -167,9 +167,9 @@ def openapi_paths() -> dict[str, Any]:
             "person": person,
         },
     }
-    out = {"content": {"application/json": {}}}
-    err = {"description": "{error, error_description}", "content": {"application/json": {}}}
-    security = [{"hrToken": []}]
+    out: dict[str, Any] = {"content": {"application/json": {}}}
+    err: dict[str, Any] = {"description": "{error, error_description}", "content": {"application/json": {}}}
+    security: list[dict[str, list[str]]] = [{"hrToken": []}]
     return {
         "/api/v1/hr/events": {
             "post": {

@@ -84,7 +84,9 @@ def test_leaver_ends_everything_within_seconds(
     ad = samba_fixture(request, "ad_directory")
     employee_number = _hr_record(live_provider, person)
     client = live_provider.add_rp_client(backchannel_logout_uri=backchannel_receiver.url())
-    signed_in = node_rp.run(live_provider, client, mode="login", username=person.username, password=person.password)
+    signed_in = node_rp.run(
+        live_provider, client, mode="login", username=person.username, password=person.password
+    )
     tokens = signed_in["tokens"]
     assert tokens["refresh_token"]
 
