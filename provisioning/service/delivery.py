@@ -148,7 +148,7 @@ def envelope_pdf(items: list[tuple[str, str, str]], *, organisation: str, issuer
     """One A5 "sealed envelope" sheet per person: username and initial password."""
     from fpdf import FPDF
 
-    pdf = FPDF(format="A5")
+    pdf = FPDF(format=(148, 210))  # A5
     pdf.set_auto_page_break(auto=False)
     for employee_number, username, password in items:
         pdf.add_page()
