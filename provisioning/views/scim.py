@@ -62,7 +62,8 @@ def scim(path: str) -> Any:
         db().commit()  # events durable before the answer
         for emp in dict.fromkeys(storage.accepted):
             try:
-                engine.apply_due(services(), emp) if _urgent(emp) else None
+                if _urgent(emp):
+                    engine.apply_due(services(), emp)
             except Exception as exc:  # noqa: BLE001 — stored; the worker retries
                 log.warning("SCIM event of %s left to the worker: %s", emp, exc)
     body = b"" if result.body is None else json.dumps(result.body).encode()

@@ -144,7 +144,8 @@ def apply_event(services: Services, event_id: str) -> None:
             assert person is not None
             facts = mover.directory_step(services, reader, data, person)
     with services.transaction() as session:
-        event = session.get(HrEvent, event_id)
+        # the row lock (PostgreSQL) makes a second worker wait, then see the event applied
+        event = session.get(HrEvent, event_id, with_for_update=True)
         if event is None or event.status != EventStatus.PENDING:
             return
         person = session.get(HrPerson, event.employee_number)

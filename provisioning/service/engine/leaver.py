@@ -94,7 +94,7 @@ def finish(services: Services, event_id: str) -> None:
                 remove_member(directory, group, sub)
                 removed.append({"sub": sub, "group": group})
     with services.transaction() as session:
-        ev = session.get(HrEvent, event_id)
+        ev = session.get(HrEvent, event_id, with_for_update=True)
         if ev is None or ev.status != EventStatus.PENDING:
             return
         person = session.get(HrPerson, ev.employee_number)
