@@ -147,3 +147,36 @@ def test_leaver_disables_removes_groups_records_latency_then_rehire(hr: Hr) -> N
     assert again is not None and again.enabled and again.username == "nguyen.thiminh"
     assert again.must_change_password
     assert hr.directory.user_groups(user.id, nested=False) == ["all-staff", "it"]
+
+
+def test_retention_deletes_the_account_keeps_the_name_and_a_rehire_gets_it_back(hr: Hr) -> None:
+    hr.services.settings.provisioning.retention_days = 30
+    assert hr.post(joiner("3101", "Čedomir", "Jovanović")).status_code == 202
+    hr.work()
+    user = hr.directory.find_user(employee_number="3101")
+    assert user is not None and user.username == "cedomir.jovanovic"
+    assert (
+        hr.post(
+            {"idempotency_key": "out-3101", "kind": "leaver", "person": {"employee_number": "3101"}}
+        ).json["status"]
+        == "applied"
+    )
+    clock.advance(dt.timedelta(days=30, minutes=1))
+    hr.work()
+    assert hr.directory.get_user(user.id) is None  # deleted after the retention period
+    with hr.services.reader() as s:
+        person = s.get(HrPerson, "3101")
+        assert person is not None and person.birth_date is None and person.username == "cedomir.jovanovic"
+        assert s.get(ReservedUsername, "cedomir.jovanovic") is not None
+    # nobody else gets the name, even now that AD has no such account
+    assert hr.post(joiner("3102", "Čedomir", "Jovanović")).status_code == 202
+    hr.work()
+    other = hr.directory.find_user(employee_number="3102")
+    assert other is not None and other.username == "cedomir.jovanovic2"
+    # the person returns: a new account under their own reserved name
+    back = joiner("3101", "Čedomir", "Jovanović")
+    back.update(idempotency_key="back-3101", kind="rehire")
+    assert hr.post(back).status_code == 202
+    hr.work()
+    again = hr.directory.find_user(employee_number="3101")
+    assert again is not None and again.username == "cedomir.jovanovic" and again.id != user.id
