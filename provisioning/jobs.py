@@ -50,6 +50,12 @@ def _mail(services: Services, session: Session, payload: dict[str, Any]) -> None
 
 @periodic("provisioning.reconcile", lambda settings: settings.provisioning.reconcile_interval)
 def _reconcile(services: Services) -> None:
+    from sqlalchemy import select
+
+    from provisioning.models import HrPerson
     from provisioning.service import reports
 
-    reports.reconcile(services, alert=True)
+    with services.reader() as session:
+        in_use = session.scalar(select(HrPerson.employee_number).limit(1)) is not None
+    if in_use:  # before HR sends anyone, every account would be an "orphan"
+        reports.reconcile(services, alert=True)
