@@ -4,6 +4,8 @@ an HR client with the ``hr`` scope and its access token from our own token endpo
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +46,12 @@ class Hr:
         return total
 
 
+#: AD usernames are domain-wide and the DC is shared: family names get this run's suffix.
+SFX = "".join(secrets.choice(string.ascii_lowercase) for _ in range(2))
+
+
 def joiner(emp: str, given: str = "Ana", family: str = "Kovač", **person: Any) -> dict[str, Any]:
+    family += SFX
     today = clock.now().date()
     body = {
         "employee_number": emp,

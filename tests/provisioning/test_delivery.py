@@ -16,7 +16,7 @@ from iam import clock
 from iam.cli import Ctx, cli
 from iam.directory.ad import ActiveDirectory
 from provisioning.models import EventStatus, HrEvent
-from tests.provisioning.conftest import Hr, joiner
+from tests.provisioning.conftest import SFX, Hr, joiner
 
 pytestmark = pytest.mark.samba
 
@@ -130,13 +130,8 @@ def test_directory_unreachable_during_batch_nothing_lost_nothing_twice(hr: Hr, t
     dry = runner.invoke(cli, ["hr", "import", str(good), "--dry-run", "--json"], obj=ctx)
     assert dry.exit_code == 0, dry.output
     planned = json.loads(dry.output)["events"]
-    assert [p["username"] for p in planned] == [
-        "jan.kowalski",
-        "jan.kowalski2",
-        "jan.kowalski3",
-        "jan.kowalski4",
-        "jan.kowalski5",
-        "jan.kowalski6",
+    assert [p["username"] for p in planned] == [f"jan.kowalski{SFX}"] + [
+        f"jan.kowalski{SFX}{n}" for n in range(2, 7)
     ]
     assert _count(hr) == 0
 

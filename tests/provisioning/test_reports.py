@@ -19,7 +19,7 @@ from iam.cli import Ctx, cli
 from iam.directory.base import NewUser
 from iam.models.audit import AuditEvent
 from provisioning.models import Activation, HrEvent, HrPerson
-from tests.provisioning.conftest import Hr, joiner
+from tests.provisioning.conftest import SFX, Hr, joiner
 
 pytestmark = pytest.mark.samba
 provisioning.register(cli)
@@ -44,7 +44,7 @@ def test_reconciliation_finds_orphans_enabled_leavers_and_unexplained_groups(hr:
     leaver = hr.directory.find_user(employee_number="r2")
     assert leaver is not None
     hr.directory.enable(leaver.id)  # someone re-enabled it in AD by hand
-    orphan = hr.directory.create_user(NewUser(username="orphan-x1", enabled=True))
+    orphan = hr.directory.create_user(NewUser(username=f"orphan-x1{SFX}", enabled=True))
     stayer = hr.directory.find_user(employee_number="r1")
     assert stayer is not None
     hr.directory.create_group("shadow-admins")
@@ -73,8 +73,8 @@ def test_register_lists_the_section_15_fields(hr: Hr, tmp_path: Path) -> None:
     lines = out.output.strip().splitlines()
     assert lines[0].startswith("Name,Organisational unit,Title,Date granted,Decision number,Date ended,Scope")
     assert len(lines) == 2  # only people who process personal data
-    assert "Zofia Wójcik,Finance,Accountant" in lines[1] and "D-g1" in lines[1]
-    assert "full: payroll records" in lines[1] and "zofia.wojcik" in lines[1]
+    assert f"Zofia Wójcik{SFX},Finance,Accountant" in lines[1] and "D-g1" in lines[1]
+    assert "full: payroll records" in lines[1] and f"zofia.wojcik{SFX}" in lines[1]
     pdf = tmp_path / "register.pdf"
     assert _cli(hr, "hr", "register", "--format", "pdf", "--out", str(pdf)).exit_code == 0
     assert pdf.read_bytes().startswith(b"%PDF")
@@ -122,7 +122,7 @@ def test_activation_link_to_the_manager_works_once(hr: Hr, monkeypatch: pytest.M
     link = re.search(r"http://localhost(/hr/activate/\S+)", mail.get_content())
     assert link, mail.get_content()
     page = hr.client.get(link.group(1))
-    assert page.status_code == 200 and "tin.novi" in page.get_data(as_text=True)
+    assert page.status_code == 200 and f"tin.novi{SFX}" in page.get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True))
     assert token
     shown = hr.client.post(link.group(1), data={"csrf_token": token.group(1)})
@@ -130,7 +130,7 @@ def test_activation_link_to_the_manager_works_once(hr: Hr, monkeypatch: pytest.M
     assert password and len(password.group(1)) >= 12
     assert shown.headers["Cache-Control"] == "no-store"
     with pytest.raises(Exception):  # noqa: B017 — the temporary password works, but must change
-        hr.directory.authenticate("tin.novi", password.group(1))
+        hr.directory.authenticate(f"tin.novi{SFX}", password.group(1))
     again = hr.client.post(link.group(1), data={"csrf_token": token.group(1)})
     assert again.status_code == 404
 
@@ -140,12 +140,13 @@ def test_snapshot_import_joins_moves_and_leaves(hr: Hr, tmp_path: Path) -> None:
     today = clock.now().date().isoformat()
     head = "employee_number,given_name,family_name,department,title,engagement,start_date\n"
     first.write_text(
-        head + f"s1,Ana,Kovač,Finance,Clerk,staff,{today}\ns2,Ivo,Babić,IT,Engineer,contractor,{today}\n"
+        head
+        + f"s1,Ana,Kovač{SFX},Finance,Clerk,staff,{today}\ns2,Ivo,Babić{SFX},IT,Engineer,contractor,{today}\n"
     )
     assert _cli(hr, "hr", "import", str(first), "--snapshot").exit_code == 0
     hr.work()
     second = tmp_path / "s2.csv"
-    second.write_text(head + f"s1,Ana,Kovač,IT,Clerk,staff,{today}\n")
+    second.write_text(head + f"s1,Ana,Kovač{SFX},IT,Clerk,staff,{today}\n")
     dry = _cli(hr, "hr", "import", str(second), "--snapshot", "--dry-run", "--json")
     kinds = sorted((e["kind"], e["employee_number"]) for e in json.loads(dry.output)["events"])
     assert kinds == [("leaver", "s2"), ("mover", "s1")]

@@ -16,7 +16,7 @@ from werkzeug.serving import make_server
 
 from iam.services import Services
 from provisioning.models import EventStatus, HrEvent
-from tests.provisioning.conftest import Hr, fresh_token, hr_client
+from tests.provisioning.conftest import SFX, Hr, fresh_token, hr_client
 
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 HR = "urn:iam:params:scim:schemas:extension:hr:2.0:User"
@@ -59,7 +59,7 @@ def _user(emp: str, user_name: str, **extra: Any) -> dict[str, Any]:
     return {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENT, HR],
         "userName": user_name,
-        "name": {"givenName": "Milica", "familyName": "Đurić"},
+        "name": {"givenName": "Milica", "familyName": "Đurić" + SFX},
         "title": "Accountant",
         "userType": "civil_servant",
         "active": True,
@@ -79,7 +79,7 @@ def test_scim_create_patch_inactive_is_a_leaver(hr: Hr) -> None:
     assert hr.client.post("/scim/v2/Users", json=_user("9001", "mdjuric"), headers=h).status_code == 409
     hr.work()
     user = hr.directory.find_user(employee_number="9001")
-    assert user is not None and user.username == "milica.duric"
+    assert user is not None and user.username == f"milica.duric{SFX}"
     # a PUT that changes nothing: recognised, no event
     put = hr.client.put(f"/scim/v2/Users/{scim_id}", json=_user("9001", "mdjuric"), headers=h)
     assert put.status_code == 200 and put.headers["ETag"] == etag
@@ -121,4 +121,4 @@ def test_scim_bulk_creates_people(hr: Hr) -> None:
     names = sorted(
         u.username for u in (hr.directory.find_user(employee_number=f"91{i}") for i in range(3)) if u
     )
-    assert names == ["milica.duric", "milica.duric2", "milica.duric3"]
+    assert names == [f"milica.duric{SFX}", f"milica.duric{SFX}2", f"milica.duric{SFX}3"]
