@@ -214,8 +214,8 @@ def run(services, args, ou: str, tmp: Path) -> int:  # type: ignore[no-untyped-d
     for th in threads:
         th.start()
     while any(th.is_alive() for th in threads):
-        threads[0].join(30)
-        if all(not th.is_alive() for th in threads):
+        next(th for th in threads if th.is_alive()).join(30)
+        if not any(th.is_alive() for th in threads):
             break
         with services.reader() as session:
             done = len(list(session.scalars(select(HrEvent.id).where(HrEvent.status == EventStatus.APPLIED))))
