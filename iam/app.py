@@ -72,5 +72,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(views.bp)
     for feature in load_features():
         feature.init_app(app, services)
+    for view in app.view_functions.values():
+        if getattr(view, "iam_bearer_api", False):
+            csrf.exempt(view)  # bearer-token APIs carry no cookies to forge
     logging.getLogger("iam").setLevel(logging.INFO)
     return app

@@ -123,6 +123,8 @@ class WorkerSettings(Section):
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies" / "passwords"
 """The password profiles shipped with the project (``policies/passwords/`` in the repository)."""
+MAIL_TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "mail"
+"""The mail templates shipped with the project (``templates/mail/``)."""
 
 
 class LockoutSettings(Section):
@@ -150,6 +152,22 @@ class PasswordSettings(Section):
     overrides: dict[str, Any] = Field(default_factory=dict)
     """Settings that replace the profile's, one by one (e.g. ``{history_count = 10}``); validated
     like the profile file."""
+    reminder_days: list[int] = Field(default_factory=lambda: [14, 7, 1])
+    """Mail a reminder this many days before a password expires (each once per expiry date);
+    ``[]`` turns reminders off. Needs ``mail.host`` and an e-mail address on the account."""
+    reminder_interval: int = Field(default=3600, ge=60)
+    """Seconds between the worker's scans of the directory for passwords about to expire."""
+    reminder_template_dir: Path = MAIL_TEMPLATE_DIR
+    """Folder with ``password_expiry.subject.txt``, ``password_expiry.txt`` and
+    ``password_expiry.html`` (Jinja; variables: name, username, expires_at, days, change_url,
+    organisation). Copy and edit them to change the wording or the language."""
+
+    @field_validator("reminder_days")
+    @classmethod
+    def _positive_days(cls, value: list[int]) -> list[int]:
+        if any(d < 0 for d in value):
+            raise ValueError("reminder days must be 0 or more")
+        return sorted(set(value), reverse=True)
 
 
 class ServerSettings(Section):
@@ -171,6 +189,68 @@ class ServerSettings(Section):
             except ValueError as exc:
                 raise ValueError(f"{net!r} is not an IP address or network") from exc
         return value
+
+
+class AssuranceLevel(Section):
+    """One named level of assurance (an OIDC ``acr`` value)."""
+
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.:/-]+$")
+    """The ``acr`` value announced in discovery and put in ID tokens."""
+    amr: list[list[str]] = Field(min_length=1)
+    """How it is reached: any one of these sets of RFC 8176 ``amr`` values, e.g.
+    ``[["pwd", "otp"], ["sc"]]`` = password plus one-time code, or a smart card."""
+
+
+def _default_levels() -> list[AssuranceLevel]:
+    return [
+        AssuranceLevel(name="password", amr=[["pwd"], ["sc"], ["hwk"]]),
+        AssuranceLevel(name="mfa", amr=[["pwd", "otp"], ["sc"], ["hwk"]]),
+        AssuranceLevel(name="smartcard", amr=[["sc"], ["hwk"]]),
+    ]
+
+
+class MfaSettings(Section):
+    """Second factors (TOTP, R-MFA-3) and levels of assurance (``acr``/``amr``, R-MFA-4)."""
+
+    issuer_label: str = ""
+    """Name shown in authenticator apps next to the account (default: ``organisation``)."""
+    digits: int = Field(default=6, ge=6, le=8)
+    period: int = Field(default=30, ge=15, le=120)
+    """Seconds per TOTP time step."""
+    algorithm: Literal["SHA1", "SHA256", "SHA512"] = "SHA1"
+    """SHA1 is what every authenticator app supports; the others only some."""
+    valid_window: int = Field(default=1, ge=0, le=2)
+    """Time steps accepted either side of now (clock drift of the phone)."""
+    recovery_codes: int = Field(default=10, ge=1, le=20)
+    """One-time recovery codes issued at enrollment (each works once)."""
+    throttle_threshold: int = Field(default=5, ge=1)
+    """Wrong codes for one account within ``throttle_window`` that block code entry."""
+    throttle_window: int = Field(default=15 * 60, ge=1)
+    throttle_duration: int = Field(default=15 * 60, ge=1)
+    """Seconds code entry stays blocked (``iam mfa reset`` lifts it)."""
+    reauth_seconds: int = Field(default=300, ge=30)
+    """Enrolling or removing a device needs the password re-entered within this many seconds."""
+    require_enrolled: bool = True
+    """A user who has a confirmed authenticator always gives a code when signing in with a
+    password (otherwise only when a level demands it)."""
+    self_enrollment: bool = True
+    """Users may set up an authenticator themselves (after re-entering their password)."""
+    levels: list[AssuranceLevel] = Field(default_factory=_default_levels, min_length=1)
+    """Named ``acr`` levels, lowest first. The achieved level is the highest one whose ``amr``
+    requirement the sign-in met."""
+    group_levels: dict[str, str] = Field(default_factory=dict)
+    """Directory group name → the minimum level its members must sign in with, e.g.
+    ``{"Domain Admins" = "smartcard"}`` (nested membership counts)."""
+
+    @model_validator(mode="after")
+    def _known_levels(self) -> MfaSettings:
+        names = [lvl.name for lvl in self.levels]
+        if len(set(names)) != len(names):
+            raise ValueError("mfa.levels has two levels with the same name")
+        for group, level in self.group_levels.items():
+            if level not in names:
+                raise ValueError(f"mfa.group_levels[{group!r}] names an unknown level {level!r}")
+        return self
 
 
 class Settings(BaseSettings):
@@ -207,6 +287,7 @@ class Settings(BaseSettings):
     passwords: PasswordSettings = Field(default_factory=PasswordSettings)
     lockout: LockoutSettings = Field(default_factory=LockoutSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    mfa: MfaSettings = Field(default_factory=MfaSettings)
     provisioning: ProvisioningSettings = Field(default_factory=lambda: ProvisioningSettings())
 
     @classmethod

@@ -38,8 +38,9 @@ def _enable(services: Services, session: Session, payload: dict[str, Any]) -> No
         raise RetryLater(str(exc)) from exc
 
 
-def send_mail(services: Services, *, to: str, subject: str, body: str) -> None:
-    """Send a plain-text mail through the configured relay (raises on failure: jobs retry)."""
+def send_mail(services: Services, *, to: str, subject: str, body: str, html: str | None = None) -> None:
+    """Send a mail (plain text, with an HTML alternative when given) through the configured
+    relay (raises on failure: jobs retry)."""
     m = services.settings.mail
     if not m.host:
         log.warning("mail not configured; not sending %r to %s", subject, to)
@@ -49,6 +50,8 @@ def send_mail(services: Services, *, to: str, subject: str, body: str) -> None:
     msg["To"] = to
     msg["Subject"] = subject
     msg.set_content(body)
+    if html:
+        msg.add_alternative(html, subtype="html")
     with smtplib.SMTP(m.host, m.port, timeout=10) as smtp:
         if m.starttls:
             smtp.starttls()
@@ -71,6 +74,25 @@ def _notify_critical(services: Services, session: Session, payload: dict[str, An
         f"Audit event id: {ev.id}\n"
     )
     send_mail(services, to=to, subject=f"[IAM critical] {ev.event}", body=body)
+
+
+@handler("iam.mail")
+def _mail(services: Services, session: Session, payload: dict[str, Any]) -> None:
+    """A mail rendered when it was queued (e.g. a password-expiry reminder)."""
+    send_mail(
+        services,
+        to=str(payload["to"]),
+        subject=str(payload["subject"]),
+        body=str(payload["text"]),
+        html=payload.get("html"),
+    )
+
+
+@periodic("iam.passwords.reminders", lambda settings: float(settings.passwords.reminder_interval))
+def password_reminders(services: Services) -> None:
+    from iam.passwords.reminders import send_due_reminders
+
+    send_due_reminders(services)
 
 
 @periodic("iam.audit.seal", 1.0)

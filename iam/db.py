@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, String, TypeDecorator, create_engine, event
+from sqlalchemy import DateTime, Engine, String, TypeDecorator, create_engine, event, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -188,9 +188,9 @@ def readonly(factory: sessionmaker[Session]) -> sessionmaker[Session]:
     )
 
 
-def insert_if_absent(session: Session, model: type[Base], values: dict[str, Any]) -> None:
+def insert_if_absent(session: Session, model: type[Base], values: dict[str, Any]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite): safe when two transactions
-    create the same row at once."""
+    create the same row at once. True if this call inserted it."""
     if is_postgres(session):
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -199,7 +199,8 @@ def insert_if_absent(session: Session, model: type[Base], values: dict[str, Any]
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         stmt = sqlite_insert(model).values(values).on_conflict_do_nothing()
-    session.connection().execute(stmt)
+    pk = list(inspect(model).primary_key)
+    return session.connection().execute(stmt.returning(*pk)).first() is not None
 
 
 def is_postgres(session: Session) -> bool:

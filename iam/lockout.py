@@ -9,6 +9,7 @@ threshold. A lock is a critical audit event, which mails the security officer.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -46,8 +47,12 @@ def state(session: Session, *, username: str, ip: str | None) -> LockState:
     return LockState(False)
 
 
-def _bump(session: Session, key: str, limit: int, settings: LockoutSettings, now: dt.datetime) -> bool:
-    insert_if_absent(session, LockoutCounter, {"key": key, "failures": 0, "window_start": now})
+def _counter(session: Session, key: str, settings: LockoutSettings, now: dt.datetime) -> LockoutCounter:
+    """The counter row for ``key``, locked for this transaction, with an elapsed window or lock
+    already reset."""
+    insert_if_absent(
+        session, LockoutCounter, {"key": key, "failures": 0, "in_flight": 0, "window_start": now}
+    )
     stmt = select(LockoutCounter).where(LockoutCounter.key == key).execution_options(populate_existing=True)
     if is_postgres(session):
         stmt = stmt.with_for_update()
@@ -56,7 +61,13 @@ def _bump(session: Session, key: str, limit: int, settings: LockoutSettings, now
     if row.window_start + dt.timedelta(seconds=settings.window) <= now or (
         row.locked_until is not None and row.locked_until <= now
     ):
-        row.failures, row.window_start, row.locked_until = 0, now, None
+        # in-flight attempts older than the window belong to requests that died half-way
+        row.failures, row.in_flight, row.window_start, row.locked_until = 0, 0, now, None
+    return row
+
+
+def _bump(session: Session, key: str, limit: int, settings: LockoutSettings, now: dt.datetime) -> bool:
+    row = _counter(session, key, settings, now)
     row.failures += 1
     if row.failures >= limit and row.locked_until is None:
         row.locked_until = now + dt.timedelta(seconds=settings.duration)
@@ -91,8 +102,58 @@ def record_failure(
     return state(session, username=username, ip=ip)
 
 
-def record_success(session: Session, *, username: str) -> None:
-    session.execute(delete(LockoutCounter).where(LockoutCounter.key == account_key(username)))
+class Outcome(enum.Enum):
+    """How an attempt let through by :func:`begin_attempt` ended."""
+
+    SUCCESS = "success"
+    """The password was right (even if it must now be changed): the account's failures reset."""
+    FAILURE = "failure"
+    """Wrong password: one more failure, which may lock."""
+    OTHER = "other"
+    """The directory could not judge (unavailable, account disabled …): nothing is counted."""
+
+
+def begin_attempt(session: Session, settings: LockoutSettings, *, username: str, ip: str | None) -> LockState:
+    """Let one password check for ``username`` through to the directory, or refuse it.
+
+    Commit this before asking the directory. The attempt counts against the threshold while it
+    is in flight, so however many attempts run in parallel, the directory sees at most
+    ``threshold`` wrong passwords per window (and AD, whose own threshold is higher, never locks
+    the account first). Refused while locked, or while failures + attempts in flight have
+    reached the threshold."""
+    now = clock.now()
+    current = state(session, username=username, ip=ip)
+    if current.locked:
+        return current
+    row = _counter(session, account_key(username), settings, now)
+    if row.locked_until is not None:
+        return LockState(True, row.locked_until, "account")
+    if row.failures + row.in_flight >= settings.threshold:
+        session.flush()
+        return LockState(True, None, "account")
+    row.in_flight += 1
+    session.flush()
+    return LockState(False)
+
+
+def finish_attempt(
+    session: Session,
+    settings: LockoutSettings,
+    *,
+    username: str,
+    ip: str | None,
+    user_agent: str | None,
+    outcome: Outcome,
+) -> None:
+    """End an attempt started with :func:`begin_attempt` and count its outcome."""
+    now = clock.now()
+    row = _counter(session, account_key(username), settings, now)
+    row.in_flight = max(0, row.in_flight - 1)
+    if outcome is Outcome.SUCCESS:
+        row.failures, row.locked_until = 0, None
+    session.flush()
+    if outcome is Outcome.FAILURE:
+        record_failure(session, settings, username=username, ip=ip, user_agent=user_agent)
 
 
 def unlock(session: Session, *, username: str, actor: str) -> bool:

@@ -30,7 +30,10 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
     )
     ok_json = {"description": "Success", "content": {"application/json": {}}}
     err = {"description": "OAuth error: {error, error_description}"}
-    doc: dict[str, Any] = {
+    extra_paths: dict[str, Any] = {}
+    for paths in app.extensions.get("iam.openapi_paths", []):
+        extra_paths.update(paths)  # feature packages add theirs (the core imports none of them)
+    return {
         "openapi": "3.1.0",
         "info": {
             "title": "iam — identity provider API",
@@ -41,6 +44,20 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
             ),
         },
         "servers": [{"url": issuer}],
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "oauth2",
+                    "description": "Access token from the token endpoint (client credentials).",
+                    "flows": {
+                        "clientCredentials": {
+                            "tokenUrl": f"{issuer}/token",
+                            "scopes": {"users:write": "Administer users (password reset)"},
+                        }
+                    },
+                }
+            }
+        },
         "paths": {
             "/.well-known/openid-configuration": {
                 "get": {
@@ -143,6 +160,57 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/users/{username}/password-reset": {
+                "post": {
+                    "summary": "Administrator password reset (shows a temporary password once)",
+                    "description": (
+                        "Sets a random temporary password that satisfies the configured password "
+                        "profile and must be changed at the first sign-in; the reset (never the "
+                        "password) is recorded in the audit log with the calling client and the "
+                        "reason. Needs an access token (client credentials) with scope users:write."
+                    ),
+                    "security": [{"bearer": ["users:write"]}],
+                    "parameters": [
+                        {"name": "username", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "reason": {"type": "string", "maxLength": 500},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "Reset done",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "username": {"type": "string"},
+                                            "temporary_password": {"type": "string"},
+                                            "must_change": {"type": "boolean"},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "400": err,
+                        "401": err,
+                        "403": err,
+                        "404": err,
+                        "503": {"description": "Directory unavailable; nothing was changed"},
+                    },
+                }
+            },
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": ok_json}}},
             "/readyz": {
                 "get": {
@@ -156,8 +224,6 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
                     "responses": {"200": {"description": "text/plain"}},
                 }
             },
+            **extra_paths,
         },
     }
-    # Feature packages add their paths (``app.extensions["iam.openapi_paths"]``) at start.
-    doc["paths"].update(app.extensions.get("iam.openapi_paths", {}))
-    return doc

@@ -77,7 +77,9 @@ def set_enabled(services: Services, *, username: str, enabled: bool, actor: str,
             disable_identity(session, sub=user.id, actor=actor, reason=reason)
 
 
-def reset_password(services: Services, *, username: str, actor: str) -> tuple[str, bool]:
+def reset_password(
+    services: Services, *, username: str, actor: str, reason: str | None = None
+) -> tuple[str, bool]:
     """Administrator reset (PABIANICE §19–§22): a random temporary password that satisfies the
     profile, changed at first sign-in; the reset is recorded. Returns the password (show once)."""
     from iam.passwords import service as passwords
@@ -93,7 +95,7 @@ def reset_password(services: Services, *, username: str, actor: str) -> tuple[st
     with services.transaction() as session:
         upsert_identity(session, user, kind=directory.kind)
         passwords.record_password_set(
-            session, user.id, temporary, by_admin=True, actor=actor, profile=profile
+            session, user.id, temporary, by_admin=True, actor=actor, profile=profile, reason=reason
         )
     return temporary, must_change
 

@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -17,8 +17,9 @@ from prometheus_client import (
 )
 from sqlalchemy import text
 
-from iam.directory.errors import DirectoryError
-from iam.web import db, ip_allowed, services
+from iam.directory.errors import DirectoryError, DirectoryUnavailable
+from iam.errors import NotFound
+from iam.web import db, ip_allowed, require_scope, services
 
 bp = Blueprint("iam", __name__)
 
@@ -87,3 +88,36 @@ def init_metrics(app: Flask) -> None:
         if t0 is not None:
             LATENCY.labels(endpoint).observe(time.perf_counter() - t0)
         return response
+
+
+USERS_SCOPE = "users:write"
+"""Scope a client (e.g. the service desk's tool) needs for the user administration API."""
+
+
+@bp.post("/api/v1/users/<username>/password-reset")
+@require_scope(USERS_SCOPE)
+def api_reset_password(username: str) -> Any:
+    """Administrator reset (PABIANICE §19–§22): a random temporary password that satisfies the
+    profile, returned once, changed at first sign-in; recorded in the audit log."""
+    from iam import users
+
+    body = request.get_json(silent=True) if request.data else {}
+    if not isinstance(body, dict) or set(body) - {"reason"} or not isinstance(body.get("reason", ""), str):
+        return jsonify(
+            error="invalid_request", error_description='The body may only hold {"reason": "…"}.'
+        ), 400
+    reason = str(body.get("reason", ""))[:500] or None
+    try:
+        temporary, must_change = users.reset_password(
+            services(), username=username, actor=g.api_actor, reason=reason
+        )
+    except NotFound:
+        return jsonify(error="not_found", error_description=f"There is no user {username!r}."), 404
+    except DirectoryUnavailable:
+        return jsonify(
+            error="temporarily_unavailable",
+            error_description="The directory is unavailable; nothing was changed.",
+        ), 503
+    resp = jsonify(username=username, temporary_password=temporary, must_change=must_change)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

@@ -6,7 +6,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import secrets
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from sqlalchemy.orm import Session
@@ -134,3 +136,48 @@ def _security_headers(response: Response) -> None:
         h.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     if request.endpoint and request.endpoint != "static" and "Cache-Control" not in h:
         h["Cache-Control"] = "no-store"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BEARER_VERIFIER = "iam.bearer_verifier"
+"""``app.extensions`` key of the function that checks an OAuth access token and returns its
+claims (or None). The provider package registers it; the core never imports it."""
+
+
+def _api_error(status: int, error: str, description: str) -> Response:
+    resp = jsonify(error=error, error_description=description)
+    resp.status_code = status
+    resp.headers["WWW-Authenticate"] = f'Bearer error="{error}", error_description="{description}"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def require_scope(scope: str) -> Callable[[F], F]:
+    """Protect a JSON API route: a valid access token of ours (``Authorization: Bearer``) whose
+    ``scope`` includes ``scope``. Denied by default: without a registered verifier nothing
+    passes. The token's claims are in ``g.api_claims``; ``g.api_actor`` names the caller for the
+    audit log (``client:<client_id>``, or the user's ``sub`` for a user's token)."""
+
+    def deco(fn: F) -> F:
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            auth = request.headers.get("Authorization", "")
+            verify = current_app.extensions.get(BEARER_VERIFIER)
+            if not auth.lower().startswith("bearer ") or verify is None:
+                return _api_error(401, "invalid_token", "An access token is required.")
+            claims = verify(auth[7:].strip())
+            if claims is None:
+                return _api_error(401, "invalid_token", "The access token is invalid, expired or revoked.")
+            if scope not in str(claims.get("scope", "")).split():
+                return _api_error(403, "insufficient_scope", f"The access token lacks the scope {scope}.")
+            g.api_claims = claims
+            client_id = claims.get("client_id")
+            sub = claims.get("sub")
+            g.api_actor = f"client:{client_id}" if not sub or sub == client_id else str(sub)
+            return fn(*args, **kwargs)
+
+        wrapper.iam_bearer_api = True  # type: ignore[attr-defined]  # no cookies: no CSRF check
+        return wrapper  # type: ignore[return-value]
+
+    return deco

@@ -23,8 +23,7 @@ def init_app(app: Flask, services: Services) -> None:
     app.register_blueprint(views.bp)
     app.register_blueprint(views.api)
     csrf.exempt(views.api)
-    paths: dict[str, object] = app.extensions.setdefault("iam.openapi_paths", {})
-    paths.update(views.openapi_paths())
+    app.extensions.setdefault("iam.openapi_paths", []).append(views.openapi_paths())
 
 
 def register(cli: click.Group) -> None:

@@ -27,7 +27,15 @@ def init_app(app: Flask, services: Services) -> None:
     app.extensions["sso.signer"] = signer
     app.extensions["sso.server"] = IamAuthorizationServer(app, services, signer)
     app.register_blueprint(views.bp)
+    app.register_blueprint(views.mfa.bp)  # second factors and step-up (/mfa/…)
+    from sso.mfa import openapi as mfa_openapi
+
+    app.extensions.setdefault("iam.openapi_paths", []).append(mfa_openapi.paths())
     views.exempt_from_csrf(csrf)
+    from iam.web import BEARER_VERIFIER
+    from sso.views.endpoints import verify_bearer
+
+    app.extensions[BEARER_VERIFIER] = verify_bearer  # the core's JSON APIs accept our access tokens
     if services.settings.dev_mode:
         from sso import demo
 
@@ -42,6 +50,9 @@ def register(cli: click.Group) -> None:
     cli.add_command(client_group)
     cli.add_command(keys_group)
     cli.add_command(demo_command)
+    from sso.mfa.cli import mfa_group
+
+    cli.add_command(mfa_group)
 
 
 def on_upgrade(services: Services) -> None:

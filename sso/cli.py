@@ -73,6 +73,12 @@ def client_group() -> None:
 )
 @click.option("--require-consent", is_flag=True, help="Third-party client: ask the user's consent.")
 @click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]), default=None)
+@click.option(
+    "--require-acr",
+    default=None,
+    metavar="LEVEL",
+    help="Minimum level of assurance for signing in to this client (a name from mfa.levels, e.g. mfa).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the client (with its secret, once) as JSON.")
 @pass_ctx
 def client_add(
@@ -92,9 +98,11 @@ def client_add(
     agency_code: str | None,
     require_consent: bool,
     id_token_alg: str | None,
+    require_acr: str | None,
     as_json: bool,
 ) -> None:
     """Register a client. The secret is printed once and stored only as a hash."""
+    _check_level(ctx, require_acr)
     method = auth_method or (AuthMethod.NONE if public else AuthMethod.CLIENT_SECRET_BASIC)
     if public and method != AuthMethod.NONE:
         raise click.ClickException("A public client authenticates with 'none'.")
@@ -111,6 +119,7 @@ def client_add(
         audiences=list(audiences),
         id_token_alg=id_token_alg,
         jwks=client_service.parse_jwks(jwks_file.read_text()) if jwks_file else None,
+        require_acr=require_acr,
     )
     if grant_types:
         spec.grant_types = list(grant_types)
@@ -184,6 +193,34 @@ def client_enable(ctx: Ctx, client_id: str) -> None:
     with ctx.services.transaction() as session:
         client_service.set_disabled(session, client_id, False, actor="cli")
     click.echo(f"Enabled {client_id}.")
+
+
+def _check_level(ctx: Ctx, level: str | None) -> None:
+    from sso.mfa import levels
+
+    names = levels.names(ctx.settings.mfa)
+    if level is not None and level not in names:
+        raise click.ClickException(
+            f"Unknown level {level!r}; the levels are {', '.join(names)} (mfa.levels)."
+        )
+
+
+@client_group.command("require-acr")
+@click.argument("client_id")
+@click.argument("level")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def client_require_acr(ctx: Ctx, client_id: str, level: str, as_json: bool) -> None:
+    """Set the minimum level of assurance of a client (LEVEL ``none`` clears it)."""
+    wanted = None if level == "none" else level
+    _check_level(ctx, wanted)
+    with ctx.services.transaction() as session:
+        row = client_service.set_required_level(session, client_id, wanted, actor="cli")
+        data = client_service.client_as_dict(row)
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"{client_id}: minimum level {wanted or '(none)'}.")
 
 
 @click.group("keys")

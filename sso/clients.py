@@ -41,6 +41,8 @@ class ClientSpec:
     jwks: dict[str, Any] | None = None
     id_token_alg: str | None = None
     client_id: str | None = None
+    require_acr: str | None = None
+    """Minimum level of assurance (a name from ``mfa.levels``; checked by the caller)."""
 
 
 def _check_uri(uri: str, what: str, *, allow_http: bool) -> None:
@@ -123,6 +125,7 @@ def create_client(
         agency_code=spec.agency_code,
         require_consent=spec.require_consent,
         id_token_alg=spec.id_token_alg,
+        require_acr=spec.require_acr or None,
         disabled=False,
     )
     if method in (
@@ -189,6 +192,24 @@ def set_disabled(session: Session, client_id: str, disabled: bool, *, actor: str
     return row
 
 
+def set_required_level(session: Session, client_id: str, level: str | None, *, actor: str) -> Client:
+    """Set (or with None clear) the client's minimum level of assurance (R-MFA-4)."""
+    row = get_client(session, client_id)
+    before = row.require_acr
+    row.require_acr = level or None
+    session.flush()
+    events.client_changed.send(client_id)
+    audit.record(
+        session,
+        "client.required_level_changed",
+        severity=audit.Severity.SIGNIFICANT,
+        actor=actor,
+        client_id=client_id,
+        details={"before": before, "after": row.require_acr},
+    )
+    return row
+
+
 def check_secret(client: Client, secret: str) -> bool:
     if not client.secret_hash or not secret:
         return False
@@ -230,6 +251,7 @@ def client_as_dict(client: Client, secret: str | None = None) -> dict[str, Any]:
         "require_consent": client.require_consent,
         "disabled": client.disabled,
         "public": client.public,
+        "require_acr": client.require_acr,
         "created_at": client.created_at.isoformat(),
     }
     if client.jwks:

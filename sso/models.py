@@ -42,6 +42,8 @@ class Client(Base):
     agency_code: Mapped[str | None] = mapped_column(String(64))
     require_consent: Mapped[bool] = mapped_column(default=False)
     id_token_alg: Mapped[str | None] = mapped_column(String(16))
+    require_acr: Mapped[str | None] = mapped_column(String(32))
+    """Minimum level of assurance (an ``mfa.levels`` name) for signing in to this client."""
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[dt.datetime] = mapped_column(default=clock.now, onupdate=clock.now)
@@ -179,3 +181,7 @@ class Consent(Base):
     )
     scope: Mapped[str] = mapped_column(Text)
     granted_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
+
+
+# the tables of the second factors belong to this package's metadata too
+from sso.mfa import models as _mfa_models  # noqa: E402, F401

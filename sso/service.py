@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from iam import audit, clock, events, jobs
 from iam.config import Settings
 from iam.crypto import random_token, token_hash
+from sso.mfa.models import TotpCredential
 from sso.models import (
     AuthorizationCode,
     Client,
@@ -431,6 +432,12 @@ def purge_expired(session: Session) -> dict[str, int]:
             delete(RevokedAccessToken).where(RevokedAccessToken.expires_at < now),
         ),
         ("assertions", delete(UsedAssertion).where(UsedAssertion.expires_at < now)),
+        (
+            "abandoned_totp_enrollments",
+            delete(TotpCredential).where(
+                TotpCredential.confirmed_at.is_(None), TotpCredential.created_at < now - dt.timedelta(days=1)
+            ),
+        ),
     ):
         out[name] = int(getattr(session.execute(stmt), "rowcount", 0))
     return out

@@ -17,7 +17,7 @@ from iam.config import Settings, load_settings
 from iam.migrate import metadata, upgrade
 from iam.services import Services
 
-pytest_plugins = ["tests.samba"] if (Path(__file__).parent / "samba.py").exists() else []
+pytest_plugins = ["tests.smtp"] + (["tests.samba"] if (Path(__file__).parent / "samba.py").exists() else [])
 
 CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get("IAM_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

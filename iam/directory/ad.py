@@ -88,7 +88,7 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, parse_dn
 
 from iam.config import DirectorySettings
-from iam.directory.base import DirectoryGroup, DirectoryUser, NewUser, lookup_key
+from iam.directory.base import DirectoryGroup, DirectoryUser, NewUser, PasswordPolicy, lookup_key
 from iam.directory.errors import (
     AccountDisabled,
     AccountExpired,
@@ -236,6 +236,44 @@ def _filetime(raw: str | None) -> dt.datetime | None:
         return None
 
 
+def _interval(raw: str | None) -> dt.timedelta | None:
+    """An AD duration (negative 100 ns ticks); 0 and the minimum 64-bit value mean "never"."""
+    try:
+        value = abs(int(raw or "0"))
+    except ValueError:
+        return None
+    if value == 0 or value >= _FILETIME_NEVER:
+        return None
+    return dt.timedelta(microseconds=value // 10)
+
+
+_DOMAIN_POLICY = {
+    "min_length": "minPwdLength",
+    "properties": "pwdProperties",
+    "history_count": "pwdHistoryLength",
+    "max_age": "maxPwdAge",
+    "min_age": "minPwdAge",
+    "lockout_threshold": "lockoutThreshold",
+    "lockout_window": "lockOutObservationWindow",
+    "lockout_duration": "lockoutDuration",
+}
+_PSO = {
+    "min_length": "msDS-MinimumPasswordLength",
+    "complexity": "msDS-PasswordComplexityEnabled",
+    "reversible": "msDS-PasswordReversibleEncryptionEnabled",
+    "history_count": "msDS-PasswordHistoryLength",
+    "max_age": "msDS-MaximumPasswordAge",
+    "min_age": "msDS-MinimumPasswordAge",
+    "lockout_threshold": "msDS-LockoutThreshold",
+    "lockout_window": "msDS-LockoutObservationWindow",
+    "lockout_duration": "msDS-LockoutDuration",
+    "precedence": "msDS-PasswordSettingsPrecedence",
+    "applies_to": "msDS-PSOAppliesTo",
+    "name": "cn",
+}
+_PWD_COMPLEX, _PWD_CLEARTEXT = 0x1, 0x10
+
+
 def _guid_filter_value(user_id: str) -> str | None:
     """``objectGUID`` assertion value (every byte escaped as ``\\xx``), or None if not a UUID."""
     try:
@@ -319,6 +357,9 @@ class _Entry:
     def text(self, name: str) -> str | None:
         value = self.raw(name)
         return value.decode("utf-8", "replace") if value is not None else None
+
+    def texts(self, name: str) -> list[str]:
+        return [v.decode("utf-8", "replace") for v in self._values.get(name.lower(), [])]
 
     def number(self, name: str) -> int | None:
         value = self.text(name)
@@ -1026,6 +1067,60 @@ class ActiveDirectory:
 
     def remove_member(self, group: str, user_id: str) -> None:
         self._membership(group, user_id, add=False)
+
+    def password_policies(self) -> list[PasswordPolicy]:
+        """The domain policy (attributes of the domain head) and every PSO, by precedence."""
+
+        def op(conn: Connection) -> tuple[list[_Entry], list[_Entry]]:
+            domain = self._search(
+                conn, self.base_dn, "(objectClass=*)", list(_DOMAIN_POLICY.values()), scope="BASE"
+            )
+            psos = self._search(
+                conn,
+                f"CN=Password Settings Container,CN=System,{self.base_dn}",
+                "(objectClass=msDS-PasswordSettings)",
+                list(_PSO.values()),
+                what="Reading the fine-grained password policies",
+            )
+            return domain, psos
+
+        domain, psos = self._run(op)
+        out: list[PasswordPolicy] = []
+        for e in domain[:1]:
+            props = e.number(_DOMAIN_POLICY["properties"]) or 0
+            out.append(
+                PasswordPolicy(
+                    name="domain",
+                    min_length=e.number(_DOMAIN_POLICY["min_length"]) or 0,
+                    complexity=bool(props & _PWD_COMPLEX),
+                    reversible_encryption=bool(props & _PWD_CLEARTEXT),
+                    history_count=e.number(_DOMAIN_POLICY["history_count"]) or 0,
+                    max_age=_interval(e.text(_DOMAIN_POLICY["max_age"])),
+                    min_age=_interval(e.text(_DOMAIN_POLICY["min_age"])) or dt.timedelta(0),
+                    lockout_threshold=e.number(_DOMAIN_POLICY["lockout_threshold"]) or 0,
+                    lockout_window=_interval(e.text(_DOMAIN_POLICY["lockout_window"])) or dt.timedelta(0),
+                    lockout_duration=_interval(e.text(_DOMAIN_POLICY["lockout_duration"])),
+                )
+            )
+        fine: list[PasswordPolicy] = []
+        for e in psos:
+            fine.append(
+                PasswordPolicy(
+                    name=e.text(_PSO["name"]) or e.dn,
+                    min_length=e.number(_PSO["min_length"]) or 0,
+                    complexity=(e.text(_PSO["complexity"]) or "").upper() == "TRUE",
+                    reversible_encryption=(e.text(_PSO["reversible"]) or "").upper() == "TRUE",
+                    history_count=e.number(_PSO["history_count"]) or 0,
+                    max_age=_interval(e.text(_PSO["max_age"])),
+                    min_age=_interval(e.text(_PSO["min_age"])) or dt.timedelta(0),
+                    lockout_threshold=e.number(_PSO["lockout_threshold"]) or 0,
+                    lockout_window=_interval(e.text(_PSO["lockout_window"])) or dt.timedelta(0),
+                    lockout_duration=_interval(e.text(_PSO["lockout_duration"])),
+                    precedence=e.number(_PSO["precedence"]),
+                    applies_to=tuple(e.texts(_PSO["applies_to"])),
+                )
+            )
+        return out + sorted(fine, key=lambda p: (p.precedence is None, p.precedence or 0, p.name))
 
     def delete_user(self, user_id: str) -> None:
         def op(conn: Connection) -> str:

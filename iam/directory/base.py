@@ -77,6 +77,31 @@ def lookup_key(*, username: str | None, upn: str | None, employee_number: str | 
     return given[0]
 
 
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """A password policy the directory itself enforces: the domain's, or a fine-grained one (PSO).
+
+    Durations are ``None`` when the directory says "never"; ``lockout_threshold`` 0 = no lockout."""
+
+    name: str
+    """``domain`` for the domain-wide policy, else the PSO's name."""
+    min_length: int
+    complexity: bool
+    """AD complexity: three of four classes, and not the account name or parts of the full name."""
+    history_count: int
+    max_age: dt.timedelta | None
+    min_age: dt.timedelta
+    lockout_threshold: int
+    lockout_window: dt.timedelta
+    lockout_duration: dt.timedelta | None
+    """``None``: locked until an administrator unlocks."""
+    reversible_encryption: bool = False
+    precedence: int | None = None
+    """For PSOs: lower wins."""
+    applies_to: tuple[str, ...] = ()
+    """For PSOs: DNs of the users and groups it applies to."""
+
+
 @runtime_checkable
 class Directory(Protocol):
     """A source of users, groups and passwords (Active Directory or the built-in directory)."""
@@ -138,3 +163,7 @@ class Directory(Protocol):
 
     def delete_user(self, user_id: str) -> None:
         """Remove the entry (tests and demo only; leavers are disabled, never deleted)."""
+
+    def password_policies(self) -> list[PasswordPolicy]:
+        """The directory's own password policies: the domain's first, then fine-grained ones by
+        precedence. Empty for the built-in directory (our profile is its only policy)."""

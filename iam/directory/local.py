@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from iam import clock
 from iam.db import readonly, transaction
-from iam.directory.base import DirectoryGroup, DirectoryUser, NewUser, lookup_key
+from iam.directory.base import DirectoryGroup, DirectoryUser, NewUser, PasswordPolicy, lookup_key
 from iam.directory.errors import (
     AccountDisabled,
     AccountLocked,
@@ -310,6 +310,9 @@ class LocalDirectory:
                     LocalGroupMember.group_id == g.id, LocalGroupMember.user_id == user_id
                 )
             )
+
+    def password_policies(self) -> list[PasswordPolicy]:
+        return []  # the profile is the built-in directory's only policy
 
     def delete_user(self, user_id: str) -> None:
         with transaction(self._sessions) as s:

@@ -10,7 +10,7 @@ from iam.cli import Ctx, echo_json, pass_ctx
 from iam.errors import NotFound
 from iam.passwords.profiles import PasswordProfile, profile_from_settings
 from iam.passwords.rules import IdentityFacts
-from iam.passwords.service import facts_for
+from iam.passwords.service import identity_facts
 
 
 @click.group("policy")
@@ -26,7 +26,8 @@ def _identity(ctx: Ctx, username: str) -> IdentityFacts:
     user = ctx.services.directory.find_user(username=username)
     if user is None:
         raise NotFound(f"There is no user {username!r} in the directory.")
-    return facts_for(user, must_change=False)
+    with ctx.services.reader() as session:
+        return identity_facts(session, user, must_change=False)
 
 
 @policy.command("test")
@@ -85,6 +86,51 @@ def policy_show(ctx: Ctx, profile_name: str | None, as_json: bool) -> None:
         return
     for key, value in data.items():
         click.echo(f"{key} = {value!r}")
+
+
+@policy.command("check")
+@click.option(
+    "--profile", "profile_name", default=None, help="Profile to compare with (default: the configured one)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@pass_ctx
+def policy_check(ctx: Ctx, profile_name: str | None, as_json: bool) -> None:
+    """Read the directory's own password policies (AD's domain policy and every fine-grained
+    policy) and report each setting that is weaker than or contradicts the profile, or that
+    would let AD lock an account before the provider does. Exit 1 if there is any."""
+    from iam.passwords.compare import compare, problems
+
+    profile = _profile(ctx, profile_name)
+    policies = ctx.services.directory.password_policies()
+    report = [(p, compare(profile, ctx.settings.lockout, p)) for p in policies]
+    bad = [f for _, findings in report for f in problems(findings)]
+    if as_json:
+        echo_json(
+            {
+                "ok": not bad,
+                "profile": profile.name,
+                "directory": ctx.services.directory.kind,
+                "policies": [
+                    {"name": p.name, "applies_to": list(p.applies_to), "findings": [f.as_dict() for f in fs]}
+                    for p, fs in report
+                ],
+            }
+        )
+    elif not policies:
+        click.echo(
+            f"The {ctx.services.directory.kind} directory has no password policy of its own: "
+            f"the {profile.name} profile applies alone."
+        )
+    else:
+        for p, findings in report:
+            where = f" (applies to {', '.join(p.applies_to)})" if p.applies_to else ""
+            click.echo(f"AD policy {p.name!r}{where}: {len(problems(findings))} problem(s)")
+            for f in findings:
+                click.echo(f"  - [{f.kind}] {f.setting}: AD {f.directory}, profile {f.profile}. {f.message}")
+        if not bad:
+            click.echo(f"No AD setting is weaker than or contradicts the {profile.name} profile.")
+    if bad:
+        sys.exit(1)
 
 
 def register(cli: click.Group) -> None:

@@ -104,7 +104,7 @@ class PasswordProfile:
 
     change_new_account: bool = False
     """A new account must change its initial password at the first sign-in."""
-    change_after_reset: bool = False
+    change_after_reset: bool = True
     """After an administrator reset, the temporary password must be changed at first use."""
     temporary_password_length: int = Field(default=16, ge=8, le=256)
 

@@ -12,6 +12,7 @@ import secrets
 import string
 from typing import NamedTuple
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from iam import audit
@@ -23,6 +24,7 @@ from iam.passwords.rules import IdentityFacts, Violation, check, must_change_at_
 
 __all__ = [
     "ExpiryState",
+    "effective_expiry",
     "evaluate",
     "expiry_state",
     "generate_temporary_password",
@@ -31,18 +33,28 @@ __all__ = [
 ]
 
 
-def facts_for(user: DirectoryUser, *, must_change: bool) -> IdentityFacts:
-    """What the rules may compare a new password with, from the directory's record."""
+def facts_for(user: DirectoryUser, *, must_change: bool, birth_date: dt.date | None = None) -> IdentityFacts:
+    """What the rules may compare a new password with: the directory's record, plus the birth
+    date from our identity record (AD has no standard attribute for it; HR provisioning sets it)."""
     return IdentityFacts(
         sub=user.id,
         username=user.username,
         given_name=user.given_name,
         family_name=user.family_name,
         email=user.email,
+        birth_date=birth_date,
         phone=user.phone,
         password_set_at=user.password_last_set,
         must_change=must_change or user.must_change_password,
     )
+
+
+def identity_facts(session: Session, user: DirectoryUser, *, must_change: bool) -> IdentityFacts:
+    """:func:`facts_for` with the birth date from our identity record, when we have one."""
+    from iam.models.identity import Identity
+
+    birth_date = session.scalar(select(Identity.birth_date).where(Identity.sub == user.id))
+    return facts_for(user, must_change=must_change, birth_date=birth_date)
 
 
 def evaluate(
@@ -144,6 +156,24 @@ def expiry_state(profile: PasswordProfile, password_set_at: dt.datetime, now: dt
     return ExpiryState(expires_at, bool(profile.expiry_warning_days) and now >= warn_from, False)
 
 
+def effective_expiry(profile: PasswordProfile, user: DirectoryUser, now: dt.datetime) -> ExpiryState:
+    """The earlier of the directory's own computed expiry (AD ``msDS-UserPasswordExpiryTimeComputed``,
+    which already follows fine-grained policies) and our profile's maximum age counted from when
+    the password was last set; the warning period is the profile's."""
+    ours = (
+        expiry_state(profile, user.password_last_set, now)
+        if user.password_last_set is not None
+        else ExpiryState(None, False, False)
+    )
+    theirs = user.password_expires_at
+    if theirs is None or (ours.expires_at is not None and ours.expires_at <= theirs):
+        return ours
+    if now >= theirs:
+        return ExpiryState(theirs, False, True)
+    warn_from = theirs - dt.timedelta(days=profile.expiry_warning_days)
+    return ExpiryState(theirs, bool(profile.expiry_warning_days) and now >= warn_from, False)
+
+
 def record_password_set(
     session: Session,
     sub: str,
@@ -154,6 +184,7 @@ def record_password_set(
     profile: PasswordProfile | None = None,
     now: dt.datetime | None = None,
     ip: str | None = None,
+    reason: str | None = None,
 ) -> PasswordHistory:
     """Remember a password just set for ``sub`` and audit it (PABIANICE §22.3 for resets).
 
@@ -166,6 +197,8 @@ def record_password_set(
     row = history.add(session, sub=sub, password=password, now=at, by_admin=by_admin)
     pruned = history.prune(session, profile, sub=sub, now=at) if profile is not None else 0
     details: dict[str, object] = {"by_admin": by_admin, "history_pruned": pruned}
+    if reason:
+        details["reason"] = reason
     if profile is not None:
         details["profile"] = profile.name
         details["must_change"] = must_change_at_next_sign_in(profile, by_admin=by_admin)

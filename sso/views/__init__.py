@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sso.views import account, endpoints, signin  # noqa: F401 — importing registers the routes
+from sso.views import account, endpoints, mfa, mfa_devices, signin  # noqa: F401 — importing registers the routes
 from sso.views.common import bp
 
-__all__ = ["bp", "exempt_from_csrf"]
+__all__ = ["bp", "exempt_from_csrf", "mfa"]
 
 
 def exempt_from_csrf(csrf: Any) -> None:

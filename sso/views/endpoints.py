@@ -15,13 +15,14 @@ from flask import (
 )
 
 from iam import clock
-from iam.web import db, services
+from iam.web import db, reader, services
 from sso import service
 from sso.claims import SCOPE_CLAIMS, user_claims
+from sso.mfa import levels
 from sso.models import AuthMethod, Client
 from sso.server import load_client
 from sso.tokens import TokenInvalid
-from sso.views.common import ACR_PASSWORD, _record, _settings, bp, server
+from sso.views.common import _record, _settings, bp, server
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -53,7 +54,7 @@ def discovery() -> Any:
             {c for cs in SCOPE_CLAIMS.values() for c in cs}
             | {"iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "sid", "agency_code"}
         ),
-        "acr_values_supported": [ACR_PASSWORD],
+        "acr_values_supported": levels.names(_settings().mfa),
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
@@ -199,12 +200,17 @@ def _bearer_claims_from(value: str) -> dict[str, Any] | None:
         claims = current_app.extensions["sso.signer"].verify(value, typ="at+jwt")
     except TokenInvalid:
         return None
-    if service.access_token_revoked(db(), str(claims.get("jti"))):
+    if service.access_token_revoked(reader(), str(claims.get("jti"))):
         return None
     issuer_client = load_client(str(claims.get("client_id")))
     if issuer_client is None or issuer_client.disabled:  # the client's tokens die with it
         return None
     return dict(claims)
+
+
+def verify_bearer(value: str) -> dict[str, Any] | None:
+    """An access token of ours, checked fully (signature, expiry, revocation, client enabled)."""
+    return _bearer_claims_from(value)
 
 
 @bp.post("/revoke")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
@@ -28,11 +31,12 @@ from iam.passwords import service as passwords
 from iam.web import db, reader, services
 from sso import service
 from sso.forms import ChangePasswordForm, ConfirmForm, LoginForm
+from sso.mfa import flow as mfa_flow
+from sso.mfa import levels
 from sso.models import Client, Consent
 from sso.server import OAuthClient, OAuthUser
 from sso.tokens import TokenInvalid
 from sso.views.common import (
-    ACR_PASSWORD,
     _clear_session_cookie,
     _error_page,
     _record,
@@ -99,6 +103,9 @@ def authorize() -> Any:
     if needs_login:
         if "none" in prompt:
             return fail("login_required")
+        # a fresh sign-in is due: whatever comes next starts a new session, never a step-up
+        session.pop(STEP_UP_KEY, None)
+        session.pop(REQUIRED_KEY, None)
         session["flow"] = {
             "query": request.query_string.decode(),
             "key": _flow_key(),
@@ -109,6 +116,9 @@ def authorize() -> Any:
     assert sso is not None
     session.pop("fresh_login", None)
     row = client.row
+    stronger = _require_level(row, sso, prompt, fail)
+    if stronger is not None:
+        return stronger
     scope = grant.request.payload.scope or ""
     if row.require_consent:
         consent = db().get(Consent, (sso.sub, row.client_id))
@@ -124,6 +134,51 @@ def authorize() -> Any:
     service.link_client(db(), sso, row.client_id)
     ctx = service.AuthContext.of(sso)
     return srv.create_authorization_response(grant=grant, grant_user=OAuthUser(ctx))
+
+
+REQUIRED_KEY = "mfa_required"
+"""Flask-session key: the level the pending authorization needs ({level, key})."""
+
+
+def _require_level(row: Client, sso: Any, prompt: set[str], fail: Any) -> Any:
+    """R-MFA-4: the level this authorization needs — the client's minimum, the request's
+    ``acr_values``, the user's groups' — or a step-up prompt (never a silent downgrade)."""
+    settings = _settings()
+    groups: list[str] = []
+    if settings.mfa.group_levels:
+        try:
+            groups = services().directory.user_groups(sso.sub)
+        except dir_errors.DirectoryError:
+            return _error_page(
+                _("Sign-in is unavailable right now. Please try again in a few minutes."),
+                _("The directory could not be asked which groups you belong to."),
+                503,
+            )
+    required = mfa_flow.required_level(
+        settings,
+        client_level=row.require_acr,
+        acr_values=request.args.get("acr_values"),
+        groups=groups,
+    )
+    achieved = levels.achieved_level(settings.mfa, sso.amr)
+    if required is None or levels.meets(settings.mfa, achieved, required):
+        return None
+    if "none" in prompt:
+        return fail("interaction_required", "A stronger sign-in is required.")
+    session["flow"] = {
+        "query": request.query_string.decode(),
+        "key": _flow_key(),
+        "client": row.client_id,
+    }
+    session[REQUIRED_KEY] = {"level": required, "key": _flow_key()}
+    _record(
+        "login.step_up_required",
+        actor=sso.sub,
+        subject=sso.sub,
+        client_id=row.client_id,
+        details={"required": required, "achieved": achieved, "sid": sso.sid},
+    )
+    return redirect(url_for("mfa.choose"))
 
 
 def _resume() -> Any:
@@ -151,18 +206,11 @@ def login() -> Any:
         username = str(form.username.data or "").strip()
         directory = services().directory
         try:
-            _refuse_if_locked(username)
-            user = directory.authenticate(username, str(form.password.data or ""))
+            with _attempt(username):
+                user = directory.authenticate(username, str(form.password.data or ""))
         except (dir_errors.PasswordExpired, dir_errors.MustChangePassword) as exc:
             reason = "expired" if isinstance(exc, dir_errors.PasswordExpired) else "must_change"
-            _record(
-                "login.password_change_required",
-                outcome="failure",
-                actor=username,
-                details={"reason": reason},
-            )
-            session["pwchange"] = {"username": username, "reason": reason}
-            return redirect(url_for("sso.change_password"))
+            return _require_change(username, reason)
         except dir_errors.DirectoryError as exc:
             error, reason = _login_error(exc)
             _record(
@@ -174,10 +222,13 @@ def login() -> Any:
                 else audit.Severity.NORMAL,
                 details={"reason": reason},
             )
-            if isinstance(exc, dir_errors.InvalidCredentials):
-                _count_failure(username)
         else:
-            lockout.record_success(db(), username=username)
+            expiry = passwords.effective_expiry(services().password_profile, user, clock.now())
+            if expiry.expired:
+                # our profile's maximum age (R-PW-1) ends before AD's: the change is forced here
+                return _require_change(username, "expired")
+            if expiry.warn and expiry.expires_at is not None:
+                session["pw_expiry_warning"] = expiry.expires_at.isoformat()
             return _complete_login(user, amr=["pwd"])
     elif request.method == "POST":
         error = _("Enter your username and password.")
@@ -189,16 +240,37 @@ class LockedOut(dir_errors.DirectoryError):
     """The provider's own lockout (R-PW-6): the directory is not even asked."""
 
 
-def _refuse_if_locked(username: str) -> None:
-    """Raise LockedOut while this account name or this address is locked (read-only check)."""
-    if lockout.state(reader(), username=username, ip=g.client_ip).locked:
-        raise LockedOut("locked by the provider")
+def _require_change(username: str, reason: str) -> Any:
+    _record("login.password_change_required", outcome="failure", actor=username, details={"reason": reason})
+    session["pwchange"] = {"username": username, "reason": reason}
+    return redirect(url_for("sso.change_password"))
 
 
-def _count_failure(username: str) -> None:
-    lockout.record_failure(
-        db(), services().settings.lockout, username=username, ip=g.client_ip, user_agent=g.user_agent
-    )
+@contextmanager
+def _attempt(username: str) -> Iterator[None]:
+    """One password check against the directory, counted by the provider's lockout (R-PW-6).
+
+    The attempt is registered (and committed) before the directory is asked, so parallel
+    attempts never reach AD more often than our threshold allows; its outcome is counted after.
+    Raises LockedOut without asking the directory while the name or address is locked."""
+    settings = services().settings.lockout
+    with services().transaction() as s:
+        if lockout.begin_attempt(s, settings, username=username, ip=g.client_ip).locked:
+            raise LockedOut("locked by the provider")
+    outcome = lockout.Outcome.OTHER
+    try:
+        yield
+        outcome = lockout.Outcome.SUCCESS
+    except (dir_errors.PasswordExpired, dir_errors.MustChangePassword):
+        outcome = lockout.Outcome.SUCCESS  # the password was right
+        raise
+    except dir_errors.InvalidCredentials:
+        outcome = lockout.Outcome.FAILURE
+        raise
+    finally:
+        lockout.finish_attempt(
+            db(), settings, username=username, ip=g.client_ip, user_agent=g.user_agent, outcome=outcome
+        )
 
 
 def _login_error(exc: Exception) -> tuple[str, str]:
@@ -221,17 +293,98 @@ def _login_error(exc: Exception) -> tuple[str, str]:
 
 
 def _complete_login(user: Any, *, amr: list[str]) -> Any:
+    """The password was right: a second factor if the user has one, else the session. A
+    password is a first factor: it starts a new session (fresh ``auth_time``), never a step-up."""
+    session.pop(STEP_UP_KEY, None)
+    return complete_authentication(user, amr=amr, method="password")
+
+
+PENDING_KEY = "mfa_pending"
+"""Flask-session key: a first factor proven, the second awaited ({sub, amr, at, method})."""
+STEP_UP_KEY = "mfa_step_up"
+"""Flask-session key: the browser is raising its own SSO session's level ({sid, at})."""
+
+
+def complete_authentication(user: DirectoryUser, *, amr: Sequence[str], method: str = "") -> Any:
+    """Finish a sign-in of ``user`` that the caller has verified, with RFC 8176 ``amr`` values
+    (``("pwd",)``, ``("otp",)``, ``("sc", "hwk")`` …); return the Flask response to send.
+
+    - Step-up: if this browser's SSO session belongs to ``user`` and the step-up page started a
+      step-up for it, the session is raised in place (same ``sid``): its ``amr`` are merged
+      with these and its ``acr`` recomputed.
+    - Second factor: if a first factor of ``user`` awaits its second (``PENDING_KEY``), the
+      ``amr`` are merged with the first factor's and a new SSO session starts.
+    - Otherwise a new SSO session starts with these ``amr`` (this browser's previous session,
+      of whatever user, ends). A password-only sign-in of a user who has a confirmed second
+      factor is held back until the second factor is given (``mfa.require_enrolled``).
+
+    The achieved level (ID token ``acr``) follows from the ``amr`` and ``mfa.levels``. Then
+    the pending authorization request continues exactly as after a password sign-in, where
+    a level the request, the client or the user's groups still demand leads to the step-up
+    page. ``method`` names the sign-in method in the audit trail.
+    """
     s = db()
+    settings = _settings()
+    now_ts = clock.timestamp()
+    sso = current_sso()
+    step_up = session.pop(STEP_UP_KEY, None)
+    if (
+        sso is not None
+        and sso.sub == user.id
+        and step_up
+        and step_up.get("sid") == sso.sid
+        and now_ts - int(step_up.get("at", 0)) <= settings.mfa.reauth_seconds
+    ):
+        before = list(sso.amr)
+        sso.amr = levels.normalise_amr(sso.amr, amr)
+        sso.acr = levels.achieved_level(settings.mfa, sso.amr)
+        _record(
+            "login.step_up",
+            severity=audit.Severity.SIGNIFICANT,
+            actor=user.id,
+            subject=user.id,
+            details={"method": method, "amr_before": before, "amr": sso.amr, "acr": sso.acr, "sid": sso.sid},
+        )
+        session.pop(PENDING_KEY, None)
+        if (session.get(REQUIRED_KEY) or {}).get("key") == "devices":
+            session.pop(REQUIRED_KEY, None)  # asked for by "my security devices": back there
+            return redirect(url_for("mfa.devices"))
+        return _resume()
+    pending = session.pop(PENDING_KEY, None)
+    first: list[str] = []
+    if (
+        pending
+        and pending.get("sub") == user.id
+        and now_ts - int(pending.get("at", 0)) <= settings.mfa.reauth_seconds
+    ):
+        first = list(pending.get("amr") or [])
+    achieved = levels.normalise_amr(first, amr)
+    if mfa_flow.second_factor_due(s, settings, user.id, achieved):
+        session[PENDING_KEY] = {"sub": user.id, "amr": achieved, "at": now_ts, "method": method}
+        _record(
+            "login.first_factor",
+            actor=user.id,
+            subject=user.id,
+            details={"method": method, "amr": achieved},
+        )
+        return redirect(url_for("mfa.choose"))
+    return _start_session(user, achieved, method=method)
+
+
+def _start_session(user: DirectoryUser, amr: list[str], *, method: str) -> Any:
+    s = db()
+    settings = _settings()
     identity = upsert_identity(s, user, kind=services().directory.kind)
     identity.last_login_at = clock.now()
     old = current_sso()
     if old is not None:
         service.end_sso_session(s, old, reason="new_login", actor=user.id)
+    acr = levels.achieved_level(settings.mfa, amr)
     cookie, row = service.create_sso_session(
         s,
-        _settings(),
+        settings,
         sub=user.id,
-        acr=ACR_PASSWORD,
+        acr=acr,
         amr=amr,
         ip=g.client_ip,
         user_agent=g.user_agent,
@@ -243,12 +396,30 @@ def _complete_login(user: Any, *, amr: list[str]) -> Any:
         subject=user.id,
         ip=g.client_ip,
         user_agent=g.user_agent,
-        details={"username": user.username, "amr": amr, "sid": row.sid},
+        details={"username": user.username, "amr": amr, "acr": acr, "method": method, "sid": row.sid},
     )
     g.sso_session = row
-    resp = make_response(_resume())
+    expires = session.pop("pw_expiry_warning", None)
+    if expires:
+        # warn before going on (R-PW-1 warning period); the flow waits for "continue"
+        at = dt.datetime.fromisoformat(expires)
+        resp = make_response(
+            render_template("sso/password_expiring.html", expires_at=at, days=max(0, (at - clock.now()).days))
+        )
+        session["pwchange"] = {"username": user.username, "reason": "expiring"}
+    else:
+        resp = make_response(_resume())
     _set_session_cookie(resp, cookie)
     return resp
+
+
+@bp.get("/login/continue")
+def login_continue() -> Any:
+    """Go on with the pending authorization after the expiry warning."""
+    if current_sso() is None:
+        return redirect(url_for("sso.login"))
+    session.pop("pwchange", None)
+    return _resume()
 
 
 def _check_profile(username: str, current: str, new_password: str) -> None:
@@ -272,7 +443,7 @@ def _profile_violations(username: str, current: str, new_password: str) -> list[
         user = directory.find_user(**({"upn": username} if "@" in username else {"username": username}))
     if user is None:
         return []
-    facts = passwords.facts_for(user, must_change=must_change)
+    facts = passwords.identity_facts(reader(), user, must_change=must_change)
     return passwords.evaluate(
         reader(), services().password_profile, password=new_password, identity=facts, now=clock.now()
     )
@@ -291,16 +462,14 @@ def change_password() -> Any:
         current = str(form.current_password.data or "")
         directory = services().directory
         try:
-            _refuse_if_locked(username)
-            _check_profile(username, current, new_password)
-            directory.change_password(username, current, new_password)
+            with _attempt(username):
+                _check_profile(username, current, new_password)
+                directory.change_password(username, current, new_password)
         except dir_errors.PasswordRejected as exc:
             error = _("The new password was refused: %(reason)s", reason=str(exc))
             outcome = "rejected"
         except dir_errors.DirectoryError as exc:
             error, outcome = _login_error(exc)
-            if isinstance(exc, dir_errors.InvalidCredentials):
-                _count_failure(username)
         else:
             outcome = ""
         if error:

@@ -297,3 +297,32 @@ def test_login_page_headers_cookies_and_screenshot(
     assert victim is not None
     assert victim.url.startswith("chrome-error://"), victim.url
     framer.close()
+
+
+@pytest.mark.parametrize("live_provider", [pytest.param("ad", marks=pytest.mark.samba)], indirect=True)
+def test_admin_reset_forces_change_at_first_sign_in_in_ad(
+    live_provider: LiveProvider, page: Page, request: pytest.FixtureRequest
+) -> None:
+    """PABIANICE §22 / issue "Password rules…": `iam user reset-password` shows a temporary
+    password once; at first use the person must choose their own, then the sign-in finishes."""
+    user = _ad_user(request, must_change=False)
+    reset = live_provider.cli_json("user", "reset-password", user.username, "--reason", "ticket HD-4711")
+    temporary = reset["temporary_password"]
+    assert reset["must_change"] is True and reset["username"] == user.username
+
+    _start_demo_sign_in(page, live_provider)
+    _submit_login(page, user.username, AD_PASSWORD)  # the old password is gone
+    expect(page.get_by_text(GENERIC_LOGIN_ERROR)).to_be_visible()
+    _submit_login(page, user.username, temporary)
+    _expect_change_page(page, live_provider, user.username)
+    expect(page.get_by_text("You must choose a new password before you continue.")).to_be_visible()
+    _change_password(page, temporary, AD_NEW_PASSWORD)
+
+    claims = _expect_demo_signed_in(page, live_provider, "Đorđe Novak")
+    assert claims["sub"] == user.id
+    ad = samba_fixture(request, "ad_directory")
+    assert ad.authenticate(user.username, AD_NEW_PASSWORD).id == user.id
+    events = live_provider.cli_json("audit", "list", "--event", "password.reset")
+    mine = [e for e in events if e["subject"] == user.id]
+    assert mine and mine[0]["details"]["reason"] == "ticket HD-4711"
+    assert mine[0]["actor"].startswith("cli:") and temporary not in json.dumps(events)

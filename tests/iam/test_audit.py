@@ -9,11 +9,7 @@ tables, bypassing :mod:`iam.audit`.
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
-import socketserver
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,6 +22,7 @@ from iam.config import AuditSettings, MailSettings
 from iam.models.audit import AuditEvent, AuditHead
 from iam.models.jobs import Job, JobStatus
 from iam.services import Services
+from tests.smtp import SmtpSink
 
 EVENTS = AuditEvent.__table__
 HEAD = AuditHead.__table__
@@ -571,71 +568,6 @@ def test_critical_event_rolled_back_queues_nothing(services: Services) -> None:
     rolled_back(services, lambda s: audit.record(s, "test.critical", severity=Severity.CRITICAL))
     with services.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Job)) == 0
-
-
-class _SmtpHandler(socketserver.StreamRequestHandler):
-    """Just enough SMTP (RFC 5321) for smtplib: EHLO, MAIL, RCPT, DATA, QUIT."""
-
-    server: SmtpSink
-
-    def _reply(self, line: str) -> None:
-        self.wfile.write(line.encode() + b"\r\n")
-        self.wfile.flush()
-
-    def handle(self) -> None:
-        self._reply("220 sink.test ESMTP test sink")
-        sender, rcpts = "", []
-        while True:
-            line = self.rfile.readline()
-            if not line:
-                return
-            cmd = line.decode("ascii", "replace").rstrip("\r\n")
-            verb = cmd.split(" ", 1)[0].upper()
-            if verb in ("EHLO", "HELO"):
-                self._reply("250 sink.test")
-            elif verb == "MAIL":
-                sender = cmd.split(":", 1)[1].strip().strip("<>")
-                self._reply("250 OK")
-            elif verb == "RCPT":
-                rcpts.append(cmd.split(":", 1)[1].strip().strip("<>"))
-                self._reply("250 OK")
-            elif verb == "DATA":
-                self._reply("354 end with <CRLF>.<CRLF>")
-                data = bytearray()
-                while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
-                    data += chunk[1:] if chunk.startswith(b"..") else chunk
-                msg = email.message_from_bytes(bytes(data), policy=email.policy.default)
-                self.server.messages.append({"from": sender, "to": list(rcpts), "msg": msg})
-                self._reply("250 OK queued")
-            elif verb in ("RSET", "NOOP"):
-                self._reply("250 OK")
-            elif verb == "QUIT":
-                self._reply("221 bye")
-                return
-            else:
-                self._reply("502 not implemented")
-
-
-class SmtpSink(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _SmtpHandler)
-        self.messages: list[dict[str, Any]] = []
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink()
-    thread = threading.Thread(target=sink.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield sink
-    finally:
-        sink.shutdown()
-        sink.server_close()
-        thread.join(timeout=5)
 
 
 def _with_mail(monkeypatch: pytest.MonkeyPatch, services: Services, port: int) -> None:

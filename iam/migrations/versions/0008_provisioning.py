@@ -1,7 +1,7 @@
 """provisioning
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-25 23:54:15.127158
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import iam.db
 
 revision: str = "0008"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

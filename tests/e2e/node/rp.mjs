@@ -3,19 +3,26 @@
 // page (no browser: fetch with a cookie jar), then exercises the token, userinfo, refresh and
 // logout endpoints the way a real application would.
 //
-// usage: node rp.mjs [full|login|refresh]
+// usage: node rp.mjs [full|login|refresh|stepup]
 //
 //   full     sign in, code grant (+PKCE S256, state, nonce), userinfo, refresh-token rotation,
 //            reuse detection, family revocation, RP-initiated logout (the default)
 //   login    sign in and code grant only; prints the tokens so a later step can use them
 //   refresh  one refresh_token grant with RP_REFRESH_TOKEN; RP_EXPECT is "ok" or an OAuth
 //            error code (e.g. invalid_grant) and decides the exit code
+//   stepup   sign in without acr_values, then authorize again on the same SSO session with
+//            acr_values=RP_STEP_UP_ACR (default "mfa"): the provider's step-up asks for a code
+//
+// Second factors: with RP_TOTP_SECRET (base32) a page with a form field "code" is answered
+// with the current TOTP code (RFC 6238, SHA1, RP_TOTP_DIGITS digits, RP_TOTP_PERIOD s).
+// RP_ACR_VALUES and RP_MAX_AGE are added to the (first) authorization request when set.
 //
 // Input (environment): RP_ISSUER, RP_CLIENT_ID, RP_CLIENT_SECRET, RP_REDIRECT_URI,
 // RP_POST_LOGOUT_REDIRECT_URI, RP_USERNAME, RP_PASSWORD, RP_SCOPE (default
 // "openid profile email groups"). Output: one JSON object on stdout. Exit code 0 only when
 // everything the mode checks held; otherwise 1, and the JSON carries "error".
 
+import { createHmac } from 'node:crypto';
 import * as client from 'openid-client';
 
 const mode = process.argv[2] || 'full';
@@ -107,6 +114,31 @@ function parseForm(html, pageUrl) {
   return { action, method, fields, names };
 }
 
+function base32Decode(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const ch of text.replace(/=+$/, '').toUpperCase()) {
+    const v = alphabet.indexOf(ch);
+    if (v < 0) fail('RP_TOTP_SECRET is not base32');
+    bits += v.toString(2).padStart(5, '0');
+  }
+  const bytes = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
+  return Buffer.from(bytes);
+}
+
+// RFC 6238 TOTP of the current time step (RFC 4226 dynamic truncation).
+function totp(secret) {
+  const digits = Number(process.env.RP_TOTP_DIGITS || 6);
+  const period = Number(process.env.RP_TOTP_PERIOD || 30);
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / period)));
+  const mac = createHmac('sha1', base32Decode(secret)).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  const value = (mac.readUInt32BE(offset) & 0x7fffffff) % 10 ** digits;
+  return String(value).padStart(digits, '0');
+}
+
 function pageError(html) {
   const m = html.match(/<p class="error"[^>]*>([\s\S]*?)<\/p>/i);
   return m ? decodeEntities(m[1].trim()) : undefined;
@@ -118,6 +150,7 @@ async function signIn(authorizationUrl, redirectUri, username, password) {
   let url = authorizationUrl.href;
   let response;
   let submitted = false;
+  let codeSubmitted = false;
   const trail = [];
   for (let hop = 0; hop < MAX_HOPS; hop++) {
     if (url.startsWith(redirectUri)) return { callback: new URL(url), trail };
@@ -129,8 +162,26 @@ async function signIn(authorizationUrl, redirectUri, username, password) {
     }
     const html = await response.text();
     if (response.status !== 200) fail(`GET ${url} answered ${response.status}: ${pageError(html) || html.slice(0, 300)}`);
-    if (submitted) fail(`the provider did not finish the sign-in; it shows ${url}: ${pageError(html) || '(no error text)'}`);
     const form = parseForm(html, url);
+    if (form.names.includes('code') && process.env.RP_TOTP_SECRET && !codeSubmitted) {
+      // the provider asks for a second factor (after the password, or a step-up)
+      out.code_form = { action: form.action.pathname, hidden: Object.keys(form.fields).sort() };
+      const body = new URLSearchParams({ ...form.fields, code: totp(process.env.RP_TOTP_SECRET) });
+      response = await browserFetch(form.action, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      codeSubmitted = true;
+      trail.push(`POST ${form.action.pathname}`);
+      if (![302, 303].includes(response.status)) {
+        const text = await response.text();
+        fail(`POST ${form.action.pathname} answered ${response.status}: ${pageError(text) || text.slice(0, 300)}`);
+      }
+      url = new URL(response.headers.get('location'), form.action).href;
+      continue;
+    }
+    if (submitted) fail(`the provider did not finish the sign-in; it shows ${url}: ${pageError(html) || '(no error text)'}`);
     if (!form.names.includes('username') || !form.names.includes('password')) {
       fail(`expected the login form at ${url}, found fields ${form.names.join(', ')}`);
     }
@@ -192,19 +243,26 @@ async function configure() {
   return config;
 }
 
-async function login(config) {
+async function login(config, extra = null) {
   const redirectUri = env('RP_REDIRECT_URI');
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const nonce = client.randomNonce();
-  const authorizationUrl = client.buildAuthorizationUrl(config, {
+  const params = {
     redirect_uri: redirectUri,
     scope: env('RP_SCOPE', 'openid profile email groups'),
     code_challenge: await client.calculatePKCECodeChallenge(verifier),
     code_challenge_method: 'S256',
     state,
     nonce,
-  });
+  };
+  if (extra === null) {
+    if (process.env.RP_ACR_VALUES) params.acr_values = process.env.RP_ACR_VALUES;
+    if (process.env.RP_MAX_AGE) params.max_age = process.env.RP_MAX_AGE;
+  } else {
+    Object.assign(params, extra);
+  }
+  const authorizationUrl = client.buildAuthorizationUrl(config, params);
   const { callback, trail } = await signIn(authorizationUrl, redirectUri, env('RP_USERNAME'), env('RP_PASSWORD'));
   out.sign_in_trail = trail;
   out.callback_state_matches = callback.searchParams.get('state') === state;
@@ -325,7 +383,18 @@ async function refreshOnly() {
   if (got !== expect) fail(`refresh gave ${got}, want ${expect}`);
 }
 
-const modes = { full, login: loginOnly, refresh: refreshOnly };
+async function stepUp() {
+  const config = await configure();
+  await login(config, {});
+  out.first = { id_token_claims: out.id_token_claims, sign_in_trail: out.sign_in_trail };
+  const wanted = env('RP_STEP_UP_ACR', 'mfa');
+  await login(config, { acr_values: wanted });
+  out.step_up = { id_token_claims: out.id_token_claims, sign_in_trail: out.sign_in_trail };
+  // openid-client checked signature, nonce, … of both; here: the level actually achieved
+  if (out.step_up.id_token_claims.acr !== wanted) fail(`after step-up acr is ${out.step_up.id_token_claims.acr}, want ${wanted}`);
+}
+
+const modes = { full, login: loginOnly, refresh: refreshOnly, stepup: stepUp };
 
 try {
   if (!modes[mode]) fail(`unknown mode ${mode}; use one of ${Object.keys(modes).join(', ')}`);

@@ -115,3 +115,11 @@ def test_policy_show_and_overrides(run, monkeypatch: pytest.MonkeyPatch) -> None
     result = run("policy", "show")
     assert result.exit_code == 1
     assert "passwords.overrides.history_count" in result.stderr
+
+
+def test_policy_check_on_the_builtin_directory(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("policy", "check")
+    assert result.exit_code == 0
+    assert "no password policy of its own" in result.stdout
+    data = json.loads(run("policy", "check", "--json").stdout)
+    assert data == {"ok": True, "profile": "default", "directory": "local", "policies": []}

@@ -150,7 +150,7 @@ def test_must_change_at_next_sign_in() -> None:
     assert must_change_at_next_sign_in(profile("bistrezor"), by_admin=False, new_account=True)  # Član 22
     assert must_change_at_next_sign_in(profile("pabianice"), by_admin=True)  # §22.2
     assert not must_change_at_next_sign_in(profile("pabianice"), by_admin=False)
-    assert not must_change_at_next_sign_in(profile("cacak"), by_admin=True)
+    assert must_change_at_next_sign_in(profile("cacak"), by_admin=True)  # Član 20: known to another
 
 
 def test_record_password_set_audits_without_the_password(services: Services) -> None:
