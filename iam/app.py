@@ -17,7 +17,7 @@ from iam.config import Settings, load_settings
 from iam.services import Services
 
 #: Feature packages, loaded by name so the core never imports them statically.
-FEATURES: tuple[str, ...] = ("sso", "pim")
+FEATURES: tuple[str, ...] = ("sso", "pim", "provisioning")
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -292,6 +292,8 @@ class Settings(BaseSettings):
     """Privileged elevation (the ``pim`` package)."""
     x509: X509Settings = Field(default_factory=lambda: X509Settings())
     """Smart-card / client-certificate sign-in (``sso/x509``)."""
+    provisioning: ProvisioningSettings = Field(default_factory=lambda: ProvisioningSettings())
+    """HR-driven joiners, movers and leavers (the ``provisioning`` package)."""
 
     @classmethod
     def settings_customise_sources(
@@ -515,4 +517,45 @@ class X509Settings(Section):
     """Let a person with a valid card but no account ask for one; an administrator approves."""
 
 
-Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509)
+PROVISIONING_POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+
+class ProvisioningSettings(Section):
+    """HR-driven joiners, movers and leavers (R-JML)."""
+
+    policy_dir: Path = PROVISIONING_POLICY_DIR
+    """Folder holding ``naming.toml`` and ``birthright.toml``."""
+    naming_rule: str = ""
+    """Which rule of ``naming.toml`` makes usernames ('' = the file's ``rule``)."""
+    base_ou: str = ""
+    """Where HR accounts live in the directory; the department OUs of ``birthright.toml`` are
+    relative to it. Default: ``directory.users_ou``."""
+    timezone: str = "UTC"
+    """Time zone of HR dates: a start date begins, an end date ends, at local midnight."""
+    password_delivery: Literal["activation_link", "envelope"] = "activation_link"  # noqa: S105
+    """Initial password: a one-time link mailed to the manager, or a sealed-envelope PDF printed
+    with ``iam hr envelopes``."""
+    activation_lifetime: int = Field(default=7 * 24 * 3600, ge=60)
+    """Seconds a one-time activation link (or an unprinted envelope) stays valid."""
+    mover_grace_period: int = Field(default=0, ge=0)
+    """Seconds after a move before access of the old post is removed (BISTrezor: 3 days)."""
+    retention_days: int = Field(default=365, ge=0)
+    """Days after a leaver before the directory account is deleted and the HR record reduced to
+    the register's fields (0 = never). The username stays reserved forever."""
+    max_attempts: int = Field(default=8, ge=1)
+    """Failed attempts to apply an event before it goes to the dead-letter list."""
+    apply_at_once: list[str] = Field(default_factory=lambda: ["leaver"])
+    """Kinds of event applied in the request that delivers them when already due (the worker
+    applies the rest, and retries these if the directory is unreachable)."""
+    operators_group: str = "iam-hr-operators"
+    """Directory group whose members may see the HR pages and replay events."""
+    admin_account_format: str = "adm-{username}"
+    """Name of a person's separate admin account, disabled with the leaver too ('' = none)."""
+    reconcile_interval: int = Field(default=24 * 3600, ge=60)
+    """Seconds between reconciliation runs of the worker."""
+    reconcile_ignore_groups: list[str] = Field(default_factory=lambda: ["Domain Users"])
+    """Groups that never need explaining (every account has them)."""
+    scim_max_results: int = Field(default=200, ge=1)
+
+
+Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

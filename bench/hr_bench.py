@@ -1,0 +1,330 @@
+"""HR provisioning benchmark against the real Samba AD DC.
+
+1. Joiners per second: a 2,000-person CSV (names with diacritics, so the naming rule
+   transliterates and resolves collisions) is imported (`iam hr import` path: validate, store
+   durably) and applied by the worker into AD (account in the department OU, initial password
+   with must-change, two birthright groups, enabled).
+2. Leaver latency: N people, each with a live SSO session and a refresh token, leave through
+   POST /api/v1/hr/events (hr access token from our token endpoint); the latency recorded on each
+   event (acceptance → disabled in AD and every session and refresh token ended) is reported as
+   p50/p99 (target: p99 < 2 s), with the client-side round trip next to it.
+
+    .venv/bin/python bench/hr_bench.py                      # 2,000 joiners, 200 leavers, SQLite
+    .venv/bin/python bench/hr_bench.py --people 500 --leavers 50 --db postgresql+psycopg://postgres@127.0.0.1
+
+The DC is started (or the running one reused) by deploy/samba-up.sh, like the tests; the
+benchmark works in its own OU, deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+GIVEN = [
+    "Đorđe",
+    "Łukasz",
+    "Ștefan",
+    "Ana",
+    "Nguyễn",
+    "Milica",
+    "Jan",
+    "Zofia",
+    "Ivana",
+    "Marko",
+    "Čedomir",
+    "Petra",
+]
+FAMILY = [
+    "Anđelković",
+    "Wałęsa",
+    "Popescu",
+    "Kovač",
+    "Thị Minh",
+    "Đurić",
+    "Kowalski",
+    "Wójcik",
+    "Marić",
+    "Horvat",
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def cleanup(dc, ou: str) -> None:  # type: ignore[no-untyped-def]
+    """Delete the benchmark's OU; a tree of thousands of users outlasts the client's receive
+    timeout, while the DC goes on deleting: wait until it is gone."""
+    from ldap3 import BASE
+    from ldap3.core.exceptions import LDAPException
+
+    try:
+        dc.delete_tree(ou)
+    except LDAPException:
+        pass
+    for _ in range(60):
+
+        def exists(conn) -> bool:  # type: ignore[no-untyped-def]
+            conn.search(ou, "(objectClass=*)", BASE, attributes=[])
+            return bool(conn.response)
+
+        try:
+            if not dc.admin(exists):
+                return
+            dc.delete_tree(ou)
+        except LDAPException:
+            pass
+        time.sleep(5)
+    print(f"could not delete {ou}; delete it by hand", file=sys.stderr)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--people", type=int, default=2000)
+    ap.add_argument("--leavers", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=4, help="worker threads applying events")
+    ap.add_argument("--db", default="sqlite", help="sqlite, or a postgresql+psycopg://user@host server")
+    args = ap.parse_args()
+
+    import pytest  # tests/samba.py's helpers skip through pytest when the DC is missing
+    from ldap3 import Connection
+    from sqlalchemy import create_engine, text
+
+    from iam.config import load_settings
+    from iam.directory.ad import ActiveDirectory
+    from iam.migrate import upgrade
+    from iam.services import Services
+    from tests.samba import _start
+
+    try:
+        dc = _start()
+    except pytest.skip.Exception as exc:
+        print(f"Samba AD DC not available: {exc}", file=sys.stderr)
+        return 1
+    ou = f"OU=bench-{secrets.token_hex(3)},DC=example,DC=test"
+
+    def add_ou(conn: Connection) -> None:
+        for dn in (ou, f"OU=Finance,{ou}", f"OU=IT,{ou}"):
+            assert conn.add(dn, ["top", "organizationalUnit"]), conn.result
+
+    dc.admin(add_ou)
+    tmp = Path(tempfile.mkdtemp(prefix="hr-bench-"))
+    pg_admin = None
+    if args.db == "sqlite":
+        db_url = f"sqlite:///{tmp}/iam.db"
+    else:
+        name = f"iam_hrbench_{secrets.token_hex(3)}"
+        base = args.db.rstrip("/").rsplit("/", 1)[0] if args.db.count("/") > 2 else args.db.rstrip("/")
+        pg_admin = create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
+        with pg_admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        db_url = f"{base}/{name}"
+    directory = dc.settings.model_copy(update={"users_ou": ou, "groups_ou": ou})
+    settings = load_settings(
+        dev_mode=True,
+        var_dir=tmp,
+        issuer="http://localhost",
+        database={"url": db_url},
+        directory={**directory.model_dump(), "bind_password": directory.bind_password.get_secret_value()},
+        provisioning={"base_ou": ou, "retention_days": 0},
+    )
+    services = Services(settings)
+    try:
+        upgrade(services.engine)
+        import sso
+
+        sso.on_upgrade(services)
+        return run(services, args, ou, tmp)
+    finally:
+        services.dispose()
+        if isinstance(services.__dict__.get("directory"), ActiveDirectory):
+            services.directory.close()  # type: ignore[attr-defined]
+        cleanup(dc, ou)
+        if pg_admin is not None:
+            with pg_admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{db_url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+
+
+def run(services, args, ou: str, tmp: Path) -> int:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from iam import clock, core_jobs  # noqa: F401 — job handlers
+    from iam.app import create_app, load_feature_jobs
+    from iam.jobs import run_due
+    from provisioning.models import EventStatus, HrEvent
+    from provisioning.service import batch
+    from provisioning.service import events as event_service
+    from sso import clients
+    from sso import service as sso_service
+
+    load_feature_jobs()
+    today = clock.now().date().isoformat()
+    rows = ["employee_number,given_name,family_name,department,title,engagement,start_date,personal_data"]
+    for i in range(args.people):
+        dept = "Finance" if i % 3 else "IT"
+        rows.append(
+            f"B{i:05d},{GIVEN[i % len(GIVEN)]},{FAMILY[(i // len(GIVEN)) % len(FAMILY)]},"
+            f"{dept},Clerk,staff,{today},limited"
+        )
+    csv_text = "\n".join(rows) + "\n"
+    (tmp / "people.csv").write_text(csv_text)
+
+    t0 = time.perf_counter()
+    with services.reader() as session:
+        items = batch.parse(csv_text, "csv", session, snapshot=True)
+    for start in range(0, len(items), 200):
+        with services.transaction() as session:
+            for item in items[start : start + 200]:
+                event_service.accept(
+                    session,
+                    item.event,
+                    source="batch",
+                    actor="bench",
+                    settings=services.settings.provisioning,
+                )
+    stored = time.perf_counter() - t0
+    print(
+        f"import: {len(items)} events validated and stored in {stored:.1f} s "
+        f"({len(items) / stored:.0f} events/s)"
+    )
+
+    import threading
+
+    finished: list[float] = []
+
+    def work() -> None:
+        while run_due(services, limit=5):
+            pass
+        finished.append(time.perf_counter())
+
+    t1 = time.perf_counter()
+    threads = [threading.Thread(target=work) for _ in range(args.workers)]
+    for th in threads:
+        th.start()
+    while any(th.is_alive() for th in threads):
+        next(th for th in threads if th.is_alive()).join(30)
+        if not any(th.is_alive() for th in threads):
+            break
+        with services.reader() as session:
+            done = len(list(session.scalars(select(HrEvent.id).where(HrEvent.status == EventStatus.APPLIED))))
+        print(f"  … {done} applied after {time.perf_counter() - t1:.0f} s", flush=True)
+    applied_s = max(finished) - t1
+    with services.reader() as session:
+        statuses = [r.status for r in session.scalars(select(HrEvent))]
+    ok = statuses.count(EventStatus.APPLIED)
+    print(
+        f"joiners into AD: {ok}/{len(statuses)} applied in {applied_s:.1f} s "
+        f"= {ok / applied_s:.2f} joiners/s ({args.workers} worker threads; "
+        "account, password, 2 groups, enable each)"
+    )
+    if ok != len(statuses):
+        print(f"NOT ALL APPLIED: {set(statuses)}", file=sys.stderr)
+
+    # -- leavers --------------------------------------------------------------------------
+    app = create_app(services=services)
+    client = app.test_client()
+    with services.transaction() as session:
+        hr, secret = clients.create_client(
+            session,
+            services.cipher,
+            clients.ClientSpec(
+                name="HR", grant_types=["client_credentials"], scopes=["hr"], redirect_uris=[]
+            ),
+            actor="bench",
+            allow_http=True,
+        )
+        rp, _ = clients.create_client(
+            session,
+            services.cipher,
+            clients.ClientSpec(name="RP", redirect_uris=["https://rp.example/cb"]),
+            actor="bench",
+            allow_http=True,
+        )
+        hr_id, rp_id = hr.client_id, rp.client_id
+    basic = base64.b64encode(f"{hr_id}:{secret}".encode()).decode()
+    token = client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "hr"},
+        headers={"Authorization": f"Basic {basic}"},
+    ).json["access_token"]
+    leavers = [f"B{i:05d}" for i in range(min(args.leavers, args.people))]
+    from provisioning.models import HrPerson
+
+    with services.transaction() as session:
+        for emp in leavers:
+            person = session.get(HrPerson, emp)
+            assert person is not None
+            assert person.sub
+            _, sso_row = sso_service.create_sso_session(
+                session,
+                services.settings,
+                sub=person.sub,
+                acr="password",
+                amr=["pwd"],
+                ip=None,
+                user_agent="bench",
+            )
+            sso_service.issue_refresh_token(
+                session,
+                services.settings,
+                client_id=rp_id,
+                ctx=sso_service.AuthContext.of(sso_row),
+                scope="openid",
+            )
+    round_trips = []
+    for emp in leavers:
+        t = time.perf_counter()
+        resp = client.post(
+            "/api/v1/hr/events",
+            json={"idempotency_key": f"leave-{emp}", "kind": "leaver", "person": {"employee_number": emp}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        round_trips.append((time.perf_counter() - t) * 1000)
+        assert resp.status_code == 202, resp.json
+    with services.reader() as session:
+        latencies = [
+            float(r.latency_ms)
+            for r in session.scalars(select(HrEvent).where(HrEvent.kind == "leaver"))
+            if r.status == EventStatus.APPLIED and r.latency_ms is not None
+        ]
+        from sso.models import RefreshToken, SsoSession
+
+        live_sessions = len(list(session.scalars(select(SsoSession.id).where(SsoSession.ended_at.is_(None)))))
+        live_tokens = [r for r in session.scalars(select(RefreshToken)) if r.revoked_at is None]
+    print(
+        f"leaver latency (acceptance → disabled in AD + sessions and refresh tokens ended), "
+        f"{len(latencies)}/{len(leavers)} applied: p50 {statistics.median(latencies):.0f} ms, "
+        f"p99 {pct(latencies, 0.99):.0f} ms, max {max(latencies):.0f} ms "
+        f"(HTTP round trip p50 {statistics.median(round_trips):.0f} ms, p99 {pct(round_trips, 0.99):.0f} ms)"
+    )
+    print(f"refresh tokens still live after the leavers: {len(live_tokens)}; live sessions: {live_sessions}")
+    print(
+        json.dumps(
+            {
+                "joiners_per_s": round(ok / applied_s, 1),
+                "leaver_p50_ms": statistics.median(latencies),
+                "leaver_p99_ms": pct(latencies, 0.99),
+            }
+        )
+    )
+    return (
+        0
+        if ok == len(statuses) and len(latencies) == len(leavers) and not live_tokens and not live_sessions
+        else 1
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,231 @@
+"""``iam hr …``: batch import (with dry run and a progress bar), the event log, replay of dead
+letters, reconciliation, the register of authorised persons and sealed-envelope printing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from iam.cli import Ctx, echo_json, pass_ctx
+from iam.errors import Conflict, ValidationFailed
+from provisioning.models import EventStatus
+from provisioning.service import batch, delivery, reports
+from provisioning.service import events as event_service
+
+CHUNK = 200
+
+
+@click.group("hr")
+def hr_group() -> None:
+    """HR-driven joiners, movers and leavers."""
+
+
+def _console() -> object:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@hr_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default=None, help="Default: by extension."
+)
+@click.option("--snapshot", is_flag=True, help="The file is the full list of people (not a list of events).")
+@click.option("--dry-run", is_flag=True, help="Print the planned changes; store nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def import_command(
+    ctx: Ctx, file: Path, fmt: str | None, snapshot: bool, dry_run: bool, as_json: bool
+) -> None:
+    """Import HR events from FILE (CSV or JSON lines): the same events as the API."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    fmt = fmt or ("jsonl" if file.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv")
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file} is not UTF-8 text.") from None
+    services = ctx.services
+    with services.reader() as session:
+        items = batch.parse(text, fmt, session, snapshot=snapshot)
+        if dry_run:
+            planned = batch.plan(services, session, items)
+    if dry_run:
+        if as_json:
+            echo_json({"dry_run": True, "events": planned})
+            return
+        table = Table(title=f"Planned changes ({len(planned)}) — nothing was stored")
+        for col in ("line", "kind", "employee", "effective (UTC)", "username", "OU", "groups"):
+            table.add_column(col)
+        for p in planned:
+            table.add_row(
+                str(p["line"] or "-"),
+                p["kind"],
+                p["employee_number"],
+                p["effective_at"][:16],
+                str(p.get("username") or ""),
+                str(p.get("ou") or ""),
+                ", ".join(p.get("groups", [])),
+            )
+        from rich.console import Console
+
+        Console(width=160).print(table)
+        return
+    accepted = duplicates = 0
+    settings = services.settings.provisioning
+    progress = Progress(
+        TextColumn("[bold]importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[dups]} duplicate(s)"),
+        TimeRemainingColumn(),
+        console=_console(),  # type: ignore[arg-type]
+        disable=as_json,
+    )
+    with progress:
+        task = progress.add_task("import", total=len(items), dups=0)
+        for start in range(0, len(items), CHUNK):
+            with services.transaction() as session:
+                for item in items[start : start + CHUNK]:
+                    try:
+                        result = event_service.accept(
+                            session, item.event, source="batch", actor=f"cli:{file.name}", settings=settings
+                        )
+                    except Conflict as exc:
+                        raise ValidationFailed(f"line {item.line}: {exc}") from None
+                    duplicates += result.duplicate
+                    accepted += not result.duplicate
+            progress.update(task, advance=len(items[start : start + CHUNK]), dups=duplicates)
+    summary = {"accepted": accepted, "duplicates": duplicates, "total": len(items)}
+    if as_json:
+        echo_json(summary)
+    else:
+        click.echo(f"{accepted} event(s) stored, {duplicates} already known; the worker applies them.")
+
+
+@hr_group.command("events")
+@click.option("--status", type=click.Choice([s.value for s in EventStatus]), default=None)
+@click.option("--employee", default=None, help="Only this employee number.")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def events_command(ctx: Ctx, status: str | None, employee: str | None, limit: int, as_json: bool) -> None:
+    """The HR event log, newest first."""
+    with ctx.services.reader() as session:
+        rows = [
+            event_service.event_as_dict(r)
+            for r in event_service.list_events(session, status=status, employee_number=employee, limit=limit)
+        ]
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        latency = f"{r['latency_ms']:.0f}ms" if r["latency_ms"] is not None else "-"
+        click.echo(
+            f"{r['accepted_at'][:19]}  {r['kind']:<7} {r['employee_number']:<12} {r['status']:<10} "
+            f"attempts={r['attempts']} latency={latency} {r['id']}"
+            + (f"  error: {r['error']}" if r["error"] else "")
+        )
+
+
+@hr_group.command("replay")
+@click.argument("event_id", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Every event on the dead-letter list.")
+@pass_ctx
+def replay_command(ctx: Ctx, event_id: str | None, replay_all: bool) -> None:
+    """Put a dead event (or all of them) back in the queue."""
+    if not event_id and not replay_all:
+        raise click.UsageError("Give an event id or --all.")
+    settings = ctx.services.settings.provisioning
+    with ctx.services.transaction() as session:
+        ids = (
+            [event_id]
+            if event_id
+            else [r.id for r in event_service.list_events(session, status=EventStatus.DEAD, limit=100000)]
+        )
+        for one in ids:
+            assert one is not None
+            event_service.replay(session, one, actor="cli", settings=settings)
+    click.echo(f"{len(ids)} event(s) put back in the queue.")
+
+
+@hr_group.command("reconcile")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
+@click.option("--alert", is_flag=True, help="Record critical audit events (mail the security officer).")
+@pass_ctx
+def reconcile_command(ctx: Ctx, fmt: str, alert: bool) -> None:
+    """Directory against HR: orphans, enabled leavers, unexplained group memberships."""
+    from dataclasses import asdict
+
+    findings = reports.reconcile(ctx.services, alert=alert)
+    if fmt == "json":
+        echo_json([asdict(f) for f in findings])
+    elif fmt == "csv":
+        click.echo(reports.findings_csv(findings), nl=False)
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"Reconciliation: {len(findings)} finding(s)")
+        for col in ("finding", "severity", "username", "employee", "detail"):
+            table.add_column(col)
+        for f in findings:
+            style = "bold red" if f.severity == "critical" else None
+            table.add_row(f.kind, f.severity, f.username, f.employee_number, f.detail, style=style)
+        Console(width=160).print(table)
+    if any(f.severity == "critical" for f in findings):
+        sys.exit(2)
+
+
+@hr_group.command("register")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "pdf"]), default="csv", show_default=True)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="File (PDF needs one)."
+)
+@pass_ctx
+def register_command(ctx: Ctx, fmt: str, out: Path | None) -> None:
+    """Register of persons authorised to process personal data (PABIANICE §15)."""
+    with ctx.services.reader() as session:
+        rows = reports.register(session)
+    if fmt == "json":
+        data = json.dumps(rows, indent=2)
+    elif fmt == "csv":
+        data = reports.register_csv(rows)
+    else:
+        if out is None:
+            raise click.ClickException("A PDF needs --out FILE.")
+        out.write_bytes(reports.register_pdf(rows, organisation=ctx.services.settings.organisation))
+        click.echo(f"{len(rows)} person(s) written to {out}.")
+        return
+    if out:
+        out.write_text(data, encoding="utf-8")
+    else:
+        click.echo(data, nl=False)
+
+
+@hr_group.command("envelopes")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PDF file to write."
+)
+@pass_ctx
+def envelopes_command(ctx: Ctx, out: Path) -> None:
+    """Print the undelivered initial passwords as sealed-envelope sheets (then erased here)."""
+    services = ctx.services
+    with services.transaction() as session:
+        items = delivery.envelopes(session, services, actor="cli")
+        if not items:
+            click.echo("No envelopes to print.")
+            return
+        pdf = delivery.envelope_pdf(
+            items, organisation=services.settings.organisation, issuer=services.settings.issuer
+        )
+        out.touch(mode=0o600)
+        out.write_bytes(pdf)
+    click.echo(f"{len(items)} envelope(s) written to {out}; print, then delete the file.")

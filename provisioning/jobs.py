@@ -1,0 +1,61 @@
+"""Scheduled work of provisioning: events at their effective time (with backoff and the
+dead-letter list), start dates, grace-period removals, retention, activation mails and the
+periodic reconciliation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from iam.directory.errors import DirectoryUnavailable
+from iam.jobs import RetryLater, handler, periodic
+from provisioning.service import delivery, engine
+
+if TYPE_CHECKING:
+    from iam.services import Services
+
+
+@handler("provisioning.apply")
+def _apply(services: Services, session: Session, payload: dict[str, Any]) -> None:
+    engine.apply_due(services, str(payload["employee_number"]))
+
+
+def _directory_retry(fn: Any, services: Services, employee_number: str) -> None:
+    try:
+        fn(services, employee_number)
+    except DirectoryUnavailable as exc:
+        raise RetryLater(str(exc)) from exc
+
+
+@handler("provisioning.start")
+def _start(services: Services, session: Session, payload: dict[str, Any]) -> None:
+    _directory_retry(engine.start, services, str(payload["employee_number"]))
+
+
+@handler("provisioning.remove_groups")
+def _remove(services: Services, session: Session, payload: dict[str, Any]) -> None:
+    _directory_retry(engine.remove_due_groups, services, str(payload["employee_number"]))
+
+
+@handler("provisioning.purge")
+def _purge(services: Services, session: Session, payload: dict[str, Any]) -> None:
+    _directory_retry(engine.purge, services, str(payload["employee_number"]))
+
+
+@handler(delivery.MAIL_JOB)
+def _mail(services: Services, session: Session, payload: dict[str, Any]) -> None:
+    delivery.send_link(services, session, str(payload["activation"]), str(payload["to"]))
+
+
+@periodic("provisioning.reconcile", lambda settings: settings.provisioning.reconcile_interval)
+def _reconcile(services: Services) -> None:
+    from sqlalchemy import select
+
+    from provisioning.models import HrPerson
+    from provisioning.service import reports
+
+    with services.reader() as session:
+        in_use = session.scalar(select(HrPerson.employee_number).limit(1)) is not None
+    if in_use:  # before HR sends anyone, every account would be an "orphan"
+        reports.reconcile(services, alert=True)

@@ -1,0 +1,153 @@
+"""Operators' pages: HR event log, dead-letter list with replay, reconciliation report, register
+of authorised persons; and the manager's one-time activation link."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+
+from iam.directory.errors import DirectoryError
+from iam.errors import Conflict, NotFound
+from iam.web import db, services
+from provisioning.models import EventStatus, GroupRemoval, ReviewItem
+from provisioning.service import delivery, reports
+from provisioning.service import events as event_service
+from sso.views.common import current_sso
+
+bp = Blueprint("provisioning", __name__)
+
+
+class ConfirmForm(FlaskForm):  # type: ignore[misc]
+    """A button and its CSRF token."""
+
+
+def operator() -> str:
+    """The signed-in member of ``provisioning.operators_group``; anyone else is refused."""
+    sso = current_sso()
+    if sso is None:
+        abort(redirect(url_for("sso.login")))
+    group = services().settings.provisioning.operators_group
+    try:
+        groups = services().directory.user_groups(sso.sub)
+    except DirectoryError:
+        abort(503)
+    if group.casefold() not in {name.casefold() for name in groups}:
+        abort(403)
+    return sso.sub
+
+
+@bp.get("/hr/events")
+def event_log() -> Any:
+    operator()
+    status = request.args.get("status") or None
+    if status and status not in {s.value for s in EventStatus}:
+        abort(400)
+    rows = event_service.list_events(
+        db(), status=status, employee_number=request.args.get("employee") or None
+    )
+    return render_template(
+        "provisioning/events.html",
+        events=rows,
+        counts=event_service.counts(db()),
+        status=status,
+        form=ConfirmForm(),
+    )
+
+
+@bp.get("/hr/events/<event_id>")
+def event_detail(event_id: str) -> Any:
+    operator()
+    try:
+        row = event_service.get_event(db(), event_id)
+    except NotFound:
+        abort(404)
+    removals = db().scalars(select(GroupRemoval).where(GroupRemoval.event_id == row.id)).all()
+    review = db().scalars(select(ReviewItem).where(ReviewItem.event_id == row.id)).all()
+    return render_template(
+        "provisioning/event.html", event=row, removals=removals, review=review, form=ConfirmForm()
+    )
+
+
+@bp.get("/hr/dead")
+def dead_letters() -> Any:
+    operator()
+    rows = event_service.list_events(db(), status=EventStatus.DEAD)
+    return render_template("provisioning/dead.html", events=rows, form=ConfirmForm())
+
+
+@bp.post("/hr/events/<event_id>/replay")
+def replay(event_id: str) -> Any:
+    actor = operator()
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        event_service.replay(db(), event_id, actor=actor, settings=services().settings.provisioning)
+    except NotFound:
+        abort(404)
+    except Conflict as exc:
+        flash(str(exc))
+        return redirect(url_for("provisioning.dead_letters"))
+    flash("The event was put back in the queue.")
+    return redirect(url_for("provisioning.dead_letters"))
+
+
+@bp.get("/hr/reconcile")
+def reconcile() -> Any:
+    operator()
+    try:
+        findings = reports.reconcile(services())
+    except DirectoryError:
+        abort(503)
+    if request.args.get("format") == "csv":
+        return Response(
+            reports.findings_csv(findings),
+            mimetype="text/csv",
+            headers={"Content-Disposition": "attachment; filename=reconciliation.csv"},
+        )
+    return render_template("provisioning/reconcile.html", findings=findings)
+
+
+@bp.get("/hr/register")
+def register() -> Any:
+    operator()
+    rows = reports.register(db())
+    fmt = request.args.get("format")
+    if fmt == "csv":
+        return Response(
+            reports.register_csv(rows),
+            mimetype="text/csv",
+            headers={"Content-Disposition": "attachment; filename=register.csv"},
+        )
+    if fmt == "pdf":
+        pdf = reports.register_pdf(rows, organisation=services().settings.organisation)
+        return Response(pdf, mimetype="application/pdf")
+    return render_template("provisioning/register.html", rows=rows, fields=reports.REGISTER_FIELDS)
+
+
+@bp.get("/hr/activate/<token>")
+def activate(token: str) -> Any:
+    row = delivery.peek(db(), token)
+    return render_template("provisioning/activate.html", row=row, form=ConfirmForm(), revealed=None)
+
+
+@bp.post("/hr/activate/<token>")
+def activate_reveal(token: str) -> Any:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        username, password = delivery.reveal(db(), services(), token, ip=g.client_ip)
+    except NotFound:
+        return render_template("provisioning/activate.html", row=None, form=ConfirmForm(), revealed=None), 404
+    resp = Response(
+        render_template(
+            "provisioning/activate.html",
+            row=None,
+            form=None,
+            revealed={"username": username, "password": password},
+        )
+    )
+    resp.headers["Cache-Control"] = "no-store"
+    return resp

@@ -1,0 +1,189 @@
+"""Events are stored before they are acknowledged, applied exactly once, in effective order;
+malformed input changes nothing; an unreachable directory delays but loses nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from iam import clock
+from iam.cli import Ctx, cli
+from iam.directory.ad import ActiveDirectory
+from provisioning.models import EventStatus, HrEvent
+from tests.provisioning.conftest import SFX, Hr, joiner
+
+pytestmark = pytest.mark.samba
+
+import provisioning  # noqa: E402
+
+provisioning.register(cli)
+
+
+def _count(hr: Hr) -> int:
+    with hr.services.reader() as s:
+        return int(s.scalar(select(func.count()).select_from(HrEvent)) or 0)
+
+
+def test_token_with_hr_scope_required(hr: Hr) -> None:
+    assert hr.client.post("/api/v1/hr/events", json=joiner("1")).status_code == 401
+    bad = {"Authorization": "Bearer not-a-token"}
+    assert hr.client.post("/api/v1/hr/events", json=joiner("1"), headers=bad).status_code == 401
+    assert _count(hr) == 0
+
+
+def test_duplicate_delivery_is_recognised_and_a_reused_key_refused(hr: Hr) -> None:
+    event = joiner("4001")
+    first = hr.post(event)
+    again = hr.post(event)
+    assert first.status_code == 202 and again.status_code == 200
+    assert again.json["duplicate"] is True and again.json["id"] == first.json["id"]
+    changed = json.loads(json.dumps(event))
+    changed["person"]["title"] = "Director"
+    conflict = hr.post(changed)
+    assert conflict.status_code == 409
+    assert "idempotency key" in conflict.json["error_description"]
+    hr.work()
+    assert _count(hr) == 1
+    assert len(list(hr.directory.search_users(query="4001"))) <= 1
+    assert hr.directory.find_user(employee_number="4001") is not None
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"kind": "promotion"}, "kind: Input should be 'joiner', 'mover', 'leaver' or 'rehire'"),
+        ({"person": {"employee_number": "x y"}}, "person.employee_number: String should match pattern"),
+        (
+            {"effective_at": "2026-12-01T08:00:00"},
+            "effective_at: Value error, a date-time needs a UTC offset",
+        ),
+        ({"person": {"employee_number": "5"}}, "a joiner needs person.given_name"),
+        ({"unknown": 1}, "unknown: Extra inputs are not permitted"),
+    ],
+)
+def test_malformed_event_is_refused_precisely_and_changes_nothing(hr: Hr, patch: dict, message: str) -> None:
+    event = {**joiner("5"), **patch}
+    resp = hr.post(event)
+    assert resp.status_code == 400
+    assert message.replace("Value error, ", "") in resp.json["error_description"]
+    assert _count(hr) == 0
+
+
+def test_out_of_order_mover_is_superseded_and_mover_before_joiner_waits(hr: Hr) -> None:
+    now = clock.now()
+    # the mover arrives before its joiner: it waits (retried), then applies after the joiner
+    early = {
+        "idempotency_key": "m-6001",
+        "kind": "mover",
+        "effective_at": (now + dt.timedelta(minutes=5)).isoformat(),
+        "person": {"employee_number": "6001", "department": "IT", "title": "Engineer"},
+    }
+    assert hr.post(early).status_code == 202
+    assert hr.post(joiner("6001", "Marek", "Nowak")).status_code == 202
+    clock.advance(dt.timedelta(minutes=6))
+    hr.work()
+    user = hr.directory.find_user(employee_number="6001")
+    assert user is not None
+    assert hr.directory.user_groups(user.id, nested=False) == ["all-staff", "it"]
+    # an older mover delivered late does not undo the newer state
+    stale = {
+        "idempotency_key": "m-6001-old",
+        "kind": "mover",
+        "effective_at": (now + dt.timedelta(minutes=1)).isoformat(),
+        "person": {"employee_number": "6001", "department": "Finance"},
+    }
+    resp = hr.post(stale)
+    hr.work()
+    with hr.services.reader() as s:
+        row = s.get(HrEvent, resp.json["id"])
+        assert row is not None and row.status == EventStatus.SUPERSEDED
+    assert hr.directory.user_groups(user.id, nested=False) == ["all-staff", "it"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_directory_unreachable_during_batch_nothing_lost_nothing_twice(hr: Hr, tmp_path: Path) -> None:
+    lines = [json.dumps(joiner(f"70{i:02d}", "Jan", "Kowalski")) for i in range(6)]
+    lines.append(json.dumps(joiner("7099", "Eva", "Novák", start_date="2026-13-01")))  # malformed
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    ctx = Ctx()
+    ctx._services = hr.services
+    result = runner.invoke(cli, ["hr", "import", str(bad)], obj=ctx)
+    assert result.exit_code == 1
+    assert "line 7: person.start_date" in result.output
+    assert _count(hr) == 0  # the whole file is refused
+
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join(lines[:6]) + "\n")
+    dry = runner.invoke(cli, ["hr", "import", str(good), "--dry-run", "--json"], obj=ctx)
+    assert dry.exit_code == 0, dry.output
+    planned = json.loads(dry.output)["events"]
+    assert [p["username"] for p in planned] == [f"jan.kowalski{SFX}"] + [
+        f"jan.kowalski{SFX}{n}" for n in range(2, 7)
+    ]
+    assert _count(hr) == 0
+
+    working = hr.services.directory
+    broken = ActiveDirectory(
+        working.settings.model_copy(
+            update={"url": f"ldaps://127.0.0.1:{_closed_port()}", "connect_timeout": 1.0}
+        )
+    )
+    hr.services.__dict__["directory"] = broken
+    result = runner.invoke(cli, ["hr", "import", str(good)], obj=ctx)
+    assert result.exit_code == 0, result.output
+    assert _count(hr) == 6  # stored before anything touched the directory
+    hr.work()
+    with hr.services.reader() as s:
+        rows = list(s.scalars(select(HrEvent)))
+        assert {r.status for r in rows} == {EventStatus.PENDING}
+        assert all(r.attempts >= 1 and r.error for r in rows)
+    hr.services.__dict__["directory"] = working  # the directory is back
+    for _ in range(4):
+        clock.advance(dt.timedelta(minutes=10))  # past the backoff
+        hr.work()
+    with hr.services.reader() as s:
+        rows = list(s.scalars(select(HrEvent)))
+        assert {r.status for r in rows} == {EventStatus.APPLIED}, [(r.status, r.error) for r in rows]
+    users = [hr.directory.find_user(employee_number=f"70{i:02d}") for i in range(6)]
+    assert sorted(u.username for u in users if u) == [p["username"] for p in planned]
+    # the same file again: recognised, nothing applied twice
+    again = runner.invoke(cli, ["hr", "import", str(good), "--json"], obj=ctx)
+    assert json.loads(again.output) == {"accepted": 0, "duplicates": 6, "total": 6}
+
+
+def test_event_that_keeps_failing_goes_to_dead_letters_and_is_replayable(hr: Hr) -> None:
+    hr.services.settings.provisioning.max_attempts = 2
+    resp = hr.post(
+        {"idempotency_key": "mv-ghost", "kind": "mover", "person": {"employee_number": "8001", "title": "X"}}
+    )
+    for _ in range(3):
+        hr.work()
+        clock.advance(dt.timedelta(minutes=30))
+    with hr.services.reader() as s:
+        row = s.get(HrEvent, resp.json["id"])
+        assert row is not None and row.status == EventStatus.DEAD
+        assert "no HR record" in (row.error or "")
+    assert hr.post(joiner("8001")).status_code == 202
+    hr.work()
+    runner = CliRunner()
+    ctx = Ctx()
+    ctx._services = hr.services
+    out = runner.invoke(cli, ["hr", "replay", resp.json["id"]], obj=ctx)
+    assert out.exit_code == 0, out.output
+    hr.work()
+    with hr.services.reader() as s:
+        row = s.get(HrEvent, resp.json["id"])
+        assert row is not None and row.status == EventStatus.APPLIED

@@ -1,0 +1,184 @@
+"""Joiner, mover, leaver and rehire against the real Samba AD DC, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from iam import clock
+from iam.models.identity import Identity
+from provisioning.models import EventStatus, GroupRemoval, HrEvent, HrPerson, ReservedUsername, ReviewItem
+from tests.provisioning.conftest import SFX, Hr, day, joiner
+
+pytestmark = pytest.mark.samba
+
+
+def _event(hr: Hr, event_id: str) -> HrEvent:
+    with hr.services.reader() as s:
+        row = s.get(HrEvent, event_id)
+        assert row is not None
+        return row
+
+
+def test_joiner_account_ou_username_groups_disabled_until_start(hr: Hr) -> None:
+    resp = hr.post(joiner("1001", "Đorđe", "Anđelković", start_date=day(3).isoformat()))
+    assert resp.status_code == 202, resp.json
+    event_id = resp.json["id"]
+    assert resp.json["status"] == "pending"  # future-dated: waits for its effective time
+    hr.work()
+    assert _event(hr, event_id).status == EventStatus.PENDING
+    assert hr.directory.find_user(employee_number="1001") is None
+
+    clock.advance(dt.timedelta(days=3, minutes=1))
+    hr.work()
+    ev = _event(hr, event_id)
+    assert ev.status == EventStatus.APPLIED, ev.error
+    user = hr.directory.find_user(employee_number="1001")
+    assert user is not None
+    assert user.username == f"dorde.andelkovic{SFX}"  # Đ→D, đ→d, ć→c
+    assert user.dn.lower().endswith(f"ou=finance,{hr.ou}".lower())
+    assert user.must_change_password
+    assert user.enabled  # start date reached at the effective time
+    assert hr.directory.user_groups(user.id, nested=False) == ["all-staff", "finance"]
+    assert ev.result["delivery"] in ("activation_link", "envelope")
+    with hr.services.reader() as s:
+        identity = s.get(Identity, user.id)
+        assert identity is not None and identity.birth_date == dt.date(1990, 4, 1)
+        assert s.get(ReservedUsername, f"dorde.andelkovic{SFX}") is not None
+
+    # a second Đorđe Anđelković collides: the rule's collision format decides
+    assert hr.post(joiner("1002", "Đorđe", "Anđelković")).status_code == 202
+    hr.work()
+    second = hr.directory.find_user(employee_number="1002")
+    assert second is not None and second.username == f"dorde.andelkovic{SFX}2"
+
+
+def test_joiner_effective_now_but_start_date_later_stays_disabled(hr: Hr) -> None:
+    event = joiner("1003", "Łukasz", "Wałęsa", start_date=day(2).isoformat())
+    event["effective_at"] = clock.now().isoformat()
+    assert hr.post(event).status_code == 202
+    hr.work()
+    user = hr.directory.find_user(employee_number="1003")
+    assert user is not None and user.username == f"lukasz.walesa{SFX}"
+    assert not user.enabled
+    clock.advance(dt.timedelta(days=2, minutes=1))
+    hr.work()
+    user = hr.directory.get_user(user.id)
+    assert user is not None and user.enabled
+
+
+def test_mover_recomputes_groups_with_grace_period_and_queues_review(hr: Hr) -> None:
+    hr.services.settings.provisioning.mover_grace_period = 3 * 86400
+    assert hr.post(joiner("2001", "Ștefan", "Popescu")).status_code == 202
+    hr.work()
+    user = hr.directory.find_user(employee_number="2001")
+    assert user is not None and user.username == f"stefan.popescu{SFX}"
+    hr.directory.create_group("payroll-extra")
+    hr.directory.add_member("payroll-extra", user.id)  # granted outside the birthright rules
+
+    clock.advance(dt.timedelta(hours=1))
+    move = {
+        "idempotency_key": "move-2001",
+        "kind": "mover",
+        "person": {"employee_number": "2001", "department": "IT", "title": "Engineer"},
+    }
+    resp = hr.post(move)
+    assert resp.status_code == 202
+    hr.work()
+    ev = _event(hr, resp.json["id"])
+    assert ev.status == EventStatus.APPLIED, ev.error
+    assert set(hr.directory.user_groups(user.id, nested=False)) == {
+        "all-staff",
+        "finance",
+        "it",
+        "payroll-extra",
+    }
+    with hr.services.reader() as s:
+        review = [r.group for r in s.scalars(select(ReviewItem).where(ReviewItem.employee_number == "2001"))]
+        assert review == ["payroll-extra"]
+    clock.advance(dt.timedelta(days=3, minutes=1))
+    hr.work()
+    assert set(hr.directory.user_groups(user.id, nested=False)) == {"all-staff", "it", "payroll-extra"}
+    with hr.services.reader() as s:
+        removal = s.scalar(select(GroupRemoval).where(GroupRemoval.employee_number == "2001"))
+        assert removal is not None and removal.group == "finance" and removal.removed_at is not None
+
+
+def test_leaver_disables_removes_groups_records_latency_then_rehire(hr: Hr) -> None:
+    assert hr.post(joiner("3001", "Nguyễn", "Thị Minh")).status_code == 202
+    hr.work()
+    user = hr.directory.find_user(employee_number="3001")
+    assert user is not None and user.username == f"nguyen.thiminh{SFX}"  # tone marks dropped
+    admin = hr.directory.create_user(
+        __import__("iam.directory.base", fromlist=["NewUser"]).NewUser(
+            username=f"adm-nguyen.thiminh{SFX}", enabled=True
+        )
+    )
+    resp = hr.post({"idempotency_key": "leave-3001", "kind": "leaver", "person": {"employee_number": "3001"}})
+    assert resp.status_code == 202
+    body = resp.json
+    assert body["status"] == "applied", body  # applied in the request: seconds, not hours
+    assert 0 < body["latency_ms"] < 2000
+    user = hr.directory.get_user(user.id)
+    assert user is not None and not user.enabled
+    admin_after = hr.directory.get_user(admin.id)
+    assert admin_after is not None and not admin_after.enabled  # the admin account too
+    assert hr.directory.user_groups(user.id, nested=False) == []
+    with hr.services.reader() as s:
+        removed = sorted(
+            r.group for r in s.scalars(select(GroupRemoval).where(GroupRemoval.reason == "leaver"))
+        )
+        assert removed == ["all-staff", "finance"]
+        assert s.get(Identity, user.id).disabled  # type: ignore[union-attr]
+        assert s.get(HrPerson, "3001").status == "left"  # type: ignore[union-attr]
+
+    # rehire: same username (reserved for this person), enabled, birthright groups back
+    rehire = joiner("3001", "Nguyễn", "Thị Minh", department="IT", title="Engineer")
+    rehire.update(idempotency_key="rehire-3001", kind="rehire")
+    resp = hr.post(rehire)
+    assert resp.status_code == 202
+    hr.work()
+    ev = _event(hr, resp.json["id"])
+    assert ev.status == EventStatus.APPLIED, ev.error
+    assert {r["group"] for r in ev.result["previous_removals"]} == {"all-staff", "finance"}
+    again = hr.directory.get_user(user.id)
+    assert again is not None and again.enabled and again.username == f"nguyen.thiminh{SFX}"
+    assert again.must_change_password
+    assert hr.directory.user_groups(user.id, nested=False) == ["all-staff", "it"]
+
+
+def test_retention_deletes_the_account_keeps_the_name_and_a_rehire_gets_it_back(hr: Hr) -> None:
+    hr.services.settings.provisioning.retention_days = 30
+    assert hr.post(joiner("3101", "Čedomir", "Jovanović")).status_code == 202
+    hr.work()
+    user = hr.directory.find_user(employee_number="3101")
+    assert user is not None and user.username == f"cedomir.jovanovic{SFX}"
+    assert (
+        hr.post(
+            {"idempotency_key": "out-3101", "kind": "leaver", "person": {"employee_number": "3101"}}
+        ).json["status"]
+        == "applied"
+    )
+    clock.advance(dt.timedelta(days=30, minutes=1))
+    hr.work()
+    assert hr.directory.get_user(user.id) is None  # deleted after the retention period
+    with hr.services.reader() as s:
+        person = s.get(HrPerson, "3101")
+        assert (
+            person is not None and person.birth_date is None and person.username == f"cedomir.jovanovic{SFX}"
+        )
+        assert s.get(ReservedUsername, f"cedomir.jovanovic{SFX}") is not None
+    # nobody else gets the name, even now that AD has no such account
+    assert hr.post(joiner("3102", "Čedomir", "Jovanović")).status_code == 202
+    hr.work()
+    other = hr.directory.find_user(employee_number="3102")
+    assert other is not None and other.username == f"cedomir.jovanovic{SFX}2"
+    # the person returns: a new account under their own reserved name
+    back = joiner("3101", "Čedomir", "Jovanović")
+    back.update(idempotency_key="back-3101", kind="rehire")
+    assert hr.post(back).status_code == 202
+    hr.work()
+    again = hr.directory.find_user(employee_number="3101")
+    assert again is not None and again.username == f"cedomir.jovanovic{SFX}" and again.id != user.id
