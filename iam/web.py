@@ -155,6 +155,20 @@ def _api_error(status: int, error: str, description: str) -> Response:
     return resp
 
 
+def bearer_claims(scope: str) -> dict[str, Any] | None:
+    """The claims of the request's ``Authorization: Bearer`` access token if it is ours and
+    valid (signature, expiry, revocation, client enabled — checked by the registered verifier)
+    and carries ``scope``; otherwise None. For routes that answer in their own format (SCIM)."""
+    kind, _, value = request.headers.get("Authorization", "").partition(" ")
+    verify = current_app.extensions.get(BEARER_VERIFIER)
+    if kind.lower() != "bearer" or not value.strip() or verify is None:
+        return None
+    claims: dict[str, Any] | None = verify(value.strip())
+    if claims is None or scope not in str(claims.get("scope", "")).split():
+        return None
+    return claims
+
+
 def require_scope(scope: str) -> Callable[[F], F]:
     """Protect a JSON API route: a valid access token of ours (``Authorization: Bearer``) whose
     ``scope`` includes ``scope``. Denied by default: without a registered verifier nothing

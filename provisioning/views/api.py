@@ -9,12 +9,11 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from iam.errors import Conflict, NotFound, ValidationFailed
-from iam.web import db, services
+from iam.web import bearer_claims, db, services
 from provisioning.models import EventStatus
 from provisioning.service import engine
 from provisioning.service import events as event_service
 from provisioning.service.schemas import parse_event
-from sso.protector import bearer_claims
 
 log = logging.getLogger("provisioning")
 api = Blueprint("provisioning_api", __name__)
