@@ -549,8 +549,6 @@ class ProvisioningSettings(Section):
     applies the rest, and retries these if the directory is unreachable)."""
     operators_group: str = "iam-hr-operators"
     """Directory group whose members may see the HR pages and replay events."""
-    admin_account_format: str = "adm-{username}"
-    """Name of a person's separate admin account, disabled with the leaver too ('' = none)."""
     reconcile_interval: int = Field(default=24 * 3600, ge=60)
     """Seconds between reconciliation runs of the worker."""
     reconcile_ignore_groups: list[str] = Field(default_factory=lambda: ["Domain Users"])

@@ -50,7 +50,7 @@ def reconcile(services: Services, *, alert: bool = False) -> list[Finding]:
         linked = {s for p in persons.values() for s in (p.linked_accounts or [])}
     findings: list[Finding] = []
     seen: set[str] = set()
-    admin_fmt = services.settings.provisioning.admin_account_format
+    admin_fmt = services.settings.pim.admin_account_format
     admin_names = {admin_fmt.format(username=p.username).casefold() for p in persons.values() if p.username}
     for user in directory.search_users():
         if not _under(user.dn, base) or user.username.casefold() in BUILTIN:

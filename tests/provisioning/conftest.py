@@ -100,9 +100,7 @@ def hr(services: Services, samba_ad: Any, ad_ou: str, samba_dc: Any) -> Iterator
     services.settings = saved.model_copy(
         update={
             "directory": directory.settings if hasattr(directory, "settings") else saved.directory,
-            "provisioning": saved.provisioning.model_copy(
-                update={"base_ou": ad_ou, "admin_account_format": "adm-{username}"}
-            ),
+            "provisioning": saved.provisioning.model_copy(update={"base_ou": ad_ou}),
         }
     )
     services.__dict__["directory"] = directory

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 def _accounts(ctx: Ctx, person: HrPerson) -> list[str]:
     subs = [s for s in [person.sub, *(person.linked_accounts or [])] if s]
-    fmt = ctx.settings.admin_account_format
-    if fmt and person.username:
+    fmt = ctx.services.settings.pim.admin_account_format  # the one naming rule (R-PIM-2)
+    if person.username:
         admin = ctx.directory.find_user(username=fmt.format(username=person.username))
         if admin is not None and admin.id not in subs:
             subs.append(admin.id)
