@@ -11,8 +11,6 @@ from typing import Any
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from flask import (
-    abort,
-    current_app,
     g,
     make_response,
     redirect,
@@ -28,16 +26,14 @@ from iam.directory import errors as dir_errors
 from iam.directory.base import DirectoryUser
 from iam.identities import upsert_identity
 from iam.passwords import service as passwords
-from iam.web import db, reader, services
+from iam.web import db, services
 from sso import service
-from sso.forms import ChangePasswordForm, ConfirmForm, LoginForm
+from sso.forms import LoginForm
 from sso.mfa import flow as mfa_flow
 from sso.mfa import levels
 from sso.models import Client, Consent
 from sso.server import OAuthClient, OAuthUser
-from sso.tokens import TokenInvalid
 from sso.views.common import (
-    _clear_session_cookie,
     _error_page,
     _record,
     _set_session_cookie,
@@ -420,207 +416,3 @@ def login_continue() -> Any:
         return redirect(url_for("sso.login"))
     session.pop("pwchange", None)
     return _resume()
-
-
-def _check_profile(username: str, current: str, new_password: str) -> None:
-    """Raise PasswordRejected listing every rule of our profile the new password breaks."""
-    violations = _profile_violations(username, current, new_password)
-    if violations:
-        raise dir_errors.PasswordRejected(" ".join(v.message for v in violations))
-
-
-def _profile_violations(username: str, current: str, new_password: str) -> list[Any]:
-    """Our profile's verdict on the new password, once the current one is proven (so the
-    messages, which may mention personal data, are shown only to the account holder).
-    Reads run outside the write lock: the directory write comes next."""
-    directory = services().directory
-    must_change = False
-    user: DirectoryUser | None
-    try:
-        user = directory.authenticate(username, current)
-    except (dir_errors.PasswordExpired, dir_errors.MustChangePassword):
-        must_change = True
-        user = directory.find_user(**({"upn": username} if "@" in username else {"username": username}))
-    if user is None:
-        return []
-    facts = passwords.identity_facts(reader(), user, must_change=must_change)
-    return passwords.evaluate(
-        reader(), services().password_profile, password=new_password, identity=facts, now=clock.now()
-    )
-
-
-@bp.route("/password/change", methods=["GET", "POST"])
-def change_password() -> Any:
-    pending = session.get("pwchange") or {}
-    form = ChangePasswordForm()
-    if request.method == "GET":
-        form.username.data = pending.get("username") or ""
-    error: str | None = None
-    if form.validate_on_submit():
-        username = str(form.username.data or "").strip()
-        new_password = str(form.new_password.data or "")
-        current = str(form.current_password.data or "")
-        directory = services().directory
-        try:
-            with _attempt(username):
-                _check_profile(username, current, new_password)
-                directory.change_password(username, current, new_password)
-        except dir_errors.PasswordRejected as exc:
-            error = _("The new password was refused: %(reason)s", reason=str(exc))
-            outcome = "rejected"
-        except dir_errors.DirectoryError as exc:
-            error, outcome = _login_error(exc)
-        else:
-            outcome = ""
-        if error:
-            _record(
-                "password.change_failed",
-                outcome="failure",
-                actor=username,
-                details={"reason": outcome},
-            )
-        else:
-            session.pop("pwchange", None)
-            try:
-                user = directory.authenticate(username, new_password)
-            except dir_errors.DirectoryError as exc:
-                error, _reason = _login_error(exc)
-            else:
-                passwords.record_password_set(
-                    db(),
-                    user.id,
-                    new_password,
-                    by_admin=False,
-                    actor=user.id,
-                    profile=services().password_profile,
-                    ip=g.client_ip,
-                )
-                _record(
-                    "password.changed",
-                    severity=audit.Severity.SIGNIFICANT,
-                    actor=user.id,
-                    subject=user.id,
-                    details={"reason": pending.get("reason", "self_service")},
-                )
-                return _complete_login(user, amr=["pwd"])
-    elif request.method == "POST":
-        error = next(iter(form.errors.values()))[0] if form.errors else _("Fill in every field.")
-    return render_template(
-        "sso/change_password.html", form=form, error=error, reason=pending.get("reason")
-    ), (400 if error else 200)
-
-
-@bp.route("/consent", methods=["GET", "POST"])
-def consent() -> Any:
-    flow = session.get("flow")
-    sso = current_sso()
-    if not flow or sso is None:
-        return redirect(url_for("sso.account"))
-    row = db().get(Client, flow["client"])
-    if row is None:
-        abort(400)
-    from urllib.parse import parse_qs
-
-    scope = " ".join(parse_qs(flow["query"]).get("scope", [""])[0].split())
-    form = ConfirmForm()
-    if form.validate_on_submit():
-        # the page the user saw must be the flow that is pending now (another tab may have
-        # started a different authorization in between)
-        if request.form.get("flow") != flow["key"] or request.form.get("client") != row.client_id:
-            abort(400)
-        if form.action.data == "allow":
-            existing = db().get(Consent, (sso.sub, row.client_id))
-            if existing is None:
-                db().add(Consent(sub=sso.sub, client_id=row.client_id, scope=scope))
-            else:
-                existing.scope = " ".join(sorted(set(existing.scope.split()) | set(scope.split())))
-                existing.granted_at = clock.now()
-            _record(
-                "consent.granted",
-                actor=sso.sub,
-                subject=sso.sub,
-                client_id=row.client_id,
-                details={"scope": scope},
-            )
-            return _resume()
-        session.pop("flow", None)
-        _record(
-            "consent.denied",
-            outcome="failure",
-            actor=sso.sub,
-            client_id=row.client_id,
-        )
-        redirect_uri = dict(pair.split("=", 1) for pair in flow["query"].split("&") if "=" in pair).get(
-            "redirect_uri"
-        )
-        from urllib.parse import unquote
-
-        uri = unquote(redirect_uri or "")
-        if uri in row.redirect_uris:
-            state = parse_qs(flow["query"]).get("state", [None])[0]
-            params = [("error", "access_denied")] + ([("state", state)] if state else [])
-            return redirect(add_params_to_uri(uri, params))
-        return redirect(url_for("sso.account"))
-    return render_template(
-        "sso/consent.html", form=form, client=row, scopes=scope.split(), flow_key=flow["key"]
-    )
-
-
-# -- token, userinfo, introspection, revocation -----------------------------------------------
-@bp.route("/logout", methods=["GET", "POST"])
-def logout() -> Any:
-    """RP-initiated logout: exact post-logout URI match; a confirmation unless the hint matches."""
-    args = request.values
-    hint = args.get("id_token_hint")
-    client: Client | None = None
-    hint_sub: str | None = None
-    if hint:
-        try:
-            # an ID token of ours (not an access or logout token); expired ones are fine for a
-            # while (OIDC RP-Initiated Logout §2), up to the longest a session can live
-            claims = current_app.extensions["sso.signer"].verify(
-                hint, typ="JWT", leeway=_settings().session.absolute_timeout
-            )
-        except TokenInvalid:
-            return _error_page(_("Sign-out failed"), _("The sign-out request is invalid."))
-        aud = claims.get("aud")
-        client = db().get(Client, aud if isinstance(aud, str) else (aud or [None])[0])
-        if client is None:
-            return _error_page(_("Sign-out failed"), _("The sign-out request is invalid."))
-        hint_sub = str(claims.get("sub"))
-    if args.get("client_id"):
-        by_id = db().get(Client, args["client_id"])
-        if client is not None and by_id is not None and by_id.client_id != client.client_id:
-            return _error_page(_("Sign-out failed"), _("The sign-out request is invalid."))
-        client = client or by_id
-    target = args.get("post_logout_redirect_uri")
-    if target and (client is None or target not in client.post_logout_redirect_uris):
-        return _error_page(
-            _("Sign-out failed"), _("The address to return to after sign-out is not registered.")
-        )
-    sso = current_sso()
-    form = ConfirmForm()
-    confirmed = request.method == "POST" and form.validate_on_submit() and form.action.data == "logout"
-    if sso is not None and not confirmed and not (hint_sub and hint_sub == sso.sub):
-        return render_template("sso/logout_confirm.html", form=form, client=client, params=args.to_dict())
-    if sso is not None:
-        service.end_sso_session(
-            db(),
-            sso,
-            reason="logout",
-            actor=sso.sub,
-            ip=g.client_ip,
-            user_agent=g.user_agent,
-            skip_client=None,
-        )
-    session.clear()
-    if target:
-        state = args.get("state")
-        resp = make_response(redirect(add_params_to_uri(target, [("state", state)] if state else [])))
-    else:
-        resp = make_response(render_template("sso/signed_out.html", client=client))
-    _clear_session_cookie(resp)
-    return resp
-
-
-# -- the user's own account -------------------------------------------------------------------

@@ -1,0 +1,106 @@
+"""The change-password page: self-service, and the forced change during sign-in (AD 532/773,
+the profile's maximum age, an administrator reset). Our profile is checked before AD is written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, render_template, request, session
+from flask_babel import gettext as _
+
+from iam import audit, clock
+from iam.directory import errors as dir_errors
+from iam.directory.base import DirectoryUser
+from iam.passwords import service as passwords
+from iam.web import db, reader, services
+from sso.forms import ChangePasswordForm
+from sso.views.common import _record, bp
+from sso.views.signin import _attempt, _complete_login, _login_error
+
+
+def _check_profile(username: str, current: str, new_password: str) -> None:
+    """Raise PasswordRejected listing every rule of our profile the new password breaks."""
+    violations = _profile_violations(username, current, new_password)
+    if violations:
+        raise dir_errors.PasswordRejected(" ".join(v.message for v in violations))
+
+
+def _profile_violations(username: str, current: str, new_password: str) -> list[Any]:
+    """Our profile's verdict on the new password, once the current one is proven (so the
+    messages, which may mention personal data, are shown only to the account holder).
+    Reads run outside the write lock: the directory write comes next."""
+    directory = services().directory
+    must_change = False
+    user: DirectoryUser | None
+    try:
+        user = directory.authenticate(username, current)
+    except (dir_errors.PasswordExpired, dir_errors.MustChangePassword):
+        must_change = True
+        user = directory.find_user(**({"upn": username} if "@" in username else {"username": username}))
+    if user is None:
+        return []
+    facts = passwords.identity_facts(reader(), user, must_change=must_change)
+    return passwords.evaluate(
+        reader(), services().password_profile, password=new_password, identity=facts, now=clock.now()
+    )
+
+
+@bp.route("/password/change", methods=["GET", "POST"])
+def change_password() -> Any:
+    pending = session.get("pwchange") or {}
+    form = ChangePasswordForm()
+    if request.method == "GET":
+        form.username.data = pending.get("username") or ""
+    error: str | None = None
+    if form.validate_on_submit():
+        username = str(form.username.data or "").strip()
+        new_password = str(form.new_password.data or "")
+        current = str(form.current_password.data or "")
+        directory = services().directory
+        try:
+            with _attempt(username):
+                _check_profile(username, current, new_password)
+                directory.change_password(username, current, new_password)
+        except dir_errors.PasswordRejected as exc:
+            error = _("The new password was refused: %(reason)s", reason=str(exc))
+            outcome = "rejected"
+        except dir_errors.DirectoryError as exc:
+            error, outcome = _login_error(exc)
+        else:
+            outcome = ""
+        if error:
+            _record(
+                "password.change_failed",
+                outcome="failure",
+                actor=username,
+                details={"reason": outcome},
+            )
+        else:
+            session.pop("pwchange", None)
+            try:
+                user = directory.authenticate(username, new_password)
+            except dir_errors.DirectoryError as exc:
+                error, _reason = _login_error(exc)
+            else:
+                passwords.record_password_set(
+                    db(),
+                    user.id,
+                    new_password,
+                    by_admin=False,
+                    actor=user.id,
+                    profile=services().password_profile,
+                    ip=g.client_ip,
+                )
+                _record(
+                    "password.changed",
+                    severity=audit.Severity.SIGNIFICANT,
+                    actor=user.id,
+                    subject=user.id,
+                    details={"reason": pending.get("reason", "self_service")},
+                )
+                return _complete_login(user, amr=["pwd"])
+    elif request.method == "POST":
+        error = next(iter(form.errors.values()))[0] if form.errors else _("Fill in every field.")
+    return render_template(
+        "sso/change_password.html", form=form, error=error, reason=pending.get("reason")
+    ), (400 if error else 200)
