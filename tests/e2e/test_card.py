@@ -296,6 +296,7 @@ REFUSALS = {
     "not_yet_valid": ("The certificate is not valid yet.", "not_yet_valid", "FAILED:certificate is not yet valid"),
     "wrong_eku": ("not meant for signing in", "wrong_eku", "FAILED:unsuitable certificate purpose"),
     "server_eku": ("not meant for signing in", "wrong_eku", "FAILED:unsuitable certificate purpose"),
+    "no_signature": ("does not allow signing in", "wrong_key_usage", "FAILED:unsuitable certificate purpose"),
     "foreign": (
         "not issued by a trusted authority", "untrusted", "FAILED:unable to verify the first certificate"
     ),
@@ -379,8 +380,9 @@ def _with_card(deploy: CardDeployment, card: str) -> ssl.SSLContext:
 @pytest.mark.parametrize(
     ("card", "reason", "message"),
     [
-        ("wrong_eku", "wrong_eku", "unsuitable certificate purpose"),
-        ("server_eku", "wrong_eku", "unsuitable certificate purpose"),
+        ("wrong_eku", "wrong_purpose", "unsuitable certificate purpose"),
+        ("server_eku", "wrong_purpose", "unsuitable certificate purpose"),
+        ("no_signature", "wrong_purpose", "unsuitable certificate purpose"),
         ("foreign", "untrusted", "unable to get local issuer certificate"),
     ],
 )

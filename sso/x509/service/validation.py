@@ -181,7 +181,8 @@ TLS_REASONS: dict[int, str] = {
     23: "revoked",
     24: "not_a_ca",  # invalid CA certificate
     25: "path_too_long",  # path length constraint exceeded
-    26: "wrong_eku",  # unsuitable certificate purpose
+    26: "wrong_purpose",  # unsuitable certificate purpose: EKU without clientAuth, or key usage
+    # without digitalSignature (OpenSSL does not say which)
     27: "untrusted",  # certificate not trusted
     28: "untrusted",  # certificate rejected
 }
@@ -208,9 +209,7 @@ def tls_refused(session: Session, *, peer: str, verify_code: int, verify_message
     return reason
 
 
-def _on_tls_refused(
-    peer: str, *, session: Session, verify_code: int, verify_message: str, **_: Any
-) -> None:
+def _on_tls_refused(peer: str, *, session: Session, verify_code: int, verify_message: str, **_: Any) -> None:
     tls_refused(session, peer=peer, verify_code=verify_code, verify_message=verify_message)
 
 
