@@ -297,13 +297,14 @@ REFUSALS = {
     "wrong_eku": ("not meant for signing in", "wrong_eku", "FAILED:unsuitable certificate purpose"),
     "server_eku": ("not meant for signing in", "wrong_eku", "FAILED:unsuitable certificate purpose"),
     "no_signature": ("does not allow signing in", "wrong_key_usage", "FAILED:unsuitable certificate purpose"),
+    "unmapped": ("No account is linked to this certificate.", "no_account", "SUCCESS"),
     "foreign": (
         "not issued by a trusted authority", "untrusted", "FAILED:unable to verify the first certificate"
     ),
 }  # fmt: skip
 #: what gunicorn's TLS handshake lets through to the provider (Python's ssl cannot be told to
 #: skip the chain or the purpose; see test_handshake_refusals_under_gunicorn_tls_are_audited)
-DIRECT_REACHES_PROVIDER = ("expired", "not_yet_valid")
+DIRECT_REACHES_PROVIDER = ("expired", "not_yet_valid", "unmapped")
 
 
 @pytest.mark.parametrize(
