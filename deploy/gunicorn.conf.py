@@ -12,7 +12,9 @@ import os
 bind = os.environ.get("IAM_BIND", "127.0.0.1:5000")
 workers = int(os.environ.get("IAM_WORKERS", multiprocessing.cpu_count()))
 threads = int(os.environ.get("IAM_THREADS", "4"))
-worker_class = "gthread" if threads > 1 else "sync"
+# gunicorn's own workers, which also record client certificates the TLS handshake refuses
+# (audit event card.tls_refused; see iam/server.py)
+worker_class = "iam.server.ThreadWorker" if threads > 1 else "iam.server.SyncWorker"
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
@@ -27,9 +29,14 @@ forwarded_allow_ips = os.environ.get("IAM_TRUSTED_PROXIES", "127.0.0.1")
 # client certificates the handshake accepts (root + intermediates); IAM_CLIENT_CERTS=optional
 # asks browsers for a certificate without requiring one (password sign-in keeps working).
 # The application reads the certificate from environ["gunicorn.socket"] and validates it again
-# against x509.trust_dir (chain, usages, CRL/OCSP) — the handshake check is only a first filter.
+# against x509.trust_dir (chain, dates, usages, CRL/OCSP) — the handshake is only a first
+# filter: it checks chain and purpose but not the dates (ssl_context below), so an expired or
+# not yet valid card reaches the card page and its reason; a card of an unknown CA or with the
+# wrong purpose ends the handshake and is recorded as card.tls_refused (README, "Smart cards").
 if os.environ.get("IAM_CERTFILE"):
     import ssl
+
+    from iam.server import ssl_context  # noqa: F401 — gunicorn's ssl_context hook
 
     certfile = os.environ["IAM_CERTFILE"]
     keyfile = os.environ.get("IAM_KEYFILE")

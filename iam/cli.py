@@ -110,7 +110,8 @@ def db_upgrade(ctx: Ctx) -> None:
     "--ca-certs",
     default=None,
     help="With --certfile: PEM bundle of the CAs whose client certificates (smart cards) the TLS "
-    "handshake accepts.",
+    "handshake accepts (chain and purpose are checked there, the dates only by the provider; "
+    "a certificate the handshake refuses is recorded as card.tls_refused).",
 )
 @click.option(
     "--client-certs",

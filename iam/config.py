@@ -507,6 +507,10 @@ class X509Settings(Section):
     client_cert_header: str = "X-SSL-Client-Cert"
     """Header in which the reverse proxy forwards the URL-escaped PEM certificate
     (nginx ``$ssl_client_escaped_cert``); believed only from ``server.trusted_proxies``."""
+    client_verify_header: str = "X-SSL-Client-Verify"
+    """Header in which the reverse proxy forwards its own verdict (nginx ``$ssl_client_verify``,
+    e.g. ``FAILED:certificate has expired``); from ``server.trusted_proxies`` only, recorded in
+    ``card.login_refused`` as ``proxy_verify``; the provider decides by its own checks."""
     hardware_key_policies: list[str] = Field(
         default_factory=lambda: ["0.4.0.194112.1.2", "0.4.0.194112.1.3", "0.4.0.1456.1.1"]
     )

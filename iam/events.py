@@ -18,3 +18,9 @@ identity_signed_out = _signals.signal("identity-signed-out")
 
 client_changed = _signals.signal("client-changed")
 """sender: client_id (str). Caches of client registrations drop the entry."""
+
+client_certificate_refused = _signals.signal("client-certificate-refused")
+"""sender: the peer's address (str). The TLS handshake (gunicorn terminating TLS, ``iam serve
+--certfile … --client-certs optional``) refused the client's certificate before any request
+was read; kwargs: session, verify_code (OpenSSL X509_V_ERR_*), verify_message. The card
+sign-in records it (``card.tls_refused``)."""

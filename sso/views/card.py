@@ -3,9 +3,10 @@
 Where the certificate comes from:
 - gunicorn terminating TLS itself (``iam serve --certfile … --ca-certs … --client-certs
   optional``): the peer certificate of ``environ["gunicorn.socket"]``;
-- nginx in front: the URL-escaped PEM in ``x509.client_cert_header``, believed only when the
-  request comes from an address in ``server.trusted_proxies``; from anyone else it is ignored
-  and the attempt audited.
+- nginx in front: the URL-escaped PEM in ``x509.client_cert_header`` (and nginx's verdict in
+  ``x509.client_verify_header``), believed only when the request comes from an address in
+  ``server.trusted_proxies``; from anyone else — and on a connection gunicorn terminates
+  itself — the header is ignored and the attempt audited.
 Either way the chain, dates, usages and revocation are checked here again (``sso.x509``).
 """
 
@@ -47,29 +48,48 @@ class BindForm(FlaskForm):  # type: ignore[misc]
 # -- reading the presented certificate ---------------------------------------------------------
 def presented_certificates() -> list[x509.Certificate]:
     """The client's certificate (and any chain the proxy forwarded), or []."""
+    name = _settings().x509.client_cert_header
+    header = request.headers.get(name, "")
+    remote = request.remote_addr or ""
     sock = request.environ.get("gunicorn.socket")
     if isinstance(sock, ssl.SSLSocket):
+        if header:  # no proxy in front: whoever sent it is the client itself
+            _forged_header_ignored(name, remote, tls_terminated=True)
         der = sock.getpeercert(binary_form=True)
         return [x509.load_der_x509_certificate(der)] if der else []
-    header = request.headers.get(_settings().x509.client_cert_header, "")
     if not header:
         return []
     proxies = _settings().server.trusted_proxies
-    remote = request.remote_addr or ""
     if not (proxies and web._in(remote, proxies)):
-        if not g.get("card_forged_recorded"):
-            g.card_forged_recorded = True
-            _record(
-                "card.untrusted_header_ignored",
-                severity=audit.Severity.SIGNIFICANT,
-                outcome="failure",
-                details={"header": _settings().x509.client_cert_header, "peer": remote},
-            )
+        _forged_header_ignored(name, remote, tls_terminated=False)
         return []
     try:
         return from_escaped_pem(header)
     except CertificateRefused:
         return []
+
+
+def _forged_header_ignored(name: str, remote: str, *, tls_terminated: bool) -> None:
+    if not g.get("card_forged_recorded"):
+        g.card_forged_recorded = True
+        _record(
+            "card.untrusted_header_ignored",
+            severity=audit.Severity.SIGNIFICANT,
+            outcome="failure",
+            details={"header": name, "peer": remote, "tls_terminated_here": tls_terminated},
+        )
+
+
+def proxy_verdict() -> str | None:
+    """nginx's own verification result (``$ssl_client_verify``: ``SUCCESS``, ``FAILED:reason``,
+    ``NONE``), from the trusted proxy only; kept in the audit event, never decisive."""
+    if isinstance(request.environ.get("gunicorn.socket"), ssl.SSLSocket):
+        return None
+    value = request.headers.get(_settings().x509.client_verify_header, "")
+    proxies = _settings().server.trusted_proxies
+    if not value or not (proxies and web._in(request.remote_addr or "", proxies)):
+        return None
+    return value[:200]
 
 
 def _enabled() -> None:
@@ -97,6 +117,7 @@ def login() -> Any:
                 certs,
                 ip=g.client_ip,
                 user_agent=g.user_agent,
+                proxy_verify=proxy_verdict(),
             )
         except CertificateRefused as exc:
             offer = exc.reason == "no_account" and _settings().x509.registration

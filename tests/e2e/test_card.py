@@ -2,8 +2,9 @@
 
 - gunicorn terminating TLS itself (``iam serve --certfile … --ca-certs … --client-certs
   optional``), the app reading ``environ["gunicorn.socket"]``;
-- nginx in front (``ssl_verify_client optional_no_ca``) forwarding ``$ssl_client_escaped_cert``
-  to a plain ``iam serve``; the header is believed only from the proxy's address.
+- nginx in front, configured by deploy/nginx/iam.conf as shipped (``ssl_verify_client
+  optional_no_ca``, ``error_page 495 = @iam``), forwarding ``$ssl_client_escaped_cert`` and
+  ``$ssl_client_verify`` to a plain ``iam serve``; believed only from the proxy's address.
 
 Chromium (Playwright ``client_certificates``) signs in with a card through both; a forged
 header from another address is ignored; a key held on a soft smart card (SoftHSM2, PKCS#11)
@@ -19,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 import urllib.parse
@@ -103,7 +105,9 @@ class CardDeployment:
         )
 
 
-NGINX_CONF = """
+SHIPPED_NGINX_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "iam.conf"
+
+NGINX_MAIN = """
 worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/nginx-error.log;
@@ -112,21 +116,24 @@ http {{
   access_log {d}/nginx-access.log;
   client_body_temp_path {d}/tmp/body; proxy_temp_path {d}/tmp/proxy;
   fastcgi_temp_path {d}/tmp/fcgi; uwsgi_temp_path {d}/tmp/uwsgi; scgi_temp_path {d}/tmp/scgi;
-  server {{
-    listen 127.0.0.1:{port} ssl;
-    ssl_certificate {pki}/server.pem; ssl_certificate_key {pki}/server.key;
-    ssl_client_certificate {pki}/tls-ca.pem;
-    ssl_verify_client optional_no_ca;
-    location / {{
-      proxy_pass http://127.0.0.1:{backend};
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;
-    }}
-  }}
+{server}
 }}
 """
+
+
+def nginx_conf(d: Path, port: int, pki: str, backend: int) -> str:
+    """deploy/nginx/iam.conf as shipped, with this test's addresses and files put in."""
+    server = SHIPPED_NGINX_CONF.read_text()
+    for old, new in (
+        ("listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;"),
+        ("/etc/iam/tls/server.pem", f"{pki}/server.pem"),
+        ("/etc/iam/tls/server.key", f"{pki}/server.key"),
+        ("/etc/iam/ca/bundle.pem", f"{pki}/tls-ca.pem"),
+        ("http://127.0.0.1:5000", f"http://127.0.0.1:{backend}"),
+    ):
+        assert old in server, f"deploy/nginx/iam.conf no longer contains {old!r}"
+        server = server.replace(old, new)
+    return NGINX_MAIN.format(d=d, server=server)
 
 
 def _wait(url: str, deploy: CardDeployment, timeout: float = 40.0) -> None:
@@ -191,7 +198,7 @@ def deploy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CardDeployment]
         )
         (d / "tmp").mkdir()
         conf = d / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(d=d, port=nginx_port, pki=pki_dir, backend=backend_port))
+        conf.write_text(nginx_conf(d, nginx_port, pki_dir, backend_port))
         dep.spawn(["nginx", "-c", str(conf), "-p", str(d), "-g", "daemon off;"], "nginx.log")
         _wait(f"{dep.direct}/healthz", dep)
         _wait(f"{dep.backend}/healthz", dep)
@@ -257,29 +264,151 @@ def test_chromium_signs_in_with_a_card(browser: Any, deploy: CardDeployment, rou
         ctx.close()
 
 
-@pytest.mark.parametrize("route", ["direct", "nginx"])
-def test_chromium_refuses_a_revoked_card(browser: Any, deploy: CardDeployment, route: str) -> None:
-    origin = deploy.direct if route == "direct" else deploy.nginx
-    ctx = _context(browser, origin, deploy, "revoked")
+def _serial(deploy: CardDeployment, card: str) -> str:
+    return format(deploy.pki.issued[card].cert.serial_number, "x")
+
+
+def _refused(deploy: CardDeployment, card: str) -> list[dict[str, Any]]:
+    """``card.login_refused`` events of this card (read through `iam audit list`)."""
+    return [
+        e for e in deploy.audit("card.login_refused") if e["details"].get("serial") == _serial(deploy, card)
+    ]
+
+
+def _refused_on_the_card_page(browser: Any, origin: str, deploy: CardDeployment, card: str) -> str:
+    """Open the card page with ``card`` in the browser, press "Sign in"; the error shown."""
+    ctx = _context(browser, origin, deploy, card)
     try:
         page = ctx.new_page()
         page.goto(f"{origin}/card/login")
+        assert page.locator("#card-subject").is_visible(), page.content()[:2000]
         page.click("#card-login button")
-        assert "The certificate has been revoked." in page.inner_text("#form-error")
+        page.wait_for_selector("#form-error")
+        assert not page.url.endswith("/account")
+        return str(page.inner_text("#form-error"))
     finally:
         ctx.close()
 
 
-def test_foreign_card_through_nginx_is_refused_by_the_provider(browser: Any, deploy: CardDeployment) -> None:
-    """nginx (optional_no_ca) passes any certificate on; the provider validates and refuses."""
-    ctx = _context(browser, deploy.nginx, deploy, "foreign")
+#: card → (what the provider's page says, details.reason, nginx's $ssl_client_verify)
+REFUSALS = {
+    "expired": ("The certificate has expired.", "expired", "FAILED:certificate has expired"),
+    "not_yet_valid": ("The certificate is not valid yet.", "not_yet_valid", "FAILED:certificate is not yet valid"),
+    "wrong_eku": ("not meant for signing in", "wrong_eku", "FAILED:unsuitable certificate purpose"),
+    "server_eku": ("not meant for signing in", "wrong_eku", "FAILED:unsuitable certificate purpose"),
+    "no_signature": ("does not allow signing in", "wrong_key_usage", "FAILED:unsuitable certificate purpose"),
+    "unmapped": ("No account is linked to this certificate.", "no_account", "SUCCESS"),
+    "foreign": (
+        "not issued by a trusted authority", "untrusted", "FAILED:unable to verify the first certificate"
+    ),
+}  # fmt: skip
+#: what gunicorn's TLS handshake lets through to the provider (Python's ssl cannot be told to
+#: skip the chain or the purpose; see test_handshake_refusals_under_gunicorn_tls_are_audited)
+DIRECT_REACHES_PROVIDER = ("expired", "not_yet_valid", "unmapped")
+
+
+@pytest.mark.parametrize(
+    ("route", "card"),
+    [("nginx", card) for card in REFUSALS] + [("direct", card) for card in DIRECT_REACHES_PROVIDER],
+)
+def test_a_card_the_tls_layer_dislikes_gets_the_providers_reason(
+    browser: Any, deploy: CardDeployment, route: str, card: str
+) -> None:
+    """Issue 19: expired, not yet valid, wrong purpose, foreign CA — the person reads the reason
+    on the provider's card page and the auditor finds card.login_refused with it."""
+    origin = deploy.direct if route == "direct" else deploy.nginx
+    before = len(_refused(deploy, card))
+    message, reason, nginx_verdict = REFUSALS[card]
+    assert message in _refused_on_the_card_page(browser, origin, deploy, card)
+    events = _refused(deploy, card)
+    assert len(events) == before + 1, deploy.logs()
+    event = events[-1]
+    assert event["details"]["reason"] == reason
+    assert event["outcome"] == "failure"
+    assert event["ip"] == "127.0.0.1"
+    if route == "nginx":  # nginx's own verdict travels along, from the trusted proxy only
+        assert event["details"]["proxy_verify"] == nginx_verdict
+    else:
+        assert "proxy_verify" not in event["details"]
+
+
+def _new_card(deploy: CardDeployment, name: str, **kw: Any) -> str:
+    """A card issued now (no server process has a cached revocation answer for it)."""
+    card = deploy.pki.user(name, upn="card.user@example.test", **kw)
+    (deploy.dir / "pki" / f"{name}.pem").write_bytes(card.pem)
+    (deploy.dir / "pki" / f"{name}.key").write_bytes(card.key_pem)
+    deploy.files[name] = deploy.dir / "pki" / f"{name}.pem"
+    return name
+
+
+@pytest.mark.parametrize("method", ["ocsp", "crl"])
+@pytest.mark.parametrize("route", ["direct", "nginx"])
+def test_chromium_refuses_a_revoked_card(
+    browser: Any, deploy: CardDeployment, route: str, method: str
+) -> None:
+    """Revoked, found by OCSP, or by the CRL when the OCSP responder does not answer."""
+    origin = deploy.direct if route == "direct" else deploy.nginx
+    responder = deploy.responder
+    card = _new_card(deploy, f"revoked_{route}_{method}", revoked=True)
+    ocsp_before = responder.ocsp_requests
+    responder.ocsp_down = method == "crl"
     try:
-        page = ctx.new_page()
-        page.goto(f"{deploy.nginx}/card/login")
-        page.click("#card-login button")
-        assert "not issued by a trusted authority" in page.inner_text("#form-error")
+        assert "The certificate has been revoked." in _refused_on_the_card_page(browser, origin, deploy, card)
     finally:
-        ctx.close()
+        responder.ocsp_down = False
+    assert responder.ocsp_requests > ocsp_before  # asked first (ocsp_then_crl)
+    # with OCSP answering 503 only the CRL can have said "revoked" (else: revocation_unknown)
+    events = _refused(deploy, card)
+    assert len(events) == 1
+    assert events[0]["details"]["reason"] == "revoked"
+    if route == "nginx":
+        assert events[0]["details"]["proxy_verify"] == "SUCCESS"  # nginx checks no revocation
+
+
+def _tls_refusals(deploy: CardDeployment) -> list[dict[str, Any]]:
+    return deploy.audit("card.tls_refused")
+
+
+def _with_card(deploy: CardDeployment, card: str) -> ssl.SSLContext:
+    """A TLS client presenting ``card`` (the server's certificate is not checked here)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(deploy.files[card], deploy.files[card].with_suffix(".key"))
+    return ctx
+
+
+@pytest.mark.parametrize(
+    ("card", "reason", "message"),
+    [
+        ("wrong_eku", "wrong_purpose", "unsuitable certificate purpose"),
+        ("server_eku", "wrong_purpose", "unsuitable certificate purpose"),
+        ("no_signature", "wrong_purpose", "unsuitable certificate purpose"),
+        ("foreign", "untrusted", "unable to get local issuer certificate"),
+    ],
+)
+def test_handshake_refusals_under_gunicorn_tls_are_audited(
+    deploy: CardDeployment, card: str, reason: str, message: str
+) -> None:
+    """What Python's TLS stack still refuses never reaches a page; the auditor finds it."""
+    before = len(_tls_refusals(deploy))
+    with pytest.raises(httpx.TransportError), httpx.Client(verify=_with_card(deploy, card), timeout=10) as c:
+        c.get(f"{deploy.direct}/card/login")
+    deadline = time.monotonic() + 15
+    while True:
+        events = _tls_refusals(deploy)
+        if len(events) > before or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(events) == before + 1, deploy.logs()
+    event = events[-1]
+    assert event["details"]["reason"] == reason
+    assert event["details"]["tls_message"] == message
+    assert event["details"]["peer"] == "127.0.0.1" and event["ip"] == "127.0.0.1"
+    assert event["outcome"] == "failure"
+    # the good card is still accepted by the same handshake
+    with httpx.Client(verify=_with_card(deploy, "good"), timeout=10) as c:
+        assert 'id="card-subject"' in c.get(f"{deploy.direct}/card/login").text
 
 
 def test_bind_a_card_in_the_browser_then_sign_in_with_it(browser: Any, deploy: CardDeployment) -> None:
@@ -306,7 +435,10 @@ def test_bind_a_card_in_the_browser_then_sign_in_with_it(browser: Any, deploy: C
 
 def test_forged_header_from_an_untrusted_address_is_ignored(deploy: CardDeployment) -> None:
     """The backend listens on 127.0.0.1; a caller from 127.0.0.2 is not the proxy."""
-    forged = {"X-SSL-Client-Cert": urllib.parse.quote(deploy.files["good"].read_text(), safe="")}
+    forged = {
+        "X-SSL-Client-Cert": urllib.parse.quote(deploy.files["good"].read_text(), safe=""),
+        "X-SSL-Client-Verify": "SUCCESS",
+    }
     transport = httpx.HTTPTransport(local_address="127.0.0.2")
     with httpx.Client(transport=transport, base_url=deploy.backend) as c:
         page = c.get("/card/login", headers=forged)
@@ -321,6 +453,28 @@ def test_forged_header_from_an_untrusted_address_is_ignored(deploy: CardDeployme
     # the same header from the proxy's address is believed (and validated)
     with httpx.Client(base_url=deploy.backend) as c:
         assert 'id="card-subject"' in c.get("/card/login", headers=forged).text
+    # sent to nginx by a client without a card: nginx replaces it (always set, empty here)
+    with httpx.Client(base_url=deploy.nginx, verify=False) as c:  # noqa: S501
+        assert 'id="no-card"' in c.get("/card/login", headers=forged).text
+
+
+def test_forged_header_on_a_connection_gunicorn_terminates_is_ignored_and_recorded(
+    deploy: CardDeployment,
+) -> None:
+    """gunicorn terminating TLS has no proxy in front: a certificate header is the client's own
+    invention, whatever its address (127.0.0.1 is a trusted proxy here), and is recorded."""
+    forged = {"X-SSL-Client-Cert": urllib.parse.quote(deploy.files["good"].read_text(), safe="")}
+    before = [
+        e for e in deploy.audit("card.untrusted_header_ignored") if e["details"].get("tls_terminated_here")
+    ]
+    with httpx.Client(base_url=deploy.direct, verify=False) as c:  # noqa: S501 — no client certificate
+        assert 'id="no-card"' in c.get("/card/login", headers=forged).text
+        assert c.get("/account").status_code == 302
+    after = [
+        e for e in deploy.audit("card.untrusted_header_ignored") if e["details"].get("tls_terminated_here")
+    ]
+    assert len(after) == len(before) + 1
+    assert after[-1]["details"]["peer"] == "127.0.0.1"
 
 
 def _softhsm(deploy: CardDeployment) -> dict[str, str]:

@@ -21,6 +21,7 @@ from sso.x509.service.validation import (
     Validated,
     cert_details,
     sign_in,
+    tls_refused,
     trust_dir,
     validator_for,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "request_dict",
     "revoke_binding",
     "sign_in",
+    "tls_refused",
     "trust_dir",
     "validator_for",
 ]

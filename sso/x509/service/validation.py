@@ -12,7 +12,7 @@ from typing import Any
 from cryptography import x509
 from sqlalchemy.orm import Session
 
-from iam import audit, clock
+from iam import audit, clock, events
 from iam.config import Settings
 from iam.directory.base import Directory, DirectoryUser
 from sso.x509 import mapping
@@ -96,8 +96,10 @@ def sign_in(
     *,
     ip: str | None,
     user_agent: str | None,
+    proxy_verify: str | None = None,
 ) -> tuple[DirectoryUser, Validated]:
-    """Validate, map and check the account; every refusal is audited with its reason."""
+    """Validate, map and check the account; every refusal is audited with its reason (and,
+    behind nginx, with nginx's own verdict ``$ssl_client_verify`` as ``proxy_verify``)."""
     facts: CardFacts | None = None
     try:
         if certs:
@@ -110,12 +112,14 @@ def sign_in(
             session,
             "card.login_refused",
             outcome="failure",
-            severity=audit.Severity.SIGNIFICANT
-            if exc.reason in ("revoked", "ca_revoked", "untrusted", "disabled", "locked")
-            else audit.Severity.NORMAL,
+            severity=_severity(exc.reason),
             ip=ip,
             user_agent=user_agent,
-            details={"reason": exc.reason, **(cert_details(facts) if facts else {})},
+            details={
+                "reason": exc.reason,
+                **(cert_details(facts) if facts else {}),
+                **({"proxy_verify": proxy_verify[:200]} if proxy_verify else {}),
+            },
         )
         raise
     now = clock.now()
@@ -155,6 +159,61 @@ def sign_in(
         details={**cert_details(checked.facts), "rule": found.rule, "amr": checked.amr},
     )
     return found.user, checked
+
+
+def _severity(reason: str) -> audit.Severity:
+    if reason in ("revoked", "ca_revoked", "untrusted", "disabled", "locked"):
+        return audit.Severity.SIGNIFICANT
+    return audit.Severity.NORMAL
+
+
+#: OpenSSL's verification errors (X509_V_ERR_*) → the reasons of ``card.login_refused``.
+TLS_REASONS: dict[int, str] = {
+    2: "untrusted",  # unable to get issuer certificate
+    7: "untrusted",  # certificate signature failure
+    9: "not_yet_valid",
+    10: "expired",
+    18: "untrusted",  # self-signed certificate
+    19: "untrusted",  # self-signed certificate in chain
+    20: "untrusted",  # unable to get local issuer certificate
+    21: "untrusted",  # unable to verify the first certificate
+    22: "path_too_long",  # certificate chain too long
+    23: "revoked",
+    24: "not_a_ca",  # invalid CA certificate
+    25: "path_too_long",  # path length constraint exceeded
+    26: "wrong_purpose",  # unsuitable certificate purpose: EKU without clientAuth, or key usage
+    # without digitalSignature (OpenSSL does not say which)
+    27: "untrusted",  # certificate not trusted
+    28: "untrusted",  # certificate rejected
+}
+
+
+def tls_refused(session: Session, *, peer: str, verify_code: int, verify_message: str) -> str:
+    """A card the TLS handshake refused (gunicorn terminating TLS): no request, no page — only
+    this audit event, with the same reason codes as ``card.login_refused`` (``tls_error`` for
+    anything else) and OpenSSL's own words. Returns the reason."""
+    reason = TLS_REASONS.get(verify_code, "tls_error")
+    audit.record(
+        session,
+        "card.tls_refused",
+        outcome="failure",
+        severity=_severity(reason),
+        ip=peer or None,
+        details={
+            "reason": reason,
+            "peer": peer,
+            "tls_verify_code": verify_code,
+            "tls_message": verify_message[:200],
+        },
+    )
+    return reason
+
+
+def _on_tls_refused(peer: str, *, session: Session, verify_code: int, verify_message: str, **_: Any) -> None:
+    tls_refused(session, peer=peer, verify_code=verify_code, verify_message=verify_message)
+
+
+events.client_certificate_refused.connect(_on_tls_refused)
 
 
 def _check_account(user: DirectoryUser) -> None:

@@ -31,11 +31,11 @@ def pki(pki_and_responder: tuple[CardPki, Responder, dict[str, Path]]) -> CardPk
 @pytest.fixture
 def responder(pki_and_responder: tuple[CardPki, Responder, dict[str, Path]]) -> Iterator[Responder]:
     r = pki_and_responder[1]
-    r.down = r.bad_nonce = False
+    r.down = r.ocsp_down = r.bad_nonce = False
     r.delay, r.delegate = 0.0, None
     r.ocsp_requests = r.crl_requests = 0
     yield r
-    r.down = r.bad_nonce = False
+    r.down = r.ocsp_down = r.bad_nonce = False
     r.delay, r.delegate = 0.0, None
 
 

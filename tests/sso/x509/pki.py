@@ -66,6 +66,8 @@ class Responder:
 
     pki: CardPki
     down: bool = False
+    ocsp_down: bool = False
+    """OCSP only answers 503 (the CRL is still served): the provider falls back to the CRL."""
     ocsp_requests: int = 0
     crl_requests: int = 0
     bad_nonce: bool = False
@@ -97,7 +99,7 @@ class Responder:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if responder.delay:
                     time.sleep(responder.delay)  # a hung responder (network time, not business time)
-                if responder.down:
+                if responder.down or responder.ocsp_down:
                     self.send_error(503)
                     return
                 body = responder.pki.ocsp_answer(
@@ -390,7 +392,9 @@ def make_pki() -> tuple[CardPki, Responder]:
     pki.user("expired", upn="card.user@example.test", days=(-400, -10))
     pki.user("revoked", upn="card.user@example.test", revoked=True)
     pki.user("foreign", upn="card.user@example.test", issuer=pki.foreign_root)
+    pki.user("not_yet_valid", upn="card.user@example.test", days=(10, 400))
     pki.user("wrong_eku", upn="card.user@example.test", eku=[ExtendedKeyUsageOID.EMAIL_PROTECTION])
+    pki.user("server_eku", upn="card.user@example.test", eku=[ExtendedKeyUsageOID.SERVER_AUTH])
     pki.user("no_signature", upn="card.user@example.test", digital_signature=False)
     pki.user("unmapped", upn="nobody@example.test")
     pki.user("email_only", email="mail.user@example.test")

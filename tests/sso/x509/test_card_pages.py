@@ -92,6 +92,8 @@ def test_hardware_card_adds_hwk(card_app: Any, card_user: Any, pki: CardPki) -> 
     ("name", "words"),
     [
         ("expired", "The certificate has expired."),
+        ("not_yet_valid", "The certificate is not valid yet."),
+        ("server_eku", "not meant for signing in"),
         ("revoked", "The certificate has been revoked."),
         ("foreign", "not issued by a trusted authority"),
         ("wrong_eku", "not meant for signing in"),
@@ -107,6 +109,36 @@ def test_bad_cards_are_refused_on_the_page(
     assert words in resp.get_data(as_text=True)
     assert "iam_session" not in (resp.headers.get("Set-Cookie") or "")
     assert events(card_app, "card.login_refused")
+
+
+def test_the_proxys_own_verdict_is_kept_in_the_refusal(card_app: Any, card_user: Any, pki: CardPki) -> None:
+    """nginx hands an expired card on (error_page 495) with $ssl_client_verify; the provider
+    decides by its own checks and keeps nginx's words for the auditor."""
+    client = card_app.test_client()
+    verdict = {"X-SSL-Client-Verify": "FAILED:certificate has expired"}
+    page = client.get("/card/login", headers={**header(pki.issued["expired"]), **verdict}, environ_base=PROXY)
+    resp = client.post(
+        "/card/login",
+        data={"csrf_token": csrf_from(page.get_data(as_text=True))},
+        headers={**header(pki.issued["expired"]), **verdict},
+        environ_base=PROXY,
+    )
+    assert resp.status_code == 403
+    refused = events(card_app, "card.login_refused")[-1]
+    assert refused.details["reason"] == "expired"
+    assert refused.details["proxy_verify"] == "FAILED:certificate has expired"
+    # a "SUCCESS" from the proxy changes nothing either: the provider refuses the revoked card
+    verdict = {"X-SSL-Client-Verify": "SUCCESS"}
+    page = client.get("/card/login", headers={**header(pki.issued["revoked"]), **verdict}, environ_base=PROXY)
+    resp = client.post(
+        "/card/login",
+        data={"csrf_token": csrf_from(page.get_data(as_text=True))},
+        headers={**header(pki.issued["revoked"]), **verdict},
+        environ_base=PROXY,
+    )
+    assert resp.status_code == 403
+    refused = events(card_app, "card.login_refused")[-1]
+    assert (refused.details["reason"], refused.details["proxy_verify"]) == ("revoked", "SUCCESS")
 
 
 def test_forged_header_from_an_untrusted_address_is_ignored(
