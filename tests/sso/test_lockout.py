@@ -6,7 +6,6 @@ password check answered with the same words and status."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 import threading
 from typing import Any
 
@@ -21,18 +20,9 @@ from iam.models.audit import AuditEvent
 from iam.models.jobs import Job
 from iam.models.lockout import LockoutCounter
 from sso.views.signin import REFUSED
-from tests.sso.helpers import PASSWORD, csrf_from, login, make_user
+from tests.sso.helpers import PASSWORD, csrf_from, login, make_user, refusal
 
 REFUSED_TEXT = str(REFUSED)
-
-
-def answer(response: Any) -> tuple[int, str]:
-    """Status and page of a refused sign-in, without what differs by design: the CSRF token
-    and the username echoed into its field."""
-    body = response.get_data(as_text=True)
-    body = re.sub(r'(name="csrf_token" type="hidden" value=")[^"]+', r"\1", body)
-    body = re.sub(r'(name="username"[^>]*value=")[^"]*', r"\1", body)
-    return response.status_code, body
 
 
 def login_from(client: Any, address: str, username: str, password: str) -> Any:
@@ -85,7 +75,7 @@ def test_unknown_names_lock_the_same_way(services, client):
         }
     alice = lockout.account_names(services).account("alice")
     assert locked == {alice.key: True, lockout.Account("nobody-here").key: True}
-    assert answer(login(client, "alice", "x")) == answer(login(client, "nobody-here", "x"))
+    assert refusal(login(client, "alice", "x")) == refusal(login(client, "nobody-here", "x"))
 
 
 def test_failures_outside_the_window_do_not_add_up(services, client):
@@ -108,7 +98,9 @@ def test_parallel_wrong_attempts_lock_exactly_once(services):
         try:
             barrier.wait()
             with services.transaction() as s:
-                lockout.record_failure(s, settings, account=lockout.Account("Carol"), ip=None, user_agent=None)
+                lockout.record_failure(
+                    s, settings, account=lockout.Account("Carol"), ip=None, user_agent=None
+                )
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -185,13 +177,13 @@ def test_refusals_look_alike(services, client):
     the same status, the same page (issue 20)."""
     user = make_user(services)
     make_user(services, "bob", given_name="Bob")
-    unknown = answer(login(client, "nobody-here", PASSWORD))
-    wrong = answer(login(client, "alice", "not-the-password"))
+    unknown = refusal(login(client, "nobody-here", PASSWORD))
+    wrong = refusal(login(client, "alice", "not-the-password"))
     for _ in range(services.settings.lockout.threshold):
         login(client, "bob", "not-the-password")
-    ours = answer(login(client, "bob", PASSWORD))
+    ours = refusal(login(client, "bob", PASSWORD))
     services.directory._set(user.id, locked=True)  # the built-in directory's own lockout
-    directory_lock = answer(login(client, "alice", PASSWORD))
+    directory_lock = refusal(login(client, "alice", PASSWORD))
     assert unknown[0] == 401 and REFUSED_TEXT in unknown[1]
     assert unknown == wrong == ours == directory_lock
     with services.transaction() as s:
@@ -232,11 +224,11 @@ def test_failures_across_many_names_lock_the_address(services, client, small_add
     addresses sign in as before."""
     make_user(services)
     attacker, colleague = "203.0.113.7", "198.51.100.20"
-    wrong = answer(login_from(client, attacker, "alice", "not-the-password"))
+    wrong = refusal(login_from(client, attacker, "alice", "not-the-password"))
     for i in range(1, small_address_threshold):
         login_from(client, attacker, f"name-{i}", "not-the-password")
     refused = login_from(client, attacker, "alice", PASSWORD)  # the right password, another name
-    assert answer(refused) == wrong and wrong[0] == 401
+    assert refusal(refused) == wrong and wrong[0] == 401
     with services.transaction() as s:
         row = s.get(LockoutCounter, lockout.address_key(attacker))
         assert row is not None and row.failures == small_address_threshold and row.locked_until
