@@ -144,6 +144,21 @@ def test_every_name_of_an_account_counts_against_one_counter(services, client):
         assert [e.subject for e in locks] == [user_id]
 
 
+def test_password_change_page_counts_against_the_same_account(services, client):
+    """Guessing through the change-password form is the same guessing: wrong current
+    passwords there, under the UPN, lock the account for the sign-in page too, and back."""
+    _alice_with_upn(services)
+    threshold = services.settings.lockout.threshold
+    for i in range(threshold):
+        page = client.get("/password/change").get_data(as_text=True)
+        form = {"username": "Alice.A@example.test", "current_password": f"wrong-{i}"}
+        form |= {"new_password": "N3w-Long-Passphrase!", "confirm": "N3w-Long-Passphrase!"}
+        r = client.post("/password/change", data={**form, "csrf_token": csrf_from(page)})
+        assert r.status_code == 400 and REFUSED_TEXT in r.get_data(as_text=True)
+    r = login(client, "alice", PASSWORD)
+    assert r.status_code == 401 and REFUSED_TEXT in r.get_data(as_text=True)
+
+
 def test_names_resolve_without_binding_and_alike_for_unknown_names(services):
     """The name → account look-up is a search, remembered for known and unknown names alike
     (the same work for both: no timing oracle), and asks nothing of the password."""
