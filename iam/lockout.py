@@ -90,10 +90,6 @@ class AccountNames:
                     self._cache.popitem(last=False)
         return Account(name, found)
 
-    def forget(self) -> None:
-        with self._lock:
-            self._cache.clear()
-
 
 def account_names(services: Services) -> AccountNames:
     """This process's :class:`AccountNames` on ``services``' directory."""
