@@ -250,13 +250,17 @@ def user_reset_password(ctx: Ctx, username: str, reason: str | None, as_json: bo
 @click.argument("username")
 @pass_ctx
 def user_unlock(ctx: Ctx, username: str) -> None:
-    """Lift the provider's sign-in lock on USERNAME (and the directory's lockout, if the user exists)."""
+    """Lift the provider's sign-in lock on USERNAME (and the directory's lockout, if the user exists).
+
+    USERNAME may be any name the sign-in page accepts for the account (sAMAccountName or UPN, in
+    any case): the account's one lock is lifted, whichever names were used to lock it."""
     from iam import lockout
     from iam.directory.errors import DirectoryError
 
+    user = ctx.services.directory.find_login(username)
+    account = lockout.Account(username.strip(), user.id if user is not None else None)
     with ctx.services.transaction() as session:
-        was = lockout.unlock(session, username=username, actor="cli")
-    user = ctx.services.directory.find_user(username=username)
+        was = lockout.unlock(session, account=account, actor="cli")
     if user is not None:
         try:
             ctx.services.directory.unlock(user.id)

@@ -132,13 +132,19 @@ class LockoutSettings(Section):
     ``threshold`` below AD's own lockout threshold so the provider always locks first."""
 
     threshold: int = Field(default=5, ge=1)
-    """Failed sign-ins for one account name within ``window`` that lock it."""
+    """Failed sign-ins for one account within ``window`` that lock it. Every spelling of the
+    account's name (sAMAccountName, UPN, any case) counts against the same account; a name
+    that is no account counts for itself, so it locks the same way."""
     address_threshold: int = Field(default=50, ge=1)
     """Failed sign-ins from one network address within ``window`` that block that address."""
     window: int = Field(default=15 * 60, ge=1)
     """Seconds over which failures are counted."""
     duration: int = Field(default=15 * 60, ge=1)
     """Seconds a lock lasts (an administrator can lift it earlier: ``iam user unlock``)."""
+    name_cache_seconds: int = Field(default=300, ge=0)
+    """Seconds each worker remembers which account a sign-in name belongs to (a search with
+    the service account, never a bind; unknown names are remembered alike). 0: ask the
+    directory at every attempt."""
 
 
 class PasswordSettings(Section):

@@ -1,16 +1,27 @@
 """Lockout at the provider, before the directory's own (R-PW-6, R-AUD-2).
 
-Failures are counted per account name and per network address in the database, so every
-worker process sees the same numbers; the counter row is locked for the update (PostgreSQL
+Failures are counted per **account** and per network address in the database, so every worker
+process sees the same numbers; the counter row is locked for the update (PostgreSQL
 ``FOR UPDATE``; SQLite serialises writers), so parallel wrong attempts lock at exactly the
 threshold. A lock is a critical audit event, which mails the security officer.
+
+The account is what the directory would check the password of: every spelling it accepts for
+one account (``user``, ``USER``, ``user@example.test``, `` User@Example.Test ``) counts against
+the account's one counter (``acct:id:<objectGUID>``), found by :class:`AccountNames` with the
+directory's service account — a search, never a bind. A name that is no account keeps a counter
+of its own folded spelling (``acct:name:<name>``) and locks the same way, so the answers for
+existing and unknown names stay alike.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -20,9 +31,73 @@ from iam.config import LockoutSettings
 from iam.db import insert_if_absent, is_postgres
 from iam.models.lockout import LockoutCounter
 
+if TYPE_CHECKING:
+    from iam.directory.base import Directory
+    from iam.services import Services
 
-def account_key(username: str) -> str:
-    return "acct:" + username.strip().lower()[:250]
+
+def fold(username: str) -> str:
+    """A sign-in name as one spelling: surrounding spaces off, case folded."""
+    return username.strip().casefold()[:250]
+
+
+@dataclass(frozen=True)
+class Account:
+    """Whose password an attempt checks: the directory's stable ``id`` when the name is an
+    account's, ``None`` when it is no account; ``name`` as typed (for the audit trail)."""
+
+    name: str
+    id: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"acct:id:{self.id}" if self.id else "acct:name:" + fold(self.name)
+
+
+class AccountNames:
+    """Sign-in name → account, as the directory would resolve it for a password check
+    (:meth:`~iam.directory.base.Directory.find_login`: a search with the service account, never
+    a bind), remembered for ``ttl`` seconds.
+
+    Unknown names are remembered exactly like known ones, so looking a name up costs the same
+    whether or not it is an account (no timing oracle); ``ttl`` 0 asks the directory every
+    time. At most ``size`` names are kept (least recently used go first)."""
+
+    def __init__(self, directory: Directory, *, ttl: float, size: int = 10_000) -> None:
+        self._directory = directory
+        self._ttl = ttl
+        self._size = size
+        self._cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def account(self, username: str) -> Account:
+        """The account ``username`` names; raises DirectoryUnavailable when the directory
+        cannot be asked."""
+        name = username.strip()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(name)
+            if hit is not None and hit[0] > now:
+                self._cache.move_to_end(name)
+                return Account(name, hit[1])
+        user = self._directory.find_login(name) if name else None
+        found = user.id if user is not None else None
+        if self._ttl > 0:
+            with self._lock:
+                self._cache[name] = (now + self._ttl, found)
+                self._cache.move_to_end(name)
+                while len(self._cache) > self._size:
+                    self._cache.popitem(last=False)
+        return Account(name, found)
+
+
+def account_names(services: Services) -> AccountNames:
+    """This process's :class:`AccountNames` on ``services``' directory."""
+    names = services.extensions.get("iam.account_names")
+    if not isinstance(names, AccountNames):
+        names = AccountNames(services.directory, ttl=services.settings.lockout.name_cache_seconds)
+        services.extensions["iam.account_names"] = names
+    return names
 
 
 def address_key(ip: str | None) -> str | None:
@@ -36,10 +111,10 @@ class LockState:
     by: str | None = None  # "account" or "address"
 
 
-def state(session: Session, *, username: str, ip: str | None) -> LockState:
-    """Is this account name or this address locked now? (read-only)"""
+def state(session: Session, *, account: Account, ip: str | None) -> LockState:
+    """Is this account or this address locked now? (read-only)"""
     now = clock.now()
-    keys = [k for k in (account_key(username), address_key(ip)) if k]
+    keys = [k for k in (account.key, address_key(ip)) if k]
     rows = session.scalars(select(LockoutCounter).where(LockoutCounter.key.in_(keys))).all()
     for row in rows:
         if row.locked_until is not None and row.locked_until > now:
@@ -78,12 +153,12 @@ def _bump(session: Session, key: str, limit: int, settings: LockoutSettings, now
 
 
 def record_failure(
-    session: Session, settings: LockoutSettings, *, username: str, ip: str | None, user_agent: str | None
+    session: Session, settings: LockoutSettings, *, account: Account, ip: str | None, user_agent: str | None
 ) -> LockState:
-    """Count one failed sign-in; lock the account name / address when a threshold is reached."""
+    """Count one failed sign-in; lock the account / address when a threshold is reached."""
     now = clock.now()
     newly: list[str] = []
-    if _bump(session, account_key(username), settings.threshold, settings, now):
+    if _bump(session, account.key, settings.threshold, settings, now):
         newly.append("account")
     addr = address_key(ip)
     if addr and _bump(session, addr, settings.address_threshold, settings, now):
@@ -94,12 +169,13 @@ def record_failure(
             "login.locked_out",
             severity=audit.Severity.CRITICAL,  # intrusion attempt: reported at once (CACAK Član 28)
             outcome="failure",
-            actor=username[:256],
+            actor=account.name[:256],
+            subject=account.id,
             ip=ip,
             user_agent=user_agent,
             details={"locked": what, "minutes": settings.duration // 60},
         )
-    return state(session, username=username, ip=ip)
+    return state(session, account=account, ip=ip)
 
 
 class Outcome(enum.Enum):
@@ -113,8 +189,10 @@ class Outcome(enum.Enum):
     """The directory could not judge (unavailable, account disabled …): nothing is counted."""
 
 
-def begin_attempt(session: Session, settings: LockoutSettings, *, username: str, ip: str | None) -> LockState:
-    """Let one password check for ``username`` through to the directory, or refuse it.
+def begin_attempt(
+    session: Session, settings: LockoutSettings, *, account: Account, ip: str | None
+) -> LockState:
+    """Let one password check for ``account`` through to the directory, or refuse it.
 
     Commit this before asking the directory. The attempt counts against the threshold while it
     is in flight, so however many attempts run in parallel, the directory sees at most
@@ -122,10 +200,10 @@ def begin_attempt(session: Session, settings: LockoutSettings, *, username: str,
     the account first). Refused while locked, or while failures + attempts in flight have
     reached the threshold."""
     now = clock.now()
-    current = state(session, username=username, ip=ip)
+    current = state(session, account=account, ip=ip)
     if current.locked:
         return current
-    row = _counter(session, account_key(username), settings, now)
+    row = _counter(session, account.key, settings, now)
     if row.locked_until is not None:
         return LockState(True, row.locked_until, "account")
     if row.failures + row.in_flight >= settings.threshold:
@@ -140,31 +218,36 @@ def finish_attempt(
     session: Session,
     settings: LockoutSettings,
     *,
-    username: str,
+    account: Account,
     ip: str | None,
     user_agent: str | None,
     outcome: Outcome,
 ) -> None:
     """End an attempt started with :func:`begin_attempt` and count its outcome."""
     now = clock.now()
-    row = _counter(session, account_key(username), settings, now)
+    row = _counter(session, account.key, settings, now)
     row.in_flight = max(0, row.in_flight - 1)
     if outcome is Outcome.SUCCESS:
         row.failures, row.locked_until = 0, None
     session.flush()
     if outcome is Outcome.FAILURE:
-        record_failure(session, settings, username=username, ip=ip, user_agent=user_agent)
+        record_failure(session, settings, account=account, ip=ip, user_agent=user_agent)
 
 
-def unlock(session: Session, *, username: str, actor: str) -> bool:
-    """Administrator unlock of an account name; True if it was locked."""
-    was = state(session, username=username, ip=None).locked
-    session.execute(delete(LockoutCounter).where(LockoutCounter.key == account_key(username)))
+def unlock(session: Session, *, account: Account, actor: str) -> bool:
+    """Administrator unlock of an account (and of the name as typed, if it had its own counter,
+    e.g. while it was no account); True if either was locked."""
+    keys = {account.key, Account(account.name).key}
+    now = clock.now()
+    rows = session.scalars(select(LockoutCounter).where(LockoutCounter.key.in_(keys))).all()
+    was = any(r.locked_until is not None and r.locked_until > now for r in rows)
+    session.execute(delete(LockoutCounter).where(LockoutCounter.key.in_(keys)))
     audit.record(
         session,
         "login.unlocked",
         severity=audit.Severity.SIGNIFICANT,
         actor=actor,
-        details={"username": username[:256], "was_locked": was},
+        subject=account.id,
+        details={"username": account.name[:256], "was_locked": was},
     )
     return was

@@ -698,7 +698,7 @@ class ActiveDirectory:
         # An empty simple-bind password is an anonymous bind that "succeeds": never send one.
         if not username or not password:
             raise InvalidCredentials(_BAD_CREDENTIALS)
-        user = self._login_user(username)
+        user = self.find_login(username)
         if user is None:
             log.info("sign-in refused: unknown user")
             raise InvalidCredentials(_BAD_CREDENTIALS)
@@ -707,9 +707,9 @@ class ActiveDirectory:
         log.info("password verified for %s", user.username)
         return user
 
-    def _login_user(self, username: str) -> DirectoryUser | None:
+    def find_login(self, username: str) -> DirectoryUser | None:
         """By sAMAccountName, or by UPN when the name has an ``@``; like AD itself, also accept
-        the implicit UPN ``sAMAccountName@<DNS domain>``."""
+        the implicit UPN ``sAMAccountName@<DNS domain>``. AD compares both without case."""
 
         def op(conn: Connection) -> _Entry | None:
             if "@" not in username:
@@ -988,7 +988,7 @@ class ActiveDirectory:
     def change_password(self, username: str, old_password: str, new_password: str) -> None:
         if not username or not old_password:
             raise InvalidCredentials(_BAD_CREDENTIALS)
-        user = self._login_user(username)
+        user = self.find_login(username)
         if user is None:
             raise InvalidCredentials(_BAD_CREDENTIALS)
         changes = {

@@ -118,6 +118,11 @@ class Directory(Protocol):
         AccountDisabled, AccountLocked, AccountExpired, LogonNotPermitted, DirectoryUnavailable.
         """
 
+    def find_login(self, username: str) -> DirectoryUser | None:
+        """The account whose password :meth:`authenticate` would check for ``username``
+        (sAMAccountName or UPN, as the directory compares them), found with the service
+        account: never a bind, nothing counted against the account. None: no such account."""
+
     def get_user(self, user_id: str) -> DirectoryUser | None:
         """By stable id (objectGUID / local UUID)."""
 

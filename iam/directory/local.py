@@ -76,6 +76,11 @@ class LocalDirectory:
             select(LocalUser).where(or_(LocalUser.username == username, LocalUser.upn == username))
         )
 
+    def find_login(self, username: str) -> DirectoryUser | None:
+        with self._reader() as s:
+            row = self._by_login(s, username.strip()) if username.strip() else None
+            return _to_user(row) if row else None
+
     def authenticate(self, username: str, password: str) -> DirectoryUser:
         with self._reader() as s:
             row = self._by_login(s, username.strip()) if username else None

@@ -11,10 +11,12 @@ from iam.db import Base
 
 
 class LockoutCounter(Base):
-    """One counter per account name (``acct:<name>``) or network address (``addr:<ip>``).
+    """One counter per account (``acct:id:<directory id>``), per name that is no account
+    (``acct:name:<name folded to lower case>``) or per network address (``addr:<ip>``).
 
-    Keyed on the name as typed (folded to lower case), whether or not such an account exists,
-    so locking reveals nothing about which accounts exist."""
+    Every name the directory accepts for one account counts against the account's counter;
+    a name that is no account locks the same way, so locking reveals nothing about which
+    accounts exist (see :mod:`iam.lockout`)."""
 
     __tablename__ = "lockout_counters"
 

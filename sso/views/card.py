@@ -182,7 +182,8 @@ def _password_ok(sub: str, password: str) -> bool:
         return False
     # counted inside this request's transaction: the signed-in session already holds it
     settings, s = services().settings.lockout, db()
-    if lockout.begin_attempt(s, settings, username=identity.username, ip=g.client_ip).locked:
+    account = lockout.Account(identity.username, identity.sub)
+    if lockout.begin_attempt(s, settings, account=account, ip=g.client_ip).locked:
         return False
     outcome = lockout.Outcome.OTHER
     try:
@@ -196,7 +197,7 @@ def _password_ok(sub: str, password: str) -> bool:
         pass
     finally:
         lockout.finish_attempt(
-            s, settings, username=identity.username, ip=g.client_ip, user_agent=g.user_agent, outcome=outcome
+            s, settings, account=account, ip=g.client_ip, user_agent=g.user_agent, outcome=outcome
         )
     return outcome is lockout.Outcome.SUCCESS
 

@@ -37,12 +37,14 @@ def _reauthenticated(sso: Any) -> bool:
     )
 
 
-def _authenticate_counted(username: str, password: str) -> Any:
-    """The directory's password check, counted by the provider's lockout (R-PW-6) inside this
-    request's transaction (the session already holds it: a signed-in user re-authenticating)."""
+def _authenticate_counted(account: lockout.Account, password: str) -> Any:
+    """The directory's password check, counted by the provider's lockout (R-PW-6) on the
+    account's counter inside this request's transaction (the session already holds it: a
+    signed-in user re-authenticating)."""
     settings = services().settings.lockout
     s = db()
-    if lockout.begin_attempt(s, settings, username=username, ip=g.client_ip).locked:
+    username = account.name
+    if lockout.begin_attempt(s, settings, account=account, ip=g.client_ip).locked:
         raise signin.LockedOut("locked by the provider")
     outcome = lockout.Outcome.OTHER
     try:
@@ -53,7 +55,7 @@ def _authenticate_counted(username: str, password: str) -> Any:
         raise
     finally:
         lockout.finish_attempt(
-            s, settings, username=username, ip=g.client_ip, user_agent=g.user_agent, outcome=outcome
+            s, settings, account=account, ip=g.client_ip, user_agent=g.user_agent, outcome=outcome
         )
     return user
 
@@ -64,7 +66,7 @@ def _check_password(sso: Any, password: str) -> str | None:
     if identity is None:
         return str(_("Wrong password."))
     try:
-        user = _authenticate_counted(identity.username, password)
+        user = _authenticate_counted(lockout.Account(identity.username, identity.sub), password)
     except dir_errors.DirectoryError as exc:
         message, reason = signin._login_error(exc)
         if isinstance(exc, dir_errors.InvalidCredentials):

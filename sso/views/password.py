@@ -36,7 +36,7 @@ def _profile_violations(username: str, current: str, new_password: str) -> list[
         user = directory.authenticate(username, current)
     except (dir_errors.PasswordExpired, dir_errors.MustChangePassword):
         must_change = True
-        user = directory.find_user(**({"upn": username} if "@" in username else {"username": username}))
+        user = directory.find_login(username)
     if user is None:
         return []
     facts = passwords.identity_facts(reader(), user, must_change=must_change)

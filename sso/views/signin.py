@@ -20,6 +20,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from iam import audit, clock, lockout
 from iam.directory import errors as dir_errors
@@ -232,6 +233,12 @@ def login() -> Any:
     return render_template("sso/login.html", form=form, error=error, client_name=_flow_client_name()), status
 
 
+REFUSED = _l(
+    "Wrong username or password, or too many failed attempts. Try again later or contact the help desk."
+)
+"""The one answer to a refused password check (see :func:`_login_error`)."""
+
+
 class LockedOut(dir_errors.DirectoryError):
     """The provider's own lockout (R-PW-6): the directory is not even asked."""
 
@@ -248,10 +255,13 @@ def _attempt(username: str) -> Iterator[None]:
 
     The attempt is registered (and committed) before the directory is asked, so parallel
     attempts never reach AD more often than our threshold allows; its outcome is counted after.
-    Raises LockedOut without asking the directory while the name or address is locked."""
+    The counter is the account's, whichever of its names was typed (issue 20): the name is
+    resolved once, with the directory's service account (a search, never a bind).
+    Raises LockedOut without asking for the password while the account or address is locked."""
     settings = services().settings.lockout
+    account = lockout.account_names(services()).account(username)
     with services().transaction() as s:
-        if lockout.begin_attempt(s, settings, username=username, ip=g.client_ip).locked:
+        if lockout.begin_attempt(s, settings, account=account, ip=g.client_ip).locked:
             raise LockedOut("locked by the provider")
     outcome = lockout.Outcome.OTHER
     try:
@@ -265,16 +275,20 @@ def _attempt(username: str) -> Iterator[None]:
         raise
     finally:
         lockout.finish_attempt(
-            db(), settings, username=username, ip=g.client_ip, user_agent=g.user_agent, outcome=outcome
+            db(), settings, account=account, ip=g.client_ip, user_agent=g.user_agent, outcome=outcome
         )
 
 
 def _login_error(exc: Exception) -> tuple[str, str]:
+    """The words for the person, and the precise reason for the audit trail only.
+
+    A wrong password, a name that is no account, our lock and the directory's own lock (AD
+    775, which AD answers whether or not the password is right) get the same words — and the
+    pages the same status — so nothing tells which names exist or are locked."""
     if isinstance(exc, LockedOut):
-        # same words whether or not the account exists: nothing to enumerate
-        return _("Too many failed sign-in attempts. Try again later or contact the help desk."), "throttled"
+        return str(REFUSED), "throttled"
     if isinstance(exc, dir_errors.AccountLocked):
-        return _("Your account is locked. Try again later or contact the help desk."), "locked"
+        return str(REFUSED), "locked"
     if isinstance(exc, dir_errors.AccountDisabled):
         return _("Your account is disabled. Contact the help desk."), "disabled"
     if isinstance(exc, dir_errors.AccountExpired):
@@ -285,7 +299,7 @@ def _login_error(exc: Exception) -> tuple[str, str]:
         return _(
             "Sign-in is unavailable right now. Please try again in a few minutes."
         ), "directory_unavailable"
-    return _("Wrong username or password."), "bad_credentials"
+    return str(REFUSED), "bad_credentials"
 
 
 def _complete_login(user: Any, *, amr: list[str]) -> Any:

@@ -1,6 +1,6 @@
 """End-to-end fixtures: the provider as real processes (``iam serve`` with two gunicorn workers
-and ``iam worker``) on a free port with its own SQLite database, on the built-in directory or
-on the real Samba AD DC; an independent relying party (``node/rp.mjs``, panva/openid-client
+and ``iam worker``) on a free port with its own database (SQLite, or PostgreSQL: a throwaway
+database of its own on 127.0.0.1:5432), on the built-in directory or on the real Samba AD DC; an independent relying party (``node/rp.mjs``, panva/openid-client
 v6); a receiver for back-channel logout POSTs; Chromium through Playwright.
 
 With ``CI=true`` a missing component (node, Chromium, Samba) fails the test; elsewhere the test
@@ -104,6 +104,7 @@ class LiveProvider:
     port: int
     var_dir: Path
     env: dict[str, str]
+    db_url: str
     directory_settings: DirectorySettings | None = None
     server: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
@@ -114,8 +115,8 @@ class LiveProvider:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def db_url(self) -> str:
-        return f"sqlite:///{self.var_dir}/iam.db"
+    def storage(self) -> str:
+        return "postgres" if self.db_url.startswith("postgresql") else "sqlite"
 
     @property
     def server_log(self) -> Path:
@@ -300,13 +301,15 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
-def _provider_env(var_dir: Path, port: int, directory: DirectorySettings | None) -> dict[str, str]:
+def _provider_env(
+    var_dir: Path, port: int, directory: DirectorySettings | None, db_url: str
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IAM_")}
     env.update(
         {
             "IAM_DEV_MODE": "true",
             "IAM_VAR_DIR": str(var_dir),
-            "IAM_DATABASE__URL": f"sqlite:///{var_dir}/iam.db",
+            "IAM_DATABASE__URL": db_url,
             "IAM_ISSUER": f"http://127.0.0.1:{port}",
             "IAM_WORKER__POLL_INTERVAL": "0.2",
             "IAM_WORKER__BACKOFF_BASE": "1",
@@ -324,26 +327,38 @@ def _provider_env(var_dir: Path, port: int, directory: DirectorySettings | None)
 
 
 class ProviderPool:
-    """Providers started on first use and shared by the whole session (one per directory)."""
+    """Providers started on first use and shared by the whole session (one per directory and
+    storage)."""
 
     def __init__(self, tmp: pytest.TempPathFactory) -> None:
         self._tmp = tmp
         self._providers: dict[str, LiveProvider] = {}
 
-    def get(self, kind: str, directory: DirectorySettings | None = None) -> LiveProvider:
-        provider = self._providers.get(kind)
+    def get(
+        self,
+        kind: str,
+        directory: DirectorySettings | None = None,
+        *,
+        postgres: Callable[[], str] | None = None,
+    ) -> LiveProvider:
+        """The ``kind`` provider (``local`` or ``ad``), on SQLite in its own folder or, given
+        ``postgres`` (which makes a database and returns its URL), on PostgreSQL."""
+        name = kind if postgres is None else f"{kind}+postgres"
+        provider = self._providers.get(name)
         if provider is None:
-            var_dir = self._tmp.mktemp(f"provider-{kind}")
+            var_dir = self._tmp.mktemp(f"provider-{name}")
             port = free_port()
+            url = postgres() if postgres is not None else f"sqlite:///{var_dir}/iam.db"
             provider = LiveProvider(
                 kind=kind,
                 port=port,
                 var_dir=var_dir,
-                env=_provider_env(var_dir, port, directory),
+                env=_provider_env(var_dir, port, directory, url),
+                db_url=url,
                 directory_settings=directory,
             )
             provider.start()
-            self._providers[kind] = provider
+            self._providers[name] = provider
         return provider
 
     def close(self) -> None:
@@ -361,20 +376,53 @@ def _provider_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provide
         pool.close()
 
 
+@pytest.fixture(scope="session")
+def _e2e_pg(_provider_pool: ProviderPool) -> Iterator[Callable[[], str]]:
+    """Makes a throwaway PostgreSQL database per end-to-end provider (not the one of the
+    ``services`` fixture, whose tables are emptied before every test); all dropped at the end."""
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import PG_ADMIN_URL, _pg_reachable
+
+    if not _pg_reachable():
+        need("PostgreSQL is not running on 127.0.0.1:5432")
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def create() -> str:
+        name = f"iam_e2e_{os.getpid()}_{secrets.token_hex(3)}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+    try:
+        yield create
+    finally:
+        _provider_pool.close()  # the providers stop before their databases go
+        with admin.connect() as conn:
+            for name in made:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
 def live_provider(request: pytest.FixtureRequest, _provider_pool: ProviderPool) -> Iterator[LiveProvider]:
     """The running provider; ``local`` (built-in directory, demo users) unless parametrised
-    indirectly with ``"ad"`` (the real Samba AD DC from the ``samba_ad`` fixture).
+    indirectly with ``"ad"`` (the real Samba AD DC from the ``samba_ad`` fixture). Both run on
+    SQLite; ``"local+postgres"`` and ``"ad+postgres"`` run the same processes on PostgreSQL.
 
     After the test, the provider's logs of the test must hold no traceback.
     """
-    kind = getattr(request, "param", "local")
-    if kind not in ("local", "ad"):
-        raise ValueError(f"unknown directory kind {kind!r}")
+    param = getattr(request, "param", "local")
+    kind, _, storage = param.partition("+")
+    if kind not in ("local", "ad") or storage not in ("", "postgres"):
+        raise ValueError(f"unknown provider {param!r}")
     directory: DirectorySettings | None = None
     if kind == "ad":
         directory = samba_fixture(request, "samba_ad")
-    provider = _provider_pool.get(kind, directory)
+    postgres = request.getfixturevalue("_e2e_pg") if storage else None
+    provider = _provider_pool.get(kind, directory, postgres=postgres)
     if not provider.alive():
         pytest.fail(f"the {kind} provider is no longer running\n{provider.diagnostics()}")
     mark = provider.log_mark()

@@ -24,7 +24,9 @@ pytestmark = pytest.mark.e2e
 
 AD_PASSWORD = "Str0ng-Passw0rd!1"
 AD_NEW_PASSWORD = "N3w-Str0ng-Passw0rd!2"
-GENERIC_LOGIN_ERROR = "Wrong username or password."
+GENERIC_LOGIN_ERROR = (
+    "Wrong username or password, or too many failed attempts. Try again later or contact the help desk."
+)
 REFUSED_PREFIX = "The new password was refused:"
 
 

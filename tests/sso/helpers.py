@@ -101,6 +101,15 @@ def authorize_url(
     return "/authorize?" + urlencode(params), Flow(client_id, verifier, state, nonce, redirect_uri)
 
 
+def refusal(response: Any) -> tuple[int, str]:
+    """Status and page of a refused sign-in, without what differs by design: the CSRF token and
+    the username echoed into its field. Two refusals that must not be told apart compare equal."""
+    body = response.get_data(as_text=True)
+    body = re.sub(r'(name="csrf_token" type="hidden" value=")[^"]+', r"\1", body)
+    body = re.sub(r'(name="username"[^>]*value=")[^"]*', r"\1", body)
+    return int(response.status_code), body
+
+
 def login(client: Any, username: str, password: str) -> Any:
     page = client.get("/login")
     return client.post(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from iam.models.audit import AuditEvent
+from sso.views.signin import REFUSED
 from tests.sso.helpers import (
     PASSWORD,
     REDIRECT,
@@ -79,7 +80,10 @@ def test_must_change_refused_password_keeps_user_on_page(services, client):
     assert wrong_old.status_code == 400 and "Wrong username or password" in wrong_old.get_data(as_text=True)
 
 
-def test_disabled_and_locked_accounts_get_a_clear_message(services, client):
+def test_disabled_account_gets_a_clear_message_a_locked_one_the_common_refusal(services, client):
+    """Disabled: said so. Locked in the directory: the words of a wrong password (issue 20 —
+    AD answers "locked" whether or not the password is right, so saying it would tell anyone
+    which names exist)."""
     user = make_user(services)
     services.directory.disable(user.id)
     r = login(client, "alice", PASSWORD)
@@ -87,7 +91,8 @@ def test_disabled_and_locked_accounts_get_a_clear_message(services, client):
     services.directory.enable(user.id)
     services.directory._set(user.id, locked=True)  # the built-in directory's lockout flag
     r = login(client, "alice", PASSWORD)
-    assert r.status_code == 401 and "locked" in r.get_data(as_text=True)
+    assert r.status_code == 401 and str(REFUSED) in r.get_data(as_text=True)
+    assert "locked" not in r.get_data(as_text=True)
 
 
 def _consent_fields(page) -> dict[str, str]:

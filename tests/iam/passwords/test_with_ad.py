@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from iam import cli as cli_module
 from iam import clock, users
 from iam.app import create_app
 from iam.cli import cli
@@ -27,7 +28,9 @@ from iam.migrate import upgrade
 from iam.passwords.cli import register
 from iam.passwords.compare import compare, problems
 from iam.services import Services
+from sso.views.signin import REFUSED
 from tests.conftest import make_settings
+from tests.sso.helpers import refusal
 
 register(cli)
 
@@ -185,8 +188,100 @@ def test_lockout_at_threshold_under_parallel_attempts_before_ad(
     assert (entry.get("lockoutTime") or ["0"])[0] == "0"
     # our lock holds even for the right password; AD itself still accepts it
     r = login(app.test_client(), user.username, PASSWORD)
-    assert r.status_code == 401 and "Too many failed sign-in attempts" in r.get_data(as_text=True)
+    assert r.status_code == 401 and str(REFUSED) in r.get_data(as_text=True)
     assert ad_services.directory.authenticate(user.username, PASSWORD).id == user.id
+
+
+def spellings(user: DirectoryUser) -> list[str]:
+    """Names AD accepts for one account: sAMAccountName and UPN, in any case."""
+    upn = user.upn or f"{user.username}@example.test"
+    local, _, domain = upn.partition("@")
+    return [user.username, user.username.upper(), upn, f"{local.capitalize()}@{domain.title()}"]
+
+
+def test_lockout_counts_the_account_whichever_name_is_typed(
+    app: Any, ad_services: Services, ad_user_policy: Callable[..., str], samba_dc: Any
+) -> None:
+    """Issue 20 on the real DC, AD's threshold 5 (a PSO) above ours (3): twenty wrong passwords
+    at once spread over four spellings of one account → exactly 3 reach AD, AD never locks; the
+    right password is refused under every spelling while we hold the lock; `iam user unlock`
+    with yet another spelling lifts it."""
+    user = new_user(ad_services)
+    pso = ad_user_policy(user.dn, lockout_threshold=5, lockout_window=dt.timedelta(minutes=30))
+    mine = next(p for p in ad_services.directory.password_policies() if p.name == pso.split(",")[0][3:])
+    # `iam policy check` still finds AD's threshold above ours: no lockout finding
+    assert not [
+        f
+        for f in problems(compare(ad_services.password_profile, ad_services.settings.lockout, mine))
+        if f.setting == "lockout_threshold"
+    ]
+    names = spellings(user)
+    n = 20
+    barrier = threading.Barrier(n)
+    answers: list[tuple[int, str]] = []
+
+    def attempt(i: int) -> None:
+        client = app.test_client()
+        token = _csrf(client, "/login")
+        barrier.wait()
+        r = client.post(
+            "/login",
+            data={"csrf_token": token, "username": names[i % len(names)], "password": f"Wrong-{i}-Pass!"},
+        )
+        answers.append(refusal(r))
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == n and len(set(answers)) == 1 and answers[0][0] == 401
+    entry = samba_dc.read(user.dn, ["badPwdCount", "lockoutTime"])
+    assert int(entry["badPwdCount"][0]) == 3  # exactly our threshold reached AD, no more
+    assert (entry.get("lockoutTime") or ["0"])[0] == "0"  # AD never locked
+    for name in [*names, f"  {user.username}  "]:
+        r = login(app.test_client(), name, PASSWORD)
+        assert refusal(r) == answers[0], name  # our lock, whatever the spelling
+    entry = samba_dc.read(user.dn, ["badPwdCount", "lockoutTime"])
+    assert int(entry["badPwdCount"][0]) == 3 and (entry.get("lockoutTime") or ["0"])[0] == "0"
+
+    ctx = cli_module.Ctx()
+    ctx._services = ad_services
+    result = CliRunner().invoke(cli, ["user", "unlock", names[3]], obj=ctx)
+    assert result.exit_code == 0 and "Unlocked" in result.output, result.output
+    r = login(app.test_client(), names[1], PASSWORD)
+    assert r.status_code == 302 and not r.headers["Location"].endswith("/login")
+
+
+def test_ad_lock_is_answered_like_a_wrong_password(
+    app: Any, ad_services: Services, ad_user_policy: Callable[..., str], samba_dc: Any
+) -> None:
+    """Unknown name, wrong password, our lock, AD's own lock (775, from wrong passwords given
+    to AD elsewhere): one page, one status; the precise reason only in the audit trail."""
+    from ldap3.core.exceptions import LDAPException
+    from sqlalchemy import select
+
+    from iam.models.audit import AuditEvent
+
+    ad_locked, other = new_user(ad_services), new_user(ad_services)
+    ad_user_policy(ad_locked.dn, lockout_threshold=2, lockout_window=dt.timedelta(minutes=30))
+    for i in range(2):  # e.g. a Windows logon: AD counts and locks by itself
+        with pytest.raises(LDAPException):
+            samba_dc.connect(ad_locked.dn, f"Elsewhere-{i}-Wrong!")
+    assert (samba_dc.read(ad_locked.dn, ["lockoutTime"])["lockoutTime"] or ["0"])[0] != "0"
+    client = app.test_client()
+    unknown = refusal(login(client, f"nobody{secrets.token_hex(3)}", PASSWORD))
+    wrong = refusal(login(client, other.username, "Not-the-Passw0rd!"))
+    for i in range(ad_services.settings.lockout.threshold):
+        login(client, other.username, f"Wrong-{i}-Pass!")
+    ours = refusal(login(client, other.username, PASSWORD))
+    theirs = refusal(login(client, ad_locked.upn or ad_locked.username, PASSWORD))
+    assert unknown[0] == 401 and str(REFUSED) in unknown[1]
+    assert unknown == wrong == ours == theirs
+    with ad_services.transaction() as s:
+        failed = select(AuditEvent).where(AuditEvent.event == "login.failed").order_by(AuditEvent.id)
+        reasons = [e.details["reason"] for e in s.scalars(failed)]
+    assert reasons[:2] == ["bad_credentials", "bad_credentials"] and reasons[-2:] == ["throttled", "locked"]
 
 
 def test_policy_check_reads_domain_and_fine_grained_policies(
