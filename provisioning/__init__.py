@@ -20,6 +20,9 @@ def init_app(app: Flask, services: Services) -> None:
         views,
     )
 
+    from provisioning.reviews import definitions
+
+    definitions.definitions(services)  # invalid definition files stop the start, naming file and key
     app.register_blueprint(views.bp)
     app.register_blueprint(views.api)
     csrf.exempt(views.api)
@@ -29,5 +32,7 @@ def init_app(app: Flask, services: Services) -> None:
 def register(cli: click.Group) -> None:
     from provisioning import jobs  # noqa: F401
     from provisioning.cli import hr_group
+    from provisioning.reviews.cli import review_group
 
     cli.add_command(hr_group)
+    cli.add_command(review_group)
