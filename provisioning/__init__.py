@@ -19,7 +19,6 @@ def init_app(app: Flask, services: Services) -> None:
         jobs,  # noqa: F401 — registers job handlers
         views,
     )
-
     from provisioning.reviews import definitions
 
     definitions.definitions(services)  # invalid definition files stop the start, naming file and key

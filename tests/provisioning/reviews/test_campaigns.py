@@ -58,16 +58,31 @@ def org(services: Services) -> dict[str, Any]:
         for emp, name, manager in (("1", "ana", None), ("2", "bob", "1"), ("3", "eva", "1")):
             s.add(
                 HrPerson(
-                    employee_number=emp, given_name=name.title(), family_name="X", department="Finance",
-                    title="Clerk", manager=manager, engagement="staff", start_date=now.date(),
-                    status=PersonStatus.ACTIVE, username=name, sub=users[name].id,
-                    groups=["Finance"], granted_at=now,
+                    employee_number=emp,
+                    given_name=name.title(),
+                    family_name="X",
+                    department="Finance",
+                    title="Clerk",
+                    manager=manager,
+                    engagement="staff",
+                    start_date=now.date(),
+                    status=PersonStatus.ACTIVE,
+                    username=name,
+                    sub=users[name].id,
+                    groups=["Finance"],
+                    granted_at=now,
                 )
             )
         for name in ("ana", "bob", "eva", "officer"):
             s.add(Identity(sub=users[name].id, directory="local", username=name, last_login_at=now))
-        s.add(AdminAccount(person_sub=users["bob"].id, person_username="bob", username="adm-bob",
-                           account_id=users["adm-bob"].id))
+        s.add(
+            AdminAccount(
+                person_sub=users["bob"].id,
+                person_username="bob",
+                username="adm-bob",
+                account_id=users["adm-bob"].id,
+            )
+        )
         s.add(Eligibility(role="dba", username="bob", sub=users["bob"].id, created_by="officer"))
     return users
 
@@ -80,8 +95,11 @@ def definition(**kw: Any) -> Definition:
 
 def items(services: Services, campaign_id: str) -> list[CampaignItem]:
     with services.reader() as s:
-        return list(s.scalars(select(CampaignItem).where(CampaignItem.campaign_id == campaign_id)
-                              .order_by(CampaignItem.id)))
+        return list(
+            s.scalars(
+                select(CampaignItem).where(CampaignItem.campaign_id == campaign_id).order_by(CampaignItem.id)
+            )
+        )
 
 
 def find(rows: list[CampaignItem], account: str, resource: str) -> CampaignItem:
@@ -93,10 +111,13 @@ def start(services: Services, d: Definition) -> str:
         return str(campaigns.start(services, s, definition=d, actor="test")["id"])
 
 
-def decide(services: Services, who: str, ids: list[int], decision: str, comment: str = "", **kw: Any) -> list[int]:
+def decide(
+    services: Services, who: str, ids: list[int], decision: str, comment: str = "", **kw: Any
+) -> list[int]:
     with services.transaction() as s:
-        return decisions.decide(services, s, reviewer=Reviewer(username=who), items=ids, decision=decision,
-                                comment=comment, **kw)
+        return decisions.decide(
+            services, s, reviewer=Reviewer(username=who), items=ids, decision=decision, comment=comment, **kw
+        )
 
 
 def work(services: Services) -> None:
@@ -105,7 +126,9 @@ def work(services: Services) -> None:
             break
 
 
-def test_catalogue_lists_every_right_with_origin_path_and_reviewer(services: Services, org: dict[str, Any]) -> None:
+def test_catalogue_lists_every_right_with_origin_path_and_reviewer(
+    services: Services, org: dict[str, Any]
+) -> None:
     cid = start(services, definition(birthright="review"))
     rows = items(services, cid)
     got = {(r.account, r.kind, r.resource, tuple(r.via), r.origin, r.reviewer) for r in rows}
@@ -237,7 +260,9 @@ def test_escalation_to_fallback_with_the_clock(services: Services, org: dict[str
     assert bob and all(r.reviewer == "officer" and r.delegated_by == "ana" for r in bob)
 
 
-def test_escalate_outcome_gives_the_fallback_a_second_deadline(services: Services, org: dict[str, Any]) -> None:
+def test_escalate_outcome_gives_the_fallback_a_second_deadline(
+    services: Services, org: dict[str, Any]
+) -> None:
     cid = start(services, definition(default_outcome="escalate"))
     clock.freeze(clock.now() + dt.timedelta(days=11))
     with services.transaction() as s:
@@ -254,8 +279,13 @@ def test_escalate_outcome_gives_the_fallback_a_second_deadline(services: Service
 def test_bulk_decision_over_a_filter_and_delegation(services: Services, org: dict[str, Any]) -> None:
     cid = start(services, definition())
     with services.transaction() as s:
-        done = decisions.decide(services, s, reviewer=Reviewer(username="ana"), flt=Filter(campaign=cid, person="eva"),
-                                decision="approve")
+        done = decisions.decide(
+            services,
+            s,
+            reviewer=Reviewer(username="ana"),
+            flt=Filter(campaign=cid, person="eva"),
+            decision="approve",
+        )
     assert done and all(r.decision == "approve" for r in items(services, cid) if r.id in done)
     pay = find(items(services, cid), "bob", "Payments")
     with services.transaction() as s:
@@ -264,7 +294,9 @@ def test_bulk_decision_over_a_filter_and_delegation(services: Services, org: dic
     decide(services, "eva", [pay.id], "approve")
 
 
-def test_one_open_campaign_per_definition_and_dry_run_stores_nothing(services: Services, org: dict[str, Any]) -> None:
+def test_one_open_campaign_per_definition_and_dry_run_stores_nothing(
+    services: Services, org: dict[str, Any]
+) -> None:
     d = definition()
     with services.transaction() as s:
         dry = campaigns.start(services, s, definition=d, actor="test", dry_run=True)
@@ -288,8 +320,10 @@ def test_recommendation_explains_itself(services: Services, org: dict[str, Any])
 
 def test_separation_of_duties_conflict_shown(services: Services, org: dict[str, Any], tmp_path: Any) -> None:
     sod = tmp_path / "sod.toml"
-    sod.write_text('[[rule]]\nname = "pay"\ndescription = "Entry and approval"\n'
-                   'resources = ["Payments", "Payments Approval"]\n')
+    sod.write_text(
+        '[[rule]]\nname = "pay"\ndescription = "Entry and approval"\n'
+        'resources = ["Payments", "Payments Approval"]\n'
+    )
     services.settings = services.settings.model_copy(
         update={"reviews": services.settings.reviews.model_copy(update={"sod_file": sod})}
     )
@@ -311,7 +345,10 @@ def test_report_csv_and_pdf_hash_audited(services: Services, org: dict[str, Any]
     assert (row["decision"], row["decided_by"], row["comment"]) == ("revoke", "ana", "Not needed")
     assert pdf.startswith(b"%PDF")
     with services.reader() as s:
-        digests = [e.details["sha256"] for e in s.scalars(select(AuditEvent).where(AuditEvent.event == "review.report"))]
+        digests = [
+            e.details["sha256"]
+            for e in s.scalars(select(AuditEvent).where(AuditEvent.event == "review.report"))
+        ]
     assert digest in digests
 
 
@@ -342,7 +379,9 @@ def test_remediation_recorded_once_and_verify_reads_back(services: Services, org
     work(services)
     work(services)
     with services.reader() as s:
-        n = s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.event == "review.remediated"))
+        n = s.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.event == "review.remediated")
+        )
     assert n == 1
     services.directory.add_member("Payments", org["bob"].id)  # put back by hand
     with services.transaction() as s:
