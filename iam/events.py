@@ -18,3 +18,8 @@ identity_signed_out = _signals.signal("identity-signed-out")
 
 client_changed = _signals.signal("client-changed")
 """sender: client_id (str). Caches of client registrations drop the entry."""
+
+review_requested = _signals.signal("review-requested")
+"""sender: account id (str) whose holder's access needs a review now; kwargs: session, event
+(``mover``, ``rehire``, ``break_glass``, ``out_of_band``), actor. Access reviews start a campaign
+for that person from every definition that names the event (R-JML-4, R-PIM-7, R-PIM-8)."""

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from iam import events
+from iam import jobs as job_table
 from iam.directory.errors import DirectoryUnavailable
 from iam.errors import ConfigError
 from iam.jobs import RetryLater, handler, periodic
@@ -62,3 +64,12 @@ def _tick(services: Services) -> None:
         return
     if done:
         log.info("access reviews: %s", done)
+
+
+def _on_review_requested(sub: str, *, session: Session, event: str, actor: str = "system", **_: Any) -> None:
+    """Queue the review in the sender's transaction: it exists exactly when the change does,
+    and the directory read happens in the worker (retried while AD is down)."""
+    job_table.enqueue(session, EVENT_JOB, {"event": event, "person": sub, "actor": actor})
+
+
+events.review_requested.connect(_on_review_requested, weak=False)

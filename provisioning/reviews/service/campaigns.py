@@ -292,7 +292,18 @@ def close_stage(
     reviewers = Reviewers(services, session, definition) if nxt else None
     counts: Counter[str] = Counter()
     advanced: Counter[str] = Counter()
+    direct = {(i.account_id, i.resource.casefold()): i for i in items if i.kind == "group" and not i.via}
     for item in items:
+        parent = (
+            direct.get((item.account_id, item.via[0].casefold()))
+            if item.kind == "group" and item.via
+            else None
+        )
+        if item.decision is None and parent is not None and parent.decision is not None:
+            # a nested membership follows the decision on the membership it comes through
+            item.decision, item.decided_by, item.decided_at = parent.decision, parent.decided_by, now
+            item.comment = f"Follows the decision on {parent.resource}."
+            item.automatic = parent.automatic
         if item.decision is None:
             _automatic(item, outcome, now)
             counts["automatic"] += 1
@@ -473,6 +484,9 @@ def add_months(when: dt.datetime, months: int) -> dt.datetime:
 def on_event(services: Services, session: Session, *, event: str, person: str, actor: str) -> list[str]:
     """A mover, rehire, break-glass use or out-of-band finding: a campaign for that one person
     from every definition that names the event."""
+    from iam import entitlements
+
+    person = entitlements.linked_accounts(services, session).get(person, (person, ""))[0]
     started = []
     for definition in definitions.definitions(services).values():
         if event in definition.events:

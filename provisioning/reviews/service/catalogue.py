@@ -25,7 +25,7 @@ from iam.directory import DirectoryUser, MembershipGraph
 from iam.entitlements import Account, Entitlement, Origin
 from iam.errors import ConfigError
 from iam.models.identity import Identity
-from provisioning.models import HrPerson, PersonStatus
+from provisioning.models import GroupRemoval, HrPerson, PersonStatus
 from provisioning.models import ReviewItem as MoverReviewItem
 from provisioning.reviews.definitions import Definition
 
@@ -166,6 +166,15 @@ class Builder:
             (r.sub, r.group.casefold()): r.event_id
             for r in session.scalars(select(MoverReviewItem).where(MoverReviewItem.decision.is_(None)))
         }
+        self.leaving = {
+            (r.sub, r.group.casefold())
+            for r in session.scalars(
+                select(GroupRemoval).where(
+                    GroupRemoval.removed_at.is_(None), GroupRemoval.cancelled_at.is_(None)
+                )
+            )
+        }
+        """Memberships already on their way out (old post after a move, leaver): not reviewed."""
         self.sod = load_sod(services.settings.reviews.sod_file)
 
     def _in_scope(self, person: Person) -> bool:
@@ -201,10 +210,12 @@ class Builder:
         if ent.origin != Origin.UNKNOWN or ent.kind != "group":
             return ent.origin, ent.origin_ref, ent.granted_at, ent.granted_by
         hr = person.hr
+        if hr is not None and (ent.via or (ent.resource,))[0].casefold() in {
+            g.casefold() for g in hr.groups or []
+        }:
+            ref = f"position {hr.department} / {hr.title}" + (f" (through {ent.via[0]})" if ent.via else "")
+            return Origin.BIRTHRIGHT, ref, hr.granted_at, "hr"
         if hr is not None and ent.direct:
-            if ent.resource.casefold() in {g.casefold() for g in hr.groups or []}:
-                ref = f"position {hr.department} / {hr.title}"
-                return Origin.BIRTHRIGHT, ref, hr.granted_at, "hr"
             event = self.kept_after_move.get((ent.account_id, ent.resource.casefold()))
             if event:
                 return Origin.HR_EVENT, f"HR event {event}", None, "hr"
@@ -227,6 +238,11 @@ class Builder:
         inactive = dt.timedelta(days=self.services.settings.reviews.inactive_days)
         now = clock.now()
         for person, account, ent in self._entitlements():
+            if (
+                ent.kind == "group"
+                and (ent.account_id, (ent.via or (ent.resource,))[0].casefold()) in self.leaving
+            ):
+                continue
             origin, ref, granted_at, granted_by = self._origin(person, ent)
             if origin == Origin.BIRTHRIGHT and self.definition.birthright == "position":
                 continue  # certified by the position (R-JML-2), not by a person

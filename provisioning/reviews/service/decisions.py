@@ -178,6 +178,11 @@ def decide(
         _check_comment(choice, comment, item.privileged)
         if choice is Decision.REDUCE and item.kind != "group":
             raise ValidationFailed("Only a group membership can be reduced to a lesser group.")
+        if choice is not Decision.APPROVE and item.kind == "group" and item.via:
+            raise ValidationFailed(
+                f"{item.account} holds {item.resource} through {item.via[0]}: decide on the membership in "
+                f"{item.via[0]} (the nested one follows it)."
+            )
     for item in rows:
         item.decision, item.comment, item.decided_by, item.decided_at = (
             str(choice),

@@ -111,6 +111,11 @@ def start(services: Services, d: Definition) -> str:
         return str(campaigns.start(services, s, definition=d, actor="test")["id"])
 
 
+def start_nested(services: Services) -> str:
+    """A second campaign (other definition) that lists birthright memberships too."""
+    return start(services, definition(name="t2", birthright="review"))
+
+
 def decide(
     services: Services, who: str, ids: list[int], decision: str, comment: str = "", **kw: Any
 ) -> list[int]:
@@ -133,7 +138,7 @@ def test_catalogue_lists_every_right_with_origin_path_and_reviewer(
     rows = items(services, cid)
     got = {(r.account, r.kind, r.resource, tuple(r.via), r.origin, r.reviewer) for r in rows}
     assert ("bob", "group", "Finance", (), "birthright", "ana") in got
-    assert ("bob", "group", "Staff", ("Finance",), "unknown", "ana") in got  # nested, with its path
+    assert ("bob", "group", "Staff", ("Finance",), "birthright", "ana") in got  # nested, with its path
     assert ("bob", "group", "Payments", (), "unknown", "ana") in got
     assert ("bob", "pim_eligibility", "dba", (), "pim_decision", "ana") in got
     # ana has no manager: the fallback (security officer) reviews her access
@@ -146,8 +151,8 @@ def test_catalogue_lists_every_right_with_origin_path_and_reviewer(
 
 def test_birthright_certified_by_position_is_not_listed(services: Services, org: dict[str, Any]) -> None:
     rows = items(services, start(services, definition()))
-    assert not [r for r in rows if r.resource == "Finance"]
-    assert [r for r in rows if r.resource == "Staff"]  # nested through it: not given by the position
+    assert not [r for r in rows if r.resource in ("Finance", "Staff")]  # Staff comes through Finance
+    assert [r for r in rows if r.resource == "Payments"]
 
 
 def test_admin_account_belongs_to_the_person(services: Services, org: dict[str, Any]) -> None:
@@ -187,6 +192,9 @@ def test_decisions_need_comments_and_belong_to_the_reviewer(services: Services, 
         decide(services, "ana", [dba.id], "approve")  # keeping privileged access needs a reason
     with pytest.raises(ValidationFailed, match="decision is one of"):
         decide(services, "ana", [pay.id], "maybe")
+    staff = find(items(services, start_nested(services)), "bob", "Staff")
+    with pytest.raises(ValidationFailed, match="through Finance"):
+        decide(services, "ana", [staff.id], "revoke", "no")
     assert decide(services, "ana", [pay.id], "revoke", "Moved to another team") == [pay.id]
     assert decide(services, "ana", [pay.id], "approve") == [pay.id]  # editable until the stage closes
 
@@ -194,10 +202,16 @@ def test_decisions_need_comments_and_belong_to_the_reviewer(services: Services, 
 def test_close_applies_default_outcome_and_remediation_reaches_directory(
     services: Services, org: dict[str, Any]
 ) -> None:
+    directory = services.directory
+    assert isinstance(directory, LocalDirectory)
+    directory.create_group("Approvals")
+    directory.add_group_to_group("Approvals", "Payments Approval")
+    directory.add_member("Approvals", org["bob"].id)
     d = definition(default_outcome="revoke", acknowledge_revoke=True)
     cid = start(services, d)
     rows = items(services, cid)
-    pay, staff, dba = find(rows, "bob", "Payments"), find(rows, "bob", "Staff"), find(rows, "bob", "dba")
+    pay, appr, dba = find(rows, "bob", "Payments"), find(rows, "bob", "Approvals"), find(rows, "bob", "dba")
+    nested = find(rows, "bob", "Payments Approval")
     decide(services, "ana", [pay.id], "revoke", "Not needed any more")
     decide(services, "ana", [dba.id], "approve", "On call DBA")
     eva_rows = [r.id for r in rows if r.username == "eva"]
@@ -208,12 +222,16 @@ def test_close_applies_default_outcome_and_remediation_reaches_directory(
     work(services)
     after = {r.id: r for r in items(services, cid)}
     assert after[pay.id].remediation == Remediation.DONE and after[pay.id].verified_at is not None
-    assert after[staff.id].decision == "revoke" and after[staff.id].automatic
+    assert after[appr.id].decision == "revoke" and after[appr.id].automatic
+    assert (
+        after[nested.id].decision == "revoke"
+        and after[nested.id].comment == "Follows the decision on Approvals."
+    )
     assert all(after[i].automatic for i in eva_rows)
     assert after[dba.id].decision == "approve" and after[dba.id].remediation is None
-    directory = services.directory
     assert "Payments" not in directory.user_groups(org["bob"].id)
-    assert "Finance" not in directory.user_groups(org["bob"].id, nested=False)  # Staff went via Finance
+    assert "Approvals" not in directory.user_groups(org["bob"].id, nested=False)
+    assert "Finance" in directory.user_groups(org["bob"].id, nested=False)  # birthright: not reviewed
     with services.reader() as s:
         assert s.scalar(select(Eligibility.id).where(Eligibility.role == "dba")) is not None
         assert s.get(Campaign, cid).status == "closed"  # type: ignore[union-attr]
@@ -235,10 +253,10 @@ def test_pim_eligibility_revoked_through_pim(services: Services, org: dict[str, 
 
 
 def test_multi_stage_manager_then_security_officer(services: Services, org: dict[str, Any]) -> None:
-    d = definition(stages=[{"reviewer": "manager"}, {"reviewer": "security_officer"}])
+    d = definition(stages=[{"reviewer": "manager"}, {"reviewer": "security_officer"}], birthright="review")
     cid = start(services, d)
     rows = items(services, cid)
-    pay, fin = find(rows, "bob", "Payments"), find(rows, "eva", "Staff")
+    pay, fin = find(rows, "bob", "Payments"), find(rows, "eva", "Finance")
     decide(services, "ana", [pay.id], "approve")
     decide(services, "ana", [fin.id], "revoke", "Wrong team")
     with services.transaction() as s:
@@ -277,7 +295,7 @@ def test_escalate_outcome_gives_the_fallback_a_second_deadline(
 
 
 def test_bulk_decision_over_a_filter_and_delegation(services: Services, org: dict[str, Any]) -> None:
-    cid = start(services, definition())
+    cid = start(services, definition(birthright="review"))
     with services.transaction() as s:
         done = decisions.decide(
             services,
@@ -311,7 +329,7 @@ def test_one_open_campaign_per_definition_and_dry_run_stores_nothing(
 def test_recommendation_explains_itself(services: Services, org: dict[str, Any]) -> None:
     with services.transaction() as s:
         s.get(Identity, org["eva"].id).last_login_at = clock.now() - dt.timedelta(days=200)  # type: ignore[union-attr]
-    rows = items(services, start(services, definition()))
+    rows = items(services, start(services, definition(birthright="review")))
     eva = [r for r in rows if r.username == "eva"]
     assert eva and all(r.recommendation == "revoke" and "No sign-in" in r.recommendation_reason for r in eva)
     bob_pay = find(rows, "bob", "Payments")
