@@ -587,6 +587,8 @@ class ReviewSettings(Section):
     """Owner (username) of a resource by name, where AD has no ``managedBy``."""
     security_officers: list[str] = Field(default_factory=list)
     """Usernames who run campaigns and decide as security officer (besides pim.security_officers)."""
+    security_officer_group: str = "iam-security-officers"
+    """Directory group whose members are security officers for access reviews too."""
     fallback_reviewers: list[str] = Field(default_factory=list)
     """Who decides when the reviewer a stage names is missing, has left, or is the person
     themself (default: the security officers)."""
@@ -596,8 +598,6 @@ class ReviewSettings(Section):
     """No sign-in for this many days → the recommendation is to revoke."""
     tick_interval: float = Field(default=60.0, gt=0)
     """Seconds between the worker's passes: scheduled starts, reminders, escalation, deadlines."""
-    api_scope: str = "reviews"
-    """Scope an access token must carry to use ``/api/v1/reviews``."""
 
 
 Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

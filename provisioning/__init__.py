@@ -26,6 +26,11 @@ def init_app(app: Flask, services: Services) -> None:
     app.register_blueprint(views.api)
     csrf.exempt(views.api)
     app.extensions.setdefault("iam.openapi_paths", []).append(views.openapi_paths())
+    from provisioning.reviews import views as review_views
+
+    app.register_blueprint(review_views.bp)
+    app.register_blueprint(review_views.api)
+    app.extensions["iam.openapi_paths"].append(review_views.openapi_paths())
 
 
 def register(cli: click.Group) -> None:

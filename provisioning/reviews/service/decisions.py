@@ -143,8 +143,8 @@ def decide(
         raise ValidationFailed("The decision is one of approve, revoke, reduce.") from None
     if choice is Decision.REDUCE and not (reduce_to or "").strip():
         raise ValidationFailed("Name the lesser right to keep (reduce_to).")
-    if items is None and flt is None:
-        raise ValidationFailed("Name the items, or a filter.")
+    if (items is None and flt is None) or (items is not None and not items):
+        raise ValidationFailed("Select at least one item, or decide over a filter.")
     person, names = person_key(services, session, reviewer)
     if items is not None:
         found = session.scalars(select(CampaignItem).where(CampaignItem.id.in_(list(items)))).all()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from iam import entitlements
+from iam.directory import NoSuchEntry
 from iam.errors import ConfigError
 from provisioning.models import HrPerson, PersonStatus
 from provisioning.reviews.definitions import Definition, Stage
@@ -18,8 +18,16 @@ if TYPE_CHECKING:
 
 
 def officers(services: Services) -> list[str]:
+    """Security officers by name (reviews and PIM settings), then members of the officers' group."""
     s = services.settings
-    return list(dict.fromkeys([*s.reviews.security_officers, *s.pim.security_officers]))
+    names = [*s.reviews.security_officers, *s.pim.security_officers]
+    group = s.reviews.security_officer_group
+    if group:
+        try:
+            names += [u.username for u in services.directory.group_members(group) if u.enabled]
+        except NoSuchEntry:
+            pass  # no such group: officers are named in the settings only
+    return list(dict.fromkeys(names))
 
 
 def is_officer(services: Services, username: str) -> bool:
@@ -98,7 +106,3 @@ class Reviewers:
             if self.person_of(candidate) != person:
                 return candidate
         raise ConfigError(f"Review definition {self.definition.name!r}: no fallback reviewer is configured.")
-
-
-def hr_persons(session: Session) -> dict[str, HrPerson]:
-    return {p.employee_number: p for p in session.scalars(select(HrPerson))}
