@@ -52,6 +52,7 @@ Changing passwords
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import ipaddress
 import logging
@@ -842,7 +843,7 @@ class ActiveDirectory:
     def membership_graph(self, *, base_dn: str | None = None) -> MembershipGraph:
         # Two paged searches for any population: users under the base with their memberOf
         # (a back-link: no ranged retrieval), and every group with its own memberOf and owner.
-        user_attributes = [*_USER_ATTRIBUTES, _A["member_of"]]
+        user_attributes = [*_USER_ATTRIBUTES, _A["member_of"], "lastLogonTimestamp"]
         group_attributes = [*_GROUP_ATTRIBUTES, _A["member_of"], _A["managed_by"]]
 
         def op(conn: Connection) -> tuple[list[_Entry], list[_Entry]]:
@@ -860,7 +861,13 @@ class ActiveDirectory:
                 parents=tuple(entry.texts(_A["member_of"])),
                 owner=entry.text(_A["managed_by"]),
             )
-        users = [(self._user(e), tuple(e.texts(_A["member_of"]))) for e in user_entries]
+        users = []
+        for e in user_entries:
+            user = self._user(e)
+            last = _filetime(e.text("lastLogonTimestamp"))  # replicated, up to ~14 days behind
+            if last is not None:
+                user = dataclasses.replace(user, extra={**user.extra, "last_logon": last.isoformat()})
+            users.append((user, tuple(e.texts(_A["member_of"]))))
         return MembershipGraph(users=users, groups=groups)
 
     def user_groups(self, user_id: str, *, nested: bool = True) -> list[str]:

@@ -185,6 +185,35 @@ def _mail_reviewers(
     return sent
 
 
+def _mail_summary(services: Services, session: Session, campaign: Campaign) -> None:
+    """The closing summary to the security officers (through the durable mail job)."""
+    from provisioning.reviews.service.reviewers import officers
+
+    rows = session.execute(
+        select(CampaignItem.decision, CampaignItem.automatic, func.count())
+        .where(CampaignItem.campaign_id == campaign.id)
+        .group_by(CampaignItem.decision, CampaignItem.automatic)
+    ).all()
+    lines = [
+        f"  {decision or 'open'}{' (default outcome)' if automatic else ''}: {n}"
+        for decision, automatic, n in rows
+    ]
+    text = (
+        f"The access review {campaign.title!r} ({campaign.id}) has closed.\n\n"
+        + "\n".join(lines)
+        + f"\n\nRevocations are carried into the directory by the worker and read back.\n"
+        f"Report: {services.settings.issuer}/reviews/campaigns/{campaign.id}\n"
+    )
+    for username in officers(services):
+        user = services.directory.find_user(username=username)
+        if user is not None and user.email:
+            jobs.enqueue(
+                session,
+                "iam.mail",
+                {"to": user.email, "subject": f"[IAM] Access review closed: {campaign.title}", "text": text},
+            )
+
+
 def get(session: Session, campaign_id: str) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
@@ -360,6 +389,7 @@ def close_stage(
     else:
         campaign.status, campaign.closed_at, campaign.closed_by = CampaignStatus.CLOSED, now, actor
         event = "review.campaign_closed"
+        _mail_summary(services, session, campaign)
     audit.record(
         session,
         event,

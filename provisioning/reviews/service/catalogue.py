@@ -76,6 +76,14 @@ class Person:
     accounts: list[Account] = field(default_factory=list)
     hr: HrPerson | None = None
     last_sign_in: dt.datetime | None = None
+    """Through this provider (any of the person's accounts)."""
+    last_logon: str | None = None
+    """AD's ``lastLogonTimestamp`` (Windows sign-ins too; replicated, up to ~14 days behind)."""
+
+    def last_seen(self) -> dt.datetime | None:
+        ad = dt.datetime.fromisoformat(self.last_logon) if self.last_logon else None
+        known = [t for t in (self.last_sign_in, ad) if t is not None]
+        return max(known) if known else None
 
     @property
     def department(self) -> str | None:
@@ -158,6 +166,9 @@ class Builder:
             seen = last_login.get(user.id)
             if seen and (owner.last_sign_in is None or seen > owner.last_sign_in):
                 owner.last_sign_in = seen
+            ad_seen = user.extra.get("last_logon")
+            if ad_seen and (owner.last_logon is None or ad_seen > owner.last_logon):
+                owner.last_logon = ad_seen
             self.usernames[user.username.casefold()] = key
         self.persons = {k: v for k, v in self.persons.items() if self._in_scope(v)}
         if person is not None:
@@ -251,6 +262,7 @@ class Builder:
             mine = [r for r in conflicts.get(person.key, []) if ent.resource.casefold() in r.resources]
             helpers: dict[str, Any] = {
                 "last_sign_in": person.last_sign_in.isoformat() if person.last_sign_in else None,
+                "ad_last_logon": person.last_logon,
                 "peers": peers,
                 "department_size": department_size[dept],
                 "conflicts": [r.name for r in mine],
@@ -290,9 +302,9 @@ def recommend(
         return "revoke", "The person has left or the account is disabled."
     if conflicts:
         return "revoke", "Separation of duties: " + "; ".join(conflicts)
-    if person.last_sign_in is None or now - person.last_sign_in > inactive:
-        days = inactive.days
-        return "revoke", f"No sign-in through the provider in the last {days} days."
+    seen = person.last_seen()
+    if seen is None or now - seen > inactive:
+        return "revoke", f"No sign-in (provider or Windows) in the last {inactive.days} days."
     if origin == Origin.UNKNOWN and peers == 0:
         return "revoke", "Origin unknown and nobody else in the same department holds it."
     if origin == Origin.BIRTHRIGHT:
