@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+import provisioning
 from iam import clock
 from iam.cli import Ctx, cli
 from iam.models.identity import Identity
 from iam.services import Services
-import provisioning
 from pim import jobs as _pim_jobs  # noqa: F401
 from provisioning import jobs as _provisioning_jobs  # noqa: F401
 from provisioning.models import HrPerson, PersonStatus
