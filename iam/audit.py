@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from iam import clock
-from iam.db import insert_if_absent
+from iam.db import insert_if_absent, survive_rollback
 from iam.models.audit import AuditEvent, AuditHead, Severity
 
 __all__ = ["Severity", "VerifyResult", "audit_key", "record", "seal", "verify"]
@@ -142,6 +142,18 @@ def record(
 
         jobs.enqueue(session, "iam.notify_critical", {"event_id": event_id})
     return event_id
+
+
+def record_refusal(session: Session, event: str, **kw: Any) -> int:
+    """A refused attempt (R-AUD-1: rejected attempts are recorded): written now, and written
+    again in a transaction of its own if the refusal rolls ``session`` back."""
+    kw.setdefault("outcome", "refused")
+
+    def again(other: Session) -> None:
+        record(other, event, **kw)
+
+    survive_rollback(session, again)
+    return record(session, event, **kw)
 
 
 _LOCK_HEAD = (

@@ -300,6 +300,8 @@ class Settings(BaseSettings):
     """Smart-card / client-certificate sign-in (``sso/x509``)."""
     provisioning: ProvisioningSettings = Field(default_factory=lambda: ProvisioningSettings())
     """HR-driven joiners, movers and leavers (the ``provisioning`` package)."""
+    reviews: ReviewSettings = Field(default_factory=lambda: ReviewSettings())
+    """Access reviews (recertification campaigns, ``provisioning/reviews``)."""
 
     @classmethod
     def settings_customise_sources(
@@ -564,6 +566,48 @@ class ProvisioningSettings(Section):
     reconcile_ignore_groups: list[str] = Field(default_factory=lambda: ["Domain Users"])
     """Groups that never need explaining (every account has them)."""
     scim_max_results: int = Field(default=200, ge=1)
+
+
+#: AD's protected groups (adminCount=1 by SDProp): membership in any of them is privileged.
+AD_PROTECTED_GROUPS = [
+    "Administrators",
+    "Domain Admins",
+    "Enterprise Admins",
+    "Schema Admins",
+    "Account Operators",
+    "Server Operators",
+    "Backup Operators",
+    "Print Operators",
+    "Replicator",
+    "Key Admins",
+    "Enterprise Key Admins",
+    "Domain Controllers",
+    "Read-only Domain Controllers",
+]
+
+
+class ReviewSettings(Section):
+    """Access reviews: campaigns are data in ``definitions_dir`` (R-REV-1..3, R-PIM-6)."""
+
+    definitions_dir: Path = PROVISIONING_POLICY_DIR / "reviews"
+    """Folder of campaign definitions (``*.toml``), validated at start."""
+    sod_file: Path = PROVISIONING_POLICY_DIR / "sod.toml"
+    """Separation-of-duties rules: pairs of rights one person should not hold together."""
+    owners: dict[str, str] = Field(default_factory=dict)
+    """Owner (username) of a resource by name, where AD has no ``managedBy``."""
+    security_officers: list[str] = Field(default_factory=list)
+    """Usernames who run campaigns and decide as security officer (besides pim.security_officers)."""
+    security_officer_group: str = "iam-security-officers"
+    """Directory group whose members are security officers for access reviews too."""
+    fallback_reviewers: list[str] = Field(default_factory=list)
+    """Who decides when the reviewer a stage names is missing, has left, or is the person
+    themself (default: the security officers)."""
+    privileged_groups: list[str] = Field(default_factory=lambda: list(AD_PROTECTED_GROUPS))
+    """Groups whose membership is privileged (keeping it needs a comment; privileged scope)."""
+    inactive_days: int = Field(default=90, ge=1)
+    """No sign-in for this many days → the recommendation is to revoke."""
+    tick_interval: float = Field(default=60.0, gt=0)
+    """Seconds between the worker's passes: scheduled starts, reminders, escalation, deadlines."""
 
 
 Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

@@ -24,3 +24,8 @@ client_certificate_refused = _signals.signal("client-certificate-refused")
 --certfile … --client-certs optional``) refused the client's certificate before any request
 was read; kwargs: session, verify_code (OpenSSL X509_V_ERR_*), verify_message. The card
 sign-in records it (``card.tls_refused``)."""
+
+review_requested = _signals.signal("review-requested")
+"""sender: account id (str) whose holder's access needs a review now; kwargs: session, event
+(``mover``, ``rehire``, ``break_glass``, ``out_of_band``), actor. Access reviews start a campaign
+for that person from every definition that names the event (R-JML-4, R-PIM-7, R-PIM-8)."""

@@ -14,6 +14,7 @@ from flask import Flask, Response, current_app, g, jsonify, render_template, req
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
+from iam.db import SURVIVE_ROLLBACK, rollback
 from iam.services import Services
 
 log = logging.getLogger("iam.web")
@@ -88,9 +89,10 @@ def init_app(app: Flask) -> None:
         if session is not None:
             try:
                 if response.status_code < 500:
+                    session.info.pop(SURVIVE_ROLLBACK, None)
                     session.commit()
                 else:
-                    session.rollback()
+                    rollback(session, g.services.sessions)
             finally:
                 session.close()
         _security_headers(response)
@@ -101,7 +103,7 @@ def init_app(app: Flask) -> None:
         for name in ("db", "db_reader"):
             session: Session | None = g.pop(name, None)
             if session is not None:
-                session.rollback()
+                rollback(session, services().sessions)
                 session.close()
 
     @app.errorhandler(HTTPException)

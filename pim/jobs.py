@@ -23,6 +23,7 @@ from iam import jobs
 from iam.directory.errors import DirectoryUnavailable, NoSuchEntry
 from iam.jobs import RetryLater, handler, periodic
 from iam.models.identity import Identity
+from pim import entitlements
 from pim.models import ElevationRequest
 from pim.roles import all_roles
 from pim.service import directory as ops
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from iam.services import Services
 
 log = logging.getLogger("pim.jobs")
+
+entitlements.register()  # eligibilities, admin accounts and role groups for access reviews
 
 
 def _directory_job(fn: Callable[[Services, Session, dict[str, Any]], None]) -> Callable[..., None]:

@@ -19,15 +19,24 @@ def init_app(app: Flask, services: Services) -> None:
         jobs,  # noqa: F401 — registers job handlers
         views,
     )
+    from provisioning.reviews import definitions
 
+    definitions.definitions(services)  # invalid definition files stop the start, naming file and key
     app.register_blueprint(views.bp)
     app.register_blueprint(views.api)
     csrf.exempt(views.api)
     app.extensions.setdefault("iam.openapi_paths", []).append(views.openapi_paths())
+    from provisioning.reviews import views as review_views
+
+    app.register_blueprint(review_views.bp)
+    app.register_blueprint(review_views.api)
+    app.extensions["iam.openapi_paths"].append(review_views.openapi_paths())
 
 
 def register(cli: click.Group) -> None:
     from provisioning import jobs  # noqa: F401
     from provisioning.cli import hr_group
+    from provisioning.reviews.cli import review_group
 
     cli.add_command(hr_group)
+    cli.add_command(review_group)

@@ -188,3 +188,8 @@ class ScimUser(Base):
     resource: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
+
+
+# Access reviews keep their tables in their own room; importing them here registers them with
+# the metadata (migrations and tests load ``provisioning.models``).
+from provisioning.reviews import models as _reviews_models  # noqa: E402, F401

@@ -1,6 +1,6 @@
 """Directories behind one protocol: Active Directory (``ad``) and the built-in one (``local``)."""
 
-from iam.directory.base import Directory, DirectoryGroup, DirectoryUser, NewUser
+from iam.directory.base import Directory, DirectoryGroup, DirectoryUser, GroupNode, MembershipGraph, NewUser
 from iam.directory.errors import (
     AccountDisabled,
     AccountExpired,
@@ -26,8 +26,10 @@ __all__ = [
     "DirectoryUnavailable",
     "DirectoryUser",
     "EntryExists",
+    "GroupNode",
     "InvalidCredentials",
     "LogonNotPermitted",
+    "MembershipGraph",
     "MustChangePassword",
     "NewUser",
     "NoSuchEntry",

@@ -52,6 +52,7 @@ Changing passwords
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import ipaddress
 import logging
@@ -88,7 +89,15 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn, parse_dn
 
 from iam.config import DirectorySettings
-from iam.directory.base import DirectoryGroup, DirectoryUser, NewUser, PasswordPolicy, lookup_key
+from iam.directory.base import (
+    DirectoryGroup,
+    DirectoryUser,
+    GroupNode,
+    MembershipGraph,
+    NewUser,
+    PasswordPolicy,
+    lookup_key,
+)
 from iam.directory.errors import (
     AccountDisabled,
     AccountExpired,
@@ -130,6 +139,7 @@ ATTRIBUTES: Final[Mapping[str, str]] = {
     "member_of": "memberOf",
     "group_type": "groupType",
     "common_name": "cn",
+    "managed_by": "managedBy",
 }
 _A = ATTRIBUTES
 _USER_ATTRIBUTES: Final = [
@@ -829,6 +839,36 @@ class ActiveDirectory:
                 self._pool.put(conn)
             else:
                 _close(conn)
+
+    def membership_graph(self, *, base_dn: str | None = None) -> MembershipGraph:
+        # Two paged searches for any population: users under the base with their memberOf
+        # (a back-link: no ranged retrieval), and every group with its own memberOf and owner.
+        user_attributes = [*_USER_ATTRIBUTES, _A["member_of"], "lastLogonTimestamp"]
+        group_attributes = [*_GROUP_ATTRIBUTES, _A["member_of"], _A["managed_by"]]
+
+        def op(conn: Connection) -> tuple[list[_Entry], list[_Entry]]:
+            users = self._search(conn, base_dn or self.base_dn, _USERS, user_attributes, what="User search")
+            groups = self._search(conn, self.base_dn, _GROUPS, group_attributes, what="Group search")
+            return users, groups
+
+        user_entries, group_entries = self._run(op)
+        groups: dict[str, GroupNode] = {}
+        for entry in group_entries:
+            group = self._group(entry)
+            groups[entry.dn.casefold()] = GroupNode(
+                dn=entry.dn,
+                name=group.name,
+                parents=tuple(entry.texts(_A["member_of"])),
+                owner=entry.text(_A["managed_by"]),
+            )
+        users = []
+        for e in user_entries:
+            user = self._user(e)
+            last = _filetime(e.text("lastLogonTimestamp"))  # replicated, up to ~14 days behind
+            if last is not None:
+                user = dataclasses.replace(user, extra={**user.extra, "last_logon": last.isoformat()})
+            users.append((user, tuple(e.texts(_A["member_of"]))))
+        return MembershipGraph(users=users, groups=groups)
 
     def user_groups(self, user_id: str, *, nested: bool = True) -> list[str]:
         def op(conn: Connection) -> list[str]:

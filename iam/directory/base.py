@@ -65,6 +65,55 @@ class DirectoryGroup:
     dn: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class GroupNode:
+    """A group in the membership graph."""
+
+    dn: str
+    name: str
+    parents: tuple[str, ...] = ()
+    """DNs of the groups this group is itself a direct member of."""
+    owner: str | None = None
+    """DN of the group's owner (AD ``managedBy``), if any."""
+
+
+@dataclass(frozen=True)
+class MembershipGraph:
+    """Users under a base with their direct groups, and every group with its parents: enough to
+    derive every membership, nested ones with their path, without one query per person."""
+
+    users: list[tuple[DirectoryUser, tuple[str, ...]]]
+    """Each user with the DNs of the groups they are a direct member of."""
+    groups: dict[str, GroupNode]
+    """Every group, by DN case-folded."""
+
+    def group(self, dn: str) -> GroupNode | None:
+        return self.groups.get(dn.casefold())
+
+    def memberships(self, direct: Sequence[str]) -> list[tuple[GroupNode, tuple[str, ...]]]:
+        """Every group reached from the ``direct`` group DNs: ``(group, via)`` where ``via`` is
+        the shortest chain of group names it is reached through (empty for a direct one)."""
+        seen: dict[str, tuple[GroupNode, tuple[str, ...]]] = {}
+        frontier: list[tuple[GroupNode, tuple[str, ...]]] = []
+        for dn in direct:
+            node = self.group(dn)
+            if node is not None and node.dn.casefold() not in seen:
+                seen[node.dn.casefold()] = (node, ())
+                frontier.append((node, ()))
+        while frontier:
+            nxt: list[tuple[GroupNode, tuple[str, ...]]] = []
+            for node, via in frontier:
+                for parent_dn in node.parents:
+                    parent = self.group(parent_dn)
+                    if parent is None or parent.dn.casefold() in seen:
+                        continue
+                    item = (parent, (*via, node.name))
+                    seen[parent.dn.casefold()] = item
+                    nxt.append(item)
+            frontier = nxt
+        return list(seen.values())
+
+
 def lookup_key(*, username: str | None, upn: str | None, employee_number: str | None) -> tuple[str, str]:
     """The one identifier ``find_user`` was given, as (``username|upn|employee_number``, value)."""
     given = [
@@ -174,6 +223,10 @@ class Directory(Protocol):
 
     def delete_user(self, user_id: str) -> None:
         """Remove the entry (tests and demo only; leavers are disabled, never deleted)."""
+
+    def membership_graph(self, *, base_dn: str | None = None) -> MembershipGraph:
+        """Users under ``base_dn`` (default: the whole directory) with their direct groups, and
+        every group with its parents and owner — two paged searches for the whole population."""
 
     def password_policies(self) -> list[PasswordPolicy]:
         """The directory's own password policies: the domain's first, then fine-grained ones by

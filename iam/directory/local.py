@@ -16,7 +16,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from iam import clock
 from iam.db import readonly, transaction
-from iam.directory.base import DirectoryGroup, DirectoryUser, NewUser, PasswordPolicy, lookup_key
+from iam.directory.base import (
+    DirectoryGroup,
+    DirectoryUser,
+    GroupNode,
+    MembershipGraph,
+    NewUser,
+    PasswordPolicy,
+    lookup_key,
+)
 from iam.directory.errors import (
     AccountDisabled,
     AccountLocked,
@@ -178,6 +186,31 @@ class LocalDirectory:
             frontier = set(rows) - seen - group_ids
             seen |= frontier
         return seen
+
+    def membership_graph(self, *, base_dn: str | None = None) -> MembershipGraph:
+        # The built-in directory has no OUs: ``base_dn`` does not narrow it.
+        with self._reader() as s:
+            names = dict(s.execute(select(LocalGroup.id, LocalGroup.name)).all())
+            direct: dict[str, list[str]] = {}
+            parents: dict[str, list[str]] = {}
+            for group_id, user_id, member_group_id in s.execute(
+                select(LocalGroupMember.group_id, LocalGroupMember.user_id, LocalGroupMember.member_group_id)
+            ):
+                if user_id:
+                    direct.setdefault(user_id, []).append(f"cn={names[group_id]}")
+                elif member_group_id:
+                    parents.setdefault(member_group_id, []).append(f"cn={names[group_id]}")
+            users = [
+                (_to_user(row), tuple(sorted(direct.get(row.id, ()))))
+                for row in s.scalars(select(LocalUser).order_by(LocalUser.username))
+            ]
+        groups = {
+            f"cn={name}".casefold(): GroupNode(
+                dn=f"cn={name}", name=name, parents=tuple(sorted(parents.get(gid, ())))
+            )
+            for gid, name in names.items()
+        }
+        return MembershipGraph(users=users, groups=groups)
 
     def user_groups(self, user_id: str, *, nested: bool = True) -> list[str]:
         with self._reader() as s:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam import audit, clock, jobs
+from iam import audit, clock, events, jobs
 from iam.directory.base import DirectoryUser, NewUser
 from iam.directory.errors import EntryExists, NoSuchEntry
 from iam.errors import Conflict
@@ -331,6 +331,7 @@ def detect(services: Services) -> list[int]:
             session.add(alert)
             session.flush()
             new.append(alert.id)
+            events.review_requested.send(user.id, session=session, event="out_of_band", actor="pim")
             record(
                 session,
                 f"pim.{kind}",

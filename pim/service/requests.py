@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from iam import audit, clock, jobs
+from iam import audit, clock, events, jobs
 from iam.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from pim import assurance
 from pim.models import (
@@ -221,6 +221,7 @@ def _create(
         req.review_due = now + dt.timedelta(days=services.settings.pim.break_glass_review_days)
         _start_window(session, services, req, actor)
         notify(session, req, "break_glass")
+        events.review_requested.send(actor.sub, session=session, event="break_glass", actor="pim")
         return req
     record(session, "pim.requested", actor, subject=actor.sub, details=details)
     if not role.needs_approval():

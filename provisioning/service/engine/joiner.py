@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam import audit, clock, jobs
+from iam import audit, clock, events, jobs
 from iam.directory.base import DirectoryUser, NewUser
 from iam.identities import upsert_identity
 from provisioning.models import GroupRemoval, HrPerson, PersonStatus
@@ -194,6 +194,8 @@ def record_rehire(ctx: Ctx, person: HrPerson, acc: Account) -> None:
         "enabled": acc.started,
         "previous_removals": previous,
     }
+    # every right carried over from before is reviewed (R-JML-4)
+    events.review_requested.send(acc.user.id, session=ctx.session, event="rehire", actor=ACTOR)
     audit.record(
         ctx.session,
         "hr.rehire",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam import audit, clock, jobs
+from iam import audit, clock, events, jobs
 from provisioning.models import GroupRemoval, HrPerson, ReviewItem
 from provisioning.service.engine.common import (
     ACTOR,
@@ -137,6 +137,8 @@ def record_mover(ctx: Ctx, person: HrPerson, move: Move) -> None:
         "removal_due_at": due.isoformat(),
         "for_review": move.review,
     }
+    if person.sub:  # "as if a new engagement" (R-JML-4): the new manager reviews what is left
+        events.review_requested.send(person.sub, session=ctx.session, event="mover", actor=ACTOR)
     audit.record(
         ctx.session,
         "hr.mover",

@@ -1,0 +1,295 @@
+"""Reviewers' decisions: approve, revoke, reduce (with comment where it matters), in bulk over a
+filter, delegation — never on one's own access, whichever account one acts from. Decisions can
+be changed until the stage closes. Each decision is an audit event."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from iam import audit, clock, entitlements
+from iam.audit import Severity
+from iam.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from provisioning.reviews.models import Campaign, CampaignItem, CampaignStatus, Decision
+from provisioning.reviews.service.reviewers import is_officer
+
+if TYPE_CHECKING:
+    from iam.services import Services
+
+MAX_COMMENT = 2000
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    """Who acts, as the edge (page, API, CLI) established it."""
+
+    username: str
+    sub: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class Filter:
+    campaign: str | None = None
+    person: str | None = None
+    """Username of the person whose access it is."""
+    resource: str | None = None
+    recommendation: str | None = None
+    department: str | None = None
+    open_only: bool = True
+
+
+def person_key(services: Services, session: Session, reviewer: Reviewer) -> tuple[str | None, set[str]]:
+    """The person behind the acting account, and every name they act under (their ordinary
+    account's username too when they act from an admin account)."""
+    sub = reviewer.sub
+    if sub is None:
+        user = services.directory.find_user(username=reviewer.username)
+        sub = user.id if user else None
+    if sub is None:
+        return None, {reviewer.username.casefold()}
+    person = entitlements.linked_accounts(services, session).get(sub, (sub, ""))[0]
+    names = {reviewer.username.casefold()}
+    if person != sub:
+        user = services.directory.get_user(person)
+        if user is not None:
+            names.add(user.username.casefold())
+    return person, names
+
+
+def _query(session: Session, flt: Filter) -> Select[Any]:
+    q = select(CampaignItem).join(Campaign, Campaign.id == CampaignItem.campaign_id)
+    q = q.where(Campaign.status == CampaignStatus.OPEN, CampaignItem.final.is_(False))
+    if flt.campaign:
+        q = q.where(CampaignItem.campaign_id == flt.campaign)
+    if flt.person:
+        q = q.where(CampaignItem.username == flt.person)
+    if flt.resource:
+        q = q.where(CampaignItem.resource == flt.resource)
+    if flt.recommendation:
+        q = q.where(CampaignItem.recommendation == flt.recommendation)
+    if flt.department:
+        q = q.where(CampaignItem.department == flt.department)
+    if flt.open_only:
+        q = q.where(CampaignItem.decision.is_(None))
+    return q
+
+
+def inbox(
+    services: Services,
+    session: Session,
+    reviewer: Reviewer,
+    flt: Filter,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[CampaignItem], int]:
+    """The reviewer's items (under any of their names), grouped by person, newest campaign first."""
+    from sqlalchemy import func
+
+    _, names = person_key(services, session, reviewer)
+    q = _query(session, flt).where(func.lower(CampaignItem.reviewer).in_(names))
+    total = int(session.scalar(select(func.count()).select_from(q.order_by(None).subquery())) or 0)
+    rows = session.scalars(
+        q.order_by(CampaignItem.username, CampaignItem.resource, CampaignItem.id).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def _check_comment(decision: Decision, comment: str, privileged: bool) -> None:
+    if len(comment) > MAX_COMMENT:
+        raise ValidationFailed(f"A comment has at most {MAX_COMMENT} characters.")
+    if decision in (Decision.REVOKE, Decision.REDUCE) and not comment.strip():
+        raise ValidationFailed("Say why in a comment: it is required to revoke or reduce access.")
+    if decision is Decision.APPROVE and privileged and not comment.strip():
+        raise ValidationFailed("Say why in a comment: it is required to keep privileged access.")
+
+
+def refuse(session: Session, reviewer: Reviewer, reason: str, details: dict[str, Any]) -> Forbidden:
+    """A refused decision: audited so that the refusal's rollback keeps the event."""
+    audit.record_refusal(
+        session,
+        "review.decision_refused",
+        severity=Severity.SIGNIFICANT,
+        actor=reviewer.sub or reviewer.username,
+        ip=reviewer.ip,
+        user_agent=reviewer.user_agent,
+        details={"reason": reason, **details},
+    )
+    return Forbidden(reason)
+
+
+def decide(
+    services: Services,
+    session: Session,
+    *,
+    reviewer: Reviewer,
+    items: Sequence[int] | None = None,
+    flt: Filter | None = None,
+    decision: str,
+    comment: str = "",
+    reduce_to: str | None = None,
+) -> list[int]:
+    """Decide on the given items, or on every open item of the reviewer that ``flt`` matches.
+    All or nothing: one item that may not be decided refuses the whole call."""
+    try:
+        choice = Decision(decision)
+    except ValueError:
+        raise ValidationFailed("The decision is one of approve, revoke, reduce.") from None
+    if choice is Decision.REDUCE and not (reduce_to or "").strip():
+        raise ValidationFailed("Name the lesser right to keep (reduce_to).")
+    if (items is None and flt is None) or (items is not None and not items):
+        raise ValidationFailed("Select at least one item, or decide over a filter.")
+    person, names = person_key(services, session, reviewer)
+    if items is not None:
+        found = session.scalars(select(CampaignItem).where(CampaignItem.id.in_(list(items)))).all()
+        if len(found) != len(set(items)):
+            raise NotFound("Some of these review items do not exist.")
+        rows = list(found)
+    else:
+        from sqlalchemy import func
+
+        assert flt is not None
+        rows = list(
+            session.scalars(_query(session, flt).where(func.lower(CampaignItem.reviewer).in_(names))).all()
+        )
+    campaigns = {
+        c.id: c
+        for c in session.scalars(select(Campaign).where(Campaign.id.in_({r.campaign_id for r in rows})))
+    }
+    now = clock.now()
+    for item in rows:
+        if campaigns[item.campaign_id].status != CampaignStatus.OPEN or item.final:
+            raise Conflict(f"Review item {item.id} is settled: its stage or campaign has closed.")
+        if person is not None and item.person == person:
+            raise refuse(
+                session,
+                reviewer,
+                "Nobody decides on their own access (nor their admin account's).",
+                {"item": item.id, "campaign": item.campaign_id},
+            )
+        if item.reviewer.casefold() not in names:
+            raise refuse(session, reviewer, "This item is not yours to review.", {"item": item.id})
+        _check_comment(choice, comment, item.privileged)
+        if choice is Decision.REDUCE and item.kind != "group":
+            raise ValidationFailed("Only a group membership can be reduced to a lesser group.")
+        if choice is not Decision.APPROVE and item.kind == "group" and item.via:
+            raise ValidationFailed(
+                f"{item.account} holds {item.resource} through {item.via[0]}: decide on the membership in "
+                f"{item.via[0]} (the nested one follows it)."
+            )
+    for item in rows:
+        item.decision, item.comment, item.decided_by, item.decided_at = (
+            str(choice),
+            comment.strip() or None,
+            reviewer.username,
+            now,
+        )
+        item.reduce_to = reduce_to.strip() if choice is Decision.REDUCE and reduce_to else None
+        item.automatic = False
+        audit.record(
+            session,
+            "review.decided",
+            actor=reviewer.sub or reviewer.username,
+            subject=item.account_id,
+            ip=reviewer.ip,
+            user_agent=reviewer.user_agent,
+            details={
+                "campaign": item.campaign_id,
+                "item": item.id,
+                "decision": str(choice),
+                "resource": item.resource,
+                "account": item.account,
+                "stage": item.stage,
+                **({"reduce_to": item.reduce_to} if item.reduce_to else {}),
+            },
+        )
+    return [r.id for r in rows]
+
+
+def delegate(
+    services: Services,
+    session: Session,
+    *,
+    reviewer: Reviewer,
+    items: Sequence[int],
+    to: str,
+    comment: str = "",
+) -> list[int]:
+    """Hand items to another reviewer (the current reviewer or a security officer may)."""
+    to = to.strip()
+    if not to:
+        raise ValidationFailed("Name who the items go to.")
+    target = services.directory.find_user(username=to)
+    if target is None:
+        raise ValidationFailed(f"There is no account named {to!r}.")
+    target_person = entitlements.linked_accounts(services, session).get(target.id, (target.id, ""))[0]
+    _, names = person_key(services, session, reviewer)
+    officer = is_officer(services, reviewer.username)
+    rows = list(session.scalars(select(CampaignItem).where(CampaignItem.id.in_(list(items)))).all())
+    if len(rows) != len(set(items)):
+        raise NotFound("Some of these review items do not exist.")
+    for item in rows:
+        if item.final or item.decision is not None:
+            raise Conflict(f"Review item {item.id} is already decided.")
+        if item.reviewer.casefold() not in names and not officer:
+            raise refuse(session, reviewer, "This item is not yours to delegate.", {"item": item.id})
+        if item.person == target_person:
+            raise ValidationFailed(f"{to} cannot review their own access.")
+    for item in rows:
+        audit.record(
+            session,
+            "review.delegated",
+            actor=reviewer.sub or reviewer.username,
+            subject=item.account_id,
+            details={
+                "campaign": item.campaign_id,
+                "item": item.id,
+                "from": item.reviewer,
+                "to": target.username,
+                "comment": comment[:MAX_COMMENT],
+            },
+        )
+        item.delegated_by, item.reviewer = item.reviewer, target.username
+    return [r.id for r in rows]
+
+
+def item_dict(item: CampaignItem) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "campaign": item.campaign_id,
+        "person": item.username,
+        "person_name": item.person_name,
+        "department": item.department,
+        "title": item.job_title,
+        "account": item.account,
+        "account_kind": item.account_kind,
+        "kind": item.kind,
+        "resource": item.resource,
+        "via": item.via,
+        "origin": item.origin,
+        "origin_ref": item.origin_ref,
+        "granted_at": item.granted_at.isoformat() if item.granted_at else None,
+        "granted_by": item.granted_by,
+        "owner": item.owner,
+        "privileged": item.privileged,
+        "stage": item.stage,
+        "reviewer": item.reviewer,
+        "recommendation": item.recommendation,
+        "recommendation_reason": item.recommendation_reason,
+        "helpers": item.helpers,
+        "decision": item.decision,
+        "reduce_to": item.reduce_to,
+        "comment": item.comment,
+        "decided_by": item.decided_by,
+        "decided_at": item.decided_at.isoformat() if item.decided_at else None,
+        "automatic": item.automatic,
+        "final": item.final,
+        "remediation": item.remediation,
+        "history": item.history,
+    }
