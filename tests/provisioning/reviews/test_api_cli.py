@@ -28,10 +28,14 @@ provisioning.register(cli)
 
 
 @pytest.fixture
-def people(services: Services) -> dict[str, Any]:
+def people(services: Services, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     users = {n: make_user(services, n) for n in ("mara", "ivo", "sec")}
-    services.settings = services.settings.model_copy(
-        update={"reviews": services.settings.reviews.model_copy(update={"security_officers": ["sec"]})}
+    monkeypatch.setattr(
+        services,
+        "settings",
+        services.settings.model_copy(
+            update={"reviews": services.settings.reviews.model_copy(update={"security_officers": ["sec"]})}
+        ),
     )
     d = services.directory
     d.create_group("Records")
@@ -57,9 +61,11 @@ def people(services: Services) -> dict[str, Any]:
         for name, user in users.items():
             if s.get(Identity, user.id) is None:
                 s.add(Identity(sub=user.id, directory="local", username=name, last_login_at=clock.now()))
-    services.extensions["reviews.definitions"] = {
-        "t": Definition.model_validate({"name": "t", "title": "Registry review", "duration_days": 5})
-    }
+    monkeypatch.setitem(
+        services.extensions,
+        "reviews.definitions",
+        {"t": Definition.model_validate({"name": "t", "title": "Registry review", "duration_days": 5})},
+    )
     return users
 
 

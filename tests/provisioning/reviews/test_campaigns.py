@@ -34,11 +34,17 @@ pytestmark = pytest.mark.usefixtures("services")
 
 
 @pytest.fixture
-def org(services: Services) -> dict[str, Any]:
+def org(services: Services, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """ana (manager of bob and eva), bob, eva, officer; groups Finance ⊂ Staff, Payments;
     bob's admin account adm-bob is eligible for PIM role 'dba'."""
-    services.settings = services.settings.model_copy(
-        update={"reviews": services.settings.reviews.model_copy(update={"security_officers": ["officer"]})}
+    monkeypatch.setattr(
+        services,
+        "settings",
+        services.settings.model_copy(
+            update={
+                "reviews": services.settings.reviews.model_copy(update={"security_officers": ["officer"]})
+            }
+        ),
     )
     d = services.directory
     assert isinstance(d, LocalDirectory)
@@ -336,14 +342,20 @@ def test_recommendation_explains_itself(services: Services, org: dict[str, Any])
     assert bob_pay.helpers["peers"] == 1 and bob_pay.helpers["department_size"] == 3
 
 
-def test_separation_of_duties_conflict_shown(services: Services, org: dict[str, Any], tmp_path: Any) -> None:
+def test_separation_of_duties_conflict_shown(
+    services: Services, org: dict[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sod = tmp_path / "sod.toml"
     sod.write_text(
         '[[rule]]\nname = "pay"\ndescription = "Entry and approval"\n'
         'resources = ["Payments", "Payments Approval"]\n'
     )
-    services.settings = services.settings.model_copy(
-        update={"reviews": services.settings.reviews.model_copy(update={"sod_file": sod})}
+    monkeypatch.setattr(
+        services,
+        "settings",
+        services.settings.model_copy(
+            update={"reviews": services.settings.reviews.model_copy(update={"sod_file": sod})}
+        ),
     )
     services.directory.add_member("Payments Approval", org["bob"].id)
     rows = items(services, start(services, definition()))
@@ -370,9 +382,15 @@ def test_report_csv_and_pdf_hash_audited(services: Services, org: dict[str, Any]
     assert digest in digests
 
 
-def test_no_reviewer_at_all_refuses_to_start(services: Services, org: dict[str, Any]) -> None:
-    services.settings = services.settings.model_copy(
-        update={"reviews": services.settings.reviews.model_copy(update={"security_officers": []})}
+def test_no_reviewer_at_all_refuses_to_start(
+    services: Services, org: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        services,
+        "settings",
+        services.settings.model_copy(
+            update={"reviews": services.settings.reviews.model_copy(update={"security_officers": []})}
+        ),
     )
     with pytest.raises(ConfigError, match="fallback_reviewers"), services.transaction() as s:
         campaigns.start(services, s, definition=definition(), actor="test")
