@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from iam import audit, clock
 from provisioning.models import HrPerson, PersonStatus, ReviewItem
+from provisioning.reviews.models import CampaignItem
 from provisioning.service.engine import base_ou
 
 if TYPE_CHECKING:
@@ -46,6 +47,18 @@ def reconcile(services: Services, *, alert: bool = False) -> list[Finding]:
         kept = {
             (r.sub, r.group.casefold())
             for r in session.scalars(select(ReviewItem).where(ReviewItem.decision == "keep"))
+        }
+        # kept by a reviewer in an access review: explained (R-REV-2)
+        kept |= {
+            (account, group.casefold())
+            for account, group in session.execute(
+                select(CampaignItem.account_id, CampaignItem.resource).where(
+                    CampaignItem.kind == "group",
+                    CampaignItem.decision == "approve",
+                    CampaignItem.final.is_(True),
+                    CampaignItem.automatic.is_(False),
+                )
+            )
         }
         linked = {s for p in persons.values() for s in (p.linked_accounts or [])}
     findings: list[Finding] = []

@@ -20,6 +20,7 @@ from iam.models.jobs import Job
 from provisioning.reviews.definitions import Definition
 from provisioning.reviews.models import Campaign, CampaignItem, Remediation
 from provisioning.reviews.service import campaigns, decisions, report
+from provisioning.service import reports
 from provisioning.reviews.service.decisions import Reviewer
 from tests.provisioning.conftest import SFX, Hr, joiner
 
@@ -149,6 +150,11 @@ def test_campaign_over_an_ou_decisions_default_outcome_and_remediation_in_ad(hr:
         )
         assert n == 2  # once each, although the first attempts failed
         assert s.get(Campaign, cid).status == "closed"  # type: ignore[union-attr]
+    # reconciliation: what the manager kept is explained now; nothing revoked is left over
+    unexplained = {
+        (f.username, f.detail) for f in reports.reconcile(hr.services) if f.kind == "unexplained_group"
+    }
+    assert not [u for u in unexplained if u[0] == petar.username and share in u[1]]
     with hr.services.transaction() as s:
         data, _ = report.report(hr.services, s, campaign_id=cid, fmt="csv", actor="auditor")
     assert f"{petar.username},Petar" in data.decode() and "No longer needed" in data.decode()
