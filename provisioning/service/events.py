@@ -67,7 +67,7 @@ def accept(
         payload_hash=digest,
         status=EventStatus.PENDING,
         attempts=0,
-        effective_at=event.effective(settings.timezone),
+        effective_at=event.effective(settings.timezone, joiner_lead_days=settings.joiner_lead_days),
         accepted_at=clock.now(),
         result={},
         replays=0,

@@ -16,7 +16,6 @@ from anyascii import anyascii
 
 from iam.errors import ConfigError
 
-
 # The official Serbian Cyrillic → Latin correspondence (Vuk Karadžić / Gaj alphabets, one
 # letter for one letter, three digraphs). anyascii alone would read Cyrillic as Russian
 # (Ш → "Sh", Ж → "Zh", Ђ → "Dj"), so "Милош" and "Miloš" would give different usernames.

@@ -161,7 +161,8 @@ def openapi_paths() -> dict[str, Any]:
             "effective_at": {
                 "type": "string",
                 "description": "date-time with offset, or a date (local midnight); default now "
-                "(joiner/rehire: the start date)",
+                "(joiner/rehire: provisioning.joiner_lead_days before the start date, default now: "
+                "the account is created disabled and enabled at the start date)",
             },
             "person": person,
         },

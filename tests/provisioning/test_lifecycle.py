@@ -9,7 +9,15 @@ from sqlalchemy import select
 
 from iam import clock
 from iam.models.identity import Identity
-from provisioning.models import EventStatus, GroupRemoval, HrEvent, HrPerson, ReservedUsername, ReviewItem
+from provisioning.models import (
+    EventStatus,
+    GroupRemoval,
+    HrEvent,
+    HrPerson,
+    PersonStatus,
+    ReservedUsername,
+    ReviewItem,
+)
 from tests.provisioning.conftest import SFX, Hr, day, joiner
 
 pytestmark = pytest.mark.samba
@@ -23,15 +31,11 @@ def _event(hr: Hr, event_id: str) -> HrEvent:
 
 
 def test_joiner_account_ou_username_groups_disabled_until_start(hr: Hr) -> None:
+    """Issue 10 item 11: a joiner without effective_at is applied when accepted — the account
+    exists, disabled, for the manager to prepare — and is enabled at the start date."""
     resp = hr.post(joiner("1001", "Đorđe", "Anđelković", start_date=day(3).isoformat()))
     assert resp.status_code == 202, resp.json
     event_id = resp.json["id"]
-    assert resp.json["status"] == "pending"  # future-dated: waits for its effective time
-    hr.work()
-    assert _event(hr, event_id).status == EventStatus.PENDING
-    assert hr.directory.find_user(employee_number="1001") is None
-
-    clock.advance(dt.timedelta(days=3, minutes=1))
     hr.work()
     ev = _event(hr, event_id)
     assert ev.status == EventStatus.APPLIED, ev.error
@@ -40,7 +44,14 @@ def test_joiner_account_ou_username_groups_disabled_until_start(hr: Hr) -> None:
     assert user.username == f"dorde.andelkovic{SFX}"  # Đ→D, đ→d, ć→c
     assert user.dn.lower().endswith(f"ou=finance,{hr.ou}".lower())
     assert user.must_change_password
-    assert user.enabled  # start date reached at the effective time
+    assert not user.enabled  # before the start date
+    with hr.services.reader() as s:
+        assert s.get(HrPerson, "1001").status == PersonStatus.PENDING_START  # type: ignore[union-attr]
+
+    clock.advance(dt.timedelta(days=3, minutes=1))
+    hr.work()
+    user = hr.directory.get_user(user.id)
+    assert user is not None and user.enabled  # the start date has come
     assert hr.directory.user_groups(user.id, nested=False) == ["all-staff", "finance"]
     assert ev.result["delivery"] in ("activation_link", "envelope")
     with hr.services.reader() as s:
@@ -53,6 +64,23 @@ def test_joiner_account_ou_username_groups_disabled_until_start(hr: Hr) -> None:
     hr.work()
     second = hr.directory.find_user(employee_number="1002")
     assert second is not None and second.username == f"dorde.andelkovic{SFX}2"
+
+
+def test_joiner_lead_days_creates_the_account_that_many_days_before_the_start(hr: Hr) -> None:
+    hr.services.settings.provisioning.joiner_lead_days = 2
+    resp = hr.post(joiner("1004", "Милош", "Јовановић", start_date=day(5).isoformat()))
+    assert resp.status_code == 202 and resp.json["status"] == "pending"
+    hr.work()
+    assert hr.directory.find_user(employee_number="1004") is None  # five days ahead: not yet
+    clock.advance(dt.timedelta(days=3, minutes=1))
+    hr.work()
+    user = hr.directory.find_user(employee_number="1004")
+    assert user is not None and not user.enabled  # two days ahead: created, disabled
+    assert user.username == f"milos.jovanovic{SFX}"  # R-JML-3: as "Miloš Jovanović" would be
+    clock.advance(dt.timedelta(days=2))
+    hr.work()
+    user = hr.directory.get_user(user.id)
+    assert user is not None and user.enabled
 
 
 def test_joiner_effective_now_but_start_date_later_stays_disabled(hr: Hr) -> None:
