@@ -130,7 +130,9 @@ def _record_account(ctx: Ctx, person: HrPerson, acc: Account) -> dict[str, Any]:
             run_at=start,
             dedup_key=f"hr-start:{person.employee_number}:{start.isoformat()}:{ctx.event.id}",
         )
-    person.last_effective_at = ctx.event.effective_at
+    # The position holds from the start date; a joiner applied before it holds from now. A mover
+    # dated in between still applies.
+    person.last_effective_at = min(ctx.event.effective_at, start_of(person.start_date, ctx.settings))
     schedule_end(ctx, person)
     return delivery.prepare(ctx.session, ctx.services, person, acc.password)
 
