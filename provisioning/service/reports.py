@@ -193,18 +193,14 @@ def register_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def register_pdf(rows: list[dict[str, Any]], *, organisation: str) -> bytes:
-    from fpdf import FPDF
+    """The register as a printable PDF; names and units as written (embedded Unicode font)."""
+    from provisioning.service.pdf import FAMILY, document
 
-    def latin1(text: str) -> str:
-        from provisioning.service.policies import latin
-
-        return latin(text)
-
-    pdf = FPDF(orientation="L", format="A4")
+    pdf = document(orientation="L", format="A4")
     pdf.add_page()
-    pdf.set_font("Helvetica", "B", 12)
-    pdf.cell(0, 8, latin1(f"{organisation} - register of authorised persons"), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 8)
+    pdf.set_font(FAMILY, "B", 12)
+    pdf.cell(0, 8, f"{organisation} – register of authorised persons", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FAMILY, "", 8)
     pdf.cell(0, 5, f"As of {clock.now():%Y-%m-%d %H:%M} UTC", new_x="LMARGIN", new_y="NEXT")
     with pdf.table() as table:
         head = table.row()
@@ -213,5 +209,5 @@ def register_pdf(rows: list[dict[str, Any]], *, organisation: str) -> bytes:
         for row in rows:
             r = table.row()
             for key, _ in REGISTER_FIELDS:
-                r.cell(latin1(str(row[key])))
+                r.cell(str(row[key]))
     return bytes(pdf.output())
