@@ -28,7 +28,9 @@ class EventStatus(enum.StrEnum):
     SUPERSEDED = "superseded"
     """Older than what was already applied to the person (out of order): recorded, not applied."""
     DEAD = "dead"
-    """Kept failing: on the dead-letter list until an operator replays it."""
+    """Kept failing: on the dead-letter list until an operator replays or discards it."""
+    DISCARDED = "discarded"
+    """Taken off the dead-letter list by an operator, with a reason: never applied."""
 
 
 class Engagement(enum.StrEnum):
