@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from iam import audit, clock
-from provisioning.models import HrPerson, PersonStatus, ReviewItem
+from provisioning.models import Authorisation, HrPerson, PersonStatus, ReviewItem
 from provisioning.service.engine import base_ou
 
 if TYPE_CHECKING:
@@ -157,26 +157,32 @@ REGISTER_FIELDS = (
 
 def register(session: Session) -> list[dict[str, Any]]:
     """Register of persons authorised to process personal data (PABIANICE §15): name, unit,
-    title, date granted and decision number, date ended, scope, user identifier, remarks."""
+    title, date granted and decision number, date ended, scope, user identifier, remarks — one
+    row per authorisation (a joiner's, each later post's), each with its own grant."""
     rows = []
     stmt = (
-        select(HrPerson)
-        .where(HrPerson.personal_data != "none")
-        .order_by(HrPerson.family_name, HrPerson.given_name, HrPerson.employee_number)
+        select(Authorisation, HrPerson)
+        .join(HrPerson, HrPerson.employee_number == Authorisation.employee_number)
+        .order_by(
+            HrPerson.family_name,
+            HrPerson.given_name,
+            HrPerson.employee_number,
+            Authorisation.granted_on,
+            Authorisation.id,
+        )
     )
-    for p in session.scalars(stmt):
-        scope = p.personal_data + (f": {p.personal_data_scope}" if p.personal_data_scope else "")
+    for grant, p in session.execute(stmt):
         rows.append(
             {
                 "name": f"{p.given_name} {p.family_name}",
-                "unit": p.department,
-                "title": p.title,
-                "granted": (p.granted_at.date().isoformat() if p.granted_at else p.start_date.isoformat()),
-                "decision": p.decision_number or "",
-                "ended": (p.ended_at.date().isoformat() if p.ended_at else ""),
-                "scope": scope,
+                "unit": grant.unit,
+                "title": grant.title,
+                "granted": grant.granted_on.isoformat(),
+                "decision": grant.decision_number or "",
+                "ended": grant.ended_on.isoformat() if grant.ended_on else "",
+                "scope": grant.scope,
                 "username": p.username or "",
-                "remarks": p.remarks or "",
+                "remarks": grant.remarks or "",
                 "employee_number": p.employee_number,
             }
         )

@@ -134,6 +134,97 @@ def test_mover_recomputes_groups_with_grace_period_and_queues_review(hr: Hr) -> 
         assert removal is not None and removal.group == "finance" and removal.removed_at is not None
 
 
+def test_mover_to_another_department_is_moved_to_its_ou_and_renamed(hr: Hr) -> None:
+    """Issue 10 item 12: the account follows the person into the new department's OU (and a new
+    surname into the CN); id, username, password and groups stay; the DC reports the new DN."""
+    assert hr.post(joiner("2101", "Jelena", "Petrović")).status_code == 202
+    hr.work()
+    user = hr.directory.find_user(employee_number="2101")
+    assert user is not None and user.dn.lower().endswith(f"ou=finance,{hr.ou}".lower())
+    hr.directory.set_password(user.id, "Jelena-Passw0rd-1", must_change=False)
+
+    clock.advance(dt.timedelta(hours=1))
+    move = {
+        "idempotency_key": "move-2101",
+        "kind": "mover",
+        "person": {"employee_number": "2101", "department": "IT", "family_name": f"Marković{SFX}"},
+    }
+    resp = hr.post(move)
+    assert resp.status_code == 202
+    hr.work()
+    ev = _event(hr, resp.json["id"])
+    assert ev.status == EventStatus.APPLIED, ev.error
+    moved = hr.directory.get_user(user.id)  # read back from the DC by objectGUID
+    assert moved is not None
+    assert moved.dn == f"CN=Jelena Marković{SFX},OU=IT,{hr.ou}"
+    assert moved.username == user.username  # R-JML-3: never changed
+    assert (moved.family_name, moved.display_name) == (f"Marković{SFX}", f"Jelena Marković{SFX}")
+    assert hr.directory.authenticate(user.username, "Jelena-Passw0rd-1").id == user.id
+    assert "it" in hr.directory.user_groups(user.id, nested=False)
+    assert ev.result["moved_from"] == user.dn and ev.result["dn"] == moved.dn and ev.result["renamed"]
+    # a second delivery of a move to the same department changes nothing in the directory
+    again = {
+        **move,
+        "idempotency_key": "move-2101-again",
+        "person": {"employee_number": "2101", "title": "Lead"},
+    }
+    clock.advance(dt.timedelta(minutes=5))
+    assert hr.post(again).status_code == 202
+    hr.work()
+    assert hr.directory.get_user(user.id).dn == moved.dn  # type: ignore[union-attr]
+
+
+def test_register_rows_keep_their_own_grant_across_a_move(hr: Hr) -> None:
+    """Issue 10 item 13: the joiner's row keeps the joiner's decision and date; the mover's new
+    post is its own row with its own decision and date; leaving ends the row in force."""
+    from provisioning.service import reports
+
+    start = clock.now().date()
+    assert hr.post(joiner("2201", "Zofia", "Wójcik", decision_number="D-2026/17")).status_code == 202
+    hr.work()
+    clock.advance(dt.timedelta(days=40))
+    moved_on = clock.now().date()
+    move = {
+        "idempotency_key": "move-2201",
+        "kind": "mover",
+        "person": {
+            "employee_number": "2201",
+            "department": "IT",
+            "title": "Data steward",
+            "decision_number": "D-2026/95",
+        },
+    }
+    assert hr.post(move).status_code == 202
+    hr.work()
+    with hr.services.reader() as s:
+        rows = reports.register(s)
+    mine = [r for r in rows if r["employee_number"] == "2201"]
+    assert [(r["unit"], r["title"], r["granted"], r["decision"], r["ended"]) for r in mine] == [
+        ("Finance", "Accountant", start.isoformat(), "D-2026/17", moved_on.isoformat()),
+        ("IT", "Data steward", moved_on.isoformat(), "D-2026/95", ""),
+    ]
+    # a move that changes nothing the register shows adds no row
+    clock.advance(dt.timedelta(days=1))
+    quiet = {
+        "idempotency_key": "move-2201-b",
+        "kind": "mover",
+        "person": {"employee_number": "2201", "manager": "9"},
+    }
+    assert hr.post(quiet).status_code == 202
+    hr.work()
+    clock.advance(dt.timedelta(days=1))
+    left_on = clock.now().date()
+    leave = {"idempotency_key": "leave-2201", "kind": "leaver", "person": {"employee_number": "2201"}}
+    assert hr.post(leave).status_code == 202
+    hr.work()
+    with hr.services.reader() as s:
+        mine = [r for r in reports.register(s) if r["employee_number"] == "2201"]
+    assert [(r["granted"], r["decision"], r["ended"]) for r in mine] == [
+        (start.isoformat(), "D-2026/17", moved_on.isoformat()),
+        (moved_on.isoformat(), "D-2026/95", left_on.isoformat()),
+    ]
+
+
 def test_leaver_disables_removes_groups_records_latency_then_rehire(hr: Hr) -> None:
     assert hr.post(joiner("3001", "Nguyễn", "Thị Minh")).status_code == 202
     hr.work()
