@@ -182,7 +182,12 @@ def user() -> None:
 @click.option("--email", default=None)
 @click.option("--employee-number", default=None)
 @click.option("--group", "groups", multiple=True, help="Add to this group (created if missing). Repeatable.")
-@click.option("--must-change", is_flag=True, help="Force a password change at first sign-in.")
+@click.option(
+    "--must-change",
+    is_flag=True,
+    help="Force a password change at first sign-in (always so when the password profile sets "
+    "change_new_account).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the user as JSON.")
 @pass_ctx
 def user_add(
@@ -213,7 +218,7 @@ def user_add(
         email=email,
         employee_number=employee_number,
         groups=list(groups),
-        must_change=must_change,
+        must_change=must_change or None,
         actor="cli",
     )
     if as_json:

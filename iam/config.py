@@ -549,6 +549,10 @@ class ProvisioningSettings(Section):
     with ``iam hr envelopes``."""
     activation_lifetime: int = Field(default=7 * 24 * 3600, ge=60)
     """Seconds a one-time activation link (or an unprinted envelope) stays valid."""
+    joiner_lead_days: int | None = Field(default=None, ge=0, le=3660)
+    """A joiner (or rehire) sent without ``effective_at``: how many days before the start date
+    its account is created, disabled, for the manager to prepare (enabled at the start date).
+    Empty (the default): as soon as the event is accepted."""
     mover_grace_period: int = Field(default=0, ge=0)
     """Seconds after a move before access of the old post is removed (BISTrezor: 3 days)."""
     retention_days: int = Field(default=365, ge=0)

@@ -25,9 +25,19 @@ def add_user(
     email: str | None = None,
     employee_number: str | None = None,
     groups: list[str] | None = None,
-    must_change: bool = False,
+    must_change: bool | None = None,
     actor: str,
 ) -> DirectoryUser:
+    """Create an account in the directory with an initial password.
+
+    ``must_change`` None follows the password profile (``change_new_account``: BISTREZOR
+    Član 22, PABIANICE §18.3); True forces a change at the first sign-in, False (demo data)
+    does not. The initial password is kept in the history like every other (R-PW-2)."""
+    from iam.passwords import service as passwords
+
+    profile = services.password_profile
+    if must_change is None:
+        must_change = passwords.must_change_at_next_sign_in(profile, by_admin=True, new_account=True)
     directory = services.directory
     user = directory.create_user(
         NewUser(
@@ -52,6 +62,10 @@ def add_user(
     user = directory.get_user(user.id) or user
     with services.transaction() as session:
         upsert_identity(session, user, kind=directory.kind)
+        session.flush()
+        passwords.record_password_set(
+            session, user.id, password, by_admin=True, actor=actor, profile=profile, initial=True
+        )
         audit.record(
             session,
             "user.created",
@@ -126,6 +140,7 @@ def seed_demo_users(services: Services, *, password: str | None) -> dict[str, An
                 family_name=family,
                 email=f"{username}@example.test",
                 groups=groups,
+                must_change=False,  # demo accounts sign in with the printed password
                 actor="demo",
             )
             created.append(username)

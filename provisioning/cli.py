@@ -154,6 +154,25 @@ def replay_command(ctx: Ctx, event_id: str | None, replay_all: bool) -> None:
     click.echo(f"{len(ids)} event(s) put back in the queue.")
 
 
+@hr_group.command("discard")
+@click.argument("event_id")
+@click.option("--reason", required=True, help="Why the event can never apply; kept in the audit log.")
+@click.option("--json", "as_json", is_flag=True, help="Print the discarded event as JSON.")
+@pass_ctx
+def discard_command(ctx: Ctx, event_id: str, reason: str, as_json: bool) -> None:
+    """Take a dead event that can never apply off the dead-letter list (it stays in the log as
+    "discarded"; nothing is applied). The reason is recorded in the audit log."""
+    import getpass
+
+    with ctx.services.transaction() as session:
+        row = event_service.discard(session, event_id, actor=f"cli:{getpass.getuser()}", reason=reason)
+        data = event_service.event_as_dict(row)
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(f"Event {event_id} discarded.")
+
+
 @hr_group.command("reconcile")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True

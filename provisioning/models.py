@@ -28,7 +28,9 @@ class EventStatus(enum.StrEnum):
     SUPERSEDED = "superseded"
     """Older than what was already applied to the person (out of order): recorded, not applied."""
     DEAD = "dead"
-    """Kept failing: on the dead-letter list until an operator replays it."""
+    """Kept failing: on the dead-letter list until an operator replays or discards it."""
+    DISCARDED = "discarded"
+    """Taken off the dead-letter list by an operator, with a reason: never applied."""
 
 
 class Engagement(enum.StrEnum):
@@ -112,6 +114,26 @@ class HrPerson(Base):
     purge_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[dt.datetime] = mapped_column(default=clock.now, onupdate=clock.now)
+
+
+class Authorisation(Base):
+    """One row of the register of authorised persons (PABIANICE §15): an authorisation to process
+    personal data given by a joiner, a rehire or a mover to a new post, with its own date granted
+    and decision number; ended by the next post or by leaving."""
+
+    __tablename__ = "hr_authorisations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    employee_number: Mapped[str] = mapped_column(String(64), index=True)
+    event_id: Mapped[str | None] = mapped_column(String(36))
+    """The HR event that granted it (None: carried over from before the register kept rows)."""
+    unit: Mapped[str] = mapped_column(String(256))
+    title: Mapped[str] = mapped_column(String(256))
+    scope: Mapped[str] = mapped_column(Text)
+    decision_number: Mapped[str | None] = mapped_column(String(128))
+    granted_on: Mapped[dt.date]
+    ended_on: Mapped[dt.date | None]
+    remarks: Mapped[str | None] = mapped_column(Text)
 
 
 class ReservedUsername(Base):

@@ -344,6 +344,25 @@ def _ldap_delete(conn: Connection, dn: str, controls: list[Any] | None = None) -
     return bool(conn.delete(dn, controls=controls))  # type: ignore[no-untyped-call]
 
 
+def _ldap_modify_dn(conn: Connection, dn: str, rdn: str, new_superior: str | None = None) -> bool:
+    return bool(conn.modify_dn(dn, rdn, new_superior=new_superior))
+
+
+def _split_dn(dn: str) -> tuple[str, str]:
+    """(first RDN, parent DN) of ``dn``, escapes respected (``CN=Kovač\\, Ana,OU=X`` …)."""
+    parts = parse_dn(dn, escape=False, strip=False)
+    first = f"{parts[0][0]}={parts[0][1]}"
+    parent = ",".join(f"{a}={v}" for a, v, _ in parts[1:])
+    return first, parent
+
+
+def _same_dn(a: str, b: str) -> bool:
+    def norm(dn: str) -> str:
+        return ",".join(f"{t.strip().casefold()}={v.strip().casefold()}" for t, v, _ in parse_dn(dn))
+
+    return norm(a) == norm(b)
+
+
 def _close(conn: Connection) -> None:
     try:
         conn.unbind()
@@ -1173,6 +1192,72 @@ class ActiveDirectory:
                 )
             )
         return out + sorted(fine, key=lambda p: (p.precedence is None, p.precedence or 0, p.name))
+
+    def _place(self, conn: Connection, entry: _Entry, rdns: list[str], ou: str) -> str:
+        """modify DN: the entry gets the first of ``rdns`` free in ``ou``; returns its new DN."""
+        for rdn in rdns:
+            if _ldap_modify_dn(conn, entry.dn, rdn, new_superior=ou):
+                return f"{rdn},{ou}"
+            result = conn.result or {}
+            if result.get("result") == _ENTRY_EXISTS and rdn != rdns[-1]:
+                continue  # the name is taken there by someone else: qualify it with the username
+            if result.get("result") == _NO_SUCH_OBJECT or "parent does not exist" in str(
+                result.get("message")
+            ):
+                raise NoSuchEntry("Moving the user: there is no such OU in the directory.")
+            raise self._fail(conn, "Moving or renaming the user")
+        raise AssertionError("unreachable")  # pragma: no cover - the last name returns or raises
+
+    def _read_back(self, conn: Connection, dn: str) -> _Entry:
+        found = self._search(conn, dn, "(objectClass=*)", _USER_ATTRIBUTES, scope=BASE)
+        if not found:
+            raise NoSuchEntry("The user is not where it was moved to.")
+        return found[0]
+
+    @staticmethod
+    def _qualified(entry: _Entry, name: str) -> str:
+        username = entry.text(_A["username"]) or ""
+        return f"CN={_rdn(f'{name} ({username})' if username else name)}"
+
+    def move_user(self, user_id: str, ou: str) -> DirectoryUser:
+        if not ou.strip():
+            raise ValueError("an OU is required")
+
+        def op(conn: Connection) -> _Entry:
+            entry = self._user_by_id(conn, user_id)
+            first, parent = _split_dn(entry.dn)
+            if _same_dn(parent, ou):
+                return entry  # already there (a retry)
+            name = entry.text(_A["display_name"]) or entry.text(_A["username"]) or ""
+            rdns = [first] + [r for r in [self._qualified(entry, name)] if r.casefold() != first.casefold()]
+            return self._read_back(conn, self._place(conn, entry, rdns, ou))
+
+        user = self._user(self._run(op))
+        log.info("moved user %s to %s", user.username, user.dn)
+        return user
+
+    def rename_user(
+        self, user_id: str, *, given_name: str, family_name: str, display_name: str | None = None
+    ) -> DirectoryUser:
+        display = display_name or f"{given_name} {family_name}"
+
+        def op(conn: Connection) -> _Entry:
+            entry = self._user_by_id(conn, user_id)
+            changes = {
+                _A["given_name"]: [(MODIFY_REPLACE, [given_name])],
+                _A["family_name"]: [(MODIFY_REPLACE, [family_name])],
+                _A["display_name"]: [(MODIFY_REPLACE, [display])],
+            }
+            self._modify(conn, entry.dn, changes, "Renaming the user")
+            first, parent = _split_dn(entry.dn)
+            rdns = [f"CN={_rdn(display)}", self._qualified(entry, display)]
+            if any(_same_dn(first, r) for r in rdns):
+                return self._read_back(conn, entry.dn)  # the entry already has the name
+            return self._read_back(conn, self._place(conn, entry, rdns, parent))
+
+        user = self._user(self._run(op))
+        log.info("renamed user %s (%s)", user.username, user.dn)
+        return user
 
     def delete_user(self, user_id: str) -> None:
         def op(conn: Connection) -> str:

@@ -221,6 +221,18 @@ class Directory(Protocol):
 
     def remove_member(self, group: str, user_id: str) -> None: ...
 
+    def move_user(self, user_id: str, ou: str) -> DirectoryUser:
+        """Move the account into the OU whose DN is ``ou`` (a mover to another department). The
+        entry keeps its id, username, groups and password; returns it as it is now (new DN).
+        Moving to where it already is changes nothing."""
+
+    def rename_user(
+        self, user_id: str, *, given_name: str, family_name: str, display_name: str | None = None
+    ) -> DirectoryUser:
+        """A change of name (e.g. on marriage): given name, surname and display name, and the
+        entry's name in the directory tree (AD: the CN) follow. The username never changes
+        (R-JML-3). Returns the account as it is now."""
+
     def delete_user(self, user_id: str) -> None:
         """Remove the entry (tests and demo only; leavers are disabled, never deleted)."""
 

@@ -48,7 +48,7 @@ def _to_user(row: LocalUser) -> DirectoryUser:
     return DirectoryUser(
         id=row.id,
         username=row.username,
-        dn=f"uid={row.username}",
+        dn=f"uid={row.username},{row.ou}" if row.ou else f"uid={row.username}",
         upn=row.upn,
         given_name=row.given_name,
         family_name=row.family_name,
@@ -289,6 +289,7 @@ class LocalDirectory:
                     email=new.email,
                     employee_number=new.employee_number,
                     phone=new.phone,
+                    ou=new.ou or None,
                     enabled=new.enabled,
                 )
                 s.add(row)
@@ -366,6 +367,23 @@ class LocalDirectory:
                     LocalGroupMember.group_id == g.id, LocalGroupMember.user_id == user_id
                 )
             )
+
+    def move_user(self, user_id: str, ou: str) -> DirectoryUser:
+        with transaction(self._sessions) as s:
+            row = self._user(s, user_id)
+            row.ou = ou.strip() or None
+            s.flush()
+            return _to_user(row)
+
+    def rename_user(
+        self, user_id: str, *, given_name: str, family_name: str, display_name: str | None = None
+    ) -> DirectoryUser:
+        with transaction(self._sessions) as s:
+            row = self._user(s, user_id)
+            row.given_name, row.family_name = given_name, family_name
+            row.display_name = display_name or f"{given_name} {family_name}"
+            s.flush()
+            return _to_user(row)
 
     def password_policies(self) -> list[PasswordPolicy]:
         return []  # the profile is the built-in directory's only policy

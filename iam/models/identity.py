@@ -43,6 +43,8 @@ class LocalUser(Base):
     email: Mapped[str | None] = mapped_column(String(256))
     employee_number: Mapped[str | None] = mapped_column(String(64), unique=True)
     phone: Mapped[str | None] = mapped_column(String(64))
+    ou: Mapped[str | None] = mapped_column(String(512))
+    """The organisational unit (DN) the account is placed in, as in AD; None = the top."""
     password_hash: Mapped[str | None] = mapped_column(String(256))
     enabled: Mapped[bool] = mapped_column(default=True)
     locked: Mapped[bool] = mapped_column(default=False)

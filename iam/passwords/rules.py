@@ -261,8 +261,9 @@ def check(
 def must_change_at_next_sign_in(
     profile: PasswordProfile, *, by_admin: bool, new_account: bool = False
 ) -> bool:
-    """Whether a password just set must be changed at the next sign-in (BISTREZOR Član 22,
-    PABIANICE §18.3, §22.2)."""
+    """Whether a password just set must be changed at the next sign-in: a new account's initial
+    password when the profile says so (``change_new_account``; BISTREZOR Član 22, PABIANICE
+    §18.3), an administrator's reset when ``change_after_reset`` (PABIANICE §22.2)."""
     if new_account:
-        return profile.change_new_account or profile.change_after_reset
+        return profile.change_new_account
     return by_admin and profile.change_after_reset

@@ -185,11 +185,14 @@ def record_password_set(
     now: dt.datetime | None = None,
     ip: str | None = None,
     reason: str | None = None,
+    initial: bool = False,
 ) -> PasswordHistory:
     """Remember a password just set for ``sub`` and audit it (PABIANICE §22.3 for resets).
 
-    With ``profile`` the history is pruned to what it still needs. The password itself never
-    reaches the audit log (R-PW-4).
+    Every password an account has counts for the history rules (R-PW-2), whoever set it: the
+    user's own change, an administrator's reset, the initial password of a new account
+    (``initial``: audited as ``password.initial``). With ``profile`` the history is pruned to
+    what it still needs. The password itself never reaches the audit log (R-PW-4).
     """
     from iam import clock
 
@@ -201,10 +204,10 @@ def record_password_set(
         details["reason"] = reason
     if profile is not None:
         details["profile"] = profile.name
-        details["must_change"] = must_change_at_next_sign_in(profile, by_admin=by_admin)
+        details["must_change"] = must_change_at_next_sign_in(profile, by_admin=by_admin, new_account=initial)
     audit.record(
         session,
-        "password.reset" if by_admin else "password.set",
+        "password.initial" if initial else "password.reset" if by_admin else "password.set",
         actor=actor,
         subject=sub,
         ip=ip,

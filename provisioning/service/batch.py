@@ -170,7 +170,10 @@ def plan(services: Services, session: Session, items: list[Planned]) -> list[dic
             "line": item.line,
             "kind": ev.kind.value,
             "employee_number": p.employee_number,
-            "effective_at": ev.effective(services.settings.provisioning.timezone).isoformat(),
+            "effective_at": ev.effective(
+                services.settings.provisioning.timezone,
+                joiner_lead_days=services.settings.provisioning.joiner_lead_days,
+            ).isoformat(),
         }
         if ev.kind is EventKind.JOINER and current is None:
             assert p.given_name

@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session
 from iam import audit, clock, jobs
 from iam.crypto import random_token, token_hash
 from iam.errors import NotFound
-from provisioning.models import Activation, HrPerson
+from provisioning.models import Activation, HrPerson, PersonStatus
 
 if TYPE_CHECKING:
     from iam.services import Services
 
 MAIL_JOB = "provisioning.mail_activation"
 TOKEN_PREFIX = "hra_"  # noqa: S105 — a prefix, not a secret
+ACTOR = "hr"
 
 
 def _context(activation_id: str) -> bytes:
@@ -120,8 +121,33 @@ def reveal(session: Session, services: Services, token: str, *, ip: str | None) 
     return row.username, password
 
 
+def withdraw(session: Session, employee_number: str, *, reason: str) -> int:
+    """Erase the undelivered initial passwords of a person (a leaver): no envelope is printed
+    and no link works for them any more. Audited; returns how many were withdrawn."""
+    rows = list(
+        session.scalars(
+            select(Activation).where(
+                Activation.employee_number == employee_number,
+                Activation.delivered_at.is_(None),
+                Activation.password_encrypted.is_not(None),
+            )
+        )
+    )
+    for row in rows:
+        row.password_encrypted = None
+        row.delivered_at = clock.now()
+        audit.record(
+            session,
+            "hr.password_withdrawn",
+            actor=ACTOR,
+            details={"username": row.username, "method": row.method, "reason": reason},
+        )
+    return len(rows)
+
+
 def envelopes(session: Session, services: Services, *, actor: str) -> list[tuple[str, str, str]]:
-    """Undelivered envelope passwords: (employee_number, username, password), then erased."""
+    """Undelivered envelope passwords of people who have not left: (employee_number, username,
+    password), then erased. A leaver's are withdrawn instead of printed."""
     out = []
     for row in session.scalars(
         select(Activation)
@@ -129,6 +155,10 @@ def envelopes(session: Session, services: Services, *, actor: str) -> list[tuple
         .order_by(Activation.created_at)
     ):
         if row.password_encrypted is None:
+            continue
+        person = session.get(HrPerson, row.employee_number)
+        if person is None or person.status == PersonStatus.LEFT:
+            withdraw(session, row.employee_number, reason="the person has left")
             continue
         password = services.cipher.decrypt(row.password_encrypted, context=_context(row.id)).decode()
         row.password_encrypted = None
@@ -145,31 +175,30 @@ def envelopes(session: Session, services: Services, *, actor: str) -> list[tuple
 
 
 def envelope_pdf(items: list[tuple[str, str, str]], *, organisation: str, issuer: str) -> bytes:
-    """One A5 "sealed envelope" sheet per person: username and initial password."""
-    from fpdf import FPDF
+    """One A5 "sealed envelope" sheet per person: username and initial password; the
+    organisation's name as written (embedded Unicode font)."""
+    from provisioning.service.pdf import FAMILY, document
 
-    pdf = FPDF(format=(148, 210))  # A5
+    pdf = document(format=(148, 210))  # A5
     pdf.set_auto_page_break(auto=False)
     for employee_number, username, password in items:
         pdf.add_page()
-        pdf.set_font("Helvetica", "B", 14)
-        pdf.cell(
-            0, 10, organisation.encode("latin-1", "replace").decode("latin-1"), new_x="LMARGIN", new_y="NEXT"
-        )
-        pdf.set_font("Helvetica", "", 10)
-        pdf.cell(0, 6, "Personal and confidential - open only in person", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(FAMILY, "B", 14)
+        pdf.cell(0, 10, organisation, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(FAMILY, "", 10)
+        pdf.cell(0, 6, "Personal and confidential – open only in person", new_x="LMARGIN", new_y="NEXT")
         pdf.ln(8)
-        pdf.set_font("Helvetica", "", 11)
+        pdf.set_font(FAMILY, "", 11)
         pdf.cell(0, 7, f"Employee number: {employee_number}", new_x="LMARGIN", new_y="NEXT")
         pdf.cell(0, 7, f"Username: {username}", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Courier", "B", 14)
+        pdf.set_font("Courier", "B", 14)  # generated passwords are ASCII; a fixed width reads best
         pdf.cell(0, 10, f"Initial password: {password}", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", "", 9)
+        pdf.set_font(FAMILY, "", 9)
         pdf.ln(4)
         pdf.multi_cell(
             0,
             5,
-            f"Sign in at {issuer} - you must choose a new password at the first sign-in. "
+            f"Sign in at {issuer} – you must choose a new password at the first sign-in. "
             "Destroy this sheet afterwards.",
         )
     return bytes(pdf.output())

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from iam import audit, clock, jobs
-from iam.errors import Conflict, NotFound
+from iam.errors import Conflict, NotFound, ValidationFailed
 from provisioning.models import EventStatus, HrEvent
 from provisioning.service.schemas import EventIn
 
@@ -67,7 +67,7 @@ def accept(
         payload_hash=digest,
         status=EventStatus.PENDING,
         attempts=0,
-        effective_at=event.effective(settings.timezone),
+        effective_at=event.effective(settings.timezone, joiner_lead_days=settings.joiner_lead_days),
         accepted_at=clock.now(),
         result={},
         replays=0,
@@ -148,6 +148,42 @@ def replay(session: Session, event_id: str, *, actor: str, settings: Provisionin
         severity=audit.Severity.SIGNIFICANT,
         actor=actor,
         details={"event": row.id, "kind": row.kind, "employee_number": row.employee_number},
+    )
+    return row
+
+
+REASON_MAX = 1000
+
+
+def discard(session: Session, event_id: str, *, actor: str, reason: str) -> HrEvent:
+    """Take a dead event that can never apply off the dead-letter list (operator action, with a
+    reason, audited). It stays in the event log as ``discarded``; nothing is applied."""
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise ValidationFailed("Give the reason for discarding the event.")
+    if len(reason) > REASON_MAX:
+        raise ValidationFailed(f"The reason is longer than {REASON_MAX} characters.")
+    row = get_event(session, event_id)
+    if row.status != EventStatus.DEAD:
+        raise Conflict("Only events on the dead-letter list can be discarded.")
+    row.status = EventStatus.DISCARDED
+    row.applied_at = None
+    row.result = {
+        **row.result,
+        "discarded": {"reason": reason, "by": actor, "at": clock.now().isoformat()},
+    }
+    audit.record(
+        session,
+        "hr.event.discarded",
+        severity=audit.Severity.SIGNIFICANT,
+        actor=actor,
+        details={
+            "event": row.id,
+            "kind": row.kind,
+            "employee_number": row.employee_number,
+            "reason": reason,
+            "error": row.error,
+        },
     )
     return row
 

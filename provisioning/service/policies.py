@@ -16,10 +16,40 @@ from anyascii import anyascii
 
 from iam.errors import ConfigError
 
+# The official Serbian Cyrillic → Latin correspondence (Vuk Karadžić / Gaj alphabets, one
+# letter for one letter, three digraphs). anyascii alone would read Cyrillic as Russian
+# (Ш → "Sh", Ж → "Zh", Ђ → "Dj"), so "Милош" and "Miloš" would give different usernames.
+_SERBIAN_CYRILLIC = dict(
+    zip(
+        "АБВГДЂЕЖЗИЈКЛЉМНЊОПРСТЋУФХЦЧЏШ",
+        "A B V G D Đ E Ž Z I J K L Lj M N Nj O P R S T Ć U F H C Č Dž Š".split(),
+        strict=True,
+    )
+)
+_SERBIAN_CYRILLIC |= {c.lower(): v.lower() for c, v in _SERBIAN_CYRILLIC.items()}
+_SERBIAN_LETTERS = re.compile("[" + "".join(_SERBIAN_CYRILLIC) + "]")
+
+
+def serbian_latin(text: str) -> str:
+    """Serbian Cyrillic letters as the official Serbian Latin alphabet writes them (Милош
+    Јовановић → Miloš Jovanović; Љиљана → Ljiljana, ЉИЉАНА → LJILJANA); anything else as is."""
+
+    def one(match: re.Match[str]) -> str:
+        letter = match.group()
+        value = _SERBIAN_CYRILLIC[letter]
+        if len(value) == 2 and letter.isupper():
+            after = text[match.end() : match.end() + 1]
+            if after.isupper():  # inside an all-capitals word: LJ, NJ, DŽ
+                return value.upper()
+        return value
+
+    return _SERBIAN_LETTERS.sub(one, text)
+
 
 def latin(text: str) -> str:
-    """Transliterate to Latin letters: č→c, ł→l, ș→s, đ→d, Vietnamese tone marks dropped."""
-    return anyascii(text)
+    """Transliterate to Latin letters: Serbian Cyrillic by the official Serbian mapping first
+    (Милош → Miloš), then to ASCII: č→c, ł→l, ș→s, đ→d, Vietnamese tone marks dropped."""
+    return anyascii(serbian_latin(text))
 
 
 def _slug(text: str) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from iam import audit, clock
-from provisioning.models import HrPerson, PersonStatus, ReviewItem
+from provisioning.models import Authorisation, HrPerson, PersonStatus, ReviewItem
 from provisioning.reviews.models import CampaignItem
 from provisioning.service.engine import base_ou
 
@@ -170,26 +170,32 @@ REGISTER_FIELDS = (
 
 def register(session: Session) -> list[dict[str, Any]]:
     """Register of persons authorised to process personal data (PABIANICE §15): name, unit,
-    title, date granted and decision number, date ended, scope, user identifier, remarks."""
+    title, date granted and decision number, date ended, scope, user identifier, remarks — one
+    row per authorisation (a joiner's, each later post's), each with its own grant."""
     rows = []
     stmt = (
-        select(HrPerson)
-        .where(HrPerson.personal_data != "none")
-        .order_by(HrPerson.family_name, HrPerson.given_name, HrPerson.employee_number)
+        select(Authorisation, HrPerson)
+        .join(HrPerson, HrPerson.employee_number == Authorisation.employee_number)
+        .order_by(
+            HrPerson.family_name,
+            HrPerson.given_name,
+            HrPerson.employee_number,
+            Authorisation.granted_on,
+            Authorisation.id,
+        )
     )
-    for p in session.scalars(stmt):
-        scope = p.personal_data + (f": {p.personal_data_scope}" if p.personal_data_scope else "")
+    for grant, p in session.execute(stmt):
         rows.append(
             {
                 "name": f"{p.given_name} {p.family_name}",
-                "unit": p.department,
-                "title": p.title,
-                "granted": (p.granted_at.date().isoformat() if p.granted_at else p.start_date.isoformat()),
-                "decision": p.decision_number or "",
-                "ended": (p.ended_at.date().isoformat() if p.ended_at else ""),
-                "scope": scope,
+                "unit": grant.unit,
+                "title": grant.title,
+                "granted": grant.granted_on.isoformat(),
+                "decision": grant.decision_number or "",
+                "ended": grant.ended_on.isoformat() if grant.ended_on else "",
+                "scope": grant.scope,
                 "username": p.username or "",
-                "remarks": p.remarks or "",
+                "remarks": grant.remarks or "",
                 "employee_number": p.employee_number,
             }
         )
@@ -206,18 +212,14 @@ def register_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def register_pdf(rows: list[dict[str, Any]], *, organisation: str) -> bytes:
-    from fpdf import FPDF
+    """The register as a printable PDF; names and units as written (embedded Unicode font)."""
+    from provisioning.service.pdf import FAMILY, document
 
-    def latin1(text: str) -> str:
-        from provisioning.service.policies import latin
-
-        return latin(text)
-
-    pdf = FPDF(orientation="L", format="A4")
+    pdf = document(orientation="L", format="A4")
     pdf.add_page()
-    pdf.set_font("Helvetica", "B", 12)
-    pdf.cell(0, 8, latin1(f"{organisation} - register of authorised persons"), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 8)
+    pdf.set_font(FAMILY, "B", 12)
+    pdf.cell(0, 8, f"{organisation} – register of authorised persons", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FAMILY, "", 8)
     pdf.cell(0, 5, f"As of {clock.now():%Y-%m-%d %H:%M} UTC", new_x="LMARGIN", new_y="NEXT")
     with pdf.table() as table:
         head = table.row()
@@ -226,5 +228,5 @@ def register_pdf(rows: list[dict[str, Any]], *, organisation: str) -> bytes:
         for row in rows:
             r = table.row()
             for key, _ in REGISTER_FIELDS:
-                r.cell(latin1(str(row[key])))
+                r.cell(str(row[key]))
     return bytes(pdf.output())

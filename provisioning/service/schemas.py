@@ -57,8 +57,9 @@ class EventIn(BaseModel):
     idempotency_key: str = Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
     kind: EventKind
     effective_at: dt.datetime | dt.date | None = None
-    """When it takes effect (default: now). A date means local midnight (provisioning.timezone);
-    a date-time must carry its UTC offset."""
+    """When it takes effect (default: now; a joiner or rehire: ``provisioning.joiner_lead_days``
+    before the start date, default now). A date means local midnight (provisioning.timezone); a
+    date-time must carry its UTC offset."""
     person: PersonIn
 
     @field_validator("effective_at")
@@ -76,15 +77,18 @@ class EventIn(BaseModel):
                 raise ValueError(f"a {self.kind} needs person.{', person.'.join(missing)}")
         return self
 
-    def effective(self, timezone: str) -> dt.datetime:
+    def effective(self, timezone: str, *, joiner_lead_days: int | None = None) -> dt.datetime:
+        """When the event is applied. A joiner or rehire without ``effective_at`` is applied at
+        once (its account created disabled, enabled at the start date), or ``joiner_lead_days``
+        days before the start date when that is set."""
         from iam import clock
 
         value = self.effective_at
         if value is None:
-            if self.kind in (EventKind.JOINER, EventKind.REHIRE) and self.person.start_date:
-                value = self.person.start_date
-            else:
+            new = self.kind in (EventKind.JOINER, EventKind.REHIRE)
+            if not (new and self.person.start_date and joiner_lead_days is not None):
                 return clock.now()
+            value = self.person.start_date - dt.timedelta(days=joiner_lead_days)
         if isinstance(value, dt.datetime):
             return value.astimezone(dt.UTC)
         return local_midnight(value, timezone)

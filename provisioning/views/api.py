@@ -124,6 +124,30 @@ def get_event(event_id: str) -> Any:
     return jsonify(event_service.event_as_dict(row))
 
 
+@api.post("/api/v1/hr/events/<event_id>/discard")
+def discard_event(event_id: str) -> Any:
+    """Take a dead event off the dead-letter list, with a reason (audited)."""
+    client = caller()
+    if client is None:
+        return _unauthorized()
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict) or not isinstance(data.get("reason"), str):
+        return _problem(400, "invalid_request", 'The body must be {"reason": "why it can never apply"}.')
+    try:
+        row = event_service.discard(db(), event_id, actor=f"client:{client}", reason=data["reason"])
+    except ValidationFailed as exc:
+        db().rollback()
+        return _problem(400, "invalid_request", str(exc))
+    except NotFound as exc:
+        db().rollback()
+        return _problem(404, "not_found", str(exc))
+    except Conflict as exc:
+        db().rollback()
+        return _problem(409, "conflict", str(exc))
+    db().commit()
+    return jsonify(event_service.event_as_dict(row))
+
+
 def openapi_paths() -> dict[str, Any]:
     person = {
         "type": "object",
@@ -161,7 +185,8 @@ def openapi_paths() -> dict[str, Any]:
             "effective_at": {
                 "type": "string",
                 "description": "date-time with offset, or a date (local midnight); default now "
-                "(joiner/rehire: the start date)",
+                "(joiner/rehire: provisioning.joiner_lead_days before the start date, default now: "
+                "the account is created disabled and enabled at the start date)",
             },
             "person": person,
         },
@@ -205,6 +230,37 @@ def openapi_paths() -> dict[str, Any]:
                     {"name": "event_id", "in": "path", "required": True, "schema": {"type": "string"}}
                 ],
                 "responses": {"200": out, "401": err, "404": err},
+            }
+        },
+        "/api/v1/hr/events/{event_id}/discard": {
+            "post": {
+                "summary": "Discard a dead event that can never apply (with a reason, audited)",
+                "description": "Only an event on the dead-letter list (status dead) can be discarded; it "
+                "stays in the log with status discarded and the reason, and is never applied.",
+                "security": security,
+                "parameters": [
+                    {"name": "event_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["reason"],
+                                "additionalProperties": False,
+                                "properties": {"reason": {"type": "string", "maxLength": 1000}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "The discarded event", **out},
+                    "400": err,
+                    "401": err,
+                    "404": err,
+                    "409": {"description": "The event is not on the dead-letter list", **err},
+                },
             }
         },
     }

@@ -8,9 +8,11 @@ from typing import Any
 from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length
 
 from iam.directory.errors import DirectoryError
-from iam.errors import Conflict, NotFound
+from iam.errors import Conflict, NotFound, ValidationFailed
 from iam.web import db, services
 from provisioning.models import EventStatus, GroupRemoval, ReviewItem
 from provisioning.service import delivery, reports
@@ -75,7 +77,9 @@ def event_detail(event_id: str) -> Any:
 def dead_letters() -> Any:
     operator()
     rows = event_service.list_events(db(), status=EventStatus.DEAD)
-    return render_template("provisioning/dead.html", events=rows, form=ConfirmForm())
+    return render_template(
+        "provisioning/dead.html", events=rows, form=ConfirmForm(), discard_form=DiscardForm()
+    )
 
 
 @bp.post("/hr/events/<event_id>/replay")
@@ -92,6 +96,30 @@ def replay(event_id: str) -> Any:
         return redirect(url_for("provisioning.dead_letters"))
     flash("The event was put back in the queue.")
     return redirect(url_for("provisioning.dead_letters"))
+
+
+class DiscardForm(FlaskForm):  # type: ignore[misc]
+    reason = StringField("Reason", validators=[DataRequired(), Length(max=event_service.REASON_MAX)])
+
+
+@bp.post("/hr/events/<event_id>/discard")
+def discard(event_id: str) -> Any:
+    actor = operator()
+    form = DiscardForm()
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:
+            abort(400)
+        flash("Give the reason for discarding the event.")
+        return redirect(url_for("provisioning.dead_letters")), 303
+    try:
+        event_service.discard(db(), event_id, actor=actor, reason=str(form.reason.data))
+    except NotFound:
+        abort(404)
+    except (Conflict, ValidationFailed) as exc:
+        flash(str(exc))
+        return redirect(url_for("provisioning.dead_letters")), 303
+    flash("The event was discarded; it will not be applied.")
+    return redirect(url_for("provisioning.dead_letters")), 303
 
 
 @bp.get("/hr/reconcile")

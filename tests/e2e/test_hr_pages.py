@@ -105,6 +105,46 @@ def test_operator_replays_a_dead_letter(live_provider: LiveProvider, page: Page)
     expect(page.locator("table.register")).to_contain_text("Dara Đokić")
 
 
+def test_operator_discards_a_dead_letter_with_a_reason(live_provider: LiveProvider, page: Page) -> None:
+    """Issue 10 item 16: a dead event that can never apply is discarded from the page, with a
+    reason; it leaves the list, shows as discarded in the log, and the reason is audited."""
+    if live_provider.kind != "local":
+        pytest.skip("the built-in directory is enough for the pages")
+    from sqlalchemy import select
+
+    from iam.models.audit import AuditEvent
+
+    operator = _local_user(live_provider, PASSWORD)
+    directory = live_provider.services().directory
+    if directory.get_group("iam-hr-operators") is None:
+        directory.create_group("iam-hr-operators")
+    directory.add_member("iam-hr-operators", operator["id"])
+    event_id, emp = _dead_joiner(live_provider)
+
+    page.goto(f"{live_provider.issuer}/login")
+    _submit_login(page, operator["username"], PASSWORD)
+    page.goto(f"{live_provider.issuer}/hr/dead")
+    row = page.locator("tr", has_text=emp)
+    # the browser will not submit without a reason (the field is required)
+    row.get_by_role("button", name="Discard").click()
+    expect(page).to_have_url(re.compile(r".*/hr/dead$"))
+    expect(page.locator("tr", has_text=emp)).to_have_count(1)
+    row.get_by_label("Reason for discarding").fill("Sent twice by the HR system; the person exists as p-1.")
+    row.get_by_role("button", name="Discard").click()
+    expect(page.get_by_role("status")).to_have_text("The event was discarded; it will not be applied.")
+    expect(page.locator("tr", has_text=emp)).to_have_count(0)
+
+    page.goto(f"{live_provider.issuer}/hr/events?status=discarded")
+    expect(page.locator("tr", has_text=emp).locator("td.status")).to_have_text("discarded")
+    with live_provider.services().transaction() as session:
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.event == "hr.event.discarded").order_by(AuditEvent.id.desc())
+        ).first()
+        assert event is not None and event.actor == operator["id"]
+        assert event.details["event"] == event_id
+        assert event.details["reason"] == "Sent twice by the HR system; the person exists as p-1."
+
+
 def test_non_operator_is_refused(live_provider: LiveProvider, page: Page) -> None:
     if live_provider.kind != "local":
         pytest.skip("the built-in directory is enough for the pages")

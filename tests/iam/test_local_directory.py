@@ -356,3 +356,23 @@ def test_search_users_treats_wildcards_literally(directory: LocalDirectory) -> N
     directory.create_user(NewUser(username="ann_lee"))
     directory.create_user(NewUser(username="annxlee"))
     assert [u.username for u in directory.search_users(query="n_l")] == ["ann_lee"]
+
+
+def test_move_and_rename_keep_id_username_password_and_groups(directory: LocalDirectory) -> None:
+    """Issue 10 item 12: the built-in directory places accounts in OUs like AD does."""
+    user = make(directory, "jelena", given_name="Jelena", family_name="Petrović", ou="OU=Finance,DC=x")
+    assert user.dn == "uid=jelena,OU=Finance,DC=x"
+    directory.create_group("staff")
+    directory.add_member("staff", user.id)
+    moved = directory.move_user(user.id, "OU=IT,DC=x")
+    assert (moved.id, moved.username, moved.dn) == (user.id, "jelena", "uid=jelena,OU=IT,DC=x")
+    renamed = directory.rename_user(user.id, given_name="Jelena", family_name="Marković")
+    assert (renamed.family_name, renamed.display_name, renamed.dn) == (
+        "Marković",
+        "Jelena Marković",
+        "uid=jelena,OU=IT,DC=x",
+    )
+    assert directory.authenticate("jelena", PW).id == user.id
+    assert directory.user_groups(user.id) == ["staff"]
+    with pytest.raises(NoSuchEntry):
+        directory.move_user("no-such-id", "OU=IT,DC=x")

@@ -187,3 +187,66 @@ def test_event_that_keeps_failing_goes_to_dead_letters_and_is_replayable(hr: Hr)
     with hr.services.reader() as s:
         row = s.get(HrEvent, resp.json["id"])
         assert row is not None and row.status == EventStatus.APPLIED
+
+
+def _dead_mover(hr: Hr, key: str, emp: str) -> str:
+    hr.services.settings.provisioning.max_attempts = 1
+    resp = hr.post(
+        {"idempotency_key": key, "kind": "mover", "person": {"employee_number": emp, "title": "X"}}
+    )
+    hr.work()
+    with hr.services.reader() as s:
+        row = s.get(HrEvent, resp.json["id"])
+        assert row is not None and row.status == EventStatus.DEAD, row and row.status
+    return str(resp.json["id"])
+
+
+def test_a_dead_event_that_can_never_apply_is_discarded_with_a_reason(hr: Hr) -> None:
+    """Issue 10 item 16: discarded (CLI and API), audited with the reason, never applied, and
+    refused without a reason or when the event is not dead."""
+    from iam.models.audit import AuditEvent
+
+    by_cli = _dead_mover(hr, "mv-typo", "9901")
+    ctx = Ctx()
+    ctx._services = hr.services
+    runner = CliRunner()
+    no_reason = runner.invoke(cli, ["hr", "discard", by_cli], obj=ctx)
+    assert no_reason.exit_code == 2 and "--reason" in no_reason.output
+    blank = runner.invoke(cli, ["hr", "discard", by_cli, "--reason", "  "], obj=ctx)
+    assert blank.exit_code == 1 and "Give the reason" in blank.output
+    out = runner.invoke(
+        cli, ["hr", "discard", by_cli, "--reason", "typo in the employee number", "--json"], obj=ctx
+    )
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert (
+        data["status"] == "discarded"
+        and data["result"]["discarded"]["reason"] == "typo in the employee number"
+    )
+    again = runner.invoke(cli, ["hr", "discard", by_cli, "--reason", "twice"], obj=ctx)
+    assert again.exit_code == 1 and "Only events on the dead-letter list" in again.output
+    replay = runner.invoke(cli, ["hr", "replay", by_cli], obj=ctx)
+    assert replay.exit_code == 1  # a discarded event is not replayed either
+
+    by_api = _dead_mover(hr, "mv-ghost-api", "9902")
+    url = f"/api/v1/hr/events/{by_api}/discard"
+    assert hr.client.post(url, json={"reason": "x"}).status_code == 401
+    assert hr.client.post(url, json={}, headers=hr.headers()).status_code == 400
+    assert hr.client.post(url, json={"reason": " "}, headers=hr.headers()).status_code == 400
+    missing = hr.client.post("/api/v1/hr/events/nope/discard", json={"reason": "r"}, headers=hr.headers())
+    assert missing.status_code == 404
+    resp = hr.client.post(url, json={"reason": "the person never existed"}, headers=hr.headers())
+    assert resp.status_code == 200 and resp.json["status"] == "discarded"
+    assert hr.client.post(url, json={"reason": "again"}, headers=hr.headers()).status_code == 409
+
+    # a joiner for 9902 later does not bring the discarded mover back
+    assert hr.post(joiner("9902")).status_code == 202
+    hr.work()
+    with hr.services.reader() as s:
+        assert s.get(HrEvent, by_api).status == EventStatus.DISCARDED  # type: ignore[union-attr]
+        events = s.scalars(select(AuditEvent).where(AuditEvent.event == "hr.event.discarded")).all()
+        assert sorted(e.details["reason"] for e in events) == [
+            "the person never existed",
+            "typo in the employee number",
+        ]
+        assert {e.severity for e in events} == {"significant"}

@@ -9,7 +9,15 @@ from sqlalchemy import select
 
 from iam import clock
 from iam.models.identity import Identity
-from provisioning.models import EventStatus, GroupRemoval, HrEvent, HrPerson, ReservedUsername, ReviewItem
+from provisioning.models import (
+    EventStatus,
+    GroupRemoval,
+    HrEvent,
+    HrPerson,
+    PersonStatus,
+    ReservedUsername,
+    ReviewItem,
+)
 from tests.provisioning.conftest import SFX, Hr, day, joiner
 
 pytestmark = pytest.mark.samba
@@ -23,15 +31,11 @@ def _event(hr: Hr, event_id: str) -> HrEvent:
 
 
 def test_joiner_account_ou_username_groups_disabled_until_start(hr: Hr) -> None:
+    """Issue 10 item 11: a joiner without effective_at is applied when accepted — the account
+    exists, disabled, for the manager to prepare — and is enabled at the start date."""
     resp = hr.post(joiner("1001", "Đorđe", "Anđelković", start_date=day(3).isoformat()))
     assert resp.status_code == 202, resp.json
     event_id = resp.json["id"]
-    assert resp.json["status"] == "pending"  # future-dated: waits for its effective time
-    hr.work()
-    assert _event(hr, event_id).status == EventStatus.PENDING
-    assert hr.directory.find_user(employee_number="1001") is None
-
-    clock.advance(dt.timedelta(days=3, minutes=1))
     hr.work()
     ev = _event(hr, event_id)
     assert ev.status == EventStatus.APPLIED, ev.error
@@ -40,7 +44,14 @@ def test_joiner_account_ou_username_groups_disabled_until_start(hr: Hr) -> None:
     assert user.username == f"dorde.andelkovic{SFX}"  # Đ→D, đ→d, ć→c
     assert user.dn.lower().endswith(f"ou=finance,{hr.ou}".lower())
     assert user.must_change_password
-    assert user.enabled  # start date reached at the effective time
+    assert not user.enabled  # before the start date
+    with hr.services.reader() as s:
+        assert s.get(HrPerson, "1001").status == PersonStatus.PENDING_START  # type: ignore[union-attr]
+
+    clock.advance(dt.timedelta(days=3, minutes=1))
+    hr.work()
+    user = hr.directory.get_user(user.id)
+    assert user is not None and user.enabled  # the start date has come
     assert hr.directory.user_groups(user.id, nested=False) == ["all-staff", "finance"]
     assert ev.result["delivery"] in ("activation_link", "envelope")
     with hr.services.reader() as s:
@@ -53,6 +64,23 @@ def test_joiner_account_ou_username_groups_disabled_until_start(hr: Hr) -> None:
     hr.work()
     second = hr.directory.find_user(employee_number="1002")
     assert second is not None and second.username == f"dorde.andelkovic{SFX}2"
+
+
+def test_joiner_lead_days_creates_the_account_that_many_days_before_the_start(hr: Hr) -> None:
+    hr.services.settings.provisioning.joiner_lead_days = 2
+    resp = hr.post(joiner("1004", "Милош", "Јовановић", start_date=day(5).isoformat()))
+    assert resp.status_code == 202 and resp.json["status"] == "pending"
+    hr.work()
+    assert hr.directory.find_user(employee_number="1004") is None  # five days ahead: not yet
+    clock.advance(dt.timedelta(days=3, minutes=1))
+    hr.work()
+    user = hr.directory.find_user(employee_number="1004")
+    assert user is not None and not user.enabled  # two days ahead: created, disabled
+    assert user.username == f"milos.jovanovic{SFX}"  # R-JML-3: as "Miloš Jovanović" would be
+    clock.advance(dt.timedelta(days=2))
+    hr.work()
+    user = hr.directory.get_user(user.id)
+    assert user is not None and user.enabled
 
 
 def test_joiner_effective_now_but_start_date_later_stays_disabled(hr: Hr) -> None:
@@ -104,6 +132,97 @@ def test_mover_recomputes_groups_with_grace_period_and_queues_review(hr: Hr) -> 
     with hr.services.reader() as s:
         removal = s.scalar(select(GroupRemoval).where(GroupRemoval.employee_number == "2001"))
         assert removal is not None and removal.group == "finance" and removal.removed_at is not None
+
+
+def test_mover_to_another_department_is_moved_to_its_ou_and_renamed(hr: Hr) -> None:
+    """Issue 10 item 12: the account follows the person into the new department's OU (and a new
+    surname into the CN); id, username, password and groups stay; the DC reports the new DN."""
+    assert hr.post(joiner("2101", "Jelena", "Petrović")).status_code == 202
+    hr.work()
+    user = hr.directory.find_user(employee_number="2101")
+    assert user is not None and user.dn.lower().endswith(f"ou=finance,{hr.ou}".lower())
+    hr.directory.set_password(user.id, "Jelena-Passw0rd-1", must_change=False)
+
+    clock.advance(dt.timedelta(hours=1))
+    move = {
+        "idempotency_key": "move-2101",
+        "kind": "mover",
+        "person": {"employee_number": "2101", "department": "IT", "family_name": f"Marković{SFX}"},
+    }
+    resp = hr.post(move)
+    assert resp.status_code == 202
+    hr.work()
+    ev = _event(hr, resp.json["id"])
+    assert ev.status == EventStatus.APPLIED, ev.error
+    moved = hr.directory.get_user(user.id)  # read back from the DC by objectGUID
+    assert moved is not None
+    assert moved.dn == f"CN=Jelena Marković{SFX},OU=IT,{hr.ou}"
+    assert moved.username == user.username  # R-JML-3: never changed
+    assert (moved.family_name, moved.display_name) == (f"Marković{SFX}", f"Jelena Marković{SFX}")
+    assert hr.directory.authenticate(user.username, "Jelena-Passw0rd-1").id == user.id
+    assert "it" in hr.directory.user_groups(user.id, nested=False)
+    assert ev.result["moved_from"] == user.dn and ev.result["dn"] == moved.dn and ev.result["renamed"]
+    # a second delivery of a move to the same department changes nothing in the directory
+    again = {
+        **move,
+        "idempotency_key": "move-2101-again",
+        "person": {"employee_number": "2101", "title": "Lead"},
+    }
+    clock.advance(dt.timedelta(minutes=5))
+    assert hr.post(again).status_code == 202
+    hr.work()
+    assert hr.directory.get_user(user.id).dn == moved.dn  # type: ignore[union-attr]
+
+
+def test_register_rows_keep_their_own_grant_across_a_move(hr: Hr) -> None:
+    """Issue 10 item 13: the joiner's row keeps the joiner's decision and date; the mover's new
+    post is its own row with its own decision and date; leaving ends the row in force."""
+    from provisioning.service import reports
+
+    start = clock.now().date()
+    assert hr.post(joiner("2201", "Zofia", "Wójcik", decision_number="D-2026/17")).status_code == 202
+    hr.work()
+    clock.advance(dt.timedelta(days=40))
+    moved_on = clock.now().date()
+    move = {
+        "idempotency_key": "move-2201",
+        "kind": "mover",
+        "person": {
+            "employee_number": "2201",
+            "department": "IT",
+            "title": "Data steward",
+            "decision_number": "D-2026/95",
+        },
+    }
+    assert hr.post(move).status_code == 202
+    hr.work()
+    with hr.services.reader() as s:
+        rows = reports.register(s)
+    mine = [r for r in rows if r["employee_number"] == "2201"]
+    assert [(r["unit"], r["title"], r["granted"], r["decision"], r["ended"]) for r in mine] == [
+        ("Finance", "Accountant", start.isoformat(), "D-2026/17", moved_on.isoformat()),
+        ("IT", "Data steward", moved_on.isoformat(), "D-2026/95", ""),
+    ]
+    # a move that changes nothing the register shows adds no row
+    clock.advance(dt.timedelta(days=1))
+    quiet = {
+        "idempotency_key": "move-2201-b",
+        "kind": "mover",
+        "person": {"employee_number": "2201", "manager": "9"},
+    }
+    assert hr.post(quiet).status_code == 202
+    hr.work()
+    clock.advance(dt.timedelta(days=1))
+    left_on = clock.now().date()
+    leave = {"idempotency_key": "leave-2201", "kind": "leaver", "person": {"employee_number": "2201"}}
+    assert hr.post(leave).status_code == 202
+    hr.work()
+    with hr.services.reader() as s:
+        mine = [r for r in reports.register(s) if r["employee_number"] == "2201"]
+    assert [(r["granted"], r["decision"], r["ended"]) for r in mine] == [
+        (start.isoformat(), "D-2026/17", moved_on.isoformat()),
+        (moved_on.isoformat(), "D-2026/95", left_on.isoformat()),
+    ]
 
 
 def test_leaver_disables_removes_groups_records_latency_then_rehire(hr: Hr) -> None:

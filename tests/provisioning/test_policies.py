@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from iam.errors import ConfigError
-from provisioning.service.policies import latin, load_birthright, load_naming
+from provisioning.service.policies import latin, load_birthright, load_naming, serbian_latin
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
@@ -42,6 +42,34 @@ def test_collisions_follow_the_rule_and_fit_twenty_characters() -> None:
 
 def test_dannn_has_no_collision_alternative() -> None:
     assert load_naming(POLICIES, "DOnnn").candidates(given="A", family="B", employee_number="7") == ["DO007"]
+
+
+@pytest.mark.parametrize(
+    ("cyrillic", "latin_spelling"),
+    [
+        (("Милош", "Јовановић"), ("Miloš", "Jovanović")),
+        (("Ђорђе", "Анђелковић"), ("Đorđe", "Anđelković")),
+        (("Љиљана", "Шушњар"), ("Ljiljana", "Šušnjar")),
+        (("Џевад", "Жижић"), ("Dževad", "Žižić")),
+        (("Ћирило", "Чолаковић"), ("Ćirilo", "Čolaković")),
+        (("Хана", "Цвијић"), ("Hana", "Cvijić")),
+    ],
+)
+def test_serbian_cyrillic_and_latin_spellings_give_one_username(
+    cyrillic: tuple[str, str], latin_spelling: tuple[str, str]
+) -> None:
+    """R-JML-3: the official Serbian Cyrillic → Latin mapping applies before ASCII folding, so
+    Милош and Miloš are one name (anyascii alone reads Ш as "sh", Ж as "zh", Ђ as "dj")."""
+    naming = load_naming(POLICIES, "given.family")
+    from_cyrillic = naming.candidates(given=cyrillic[0], family=cyrillic[1], employee_number="1")
+    from_latin = naming.candidates(given=latin_spelling[0], family=latin_spelling[1], employee_number="1")
+    assert from_cyrillic == from_latin
+    assert serbian_latin(" ".join(cyrillic)) == " ".join(latin_spelling)
+
+
+def test_serbian_digraphs_in_capitals() -> None:
+    assert serbian_latin("ЉИЉАНА Љиљана ЏЕП Њ") == "LJILJANA Ljiljana DŽEP Nj"
+    assert latin("Милош Јовановић") == "Milos Jovanovic"
 
 
 def test_vietnamese_tone_marks_dropped() -> None:

@@ -94,6 +94,43 @@ def test_sealed_envelopes_are_printed_once(hr: Hr, tmp_path: Path) -> None:
         assert row is not None and row.password_encrypted is None and row.delivered_at is not None
 
 
+def _pdf_text(path: Path) -> str:
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() for page in PdfReader(path).pages)
+
+
+def test_pdfs_print_names_as_written_and_no_envelope_for_a_leaver(hr: Hr, tmp_path: Path) -> None:
+    """Issue 10 item 14: the register and the envelopes embed a Unicode font (no "Grad ?a?ak",
+    no "Dorde Andelkovic"); a person who left before the envelopes were printed gets none."""
+    hr.services.settings.organisation = "Grad Čačak"
+    hr.services.settings.provisioning.password_delivery = "envelope"
+    assert hr.post(joiner("p1", "Đorđe", "Anđelković")).status_code == 202
+    assert hr.post(joiner("p2", "Милош", "Јовановић")).status_code == 202
+    hr.work()
+    left = {"idempotency_key": "leave-p2", "kind": "leaver", "person": {"employee_number": "p2"}}
+    assert hr.post(left).status_code == 202
+    hr.work()
+
+    envelopes = tmp_path / "envelopes.pdf"
+    out = _cli(hr, "hr", "envelopes", "--out", str(envelopes))
+    assert out.exit_code == 0 and "1 envelope(s)" in out.output, out.output
+    text = _pdf_text(envelopes)
+    assert "Grad Čačak" in text
+    assert f"dorde.andelkovic{SFX}" in text and "milos" not in text
+    with hr.services.reader() as s:
+        rows = list(s.scalars(select(Activation).where(Activation.employee_number == "p2")))
+        assert rows and all(r.password_encrypted is None for r in rows)  # withdrawn, not printed
+        withdrawn = s.scalars(select(AuditEvent).where(AuditEvent.event == "hr.password_withdrawn")).all()
+        assert [e.details["reason"] for e in withdrawn] == ["leaver"]
+
+    register = tmp_path / "register.pdf"
+    assert _cli(hr, "hr", "register", "--format", "pdf", "--out", str(register)).exit_code == 0
+    text = _pdf_text(register)
+    assert "Grad Čačak" in text
+    assert f"Đorđe Anđelković{SFX}" in text and f"Милош Јовановић{SFX}" in text
+
+
 def test_activation_link_to_the_manager_works_once(hr: Hr, monkeypatch: pytest.MonkeyPatch) -> None:
     sent: list[Any] = []
 

@@ -14,7 +14,7 @@ from iam import audit, clock, events, jobs
 from iam.directory.base import DirectoryUser, NewUser
 from iam.identities import upsert_identity
 from provisioning.models import GroupRemoval, HrPerson, PersonStatus
-from provisioning.service import delivery
+from provisioning.service import delivery, grants
 from provisioning.service.engine.common import (
     ACTOR,
     Ctx,
@@ -130,7 +130,10 @@ def _record_account(ctx: Ctx, person: HrPerson, acc: Account) -> dict[str, Any]:
             run_at=start,
             dedup_key=f"hr-start:{person.employee_number}:{start.isoformat()}:{ctx.event.id}",
         )
-    person.last_effective_at = ctx.event.effective_at
+    # The position holds from the start date; a joiner applied before it holds from now. A mover
+    # dated in between still applies.
+    person.last_effective_at = min(ctx.event.effective_at, start_of(person.start_date, ctx.settings))
+    grants.joined(ctx.session, person, event_id=ctx.event.id)
     schedule_end(ctx, person)
     return delivery.prepare(ctx.session, ctx.services, person, acc.password)
 

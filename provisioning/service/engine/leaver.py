@@ -16,6 +16,7 @@ from iam.directory.errors import NoSuchEntry
 from iam.identities import disable_identity, upsert_identity
 from iam.models.identity import Identity
 from provisioning.models import EventStatus, GroupRemoval, HrEvent, HrPerson, PersonStatus
+from provisioning.service import delivery, grants
 from provisioning.service.engine.common import ACTOR, Ctx, applied, remove_member, reserve
 from provisioning.service.schemas import EventIn
 
@@ -52,7 +53,11 @@ def intent(ctx: Ctx, person: HrPerson) -> None:
     if ctx.data.person.end_date:
         person.end_date = ctx.data.person.end_date
     person.status = PersonStatus.LEFT
+    delivery.withdraw(ctx.session, person.employee_number, reason="leaver")
     person.ended_at = ev.effective_at
+    grants.end(
+        ctx.session, person.employee_number, on=grants.local_date(ev.effective_at, ctx.settings.timezone)
+    )
     person.last_effective_at = ev.effective_at
     days = ctx.settings.retention_days
     person.purge_at = clock.now() + dt.timedelta(days=days) if days else None

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from iam import audit, clock, events, jobs
 from provisioning.models import GroupRemoval, HrPerson, ReviewItem
+from provisioning.service import grants
 from provisioning.service.engine.common import (
     ACTOR,
     Ctx,
     Waiting,
     applied,
+    base_ou,
     ensure_group,
     groups_created,
     position,
@@ -41,6 +43,10 @@ class Move:
     """Pending removals (by id) of groups the new post gives again: a move back."""
     review: list[str]
     created_groups: list[str] = field(default_factory=list)
+    moved_from: str | None = None
+    """The account's DN before it moved to the new department's OU (None: it did not move)."""
+    dn: str = ""
+    renamed: bool = False
 
 
 def directory_step(services: Services, reader: Session, data: EventIn, person: HrPerson) -> Move:
@@ -76,7 +82,34 @@ def directory_step(services: Services, reader: Session, data: EventIn, person: H
     ignore = {g.casefold() for g in settings.reconcile_ignore_groups}
     held = directory.user_groups(person.sub, nested=False)
     review = [g for g in held if g not in new and g not in removed and g.casefold() not in ignore]
-    return Move(new, added, removed, now, cancel, review, created)
+    move = Move(new, added, removed, now, cancel, review, created)
+    _place(services, person, want, move)
+    return move
+
+
+def _place(services: Services, person: HrPerson, want: dict[str, Any], move: Move) -> None:
+    """The account follows the person: into the new department's OU, and renamed when the name
+    changed (the username never changes, R-JML-3). Both are harmless to repeat."""
+    assert person.sub is not None
+    directory = services.directory
+    before = directory.get_user(person.sub)
+    if before is None:
+        raise Waiting("The account is missing in the directory.")
+    user = before
+    if (want["given_name"], want["family_name"]) != (person.given_name, person.family_name):
+        user = directory.rename_user(
+            person.sub,
+            given_name=want["given_name"],
+            family_name=want["family_name"],
+            display_name=f"{want['given_name']} {want['family_name']}",
+        )
+        move.renamed = True
+    target = birthright(services).ou_for(want["department"], base_ou(services))
+    if target:
+        if not before.dn.casefold().endswith("," + target.casefold()):
+            move.moved_from = before.dn
+        user = directory.move_user(person.sub, target)
+    move.dn = user.dn
 
 
 def record_mover(ctx: Ctx, person: HrPerson, move: Move) -> None:
@@ -125,6 +158,13 @@ def record_mover(ctx: Ctx, person: HrPerson, move: Move) -> None:
             )
     person.groups = move.new
     person.last_effective_at = ctx.event.effective_at
+    grants.moved(
+        ctx.session,
+        person,
+        event_id=ctx.event.id,
+        on=grants.local_date(ctx.event.effective_at, ctx.settings.timezone),
+        decision=ctx.data.person.decision_number,
+    )
     if "end_date" in ctx.data.person.model_fields_set:
         schedule_end(ctx, person)
     details = {
@@ -136,6 +176,9 @@ def record_mover(ctx: Ctx, person: HrPerson, move: Move) -> None:
         "removed": move.removed,
         "removal_due_at": due.isoformat(),
         "for_review": move.review,
+        "dn": move.dn,
+        "moved_from": move.moved_from,
+        "renamed": move.renamed,
     }
     if person.sub:  # "as if a new engagement" (R-JML-4): the new manager reviews what is left
         events.review_requested.send(person.sub, session=ctx.session, event="mover", actor=ACTOR)

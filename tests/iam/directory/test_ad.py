@@ -495,3 +495,70 @@ def test_pool_reconnects_and_is_thread_safe(ad_directory: ActiveDirectory) -> No
         list(pool.map(work, range(40)))
     assert errors == []
     assert len(d._pool._idle) <= d.settings.pool_size
+
+
+def _ou(samba_dc: SambaDC, parent: str, label: str) -> str:
+    dn = f"OU={label},{parent}"
+
+    def add(conn: Connection) -> None:
+        assert conn.add(dn, ["top", "organizationalUnit"]), conn.result  # type: ignore[no-untyped-call]
+
+    samba_dc.admin(add)
+    return dn
+
+
+def _dn_of_guid(samba_dc: SambaDC, user_id: str) -> str:
+    """The entry's DN as the DC itself reports it (read over the admin connection, by GUID)."""
+
+    def read(conn: Connection) -> str:
+        assert conn.search(f"<GUID={user_id}>", "(objectClass=*)", BASE, attributes=["distinguishedName"])
+        return str(conn.entries[0].distinguishedName.value)
+
+    return samba_dc.admin(read)
+
+
+def test_move_user_to_another_ou_keeps_everything_else(
+    ad_directory: ActiveDirectory, samba_dc: SambaDC, ad_ou: str
+) -> None:
+    """Issue 10 item 12: a mover's account is moved (LDAP modify DN); the DC reports the new DN,
+    the account keeps its id, name, password and groups; moving again changes nothing."""
+    d = ad_directory
+    finance, it = _ou(samba_dc, ad_ou, "Finance"), _ou(samba_dc, ad_ou, "IT")
+    user = make_user(d, display_name="Ana Kovač, Jr.", given_name="Ana", family_name="Kovač", ou=finance)
+    group = d.create_group(name("g-"))
+    d.add_member(group.name, user.id)
+    assert user.dn.lower().endswith(finance.lower())
+
+    moved = d.move_user(user.id, it)
+    assert moved.id == user.id and moved.username == user.username
+    assert moved.dn == f"CN=Ana Kovač\\, Jr.,{it}"
+    assert _dn_of_guid(samba_dc, user.id).lower() == moved.dn.lower()
+    assert d.authenticate(user.username, PASSWORD).dn == moved.dn
+    assert d.user_groups(user.id, nested=False) == [group.name]
+    assert d.move_user(user.id, it.upper()).dn == moved.dn  # already there: nothing to do
+
+    # the same name is taken in the target OU: the CN is qualified with the username
+    other = make_user(d, display_name="Ana Kovač, Jr.", ou=finance)
+    clash = d.move_user(other.id, it)
+    assert clash.dn == f"CN=Ana Kovač\\, Jr. ({other.username}),{it}"
+    with pytest.raises(NoSuchEntry):
+        d.move_user(str(uuid.uuid4()), it)
+    with pytest.raises(NoSuchEntry):
+        d.move_user(user.id, f"OU=nowhere,{ad_ou}")
+
+
+def test_rename_user_changes_names_and_cn_not_the_username(
+    ad_directory: ActiveDirectory, samba_dc: SambaDC
+) -> None:
+    d = ad_directory
+    user = make_user(d, display_name="Jelena Petrović", given_name="Jelena", family_name="Petrović")
+    renamed = d.rename_user(user.id, given_name="Jelena", family_name="Marković")
+    assert renamed.username == user.username and renamed.id == user.id
+    assert (renamed.given_name, renamed.family_name, renamed.display_name) == (
+        "Jelena",
+        "Marković",
+        "Jelena Marković",
+    )
+    assert renamed.dn.startswith("CN=Jelena Marković,")
+    assert _dn_of_guid(samba_dc, user.id).lower() == renamed.dn.lower()
+    assert d.rename_user(user.id, given_name="Jelena", family_name="Marković").dn == renamed.dn

@@ -158,6 +158,33 @@ def test_history_holds_across_changes_made_through_us(
     assert ad_services.directory.authenticate(user.username, second).id == user.id
 
 
+def test_every_password_set_through_us_counts_on_ad(
+    app: Any, ad_services: Services, ad_user_policy: Callable[..., str]
+) -> None:
+    """Issue 10 item 9: the initial password of ``add_user`` and an administrator's temporary
+    password written to AD through us are history too (Čačak: no reuse within a year)."""
+    initial = "Pocetna#Sifra2026"
+    created = users.add_user(
+        ad_services,
+        username=f"u{secrets.token_hex(4)}",
+        password=initial,
+        given_name="Milica",
+        family_name="Đorđević",
+        actor="test",
+    )
+    ad_user_policy(created.dn, history=0, min_age=dt.timedelta(0), complexity="TRUE", min_length=7)
+    client = app.test_client()
+    chosen = "Prvi#Zimski7Dan"
+    assert change(client, created.username, initial, chosen).status_code == 302
+    r = change(client, created.username, chosen, initial)
+    assert r.status_code == 400 and "used" in r.get_data(as_text=True)
+    temporary, _ = users.reset_password(ad_services, username=created.username, actor="helpdesk")
+    assert change(client, created.username, temporary, "Drugi#Letnji8Dan").status_code == 302
+    r = change(client, created.username, "Drugi#Letnji8Dan", temporary)
+    assert r.status_code == 400 and "used" in r.get_data(as_text=True)
+    assert ad_services.directory.authenticate(created.username, "Drugi#Letnji8Dan").id == created.id
+
+
 def test_lockout_at_threshold_under_parallel_attempts_before_ad(
     app: Any, ad_services: Services, ad_user_policy: Callable[..., str], samba_dc: Any
 ) -> None:

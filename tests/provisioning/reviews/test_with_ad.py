@@ -20,8 +20,8 @@ from iam.models.jobs import Job
 from provisioning.reviews.definitions import Definition
 from provisioning.reviews.models import Campaign, CampaignItem, Remediation
 from provisioning.reviews.service import campaigns, decisions, report
-from provisioning.service import reports
 from provisioning.reviews.service.decisions import Reviewer
+from provisioning.service import reports
 from tests.provisioning.conftest import SFX, Hr, joiner
 
 
