@@ -7,7 +7,7 @@ import io
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from iam import audit, clock
@@ -165,6 +165,7 @@ REGISTER_FIELDS = (
     ("scope", "Scope of authorisation"),
     ("username", "User identifier"),
     ("remarks", "Remarks"),
+    ("certified", "Last certified"),
 )
 
 
@@ -184,7 +185,15 @@ def register(session: Session) -> list[dict[str, Any]]:
             Authorisation.id,
         )
     )
+    certified = dict(
+        session.execute(
+            select(CampaignItem.username, func.max(CampaignItem.decided_at))
+            .where(CampaignItem.final.is_(True), CampaignItem.automatic.is_(False))
+            .group_by(CampaignItem.username)
+        ).all()
+    )
     for grant, p in session.execute(stmt):
+        last = certified.get(p.username) if p.username and not grant.ended_on else None
         rows.append(
             {
                 "name": f"{p.given_name} {p.family_name}",
@@ -196,6 +205,7 @@ def register(session: Session) -> list[dict[str, Any]]:
                 "scope": grant.scope,
                 "username": p.username or "",
                 "remarks": grant.remarks or "",
+                "certified": last.date().isoformat() if last else "",
                 "employee_number": p.employee_number,
             }
         )

@@ -330,7 +330,11 @@ def close_stage(
         )
         if item.decision is None and parent is not None and parent.decision is not None:
             # a nested membership follows the decision on the membership it comes through
-            item.decision, item.decided_by, item.decided_at = parent.decision, parent.decided_by, now
+            item.decision, item.decided_by, item.decided_at = (
+                parent.decision,
+                parent.decided_by,
+                parent.decided_at,
+            )
             item.comment = f"Follows the decision on {parent.resource}."
             item.automatic = parent.automatic
         if item.decision is None:

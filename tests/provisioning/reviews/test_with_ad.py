@@ -155,6 +155,11 @@ def test_campaign_over_an_ou_decisions_default_outcome_and_remediation_in_ad(hr:
         (f.username, f.detail) for f in reports.reconcile(hr.services) if f.kind == "unexplained_group"
     }
     assert not [u for u in unexplained if u[0] == petar.username and share in u[1]]
+    # the register of authorised persons says when the access was last certified (R-JML-6)
+    with hr.services.reader() as s:
+        row = next(r for r in reports.register(s) if r["username"] == petar.username)
+        decided = s.get(CampaignItem, item(petar.username, share)).decided_at  # type: ignore[union-attr]
+    assert decided is not None and row["certified"] == decided.date().isoformat()
     with hr.services.transaction() as s:
         data, _ = report.report(hr.services, s, campaign_id=cid, fmt="csv", actor="auditor")
     assert f"{petar.username},Petar" in data.decode() and "No longer needed" in data.decode()
