@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
+VENV=$VENV deploy/venv.sh run  # the service's dependencies only; `make test` adds the test tools
 export PATH="$PWD/$VENV/bin:$PATH"
 export IAM_DEV_MODE=${IAM_DEV_MODE:-true}
 export IAM_VAR_DIR=${IAM_VAR_DIR:-var}
