@@ -437,6 +437,24 @@ def jobs_retry(ctx: Ctx, job_id: str | None, as_json: bool) -> None:
     emit(as_json, {"requeued": n}, f"{n} job(s) queued again.")
 
 
+# -- demo -------------------------------------------------------------------------------------
+@cli.command("demo")
+@click.option("--password", default=None, help="Password for the demo users (default: generated).")
+@json_option
+@pass_ctx
+def demo_command(ctx: Ctx, password: str | None, as_json: bool) -> None:
+    """Seed the demo (dev mode, built-in directory only) and print how to use it: users alice,
+    bob and admin, the demo application, and each feature's demo data (PIM roles with an
+    eligible person and an approver, an HR operator, an HR API client and HR events). Running it
+    again changes nothing but the demo users' password."""
+    from iam.demo import seed
+
+    if not ctx.settings.dev_mode:
+        fail("`iam demo` runs only in dev mode (IAM_DEV_MODE=true).")
+    info = seed(ctx.services, password=password)
+    emit(as_json, info, info["message"])
+
+
 def main() -> None:
     from iam.app import load_features
     from iam.passwords.cli import register as register_passwords

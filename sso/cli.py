@@ -1,4 +1,4 @@
-"""``iam client …``, ``iam keys …`` and ``iam demo``."""
+"""``iam client …`` and ``iam keys …``."""
 
 from __future__ import annotations
 
@@ -286,17 +286,3 @@ def keys_list(ctx: Ctx, as_json: bool) -> None:
         data,
         (f"{d['kid']:<32} {d['alg']:<6} {d['status']:<8} created {d['created_at'][:19]}Z" for d in data),
     )
-
-
-@click.command("demo")
-@click.option("--password", default=None, help="Password for the demo users (default: generated).")
-@json_option
-@pass_ctx
-def demo_command(ctx: Ctx, password: str | None, as_json: bool) -> None:
-    """Seed demo users and the demo application (dev mode only) and print how to sign in."""
-    from sso.demo import seed
-
-    if not ctx.settings.dev_mode:
-        fail("`iam demo` runs only in dev mode (IAM_DEV_MODE=true).")
-    info = seed(ctx.services, password=password)
-    emit(as_json, info, info["message"])

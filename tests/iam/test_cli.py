@@ -630,7 +630,11 @@ def test_demo_seeds_users_and_client_in_dev_mode(site: Site) -> None:
     again = site.json("demo", "--password", "Other-Password-2")
     assert again["created"] == []
     assert directory.authenticate("alice", "Other-Password-2").username == "alice"
-    assert [c["client_id"] for c in site.json("client", "list")] == ["demo-app"]
+    assert sorted(c["client_id"] for c in site.json("client", "list")) == ["demo-app", "demo-hr"]
+    # the printed instructions name every part of the demo
+    message = site.ok("demo", "--password", "Other-Password-2").stdout
+    for part in ("/demo/", "/pim/", "/pim/approvals", "/hr/events", "demo-hr-client-secret.txt", "/token"):
+        assert part in message
 
 
 def test_demo_refused_outside_dev_mode(site: Site) -> None:
