@@ -150,10 +150,10 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("username")
-@click.option("--given-name", default=None)
-@click.option("--family-name", default=None)
-@click.option("--email", default=None)
-@click.option("--employee-number", default=None)
+@click.option("--given-name", default=None, help="First name.")
+@click.option("--family-name", default=None, help="Surname.")
+@click.option("--email", default=None, help="E-mail address.")
+@click.option("--employee-number", default=None, help="The HR system's employee number.")
 @click.option("--group", "groups", multiple=True, help="Add to this group (created if missing). Repeatable.")
 @click.option("--must-change", is_flag=True, help="Force a password change at first sign-in.")
 @json_option
@@ -250,7 +250,9 @@ def user_unlock(ctx: Ctx, username: str, as_json: bool) -> None:
 
 @user.command("disable")
 @click.argument("username")
-@click.option("--reason", default="disabled by administrator", show_default=True)
+@click.option(
+    "--reason", default="disabled by administrator", show_default=True, help="Kept in the audit log."
+)
 @json_option
 @pass_ctx
 def user_disable(ctx: Ctx, username: str, reason: str, as_json: bool) -> None:
@@ -320,7 +322,7 @@ def audit_verify(ctx: Ctx, no_seal: bool, as_json: bool) -> None:
 
 
 @audit.command("list")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=int, default=50, show_default=True, help="How many of the newest events.")
 @click.option(
     "--event",
     "event_name",
@@ -387,7 +389,12 @@ def jobs() -> None:
 
 
 @jobs.command("list")
-@click.option("--status", type=click.Choice(["pending", "running", "done", "dead"]), default=None)
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "running", "done", "dead"]),
+    default=None,
+    help="Only jobs in this state (dead: given up after worker.max_attempts).",
+)
 @json_option
 @pass_ctx
 def jobs_list(ctx: Ctx, status: str | None, as_json: bool) -> None:

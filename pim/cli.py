@@ -155,9 +155,9 @@ def eligible_remove(ctx: Ctx, role: str, username: str, as_json: bool) -> None:
 @pim_group.command("request")
 @click.argument("role")
 @click.option("--as", "as_user", required=True, help="The requester's username.")
-@click.option("--minutes", type=int, default=None)
-@click.option("--justification", default="")
-@click.option("--ticket", default=None)
+@click.option("--minutes", type=int, default=None, help="How long (default: the role's default_minutes).")
+@click.option("--justification", default="", help="Why (the role may require one).")
+@click.option("--ticket", default=None, help="Change or incident ticket (the role may require one).")
 @click.option("--level", default="mfa", show_default=True, help="Sign-in level the operator vouches for.")
 @json_option
 @pass_ctx
@@ -189,9 +189,11 @@ def request_cmd(
 
 @pim_group.command("break-glass")
 @click.argument("role")
-@click.option("--as", "as_user", required=True)
-@click.option("--justification", required=True)
-@click.option("--level", default="smartcard", show_default=True)
+@click.option("--as", "as_user", required=True, help="The username of the person in need.")
+@click.option("--justification", required=True, help="Why; reviewed afterwards.")
+@click.option(
+    "--level", default="smartcard", show_default=True, help="Sign-in level the operator vouches for."
+)
 @json_option
 @pass_ctx
 def break_glass_cmd(ctx: Ctx, role: str, as_user: str, justification: str, level: str, as_json: bool) -> None:
@@ -216,7 +218,7 @@ def _decide(ctx: Ctx, rid: str, as_user: str, approve: bool, comment: str, as_js
 @pim_group.command("approve")
 @click.argument("request_id")
 @click.option("--as", "as_user", required=True, help="The approver's username.")
-@click.option("--comment", default="")
+@click.option("--comment", default="", help="Kept with the decision and in the audit log.")
 @json_option
 @pass_ctx
 def approve_cmd(ctx: Ctx, request_id: str, as_user: str, comment: str, as_json: bool) -> None:
@@ -227,7 +229,7 @@ def approve_cmd(ctx: Ctx, request_id: str, as_user: str, comment: str, as_json: 
 @pim_group.command("deny")
 @click.argument("request_id")
 @click.option("--as", "as_user", required=True, help="The approver's username.")
-@click.option("--comment", default="")
+@click.option("--comment", default="", help="Kept with the decision and in the audit log.")
 @json_option
 @pass_ctx
 def deny_cmd(ctx: Ctx, request_id: str, as_user: str, comment: str, as_json: bool) -> None:
@@ -237,7 +239,7 @@ def deny_cmd(ctx: Ctx, request_id: str, as_user: str, comment: str, as_json: boo
 
 @pim_group.command("revoke")
 @click.argument("request_id")
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
 @json_option
 @pass_ctx
 def revoke_cmd(ctx: Ctx, request_id: str, reason: str, as_json: bool) -> None:
@@ -252,7 +254,7 @@ def revoke_cmd(ctx: Ctx, request_id: str, reason: str, as_json: bool) -> None:
 
 @pim_group.command("cancel")
 @click.argument("request_id")
-@click.option("--reason", default="cancelled by operator", show_default=True)
+@click.option("--reason", default="cancelled by operator", show_default=True, help="Kept in the audit log.")
 @json_option
 @pass_ctx
 def cancel_cmd(ctx: Ctx, request_id: str, reason: str, as_json: bool) -> None:

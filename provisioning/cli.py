@@ -108,9 +108,14 @@ def import_command(
 
 
 @hr_group.command("events")
-@click.option("--status", type=click.Choice([s.value for s in EventStatus]), default=None)
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in EventStatus]),
+    default=None,
+    help="Only events in this state.",
+)
 @click.option("--employee", default=None, help="Only this employee number.")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, help="How many of the newest events.")
 @json_option
 @pass_ctx
 def events_command(ctx: Ctx, status: str | None, employee: str | None, limit: int, as_json: bool) -> None:

@@ -72,7 +72,12 @@ def client_group() -> None:
     help="Identifier code of the connecting unit, emitted as claim agency_code (R-SSO-4).",
 )
 @click.option("--require-consent", is_flag=True, help="Third-party client: ask the user's consent.")
-@click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]), default=None)
+@click.option(
+    "--id-token-alg",
+    type=click.Choice(["ES256", "RS256"]),
+    default=None,
+    help="Signature algorithm of this client's ID tokens (default: tokens.signing_alg).",
+)
 @click.option(
     "--require-acr",
     default=None,

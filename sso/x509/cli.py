@@ -227,6 +227,7 @@ def card_revoke(ctx: Ctx, binding_id: str, reason: str, as_json: bool) -> None:
     type=click.Choice(["pending", "approved", "denied", "all"]),
     default="pending",
     show_default=True,
+    help="Which requests to list.",
 )
 @json_option
 @pass_ctx
@@ -263,7 +264,7 @@ def card_approve(ctx: Ctx, request_id: str, username: str | None, as_json: bool)
 
 @card_group.command("deny")
 @click.argument("request_id")
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, help="Why (recorded in the audit log).")
 @json_option
 @pass_ctx
 def card_deny(ctx: Ctx, request_id: str, reason: str, as_json: bool) -> None:

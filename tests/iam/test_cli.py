@@ -214,6 +214,18 @@ def test_every_command_accepts_json_and_json_has_one_spelling() -> None:
     assert other_spelling == []
 
 
+def test_every_command_and_option_is_explained_in_help() -> None:
+    """--help describes every command and every option for an administrator new to it."""
+    undocumented = []
+    for path, cmd in _leaves():
+        if not (cmd.help or "").strip():
+            undocumented.append(" ".join(path))
+        for p in cmd.params:
+            if isinstance(p, click.Option) and not (p.help or "").strip():
+                undocumented.append(f"{' '.join(path)} {p.opts[0]}")
+    assert undocumented == []
+
+
 def test_commands_of_core_and_features_are_registered() -> None:
     names = {" ".join(p) for p in COMMANDS}
     for expected in (
