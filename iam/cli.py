@@ -462,11 +462,19 @@ def demo_command(ctx: Ctx, password: str | None, as_json: bool) -> None:
     emit(as_json, info, info["message"])
 
 
-def main() -> None:
-    from iam.app import load_features
-    from iam.passwords.cli import register as register_passwords
+# -- the core's own sub-packages ---------------------------------------------------------------
+def _register_core() -> None:
+    from iam.passwords.cli import register as register_passwords  # imports iam.clitools only
 
     register_passwords(cli)
+
+
+_register_core()
+
+
+def main() -> None:
+    from iam.app import load_features
+
     for feature in load_features():
         register = getattr(feature, "register", None)
         if register:

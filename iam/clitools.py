@@ -86,9 +86,13 @@ def nothing(sentence: str, as_json: bool = False, data: Any = None) -> NoReturn:
     fail(sentence)
 
 
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
 def read_secret(what: str = "password") -> str:
     """One line from standard input (asked for, hidden, when it is a terminal); refuse an empty one."""
-    if sys.stdin.isatty():
+    if _interactive():
         value = str(click.prompt(what.capitalize(), hide_input=True, default="", show_default=False))
     else:
         value = sys.stdin.readline().rstrip("\r\n")

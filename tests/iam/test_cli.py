@@ -723,6 +723,18 @@ def test_policy_test_without_a_password_asks_for_it(site: Site) -> None:
     assert site.json_in("policy", "test", input="Correct-horse-battery-9\n")["ok"] is True
 
 
+def test_passwords_are_asked_for_hidden_at_a_terminal(site: Site) -> None:
+    import iam.clitools
+
+    site.monkeypatch.setattr(iam.clitools, "_interactive", lambda: True)
+    result = site.ok("policy", "test", input="Correct-horse-battery-9\n")
+    assert result.stdout.startswith("Password to test: \n")  # the prompt; the typing is not echoed
+    assert "Correct-horse" not in result.output
+    assert one_sentence_error(site.run("user", "add", "carol", input="\n")) == (
+        "Give the password on standard input."
+    )
+
+
 def test_keys_rotate_json(site: Site) -> None:
     before = {k["alg"]: k["kid"] for k in site.json("keys", "list") if k["status"] == "next"}
     rotated = site.json("keys", "rotate", "--alg", "RS256")
