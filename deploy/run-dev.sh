@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-VENV=$VENV deploy/venv.sh run
-export PATH="$PWD/$VENV/bin:$PATH"
+VENV=$VENV deploy/venv.sh run  # the service's dependencies only; `make test` adds the test tools
+BIN=$(cd "$VENV/bin" && pwd)
+export PATH="$BIN:$PATH"
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-5000}
 VAR_DIR=${IAM_VAR_DIR:-var}
@@ -23,8 +24,11 @@ export IAM_VAR_DIR='$VAR_DIR'
 export IAM_DATABASE__URL='${IAM_DATABASE__URL:-sqlite:///$VAR_DIR/iam.db}'
 export IAM_ISSUER='${IAM_ISSUER:-http://$HOST:$PORT}'
 export IAM_PIM__SECURITY_OFFICERS='${IAM_PIM__SECURITY_OFFICERS:-[\"bob\"]}'
-export PATH='$PWD/$VENV/bin':"\$PATH"
+export PATH='$BIN':"\$PATH"
 ENV
+if [ -n "${IAM_CONFIG:-}" ] || [ -f iam.toml ]; then  # a settings file the demo was started with
+  echo "export IAM_CONFIG='$(realpath "${IAM_CONFIG:-iam.toml}")'" >> "$ENV_FILE"
+fi
 # shellcheck source=/dev/null
 . "$ENV_FILE"
 
@@ -41,7 +45,7 @@ cat <<MSG
   Discovery:  $IAM_ISSUER/.well-known/openid-configuration    Worker log: $VAR_DIR/worker.log
 
   The CLI against this demo, in another shell:
-      . $ENV_FILE      # sets IAM_DEV_MODE, IAM_VAR_DIR, IAM_DATABASE__URL, IAM_ISSUER, PATH
+      . $ENV_FILE      # sets IAM_DEV_MODE, IAM_VAR_DIR, IAM_DATABASE__URL, IAM_ISSUER, PATH (and IAM_CONFIG)
       iam pim status ; iam hr events ; iam audit list --limit 20 ; iam --help
 
   Stop with Ctrl-C.
