@@ -451,9 +451,9 @@ def jobs_retry(ctx: Ctx, job_id: str | None, as_json: bool) -> None:
 @pass_ctx
 def demo_command(ctx: Ctx, password: str | None, as_json: bool) -> None:
     """Seed the demo (dev mode, built-in directory only) and print how to use it: users alice,
-    bob and admin, the demo application, and each feature's demo data (PIM roles with an
-    eligible person and an approver, an HR operator, an HR API client and HR events). Running it
-    again changes nothing but the demo users' password."""
+    bob, admin and hana, the demo application, and each feature's demo data (PIM roles with
+    admin eligible and bob approving, hana operating HR, an HR API client and HR events).
+    Running it again changes nothing but the demo users' password."""
     from iam.demo import seed
 
     if not ctx.settings.dev_mode:

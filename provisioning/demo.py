@@ -1,4 +1,4 @@
-"""``iam demo`` for HR: ``alice`` operates the HR pages, an HR system client (``demo-hr``) may
+"""``iam demo`` for HR: ``hana`` operates the HR pages, an HR system client (``demo-hr``) may
 deliver events to the API, and a few events show joiners (applied at once), a mover (tomorrow)
 and a leaver (in a month)."""
 
@@ -21,7 +21,7 @@ from sso.models import AuthMethod, Client
 if TYPE_CHECKING:
     from iam.services import Services
 
-OPERATOR = "alice"
+OPERATOR = "hana"
 HR_CLIENT_ID = "demo-hr"
 SECRET_FILE = "demo-hr-client-secret.txt"  # noqa: S105 — a file name
 

@@ -1,7 +1,7 @@
 """The demo as `make run` seeds it (``iam demo``), in real Chromium against the live provider,
 without changing a setting (issue 10 item 18): admin requests the shipped role
 ``server-operators`` at /pim/, bob approves it in his inbox, the worker activates it on
-adm-admin; alice, the demo HR operator, reads the HR event log with the demo's events."""
+adm-admin; hana, the demo HR operator, reads the HR event log with the demo's events."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_demo_hr_operator_sees_the_demo_events(live_provider: LiveProvider, page
     provider = live_provider
     if provider.kind != "local":
         pytest.skip("the demo runs on the built-in directory")
-    _sign_in(page, provider, "alice")
+    _sign_in(page, provider, "hana")
     page.goto(f"{provider.issuer}/hr/events")
     for employee in ("D1001", "D1002"):
         expect(page.locator("tr", has_text=employee).first).to_be_visible()

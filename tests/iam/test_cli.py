@@ -624,8 +624,8 @@ def test_jobs_list_and_retry(site: Site) -> None:
 # -- demo -------------------------------------------------------------------------------------
 def test_demo_seeds_users_and_client_in_dev_mode(site: Site) -> None:
     info = site.json("demo", "--password", "Demo-Password-1")
-    assert info["users"] == ["alice", "bob", "admin"]
-    assert sorted(info["created"]) == ["admin", "alice", "bob"]
+    assert info["users"] == ["alice", "bob", "admin", "hana"]
+    assert sorted(info["created"]) == ["admin", "alice", "bob", "hana"]
     assert info["client_id"] == "demo-app"
     assert info["password"] == "Demo-Password-1"
     directory = site.services.directory

@@ -82,11 +82,11 @@ def test_demo_has_an_eligible_person_an_approver_and_the_approval_works(services
 def test_demo_has_an_hr_operator_an_hr_client_and_events(services: Services, client: Any) -> None:
     info = seed(services, password=PASSWORD)
     hr = info["hr"]
-    assert hr["operator"] == "alice" and len(hr["events"]) == 4
+    assert hr["operator"] == "hana" and len(hr["events"]) == 4
     directory = services.directory
-    alice = directory.find_user(username="alice")
-    assert alice is not None
-    assert services.settings.provisioning.operators_group in directory.user_groups(alice.id)
+    hana = directory.find_user(username="hana")
+    assert hana is not None
+    assert services.settings.provisioning.operators_group in directory.user_groups(hana.id)
     _work(services)
     with services.reader() as s:
         status = {(e.kind, e.employee_number): e.status for e in s.scalars(select(HrEvent))}
