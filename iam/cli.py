@@ -35,7 +35,11 @@ def cli() -> None:
 
     Settings come from iam.toml (or the file named by IAM_CONFIG) and IAM_* environment
     variables, e.g. IAM_DATABASE__URL, IAM_DIRECTORY__KIND=ad, IAM_DIRECTORY__URL,
-    IAM_ISSUER. See README.md and deploy/iam.toml.example.
+    IAM_ISSUER. See README.md and deploy/iam.toml.example. Against the demo of `make run`:
+    `. var/demo.env` first.
+
+    Every command accepts --json (the result as JSON, for scripts). A problem — also an
+    unknown name, or nothing to do — is one sentence on stderr and exit code 1.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
