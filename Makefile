@@ -4,26 +4,21 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test lint bench install clean
 
-$(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
-	touch $@
+install:  ## the full development environment: the service and the test tools
+	VENV=$(VENV) deploy/venv.sh test
 
-install: $(VENV)/.installed
-
-run: $(VENV)/.installed  ## start the service on the embedded defaults (SQLite, built-in directory)
+run:  ## start the service on the embedded defaults (SQLite, built-in directory); installs only what running needs
 	VENV=$(VENV) deploy/run-dev.sh
 
 test:  ## install what the tests need, lint, type-check, run every test
 	VENV=$(VENV) deploy/test.sh
 
-lint: $(VENV)/.installed
+lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: $(VENV)/.installed  ## side-by-side benchmark against npm oidc-provider
+bench: install  ## side-by-side benchmark against npm oidc-provider
 	$(PY) bench/run.py
 
 clean:

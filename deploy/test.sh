@@ -34,12 +34,7 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
 fi
 
 # 3. Python environment
-if [ ! -x "$VENV/bin/python" ] || [ pyproject.toml -nt "$VENV/.installed" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e '.[test]'
-  touch "$VENV/.installed"
-fi
+VENV=$VENV deploy/venv.sh test
 
 # 4. the independent OIDC client (npm openid-client)
 if command -v npm >/dev/null; then

@@ -1,51 +1,21 @@
 """The ``iam`` command. Each feature package adds its own sub-groups (``iam client …``).
 
-Errors go to stderr as one clear sentence with a non-zero exit code.
+Every command accepts ``--json``; errors go to stderr as one clear sentence with a non-zero exit
+code. The shared pieces (context, ``--json``, failing) are in :mod:`iam.clitools`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from iam.config import Settings, load_settings
+from iam.clitools import Ctx, echo_json, emit, fail, json_option, nothing, pass_ctx, read_secret
 from iam.errors import IamError
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Ctx:
-    """Lazily built settings and services, shared by the commands of one invocation."""
-
-    def __init__(self) -> None:
-        self._settings: Settings | None = None
-        self._services: Any = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings()
-        return self._settings
-
-    @property
-    def services(self) -> Any:
-        if self._services is None:
-            from iam.services import Services
-
-            self._services = Services(self.settings)
-        return self._services
-
-
-pass_ctx = click.make_pass_decorator(Ctx, ensure=True)
-
-
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+__all__ = ["Ctx", "cli", "echo_json", "emit", "fail", "json_option", "main", "nothing", "pass_ctx"]
 
 
 class IamGroup(click.Group):
@@ -65,7 +35,11 @@ def cli() -> None:
 
     Settings come from iam.toml (or the file named by IAM_CONFIG) and IAM_* environment
     variables, e.g. IAM_DATABASE__URL, IAM_DIRECTORY__KIND=ad, IAM_DIRECTORY__URL,
-    IAM_ISSUER. See README.md and deploy/iam.toml.example.
+    IAM_ISSUER. See README.md and deploy/iam.toml.example. Against the demo of `make run`:
+    `. var/demo.env` first.
+
+    Every command accepts --json (the result as JSON, for scripts). A problem — also an
+    unknown name, or nothing to do — is one sentence on stderr and exit code 1.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -77,8 +51,9 @@ def db() -> None:
 
 
 @db.command("upgrade")
+@json_option
 @pass_ctx
-def db_upgrade(ctx: Ctx) -> None:
+def db_upgrade(ctx: Ctx, as_json: bool) -> None:
     """Create or migrate the tables to the latest version and create signing keys if missing."""
     from iam.app import load_features
     from iam.migrate import upgrade
@@ -89,7 +64,8 @@ def db_upgrade(ctx: Ctx) -> None:
         hook = getattr(feature, "on_upgrade", None)
         if hook:
             hook(services)
-    click.echo(f"Database is up to date ({services.engine.url.render_as_string(hide_password=True)}).")
+    url = services.engine.url.render_as_string(hide_password=True)
+    emit(as_json, {"database": url, "up_to_date": True}, f"Database is up to date ({url}).")
 
 
 # -- processes --------------------------------------------------------------------------------
@@ -150,8 +126,9 @@ def serve(
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Run the due jobs once and exit.")
+@json_option
 @pass_ctx
-def worker(ctx: Ctx, once: bool) -> None:
+def worker(ctx: Ctx, once: bool, as_json: bool) -> None:
     """Run queued jobs (directory writes, back-channel logouts, notifications) with retries."""
     import signal
 
@@ -162,7 +139,8 @@ def worker(ctx: Ctx, once: bool) -> None:
     load_feature_jobs()
     w = Worker(ctx.services)
     if once:
-        click.echo(f"ran {w.tick()} job(s)")
+        ran = w.tick()
+        emit(as_json, {"ran": ran}, f"ran {ran} job(s)")
         return
     signal.signal(signal.SIGTERM, lambda *_: w.stop_event.set())
     signal.signal(signal.SIGINT, lambda *_: w.stop_event.set())
@@ -177,10 +155,10 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("username")
-@click.option("--given-name", default=None)
-@click.option("--family-name", default=None)
-@click.option("--email", default=None)
-@click.option("--employee-number", default=None)
+@click.option("--given-name", default=None, help="First name.")
+@click.option("--family-name", default=None, help="Surname.")
+@click.option("--email", default=None, help="E-mail address.")
+@click.option("--employee-number", default=None, help="The HR system's employee number.")
 @click.option("--group", "groups", multiple=True, help="Add to this group (created if missing). Repeatable.")
 @click.option(
     "--must-change",
@@ -188,7 +166,7 @@ def user() -> None:
     help="Force a password change at first sign-in (always so when the password profile sets "
     "change_new_account).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the user as JSON.")
+@json_option
 @pass_ctx
 def user_add(
     ctx: Ctx,
@@ -201,14 +179,13 @@ def user_add(
     must_change: bool,
     as_json: bool,
 ) -> None:
-    """Create a user in the built-in directory; the password is read from stdin (one line)."""
+    """Create a user in the built-in directory. The password is read from standard input (one
+    line; asked for, hidden, at a terminal), never from the command line."""
     from iam.users import add_user
 
     if ctx.settings.directory.kind != "local":
-        raise click.ClickException("`iam user add` manages the built-in directory; create AD users in AD.")
-    password = sys.stdin.readline().rstrip("\n")
-    if not password:
-        raise click.ClickException("Give the password on standard input.")
+        fail("`iam user add` manages the built-in directory; create AD users in AD.")
+    password = read_secret("password")
     created = add_user(
         ctx.services,
         username=username,
@@ -221,16 +198,17 @@ def user_add(
         must_change=must_change or None,
         actor="cli",
     )
-    if as_json:
-        echo_json({"id": created.id, "username": created.username, "groups": list(groups)})
-    else:
-        click.echo(f"Created {created.username} ({created.id}).")
+    emit(
+        as_json,
+        {"id": created.id, "username": created.username, "groups": list(groups)},
+        f"Created {created.username} ({created.id}).",
+    )
 
 
 @user.command("reset-password")
 @click.argument("username")
 @click.option("--reason", default=None, help="Why (e.g. the help-desk ticket); kept in the audit log.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def user_reset_password(ctx: Ctx, username: str, reason: str | None, as_json: bool) -> None:
     """Set a random temporary password that satisfies the password profile, print it once, and
@@ -253,9 +231,11 @@ def user_reset_password(ctx: Ctx, username: str, reason: str | None, as_json: bo
 
 @user.command("unlock")
 @click.argument("username")
+@json_option
 @pass_ctx
-def user_unlock(ctx: Ctx, username: str) -> None:
-    """Lift the provider's sign-in lock on USERNAME (and the directory's lockout, if the user exists).
+def user_unlock(ctx: Ctx, username: str, as_json: bool) -> None:
+    """Lift the provider's sign-in lock on USERNAME (and the directory's lockout, if the user
+    exists). Exit 1 if there is neither such a user nor a lock on that name.
 
     USERNAME may be any name the sign-in page accepts for the account (sAMAccountName or UPN, in
     any case): the account's one lock is lifted, whichever names were used to lock it."""
@@ -264,37 +244,57 @@ def user_unlock(ctx: Ctx, username: str) -> None:
 
     user = ctx.services.directory.find_login(username)
     account = lockout.Account(username.strip(), user.id if user is not None else None)
+    with ctx.services.reader() as session:
+        locked = (
+            lockout.state(session, account=account, ip=None).locked
+            or lockout.state(session, account=lockout.Account(username.strip()), ip=None).locked
+        )
+    if user is None and not locked:
+        fail(f"There is no user {username!r} and no sign-in lock on that name.")
     with ctx.services.transaction() as session:
         was = lockout.unlock(session, account=account, actor="cli")
     if user is not None:
         try:
             ctx.services.directory.unlock(user.id)
         except DirectoryError as exc:
-            raise click.ClickException(f"The directory could not unlock {username}: {exc}") from None
-    click.echo(f"Unlocked {username}." if was or user is not None else f"{username} was not locked.")
+            fail(f"The directory could not unlock {username}: {exc}")
+    emit(
+        as_json,
+        {"username": username, "was_locked": was, "directory_unlocked": user is not None},
+        f"Unlocked {username}.",
+    )
 
 
 @user.command("disable")
 @click.argument("username")
-@click.option("--reason", default="disabled by administrator", show_default=True)
+@click.option(
+    "--reason", default="disabled by administrator", show_default=True, help="Kept in the audit log."
+)
+@json_option
 @pass_ctx
-def user_disable(ctx: Ctx, username: str, reason: str) -> None:
-    """Disable an account now: sessions end, refresh tokens are revoked, applications are told."""
+def user_disable(ctx: Ctx, username: str, reason: str, as_json: bool) -> None:
+    """Disable an account now: sessions end, refresh tokens are revoked, applications are told;
+    the directory write is queued for the worker."""
     from iam.users import set_enabled
 
     set_enabled(ctx.services, username=username, enabled=False, actor="cli", reason=reason)
-    click.echo(f"Disabled {username}; its sessions and tokens have ended.")
+    emit(
+        as_json,
+        {"username": username, "enabled": False, "reason": reason},
+        f"Disabled {username}; its sessions and tokens have ended.",
+    )
 
 
 @user.command("enable")
 @click.argument("username")
+@json_option
 @pass_ctx
-def user_enable(ctx: Ctx, username: str) -> None:
-    """Enable an account again."""
+def user_enable(ctx: Ctx, username: str, as_json: bool) -> None:
+    """Enable an account again (the directory write is queued for the worker)."""
     from iam.users import set_enabled
 
     set_enabled(ctx.services, username=username, enabled=True, actor="cli", reason="")
-    click.echo(f"Enabled {username}.")
+    emit(as_json, {"username": username, "enabled": True}, f"Enabled {username}.")
 
 
 # -- audit ------------------------------------------------------------------------------------
@@ -305,7 +305,7 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.option("--no-seal", is_flag=True, help="Do not seal new rows into the chain first.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def audit_verify(ctx: Ctx, no_seal: bool, as_json: bool) -> None:
     """Check every row and the hash chain; exit 1 if any row was changed, inserted or deleted."""
@@ -339,7 +339,7 @@ def audit_verify(ctx: Ctx, no_seal: bool, as_json: bool) -> None:
 
 
 @audit.command("list")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=int, default=50, show_default=True, help="How many of the newest events.")
 @click.option(
     "--event",
     "event_name",
@@ -347,11 +347,12 @@ def audit_verify(ctx: Ctx, no_seal: bool, as_json: bool) -> None:
     help="Only this event, or a family with a trailing '*' (e.g. password.reset, 'login.*').",
 )
 @click.option("--subject", default=None, help="Only events about this account (its sub).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def audit_list(ctx: Ctx, limit: int, event_name: str | None, subject: str | None, as_json: bool) -> None:
     """Show the most recent audit events (newest last), e.g. every administrator password reset
-    with `--event password.reset` (PABIANICE §22)."""
+    with `--event password.reset` (PABIANICE §22). Exit 1 when --event or --subject match
+    nothing (a mistyped name is not mistaken for a clean log)."""
     from sqlalchemy import select
 
     from iam.models.audit import AuditEvent
@@ -382,14 +383,20 @@ def audit_list(ctx: Ctx, limit: int, event_name: str | None, subject: str | None
         }
         for r in rows
     ]
-    if as_json:
-        echo_json(data)
-        return
-    for d in data:
-        click.echo(
+    if not data and (event_name or subject):
+        asked = " and ".join(
+            f"{flag} {value!r}" for flag, value in (("--event", event_name), ("--subject", subject)) if value
+        )
+        nothing(f"No audit event matched {asked}.", as_json, [])
+    emit(
+        as_json,
+        data,
+        (
             f"{d['id']:>7} {d['at'][:19]}Z {d['severity']:<11} {d['event']:<28} {d['outcome']:<8} "
             f"actor={d['actor'] or '-'} client={d['client_id'] or '-'} ip={d['ip'] or '-'}"
-        )
+            for d in data
+        ),
+    )
 
 
 # -- jobs -------------------------------------------------------------------------------------
@@ -399,8 +406,13 @@ def jobs() -> None:
 
 
 @jobs.command("list")
-@click.option("--status", type=click.Choice(["pending", "running", "done", "dead"]), default=None)
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "running", "done", "dead"]),
+    default=None,
+    help="Only jobs in this state (dead: given up after worker.max_attempts).",
+)
+@json_option
 @pass_ctx
 def jobs_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
     """List jobs (dead ones carry their last error)."""
@@ -424,32 +436,62 @@ def jobs_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
         }
         for j in rows
     ]
-    if as_json:
-        echo_json(data)
-    else:
-        for d in data:
-            click.echo(
-                f"{d['id']} {d['status']:<8} {d['kind']:<28} attempts={d['attempts']} {d['last_error'] or ''}"
-            )
+    emit(
+        as_json,
+        data,
+        (
+            f"{d['id']} {d['status']:<8} {d['kind']:<28} attempts={d['attempts']} {d['last_error'] or ''}"
+            for d in data
+        ),
+    )
 
 
 @jobs.command("retry")
 @click.argument("job_id", required=False)
+@json_option
 @pass_ctx
-def jobs_retry(ctx: Ctx, job_id: str | None) -> None:
-    """Put dead jobs (all, or JOB_ID) back in the queue."""
+def jobs_retry(ctx: Ctx, job_id: str | None, as_json: bool) -> None:
+    """Put dead jobs (all, or JOB_ID) back in the queue. Exit 1 if there is no such dead job."""
     from iam.jobs import retry_dead
 
     with ctx.services.transaction() as session:
         n = retry_dead(session, job_id)
-    click.echo(f"{n} job(s) queued again.")
+    if not n:
+        nothing(f"There is no dead job {job_id!r}." if job_id else "There are no dead jobs.")
+    emit(as_json, {"requeued": n}, f"{n} job(s) queued again.")
+
+
+# -- demo -------------------------------------------------------------------------------------
+@cli.command("demo")
+@click.option("--password", default=None, help="Password for the demo users (default: generated).")
+@json_option
+@pass_ctx
+def demo_command(ctx: Ctx, password: str | None, as_json: bool) -> None:
+    """Seed the demo (dev mode, built-in directory only) and print how to use it: users alice,
+    bob, admin and hana, the demo application, and each feature's demo data (PIM roles with
+    admin eligible and bob approving, hana operating HR, an HR API client and HR events).
+    Running it again changes nothing but the demo users' password."""
+    from iam.demo import seed
+
+    if not ctx.settings.dev_mode:
+        fail("`iam demo` runs only in dev mode (IAM_DEV_MODE=true).")
+    info = seed(ctx.services, password=password)
+    emit(as_json, info, info["message"])
+
+
+# -- the core's own sub-packages ---------------------------------------------------------------
+def _register_core() -> None:
+    from iam.passwords.cli import register as register_passwords  # imports iam.clitools only
+
+    register_passwords(cli)
+
+
+_register_core()
 
 
 def main() -> None:
     from iam.app import load_features
-    from iam.passwords.cli import register as register_passwords
 
-    register_passwords(cli)
     for feature in load_features():
         register = getattr(feature, "register", None)
         if register:

@@ -118,6 +118,7 @@ DEMO_USERS = (
     ("alice", "Alice", "Anđelković", ["staff", "finance"]),
     ("bob", "Bob", "Kowalski", ["staff"]),
     ("admin", "Ana", "Popescu", ["staff", "it-admins"]),
+    ("hana", "Hana", "Kovačević", ["staff", "hr"]),
 )
 
 

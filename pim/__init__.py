@@ -4,7 +4,7 @@ PIM (R-PIM-1..8)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import click
@@ -33,6 +33,13 @@ def register(cli: click.Group) -> None:
     from pim.cli import pim_group
 
     cli.add_command(pim_group)
+
+
+def seed_demo(services: Services, *, demo: dict[str, Any]) -> dict[str, Any]:
+    """``iam demo``: eligibility for the shipped roles and an approver among the demo users."""
+    from pim.demo import seed
+
+    return seed(services, demo=demo)
 
 
 def check_levels(services: Services) -> None:

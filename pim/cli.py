@@ -8,13 +8,12 @@ same rules apply as on the pages (no self-approval, approvers only, the sign-in 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from iam.cli import Ctx, echo_json, pass_ctx
+from iam.clitools import Ctx, emit, fail, json_option, pass_ctx
 from iam.errors import NotFound
 from pim import service
 from pim.roles import all_roles, load_dir, source
@@ -24,11 +23,6 @@ from pim.service import Actor
 @click.group("pim")
 def pim_group() -> None:
     """Privileged elevation: roles, eligibility, requests, approvals, detection."""
-
-
-def _fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(1)
 
 
 def _person(ctx: Ctx, username: str, level: str) -> Actor:
@@ -47,13 +41,14 @@ def _person(ctx: Ctx, username: str, level: str) -> Actor:
         return Actor(sub=identity.sub, username=identity.username, level=level, user_agent="iam-cli")
 
 
-def _print_request(data: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        echo_json(data)
-        return
+def _request_line(data: dict[str, Any]) -> str:
     left = data.get("remaining_seconds")
     tail = f" {left // 60} min left" if isinstance(left, int) else ""
-    click.echo(f"{data['id']} {data['state']:<9} {data['role']:<20} {data['requester']}{tail}")
+    return f"{data['id']} {data['state']:<9} {data['role']:<20} {data['requester']}{tail}"
+
+
+def _print_request(data: dict[str, Any], as_json: bool) -> None:
+    emit(as_json, data, _request_line(data))
 
 
 # -- roles ------------------------------------------------------------------------------------
@@ -63,47 +58,53 @@ def roles_group() -> None:
 
 
 @roles_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def roles_list(ctx: Ctx, as_json: bool) -> None:
+    """Every role, where it is defined (file or database), its groups and limits."""
     with ctx.services.transaction() as session:
         roles = all_roles(session, ctx.services, include_disabled=True)
         rows = [{**r.model_dump(), "source": source(session, ctx.services, r.name)} for r in roles.values()]
-    if as_json:
-        echo_json(rows)
-        return
-    for r in rows:
-        flags = ("break-glass " if r["break_glass"] else "") + ("" if r["enabled"] else "disabled ")
-        groups = ", ".join(r["groups"])
-        click.echo(f"{r['name']:<24} {r['source']:<8} max {r['max_minutes']:>4} min  {flags}groups: {groups}")
+    emit(
+        as_json,
+        rows,
+        (
+            f"{r['name']:<24} {r['source']:<8} max {r['max_minutes']:>4} min  "
+            + ("break-glass " if r["break_glass"] else "")
+            + ("" if r["enabled"] else "disabled ")
+            + f"groups: {', '.join(r['groups'])}"
+            for r in rows
+        ),
+    )
 
 
 @roles_group.command("show")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def roles_show(ctx: Ctx, name: str, as_json: bool) -> None:
+    """One role's definition and where it comes from."""
     with ctx.services.transaction() as session:
         role = all_roles(session, ctx.services, include_disabled=True).get(name)
         if role is None:
-            _fail("There is no such privileged role.")
-            return
+            fail(f"There is no privileged role {name!r}.")
         data = {**role.model_dump(), "source": source(session, ctx.services, name)}
-    if as_json:
-        echo_json(data)
-    else:
-        for k, v in data.items():
-            click.echo(f"{k:<24} {v}")
+    emit(as_json, data, (f"{k:<24} {v}" for k, v in data.items()))
 
 
 @roles_group.command("validate")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@json_option
 @pass_ctx
-def roles_validate(ctx: Ctx, directory: Path | None) -> None:
+def roles_validate(ctx: Ctx, directory: Path | None, as_json: bool) -> None:
     """Check every role file (exit 1 naming the file and key of the first error)."""
     folder = directory or ctx.settings.pim.roles_dir
     roles = load_dir(folder, ctx.settings.pim)
-    click.echo(f"{len(roles)} role(s) valid in {folder}.")
+    emit(
+        as_json,
+        {"folder": str(folder), "roles": sorted(roles)},
+        f"{len(roles)} role(s) valid in {folder}.",
+    )
 
 
 # -- eligibility ------------------------------------------------------------------------------
@@ -116,36 +117,49 @@ def eligible_group() -> None:
 @click.argument("role")
 @click.argument("username")
 @click.option("--permanent", is_flag=True, help="A standing member, never reported (use sparingly).")
+@json_option
 @pass_ctx
-def eligible_add(ctx: Ctx, role: str, username: str, permanent: bool) -> None:
+def eligible_add(ctx: Ctx, role: str, username: str, permanent: bool, as_json: bool) -> None:
+    """Make USERNAME eligible for ROLE; their separate admin account is prepared by the worker."""
     with ctx.services.transaction() as session:
-        service.add_eligibility(
+        row = service.add_eligibility(
             session, ctx.services, actor=Actor.operator(), role=role, username=username, permanent=permanent
         )
-    click.echo(f"{username} is now {'a permanent member of' if permanent else 'eligible for'} {role}.")
+        data = {"role": row.role, "username": row.username, "permanent": row.permanent, "eligible": True}
+    emit(
+        as_json,
+        data,
+        f"{username} is now {'a permanent member of' if permanent else 'eligible for'} {role}.",
+    )
 
 
 @eligible_group.command("remove")
 @click.argument("role")
 @click.argument("username")
+@json_option
 @pass_ctx
-def eligible_remove(ctx: Ctx, role: str, username: str) -> None:
+def eligible_remove(ctx: Ctx, role: str, username: str, as_json: bool) -> None:
+    """USERNAME is no longer eligible for ROLE; a live elevation of it ends now."""
     with ctx.services.transaction() as session:
         service.remove_eligibility(
             session, ctx.services, actor=Actor.operator(), role=role, username=username
         )
-    click.echo(f"{username} is no longer eligible for {role}.")
+    emit(
+        as_json,
+        {"role": role, "username": username, "eligible": False},
+        f"{username} is no longer eligible for {role}.",
+    )
 
 
 # -- requests ---------------------------------------------------------------------------------
 @pim_group.command("request")
 @click.argument("role")
 @click.option("--as", "as_user", required=True, help="The requester's username.")
-@click.option("--minutes", type=int, default=None)
-@click.option("--justification", default="")
-@click.option("--ticket", default=None)
+@click.option("--minutes", type=int, default=None, help="How long (default: the role's default_minutes).")
+@click.option("--justification", default="", help="Why (the role may require one).")
+@click.option("--ticket", default=None, help="Change or incident ticket (the role may require one).")
 @click.option("--level", default="mfa", show_default=True, help="Sign-in level the operator vouches for.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def request_cmd(
     ctx: Ctx,
@@ -175,10 +189,12 @@ def request_cmd(
 
 @pim_group.command("break-glass")
 @click.argument("role")
-@click.option("--as", "as_user", required=True)
-@click.option("--justification", required=True)
-@click.option("--level", default="smartcard", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--as", "as_user", required=True, help="The username of the person in need.")
+@click.option("--justification", required=True, help="Why; reviewed afterwards.")
+@click.option(
+    "--level", default="smartcard", show_default=True, help="Sign-in level the operator vouches for."
+)
+@json_option
 @pass_ctx
 def break_glass_cmd(ctx: Ctx, role: str, as_user: str, justification: str, level: str, as_json: bool) -> None:
     """Emergency activation of a break-glass ROLE (alerts the security officers)."""
@@ -202,85 +218,91 @@ def _decide(ctx: Ctx, rid: str, as_user: str, approve: bool, comment: str, as_js
 @pim_group.command("approve")
 @click.argument("request_id")
 @click.option("--as", "as_user", required=True, help="The approver's username.")
-@click.option("--comment", default="")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--comment", default="", help="Kept with the decision and in the audit log.")
+@json_option
 @pass_ctx
 def approve_cmd(ctx: Ctx, request_id: str, as_user: str, comment: str, as_json: bool) -> None:
+    """Approve a request as an approver of its role (never one's own)."""
     _decide(ctx, request_id, as_user, True, comment, as_json)
 
 
 @pim_group.command("deny")
 @click.argument("request_id")
 @click.option("--as", "as_user", required=True, help="The approver's username.")
-@click.option("--comment", default="")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--comment", default="", help="Kept with the decision and in the audit log.")
+@json_option
 @pass_ctx
 def deny_cmd(ctx: Ctx, request_id: str, as_user: str, comment: str, as_json: bool) -> None:
+    """Deny a request as an approver of its role."""
     _decide(ctx, request_id, as_user, False, comment, as_json)
 
 
 @pim_group.command("revoke")
 @click.argument("request_id")
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
+@json_option
 @pass_ctx
-def revoke_cmd(ctx: Ctx, request_id: str, reason: str) -> None:
+def revoke_cmd(ctx: Ctx, request_id: str, reason: str, as_json: bool) -> None:
     """End an elevation now (as the operator)."""
     with ctx.services.transaction() as session:
-        service.revoke(session, ctx.services, actor=Actor.operator(), request_id=request_id, reason=reason)
-    click.echo("Revoked; access is being removed.")
+        req = service.revoke(
+            session, ctx.services, actor=Actor.operator(), request_id=request_id, reason=reason
+        )
+        data = service.request_dict(req)
+    emit(as_json, data, f"Revoked {request_id}; access is being removed.")
 
 
 @pim_group.command("cancel")
 @click.argument("request_id")
-@click.option("--reason", default="cancelled by operator")
+@click.option("--reason", default="cancelled by operator", show_default=True, help="Kept in the audit log.")
+@json_option
 @pass_ctx
-def cancel_cmd(ctx: Ctx, request_id: str, reason: str) -> None:
+def cancel_cmd(ctx: Ctx, request_id: str, reason: str, as_json: bool) -> None:
     """Withdraw a request or end an elevation early."""
     with ctx.services.transaction() as session:
-        service.cancel(session, ctx.services, actor=Actor.operator(), request_id=request_id, reason=reason)
-    click.echo("Cancelled.")
+        req = service.cancel(
+            session, ctx.services, actor=Actor.operator(), request_id=request_id, reason=reason
+        )
+        data = service.request_dict(req)
+    emit(as_json, data, f"Cancelled {request_id}.")
 
 
 @pim_group.command("status")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def status_cmd(ctx: Ctx, as_json: bool) -> None:
     """Active elevations, pending requests, reviews due, open alerts."""
     with ctx.services.transaction() as session:
         data = service.overview(session, ctx.services, Actor.operator())
-    if as_json:
-        echo_json(data)
-        return
+    lines: list[str] = []
     for title in ("active", "pending", "reviews_due"):
-        click.echo(f"{title}: {len(data[title])}")
-        for item in data[title]:
-            _print_request(item, False)
-    click.echo(f"alerts: {len(data['alerts'])}")
-    for a in data["alerts"]:
-        click.echo(f"  {a['id']} {a['kind']} {a['group'] or '-'} {a['account']}")
+        lines.append(f"{title}: {len(data[title])}")
+        lines += [_request_line(item) for item in data[title]]
+    lines.append(f"alerts: {len(data['alerts'])}")
+    lines += [f"  {a['id']} {a['kind']} {a['group'] or '-'} {a['account']}" for a in data["alerts"]]
+    emit(as_json, data, lines)
 
 
 @pim_group.command("detect")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def detect_cmd(ctx: Ctx, as_json: bool) -> None:
     """Read the privileged groups now and alert on members not backed by PIM."""
     from pim.service.directory import detect
 
     new = detect(ctx.services)
-    if as_json:
-        echo_json({"new_alerts": new})
-    else:
-        click.echo(f"{len(new)} new alert(s).")
+    emit(as_json, {"new_alerts": new}, f"{len(new)} new alert(s).")
 
 
 @pim_group.command("sweep")
+@json_option
 @pass_ctx
-def sweep_cmd(ctx: Ctx) -> None:
-    """End every overdue elevation and lapse stale requests now (the worker does this too)."""
+def sweep_cmd(ctx: Ctx, as_json: bool) -> None:
+    """End every overdue elevation and lapse stale requests now (the worker does this too, every
+    pim.sweep_interval seconds; finding nothing overdue is not an error)."""
     with ctx.services.transaction() as session:
         done = service.sweep(session, ctx.services)
-    click.echo(f"{done['expired']} expired, {done['lapsed']} lapsed.")
+    emit(as_json, done, f"{done['expired']} expired, {done['lapsed']} lapsed.")
 
 
 @pim_group.group("shared")
@@ -293,24 +315,32 @@ def shared_group() -> None:
 @click.option(
     "--role", "roles", multiple=True, required=True, help="People eligible for it may use the account."
 )
+@json_option
 @pass_ctx
-def shared_add(ctx: Ctx, username: str, roles: tuple[str, ...]) -> None:
+def shared_add(ctx: Ctx, username: str, roles: tuple[str, ...], as_json: bool) -> None:
+    """Register the shared administrator account USERNAME; its password is rotated at once."""
     with ctx.services.transaction() as session:
-        service.add_shared(
+        row = service.add_shared(
             session, ctx.services, actor=Actor.operator(), username=username, roles=list(roles)
         )
-    click.echo(f"{username} registered; its password is being rotated.")
+        data = {"username": row.username, "roles": list(row.roles), "rotation_queued": True}
+    emit(as_json, data, f"{username} registered; its password is being rotated.")
 
 
 @shared_group.command("rotate")
 @click.argument("username")
+@json_option
 @pass_ctx
-def shared_rotate(ctx: Ctx, username: str) -> None:
+def shared_rotate(ctx: Ctx, username: str, as_json: bool) -> None:
+    """Give the shared account USERNAME a new random password now (queued for the worker)."""
+    from pim.models import SharedAccount
     from pim.service.accounts import request_rotation
 
     with ctx.services.transaction() as session:
+        if session.get(SharedAccount, username) is None:
+            fail(f"There is no shared account {username!r}.")
         request_rotation(session, username=username, reason="operator")
-    click.echo("Rotation queued.")
+    emit(as_json, {"username": username, "rotation_queued": True}, f"Rotation of {username} queued.")
 
 
 __all__ = ["pim_group"]

@@ -4,7 +4,7 @@ authorised persons."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import click
@@ -40,3 +40,10 @@ def register(cli: click.Group) -> None:
 
     cli.add_command(hr_group)
     cli.add_command(review_group)
+
+
+def seed_demo(services: Services, *, demo: dict[str, Any]) -> dict[str, Any]:
+    """``iam demo``: an HR operator, an HR system client and a few HR events."""
+    from provisioning.demo import seed
+
+    return seed(services, demo=demo)

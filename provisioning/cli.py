@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from iam.cli import Ctx, echo_json, pass_ctx
+from iam.clitools import Ctx, echo_json, emit, fail, json_option, nothing, pass_ctx
 from iam.errors import Conflict, ValidationFailed
 from provisioning.models import EventStatus
 from provisioning.service import batch, delivery, reports
@@ -36,7 +36,7 @@ def _console() -> object:
 )
 @click.option("--snapshot", is_flag=True, help="The file is the full list of people (not a list of events).")
 @click.option("--dry-run", is_flag=True, help="Print the planned changes; store nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 def import_command(
     ctx: Ctx, file: Path, fmt: str | None, snapshot: bool, dry_run: bool, as_json: bool
@@ -49,7 +49,7 @@ def import_command(
     try:
         text = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise click.ClickException(f"{file} is not UTF-8 text.") from None
+        fail(f"{file} is not UTF-8 text.")
     services = ctx.services
     with services.reader() as session:
         items = batch.parse(text, fmt, session, snapshot=snapshot)
@@ -102,17 +102,21 @@ def import_command(
                     accepted += not result.duplicate
             progress.update(task, advance=len(items[start : start + CHUNK]), dups=duplicates)
     summary = {"accepted": accepted, "duplicates": duplicates, "total": len(items)}
-    if as_json:
-        echo_json(summary)
-    else:
-        click.echo(f"{accepted} event(s) stored, {duplicates} already known; the worker applies them.")
+    emit(
+        as_json, summary, f"{accepted} event(s) stored, {duplicates} already known; the worker applies them."
+    )
 
 
 @hr_group.command("events")
-@click.option("--status", type=click.Choice([s.value for s in EventStatus]), default=None)
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in EventStatus]),
+    default=None,
+    help="Only events in this state.",
+)
 @click.option("--employee", default=None, help="Only this employee number.")
-@click.option("--limit", default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=50, show_default=True, help="How many of the newest events.")
+@json_option
 @pass_ctx
 def events_command(ctx: Ctx, status: str | None, employee: str | None, limit: int, as_json: bool) -> None:
     """The HR event log, newest first."""
@@ -121,24 +125,28 @@ def events_command(ctx: Ctx, status: str | None, employee: str | None, limit: in
             event_service.event_as_dict(r)
             for r in event_service.list_events(session, status=status, employee_number=employee, limit=limit)
         ]
-    if as_json:
-        echo_json(rows)
-        return
-    for r in rows:
-        latency = f"{r['latency_ms']:.0f}ms" if r["latency_ms"] is not None else "-"
-        click.echo(
+    if not rows and employee:
+        nothing(f"No HR event matched --employee {employee!r}.", as_json, [])
+    emit(
+        as_json,
+        rows,
+        (
             f"{r['accepted_at'][:19]}  {r['kind']:<7} {r['employee_number']:<12} {r['status']:<10} "
-            f"attempts={r['attempts']} latency={latency} {r['id']}"
+            f"attempts={r['attempts']} "
+            f"latency={'-' if r['latency_ms'] is None else format(r['latency_ms'], '.0f') + 'ms'} {r['id']}"
             + (f"  error: {r['error']}" if r["error"] else "")
-        )
+            for r in rows
+        ),
+    )
 
 
 @hr_group.command("replay")
 @click.argument("event_id", required=False)
 @click.option("--all", "replay_all", is_flag=True, help="Every event on the dead-letter list.")
+@json_option
 @pass_ctx
-def replay_command(ctx: Ctx, event_id: str | None, replay_all: bool) -> None:
-    """Put a dead event (or all of them) back in the queue."""
+def replay_command(ctx: Ctx, event_id: str | None, replay_all: bool, as_json: bool) -> None:
+    """Put a dead event (or all of them) back in the queue. Exit 1 if there is none."""
     if not event_id and not replay_all:
         raise click.UsageError("Give an event id or --all.")
     settings = ctx.services.settings.provisioning
@@ -148,10 +156,12 @@ def replay_command(ctx: Ctx, event_id: str | None, replay_all: bool) -> None:
             if event_id
             else [r.id for r in event_service.list_events(session, status=EventStatus.DEAD, limit=100000)]
         )
+        if not ids:
+            nothing("There are no dead HR events.")
         for one in ids:
             assert one is not None
             event_service.replay(session, one, actor="cli", settings=settings)
-    click.echo(f"{len(ids)} event(s) put back in the queue.")
+    emit(as_json, {"replayed": ids}, f"{len(ids)} event(s) put back in the queue.")
 
 
 @hr_group.command("discard")
@@ -174,19 +184,21 @@ def discard_command(ctx: Ctx, event_id: str, reason: str, as_json: bool) -> None
 
 
 @hr_group.command("reconcile")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
-)
+@click.option("--csv", "as_csv", is_flag=True, help="Print the findings as CSV (default: a table).")
 @click.option("--alert", is_flag=True, help="Record critical audit events (mail the security officer).")
+@json_option
 @pass_ctx
-def reconcile_command(ctx: Ctx, fmt: str, alert: bool) -> None:
-    """Directory against HR: orphans, enabled leavers, unexplained group memberships."""
+def reconcile_command(ctx: Ctx, as_csv: bool, alert: bool, as_json: bool) -> None:
+    """Directory against HR: orphans, enabled leavers, unexplained group memberships. Exit 2
+    when a finding is critical."""
     from dataclasses import asdict
 
+    if as_csv and as_json:
+        raise click.UsageError("Give --csv or --json, not both.")
     findings = reports.reconcile(ctx.services, alert=alert)
-    if fmt == "json":
+    if as_json:
         echo_json([asdict(f) for f in findings])
-    elif fmt == "csv":
+    elif as_csv:
         click.echo(reports.findings_csv(findings), nl=False)
     else:
         from rich.console import Console
@@ -204,22 +216,26 @@ def reconcile_command(ctx: Ctx, fmt: str, alert: bool) -> None:
 
 
 @hr_group.command("register")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json", "pdf"]), default="csv", show_default=True)
+@click.option("--pdf", "as_pdf", is_flag=True, help="Write a PDF to --out (default: CSV).")
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="File (PDF needs one)."
 )
+@json_option
 @pass_ctx
-def register_command(ctx: Ctx, fmt: str, out: Path | None) -> None:
-    """Register of persons authorised to process personal data (PABIANICE §15)."""
+def register_command(ctx: Ctx, as_pdf: bool, out: Path | None, as_json: bool) -> None:
+    """Register of persons authorised to process personal data (PABIANICE §15), as CSV (default),
+    JSON or PDF, on stdout or to --out FILE."""
+    if as_pdf and as_json:
+        raise click.UsageError("Give --pdf or --json, not both.")
     with ctx.services.reader() as session:
         rows = reports.register(session)
-    if fmt == "json":
+    if as_json:
         data = json.dumps(rows, indent=2)
-    elif fmt == "csv":
+    elif not as_pdf:
         data = reports.register_csv(rows)
     else:
         if out is None:
-            raise click.ClickException("A PDF needs --out FILE.")
+            fail("A PDF needs --out FILE.")
         out.write_bytes(reports.register_pdf(rows, organisation=ctx.services.settings.organisation))
         click.echo(f"{len(rows)} person(s) written to {out}.")
         return
@@ -233,18 +249,23 @@ def register_command(ctx: Ctx, fmt: str, out: Path | None) -> None:
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PDF file to write."
 )
+@json_option
 @pass_ctx
-def envelopes_command(ctx: Ctx, out: Path) -> None:
-    """Print the undelivered initial passwords as sealed-envelope sheets (then erased here)."""
+def envelopes_command(ctx: Ctx, out: Path, as_json: bool) -> None:
+    """Print the undelivered initial passwords as sealed-envelope sheets (then erased here).
+    Exit 1 if there is none to print."""
     services = ctx.services
     with services.transaction() as session:
         items = delivery.envelopes(session, services, actor="cli")
         if not items:
-            click.echo("No envelopes to print.")
-            return
+            nothing("There are no envelopes to print.")
         pdf = delivery.envelope_pdf(
             items, organisation=services.settings.organisation, issuer=services.settings.issuer
         )
         out.touch(mode=0o600)
         out.write_bytes(pdf)
-    click.echo(f"{len(items)} envelope(s) written to {out}; print, then delete the file.")
+    emit(
+        as_json,
+        {"envelopes": len(items), "file": str(out)},
+        f"{len(items)} envelope(s) written to {out}; print, then delete the file.",
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import click
@@ -48,11 +48,10 @@ def init_app(app: Flask, services: Services) -> None:
 
 def register(cli: click.Group) -> None:
     from sso import jobs  # noqa: F401
-    from sso.cli import client_group, demo_command, keys_group
+    from sso.cli import client_group, keys_group
 
     cli.add_command(client_group)
     cli.add_command(keys_group)
-    cli.add_command(demo_command)
     from sso.mfa.cli import mfa_group
 
     cli.add_command(mfa_group)
@@ -60,6 +59,13 @@ def register(cli: click.Group) -> None:
 
     cli.add_command(ca_group)
     cli.add_command(card_group)
+
+
+def seed_demo(services: Services, *, demo: dict[str, Any]) -> dict[str, Any]:
+    """``iam demo``: the demo application (a public client signing in with code + PKCE)."""
+    from sso.demo import seed
+
+    return seed(services)
 
 
 def on_upgrade(services: Services) -> None:

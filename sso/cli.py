@@ -1,4 +1,4 @@
-"""``iam client …``, ``iam keys …`` and ``iam demo``."""
+"""``iam client …`` and ``iam keys …``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from iam.cli import Ctx, echo_json, pass_ctx
+from iam.clitools import Ctx, emit, fail, json_option, pass_ctx
 from sso import clients as client_service
 from sso import keys as key_service
 from sso.models import AuthMethod
@@ -72,14 +72,19 @@ def client_group() -> None:
     help="Identifier code of the connecting unit, emitted as claim agency_code (R-SSO-4).",
 )
 @click.option("--require-consent", is_flag=True, help="Third-party client: ask the user's consent.")
-@click.option("--id-token-alg", type=click.Choice(["ES256", "RS256"]), default=None)
+@click.option(
+    "--id-token-alg",
+    type=click.Choice(["ES256", "RS256"]),
+    default=None,
+    help="Signature algorithm of this client's ID tokens (default: tokens.signing_alg).",
+)
 @click.option(
     "--require-acr",
     default=None,
     metavar="LEVEL",
     help="Minimum level of assurance for signing in to this client (a name from mfa.levels, e.g. mfa).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the client (with its secret, once) as JSON.")
+@json_option
 @pass_ctx
 def client_add(
     ctx: Ctx,
@@ -101,11 +106,12 @@ def client_add(
     require_acr: str | None,
     as_json: bool,
 ) -> None:
-    """Register a client. The secret is printed once and stored only as a hash."""
+    """Register a client. The secret is printed once and stored only as a hash (with --json:
+    the client with its secret, once)."""
     _check_level(ctx, require_acr)
     method = auth_method or (AuthMethod.NONE if public else AuthMethod.CLIENT_SECRET_BASIC)
     if public and method != AuthMethod.NONE:
-        raise click.ClickException("A public client authenticates with 'none'.")
+        fail("A public client authenticates with 'none'.")
     spec = client_service.ClientSpec(
         name=name,
         client_id=client_id,
@@ -131,68 +137,76 @@ def client_add(
             session, services.cipher, spec, actor="cli", allow_http=ctx.settings.dev_mode
         )
         data = client_service.client_as_dict(row, secret)
-    if as_json:
-        echo_json(data)
-        return
-    click.echo(f"Registered {data['client_name']}: client_id {data['client_id']}")
-    if secret:
-        click.echo(f"client_secret {secret}  (shown once; store it in the application now)")
+    emit(
+        as_json,
+        data,
+        [f"Registered {data['client_name']}: client_id {data['client_id']}"]
+        + ([f"client_secret {secret}  (shown once; store it in the application now)"] if secret else []),
+    )
 
 
 @client_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def client_list(ctx: Ctx, as_json: bool) -> None:
     """List registered clients."""
     with ctx.services.transaction() as session:
         data = [client_service.client_as_dict(c) for c in client_service.list_clients(session)]
-    if as_json:
-        echo_json(data)
-        return
-    for c in data:
-        state = "disabled" if c["disabled"] else "enabled"
-        click.echo(
-            f"{c['client_id']:<28} {state:<8} {c['token_endpoint_auth_method']:<20} {c['client_name']}"
-        )
+    emit(
+        as_json,
+        data,
+        (
+            f"{c['client_id']:<28} {'disabled' if c['disabled'] else 'enabled':<8} "
+            f"{c['token_endpoint_auth_method']:<20} {c['client_name']}"
+            for c in data
+        ),
+    )
 
 
 @client_group.command("show")
 @click.argument("client_id")
+@json_option
 @pass_ctx
-def client_show(ctx: Ctx, client_id: str) -> None:
-    """Show one client as JSON (never its secret)."""
+def client_show(ctx: Ctx, client_id: str, as_json: bool) -> None:
+    """Show one client's registration (never its secret)."""
     with ctx.services.transaction() as session:
-        echo_json(client_service.client_as_dict(client_service.get_client(session, client_id)))
+        data = client_service.client_as_dict(client_service.get_client(session, client_id))
+    emit(as_json, data, (f"{key:<28} {value}" for key, value in sorted(data.items())))
 
 
 @client_group.command("remove")
 @click.argument("client_id")
+@json_option
 @pass_ctx
-def client_remove(ctx: Ctx, client_id: str) -> None:
+def client_remove(ctx: Ctx, client_id: str, as_json: bool) -> None:
     """Delete a client; its codes and refresh tokens go with it."""
     with ctx.services.transaction() as session:
         client_service.remove_client(session, client_id, actor="cli")
-    click.echo(f"Removed {client_id}.")
+    emit(as_json, {"client_id": client_id, "removed": True}, f"Removed {client_id}.")
 
 
 @client_group.command("disable")
 @click.argument("client_id")
+@json_option
 @pass_ctx
-def client_disable(ctx: Ctx, client_id: str) -> None:
+def client_disable(ctx: Ctx, client_id: str, as_json: bool) -> None:
     """Refuse every request of a client from now on (keeps its registration)."""
     with ctx.services.transaction() as session:
-        client_service.set_disabled(session, client_id, True, actor="cli")
-    click.echo(f"Disabled {client_id}.")
+        row = client_service.set_disabled(session, client_id, True, actor="cli")
+        data = client_service.client_as_dict(row)
+    emit(as_json, data, f"Disabled {client_id}.")
 
 
 @client_group.command("enable")
 @click.argument("client_id")
+@json_option
 @pass_ctx
-def client_enable(ctx: Ctx, client_id: str) -> None:
+def client_enable(ctx: Ctx, client_id: str, as_json: bool) -> None:
     """Accept a disabled client again."""
     with ctx.services.transaction() as session:
-        client_service.set_disabled(session, client_id, False, actor="cli")
-    click.echo(f"Enabled {client_id}.")
+        row = client_service.set_disabled(session, client_id, False, actor="cli")
+        data = client_service.client_as_dict(row)
+    emit(as_json, data, f"Enabled {client_id}.")
 
 
 def _check_level(ctx: Ctx, level: str | None) -> None:
@@ -200,15 +214,13 @@ def _check_level(ctx: Ctx, level: str | None) -> None:
 
     names = levels.names(ctx.settings.mfa)
     if level is not None and level not in names:
-        raise click.ClickException(
-            f"Unknown level {level!r}; the levels are {', '.join(names)} (mfa.levels)."
-        )
+        fail(f"Unknown level {level!r}; the levels are {', '.join(names)} (mfa.levels).")
 
 
 @client_group.command("require-acr")
 @click.argument("client_id")
 @click.argument("level")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def client_require_acr(ctx: Ctx, client_id: str, level: str, as_json: bool) -> None:
     """Set the minimum level of assurance of a client (LEVEL ``none`` clears it)."""
@@ -217,10 +229,7 @@ def client_require_acr(ctx: Ctx, client_id: str, level: str, as_json: bool) -> N
     with ctx.services.transaction() as session:
         row = client_service.set_required_level(session, client_id, wanted, actor="cli")
         data = client_service.client_as_dict(row)
-    if as_json:
-        echo_json(data)
-        return
-    click.echo(f"{client_id}: minimum level {wanted or '(none)'}.")
+    emit(as_json, data, f"{client_id}: minimum level {wanted or '(none)'}.")
 
 
 @click.group("keys")
@@ -235,8 +244,9 @@ def keys_group() -> None:
     multiple=True,
     help="Only these algorithms.",
 )
+@json_option
 @pass_ctx
-def keys_rotate(ctx: Ctx, alg: tuple[str, ...]) -> None:
+def keys_rotate(ctx: Ctx, alg: tuple[str, ...], as_json: bool) -> None:
     """Sign with the already-published next key; keep the old one published until its tokens expire."""
     services = ctx.services
     t = services.settings.tokens
@@ -245,12 +255,18 @@ def keys_rotate(ctx: Ctx, alg: tuple[str, ...]) -> None:
         promoted = key_service.rotate(
             session, services.cipher, grace=grace, actor="cli", algs=alg or key_service.ALGORITHMS
         )
-    for a, kid in promoted.items():
-        click.echo(f"{a}: now signing with {kid}; previous key published for {grace} s more.")
+    emit(
+        as_json,
+        {"signing": promoted, "previous_published_seconds": grace},
+        (
+            f"{a}: now signing with {kid}; previous key published for {grace} s more."
+            for a, kid in promoted.items()
+        ),
+    )
 
 
 @keys_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def keys_list(ctx: Ctx, as_json: bool) -> None:
     """List keys and their state (next, active, retired, removed)."""
@@ -270,25 +286,8 @@ def keys_list(ctx: Ctx, as_json: bool) -> None:
             }
             for r in rows
         ]
-    if as_json:
-        echo_json(data)
-        return
-    for d in data:
-        click.echo(f"{d['kid']:<32} {d['alg']:<6} {d['status']:<8} created {d['created_at'][:19]}Z")
-
-
-@click.command("demo")
-@click.option("--password", default=None, help="Password for the demo users (default: generated).")
-@click.option("--json", "as_json", is_flag=True)
-@pass_ctx
-def demo_command(ctx: Ctx, password: str | None, as_json: bool) -> None:
-    """Seed demo users and the demo application (dev mode only) and print how to sign in."""
-    from sso.demo import seed
-
-    if not ctx.settings.dev_mode:
-        raise click.ClickException("`iam demo` runs only in dev mode (IAM_DEV_MODE=true).")
-    info = seed(ctx.services, password=password)
-    if as_json:
-        echo_json(info)
-        return
-    click.echo(info["message"])
+    emit(
+        as_json,
+        data,
+        (f"{d['kid']:<32} {d['alg']:<6} {d['status']:<8} created {d['created_at'][:19]}Z" for d in data),
+    )

@@ -12,7 +12,6 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import Blueprint, current_app, redirect, render_template, request, session
 from sqlalchemy.exc import IntegrityError
 
-from iam.users import seed_demo_users
 from sso import clients as client_service
 from sso.models import Client
 from sso.tokens import TokenInvalid
@@ -24,8 +23,8 @@ bp = Blueprint("demo", __name__, url_prefix="/demo")
 DEMO_CLIENT_ID = "demo-app"
 
 
-def seed(services: Services, *, password: str | None) -> dict[str, Any]:
-    users = seed_demo_users(services, password=password)
+def seed(services: Services) -> dict[str, Any]:
+    """The demo application (idempotent)."""
     issuer = services.settings.issuer
     spec = client_service.ClientSpec(
         name="Demo application",
@@ -41,12 +40,11 @@ def seed(services: Services, *, password: str | None) -> dict[str, Any]:
                 client_service.create_client(session, services.cipher, spec, actor="demo", allow_http=True)
     except IntegrityError:
         pass  # created concurrently
-    message = (
-        f"Demo ready.\n  Open     {issuer}/demo/\n"
-        f"  Sign in  as {', '.join(users['users'])} with password {users['password']}\n"
-        f"  Account  {issuer}/account"
-    )
-    return {**users, "client_id": DEMO_CLIENT_ID, "url": f"{issuer}/demo/", "message": message}
+    return {
+        "client_id": DEMO_CLIENT_ID,
+        "url": f"{issuer}/demo/",
+        "lines": [f"  Open      {issuer}/demo/  (an application signing in through the provider)"],
+    }
 
 
 def _issuer() -> str:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from iam.cli import Ctx, echo_json, pass_ctx
+from iam.clitools import Ctx, echo_json, json_option, pass_ctx, read_secret
 from iam.errors import NotFound
 from iam.passwords.profiles import PasswordProfile, profile_from_settings
 from iam.passwords.rules import IdentityFacts
@@ -38,17 +38,22 @@ def _identity(ctx: Ctx, username: str) -> IdentityFacts:
     "--username", default=None, help="Also check this account's identity data, history and minimum age."
 )
 @click.option(
-    "--json", "as_json", is_flag=True, help='Print {"ok": bool, "violations": [{"rule", "message"}]}.'
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print the result as JSON: {"ok": bool, "violations": [{"rule", "message"}]}.',
 )
 @pass_ctx
 def policy_test(ctx: Ctx, profile_name: str | None, username: str | None, as_json: bool) -> None:
-    """Check the password read from stdin (one line) and list every rule it breaks; exit 1 if any."""
+    """Check a candidate password and list every rule it breaks; exit 1 if any. The password is
+    read from standard input (one line; asked for, hidden, at a terminal), never from the command
+    line: `iam policy test < candidate.txt`."""
     from iam import clock
     from iam.passwords.rules import check
     from iam.passwords.service import evaluate
 
     profile = _profile(ctx, profile_name)
-    password = sys.stdin.readline().rstrip("\r\n")
+    password = read_secret("password to test")
     if username:
         identity = _identity(ctx, username)
         with ctx.services.transaction() as session:
@@ -76,7 +81,7 @@ def policy_test(ctx: Ctx, profile_name: str | None, username: str | None, as_jso
 @click.option(
     "--profile", "profile_name", default=None, help="Profile to show (default: the configured one)."
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def policy_show(ctx: Ctx, profile_name: str | None, as_json: bool) -> None:
     """Print the effective profile (with the configured overrides)."""
@@ -92,7 +97,7 @@ def policy_show(ctx: Ctx, profile_name: str | None, as_json: bool) -> None:
 @click.option(
     "--profile", "profile_name", default=None, help="Profile to compare with (default: the configured one)."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@json_option
 @pass_ctx
 def policy_check(ctx: Ctx, profile_name: str | None, as_json: bool) -> None:
     """Read the directory's own password policies (AD's domain policy and every fine-grained

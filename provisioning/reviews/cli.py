@@ -10,8 +10,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from iam.cli import Ctx, echo_json, pass_ctx
-from iam.errors import ValidationFailed
+from iam.clitools import Ctx, echo_json, emit, fail, json_option, pass_ctx
 from provisioning.reviews import definitions as defs
 from provisioning.reviews.models import Campaign
 from provisioning.reviews.service import campaigns, decisions, remediation, report
@@ -33,7 +32,7 @@ def definitions_group() -> None:
 
 
 @definitions_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 def definitions_list(ctx: Ctx, as_json: bool) -> None:
     """List the campaign definitions."""
@@ -54,14 +53,15 @@ def definitions_list(ctx: Ctx, as_json: bool) -> None:
 
 @definitions_group.command("validate")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@json_option
 @pass_ctx
-def definitions_validate(ctx: Ctx, directory: Path | None) -> None:
+def definitions_validate(ctx: Ctx, directory: Path | None, as_json: bool) -> None:
     """Check every definition file (DIRECTORY, default reviews.definitions_dir); exit 1 naming
     the file and key of the first error."""
     found = defs.load_dir(directory or ctx.settings.reviews.definitions_dir)
     if not found:
-        raise click.ClickException("No review definition files found.")
-    click.echo(f"{len(found)} definition(s) valid: {', '.join(found)}")
+        fail("No review definition files found.")
+    emit(as_json, {"valid": list(found)}, f"{len(found)} definition(s) valid: {', '.join(found)}")
 
 
 @review_group.group("campaign")
@@ -72,7 +72,7 @@ def campaign_group() -> None:
 @campaign_group.command("start")
 @click.argument("definition")
 @click.option("--dry-run", is_flag=True, help="Count persons, items and reviewers; store nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 def campaign_start(ctx: Ctx, definition: str, dry_run: bool, as_json: bool) -> None:
     """Start a campaign of DEFINITION now (reads the directory once, assigns reviewers)."""
@@ -106,7 +106,7 @@ def campaign_start(ctx: Ctx, definition: str, dry_run: bool, as_json: bool) -> N
 
 
 @campaign_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 def campaign_list(ctx: Ctx, as_json: bool) -> None:
     """List campaigns, newest first."""
@@ -139,7 +139,7 @@ def campaign_list(ctx: Ctx, as_json: bool) -> None:
 
 @campaign_group.command("status")
 @click.argument("campaign_id")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 def campaign_status(ctx: Ctx, campaign_id: str, as_json: bool) -> None:
     """Progress of a campaign by reviewer and department."""
@@ -156,62 +156,55 @@ def campaign_status(ctx: Ctx, campaign_id: str, as_json: bool) -> None:
         click.echo(f"  {reviewer}: {counts.get('decided', 0)} decided, {counts.get('open', 0)} open")
 
 
-def _done(as_json: bool, data: dict[str, object], text: str) -> None:
-    if as_json:
-        echo_json(data)
-    else:
-        click.echo(text)
-
-
 @campaign_group.command("close")
 @click.argument("campaign_id")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 def campaign_close(ctx: Ctx, campaign_id: str, as_json: bool) -> None:
     """Close now: unanswered items get the campaign's default outcome; revocations are queued."""
     with ctx.services.transaction() as session:
         result = campaigns.close(ctx.services, session, campaign_id=campaign_id, actor=_operator())
-    _done(as_json, {"campaign": campaign_id, **result}, f"Closed {campaign_id}: {result}")
+    emit(as_json, {"campaign": campaign_id, **result}, f"Closed {campaign_id}: {result}")
 
 
 @campaign_group.command("extend")
 @click.argument("campaign_id")
 @click.option("--days", type=int, required=True, help="Days to add to the deadline (1-90).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 def campaign_extend(ctx: Ctx, campaign_id: str, days: int, as_json: bool) -> None:
     """Move the deadline of the current stage."""
     with ctx.services.transaction() as session:
         c = campaigns.extend(session, campaign_id=campaign_id, days=days, actor=_operator())
         due = c.due_at.isoformat()
-    _done(as_json, {"campaign": campaign_id, "due_at": due}, f"{campaign_id} is now due {due}.")
+    emit(as_json, {"campaign": campaign_id, "due_at": due}, f"{campaign_id} is now due {due}.")
 
 
 @campaign_group.command("remind")
 @click.argument("campaign_id")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 def campaign_remind(ctx: Ctx, campaign_id: str, as_json: bool) -> None:
     """Mail every reviewer who still has open items."""
     with ctx.services.transaction() as session:
         sent = campaigns.remind(ctx.services, session, campaigns.get(session, campaign_id), actor=_operator())
-    _done(as_json, {"campaign": campaign_id, "mails": sent}, f"{sent} reminder(s) queued.")
+    emit(as_json, {"campaign": campaign_id, "mails": sent}, f"{sent} reminder(s) queued.")
 
 
 @campaign_group.command("apply")
 @click.argument("campaign_id")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 def campaign_apply(ctx: Ctx, campaign_id: str, as_json: bool) -> None:
     """Queue the settled revocations (for definitions with auto_apply = false)."""
     with ctx.services.transaction() as session:
         n = remediation.apply(session, campaign_id=campaign_id, actor=_operator())
-    _done(as_json, {"campaign": campaign_id, "queued": n}, f"{n} revocation(s) queued for the worker.")
+    emit(as_json, {"campaign": campaign_id, "queued": n}, f"{n} revocation(s) queued for the worker.")
 
 
 @campaign_group.command("verify")
 @click.argument("campaign_id")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 def campaign_verify(ctx: Ctx, campaign_id: str, as_json: bool) -> None:
     """Read the directory back: is every revoked right gone? Exit 1 if not."""
@@ -235,8 +228,9 @@ def campaign_verify(ctx: Ctx, campaign_id: str, as_json: bool) -> None:
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout)."
 )
+@json_option
 @pass_ctx
-def campaign_report(ctx: Ctx, campaign_id: str, fmt: str, output: Path | None) -> None:
+def campaign_report(ctx: Ctx, campaign_id: str, fmt: str, output: Path | None, as_json: bool) -> None:
     """The auditor's report (every item, decision, remediation); its SHA-256 is audited."""
     with ctx.services.transaction() as session:
         data, digest = report.report(
@@ -244,9 +238,15 @@ def campaign_report(ctx: Ctx, campaign_id: str, fmt: str, output: Path | None) -
         )
     if output:
         output.write_bytes(data)
-        click.echo(f"Wrote {output} (sha256 {digest}).", err=True)
+        emit(
+            as_json,
+            {"output": str(output), "sha256": digest, "format": fmt},
+            f"Wrote {output} (sha256 {digest}).",
+        )
+    elif as_json:
+        fail("With --json, name the report file: add --output FILE.")
     elif fmt == "pdf" and sys.stdout.isatty():
-        raise click.ClickException("A PDF goes to a file: add --output FILE.")
+        fail("A PDF goes to a file: add --output FILE.")
     else:
         sys.stdout.buffer.write(data)
 
@@ -255,8 +255,8 @@ def campaign_report(ctx: Ctx, campaign_id: str, fmt: str, output: Path | None) -
 @click.option("--reviewer", "reviewer", required=True, help="Username of the reviewer.")
 @click.option("--campaign", default=None, help="Only this campaign.")
 @click.option("--all", "show_all", is_flag=True, help="Also decided items (until their stage closes).")
-@click.option("--limit", type=click.IntRange(1, 10000), default=200)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=200, help="At most this many items.")
+@json_option
 @pass_ctx
 def items_command(
     ctx: Ctx, reviewer: str, campaign: str | None, show_all: bool, limit: int, as_json: bool
@@ -275,7 +275,7 @@ def items_command(
     if as_json:
         echo_json({"total": total, "items": data})
         return
-    if not data:
+    if not data and not as_json:
         click.echo(f"{reviewer} has no open review items.")
     for i in data:
         via = f" via {' > '.join(i['via'])}" if i["via"] else ""
@@ -293,7 +293,7 @@ def items_command(
 @click.option("--as", "as_user", required=True, help="The reviewer deciding (their username).")
 @click.option("--comment", default="", help="Required to revoke or reduce, and to keep privileged access.")
 @click.option("--reduce-to", default=None, help="With reduce: the lesser group to keep instead.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 def decide_command(
     ctx: Ctx,
@@ -305,8 +305,6 @@ def decide_command(
     as_json: bool,
 ) -> None:
     """Decide on ITEMS (ids) as reviewer --as: approve, revoke or reduce."""
-    if not items:
-        raise ValidationFailed("Name at least one item.")
     services = ctx.services
     with services.transaction() as session:
         done = decisions.decide(
@@ -318,15 +316,15 @@ def decide_command(
             comment=comment,
             reduce_to=reduce_to,
         )
-    _done(as_json, {"decided": done, "decision": decision}, f"{len(done)} item(s): {decision}.")
+    emit(as_json, {"decided": done, "decision": decision}, f"{len(done)} item(s): {decision}.")
 
 
 @review_group.command("delegate")
 @click.argument("items", nargs=-1, type=int, required=True)
 @click.option("--as", "as_user", required=True, help="The current reviewer (or a security officer).")
 @click.option("--to", "to", required=True, help="Who reviews these items instead.")
-@click.option("--comment", default="")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--comment", default="", help="Why (kept in the audit log).")
+@json_option
 @pass_ctx
 def delegate_command(
     ctx: Ctx, items: tuple[int, ...], as_user: str, to: str, comment: str, as_json: bool
@@ -337,4 +335,4 @@ def delegate_command(
         done = decisions.delegate(
             services, session, reviewer=Reviewer(username=as_user), items=list(items), to=to, comment=comment
         )
-    _done(as_json, {"delegated": done, "to": to}, f"{len(done)} item(s) now with {to}.")
+    emit(as_json, {"delegated": done, "to": to}, f"{len(done)} item(s) now with {to}.")

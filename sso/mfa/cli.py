@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from iam.cli import Ctx, echo_json, pass_ctx
+from iam.clitools import Ctx, echo_json, fail, json_option, pass_ctx
 from sso.mfa import service as mfa
 
 
@@ -16,13 +16,13 @@ def mfa_group() -> None:
 def _sub(ctx: Ctx, session: object, user: str) -> str:
     sub = mfa.resolve_user(session, ctx.services.directory, user)  # type: ignore[arg-type]
     if sub is None:
-        raise click.ClickException(f"There is no user {user!r}.")
+        fail(f"There is no user {user!r}.")
     return sub
 
 
 @mfa_group.command("status")
 @click.argument("user")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def mfa_status(ctx: Ctx, user: str, as_json: bool) -> None:
     """Show USER's second factors (username, UPN or sub); never a secret."""
@@ -43,7 +43,7 @@ def mfa_status(ctx: Ctx, user: str, as_json: bool) -> None:
 @click.argument("user")
 @click.option("--reason", default="", help="Why (e.g. the help-desk ticket); kept in the audit trail.")
 @click.option("--end-sessions", is_flag=True, help="Also sign the user out everywhere (stolen phone).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def mfa_reset(ctx: Ctx, user: str, reason: str, end_sessions: bool, as_json: bool) -> None:
     """Remove USER's authenticator app and recovery codes and lift the code throttle (lost
@@ -61,7 +61,7 @@ def mfa_reset(ctx: Ctx, user: str, reason: str, end_sessions: bool, as_json: boo
 
 
 @mfa_group.command("levels")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def mfa_levels(ctx: Ctx, as_json: bool) -> None:
     """The configured levels of assurance (acr), lowest first, and the groups that need one."""

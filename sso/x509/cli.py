@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from iam.cli import Ctx, echo_json, pass_ctx
+from iam.clitools import Ctx, echo_json, emit, json_option, pass_ctx
 from iam.errors import NotFound, ValidationFailed
 from sso.x509 import mapping
 from sso.x509 import service as cards
@@ -48,7 +48,7 @@ def ca_group() -> None:
 
 @ca_group.command("add")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def ca_add(ctx: Ctx, file: Path, as_json: bool) -> None:
     """Trust the CA certificate(s) in FILE (PEM or DER) for card sign-in (audited, critical).
@@ -66,16 +66,17 @@ def ca_add(ctx: Ctx, file: Path, as_json: bool) -> None:
 
 @ca_group.command("remove")
 @click.argument("sha256")
+@json_option
 @pass_ctx
-def ca_remove(ctx: Ctx, sha256: str) -> None:
+def ca_remove(ctx: Ctx, sha256: str, as_json: bool) -> None:
     """Stop trusting an uploaded CA (by its SHA-256 fingerprint; audited, critical)."""
     with ctx.services.transaction() as session:
         cards.remove_ca(session, sha256, actor=_actor())
-    click.echo("Removed.")
+    emit(as_json, {"sha256": sha256.lower(), "removed": True}, f"Removed the CA {sha256.lower()}.")
 
 
 @ca_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def ca_list(ctx: Ctx, as_json: bool) -> None:
     """The trust anchors and intermediates now in effect (folder and uploaded)."""
@@ -106,13 +107,15 @@ def ca_list(ctx: Ctx, as_json: bool) -> None:
 
 
 @ca_group.command("reload")
+@json_option
 @pass_ctx
-def ca_reload(ctx: Ctx) -> None:
+def ca_reload(ctx: Ctx, as_json: bool) -> None:
     """Read the CA folder now and report what it holds. Running servers re-read it by
     themselves when a file changes (within x509.reload_interval seconds)."""
     anchors = cards.validator_for(ctx.services).trust.reload()
     total = sum(len(v) for v in anchors.by_subject.values())
-    click.echo(f"{len(anchors.trusted)} trust anchor(s), {total - len(anchors.trusted)} intermediate(s).")
+    counts = {"anchors": len(anchors.trusted), "intermediates": total - len(anchors.trusted)}
+    emit(as_json, counts, f"{counts['anchors']} trust anchor(s), {counts['intermediates']} intermediate(s).")
 
 
 # -- cards ------------------------------------------------------------------------------------
@@ -123,7 +126,7 @@ def card_group() -> None:
 
 @card_group.command("check")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def card_check(ctx: Ctx, file: Path, as_json: bool) -> None:
     """Validate a certificate (chain, usages, revocation) and show the account it maps to."""
@@ -149,11 +152,12 @@ def card_check(ctx: Ctx, file: Path, as_json: bool) -> None:
 
 @card_group.command("ad-mapping")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def card_ad_mapping(file: Path) -> None:
+@json_option
+def card_ad_mapping(file: Path, as_json: bool) -> None:
     """The strong altSecurityIdentities values naming this certificate (KB5014754), one a line;
     put one of them on the AD account to map it without a binding here."""
-    for value in mapping.alt_security_identities(_certs(file)[0]):
-        click.echo(value)
+    values = list(mapping.alt_security_identities(_certs(file)[0]))
+    emit(as_json, values, values)
 
 
 @card_group.command("bind")
@@ -166,7 +170,7 @@ def card_ad_mapping(file: Path) -> None:
     show_default=True,
     help="thumbprint: only this exact certificate; issuer_serial: issuer name + serial number.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def card_bind(ctx: Ctx, user: str, file: Path, match: str, as_json: bool) -> None:
     """Bind the certificate in FILE to USER (username, UPN or id) after validating it (audited)."""
@@ -186,7 +190,7 @@ def card_bind(ctx: Ctx, user: str, file: Path, match: str, as_json: bool) -> Non
 @card_group.command("bindings")
 @click.option("--user", default=None, help="Only this user's (username, UPN or id).")
 @click.option("--all", "include_revoked", is_flag=True, help="Include revoked bindings.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def card_bindings(ctx: Ctx, user: str | None, include_revoked: bool, as_json: bool) -> None:
     """List card bindings."""
@@ -207,12 +211,14 @@ def card_bindings(ctx: Ctx, user: str | None, include_revoked: bool, as_json: bo
 @card_group.command("revoke")
 @click.argument("binding_id")
 @click.option("--reason", required=True, help="Why (recorded in the audit log).")
+@json_option
 @pass_ctx
-def card_revoke(ctx: Ctx, binding_id: str, reason: str) -> None:
+def card_revoke(ctx: Ctx, binding_id: str, reason: str, as_json: bool) -> None:
     """Revoke a card binding (audited)."""
     with ctx.services.transaction() as session:
-        cards.revoke_binding(session, binding_id=binding_id, actor=_actor(), reason=reason)
-    click.echo("Revoked.")
+        row = cards.revoke_binding(session, binding_id=binding_id, actor=_actor(), reason=reason)
+        data = cards.binding_dict(row)
+    emit(as_json, data, f"Revoked binding {binding_id}.")
 
 
 @card_group.command("requests")
@@ -221,8 +227,9 @@ def card_revoke(ctx: Ctx, binding_id: str, reason: str) -> None:
     type=click.Choice(["pending", "approved", "denied", "all"]),
     default="pending",
     show_default=True,
+    help="Which requests to list.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def card_requests(ctx: Ctx, status: str, as_json: bool) -> None:
     """Account requests made with a card (R-MFA-2)."""
@@ -241,7 +248,7 @@ def card_requests(ctx: Ctx, status: str, as_json: bool) -> None:
 @card_group.command("approve")
 @click.argument("request_id")
 @click.option("--username", default=None, help="Username of the new account (default: from the card).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @pass_ctx
 def card_approve(ctx: Ctx, request_id: str, username: str | None, as_json: bool) -> None:
     """Approve an account request: the worker creates the account and binds the card (audited)."""
@@ -257,10 +264,13 @@ def card_approve(ctx: Ctx, request_id: str, username: str | None, as_json: bool)
 
 @card_group.command("deny")
 @click.argument("request_id")
-@click.option("--reason", required=True)
+@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+@json_option
 @pass_ctx
-def card_deny(ctx: Ctx, request_id: str, reason: str) -> None:
+def card_deny(ctx: Ctx, request_id: str, reason: str, as_json: bool) -> None:
     """Deny an account request (audited)."""
     with ctx.services.transaction() as session:
-        cards.deny_request(session, request_id=request_id, actor=_actor(), reason=reason)
-    click.echo("Denied.")
+        data = cards.request_dict(
+            cards.deny_request(session, request_id=request_id, actor=_actor(), reason=reason)
+        )
+    emit(as_json, data, f"Denied account request {request_id}.")

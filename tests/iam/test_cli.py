@@ -98,6 +98,9 @@ class Site:
     def json(self, *args: str) -> Any:
         return json.loads(self.ok(*args, "--json").stdout)
 
+    def json_in(self, *args: str, input: str) -> Any:
+        return json.loads(self.ok(*args, "--json", input=input).stdout)
+
     @property
     def services(self) -> Services:
         if self._services is None:
@@ -170,6 +173,57 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"Usage: iam {' '.join(path)}".rstrip())
     assert result.exception is None
+
+
+LONG_RUNNING = {("serve",)}
+"""Processes that run until stopped: nothing to print as JSON."""
+
+
+def _leaves() -> list[tuple[tuple[str, ...], click.Command]]:
+    out = []
+    for path in COMMANDS:
+        cmd: click.Command = cli
+        for name in path:
+            assert isinstance(cmd, click.Group)
+            cmd = cmd.commands[name]
+        if not isinstance(cmd, click.Group):
+            out.append((path, cmd))
+    return out
+
+
+def test_every_command_accepts_json_and_json_has_one_spelling() -> None:
+    """Issue 10 item 19: every command (above all every one that changes something: keys rotate,
+    jobs retry, pim cancel/revoke/sweep, pim eligible, pim shared, user disable/enable/unlock, hr
+    replay, ca reload/remove, …) accepts ``--json``; JSON is never asked for as ``--format json``."""
+    leaves = _leaves()
+    assert len(leaves) > 50  # the features are registered too
+    missing, other_spelling = [], []
+    for path, cmd in leaves:
+        options = [p for p in cmd.params if isinstance(p, click.Option)]
+        flags = {name for p in options for name in p.opts}
+        if path not in LONG_RUNNING and "--json" not in flags:
+            missing.append(" ".join(path))
+        json_flag = [p for p in options if "--json" in p.opts]
+        if json_flag and not (json_flag[0].is_flag and json_flag[0].name == "as_json"):
+            other_spelling.append(" ".join(path))
+        for p in options:
+            choices = getattr(p.type, "choices", ())
+            if any(str(c).lower() == "json" for c in choices):
+                other_spelling.append(f"{' '.join(path)} {p.opts[0]}")
+    assert missing == []
+    assert other_spelling == []
+
+
+def test_every_command_and_option_is_explained_in_help() -> None:
+    """--help describes every command and every option for an administrator new to it."""
+    undocumented = []
+    for path, cmd in _leaves():
+        if not (cmd.help or "").strip():
+            undocumented.append(" ".join(path))
+        for p in cmd.params:
+            if isinstance(p, click.Option) and not (p.help or "").strip():
+                undocumented.append(f"{' '.join(path)} {p.opts[0]}")
+    assert undocumented == []
 
 
 def test_commands_of_core_and_features_are_registered() -> None:
@@ -258,16 +312,17 @@ def test_client_lifecycle(site: Site) -> None:
     assert [c["client_id"] for c in listed] == [client_id]
     assert "client_secret" not in listed[0]
 
-    shown = json.loads(site.ok("client", "show", client_id).stdout)
+    shown = site.json("client", "show", client_id)
     assert shown["client_name"] == "Payroll"
     assert shown["redirect_uris"] == ["https://payroll.example.test/cb"]
     assert shown["disabled"] is False
     assert "client_secret" not in shown
 
-    site.ok("client", "disable", client_id)
-    assert json.loads(site.ok("client", "show", client_id).stdout)["disabled"] is True
-    site.ok("client", "enable", client_id)
-    assert json.loads(site.ok("client", "show", client_id).stdout)["disabled"] is False
+    assert "client_name                  Payroll" in site.ok("client", "show", client_id).stdout
+    assert site.json("client", "disable", client_id)["disabled"] is True
+    assert site.json("client", "show", client_id)["disabled"] is True
+    assert site.ok("client", "enable", client_id).stdout.strip() == f"Enabled {client_id}."
+    assert site.json("client", "show", client_id)["disabled"] is False
 
     assert site.ok("client", "remove", client_id).stdout.strip() == f"Removed {client_id}."
     assert site.json("client", "list") == []
@@ -556,14 +611,21 @@ def test_jobs_list_and_retry(site: Site) -> None:
     assert site.ok("jobs", "retry", job_id).stdout.strip() == "1 job(s) queued again."
     [again] = site.json("jobs", "list")
     assert (again["status"], again["attempts"]) == ("pending", 0)
-    assert site.ok("jobs", "retry").stdout.strip() == "0 job(s) queued again."
+    # nothing (more) to retry, or an unknown id: one sentence, exit 1, nothing changed
+    assert one_sentence_error(site.run("jobs", "retry")) == "There are no dead jobs."
+    assert one_sentence_error(site.run("jobs", "retry", job_id)) == f"There is no dead job {job_id!r}."
+    assert one_sentence_error(site.run("jobs", "retry", "999")) == "There is no dead job '999'."
+    assert site.json("jobs", "list")[0]["status"] == "pending"
+    site.ok("worker", "--once")
+    assert site.json("jobs", "retry", job_id) == {"requeued": 1}
+    assert site.json("worker", "--once") == {"ran": 1}
 
 
 # -- demo -------------------------------------------------------------------------------------
 def test_demo_seeds_users_and_client_in_dev_mode(site: Site) -> None:
     info = site.json("demo", "--password", "Demo-Password-1")
-    assert info["users"] == ["alice", "bob", "admin"]
-    assert sorted(info["created"]) == ["admin", "alice", "bob"]
+    assert info["users"] == ["alice", "bob", "admin", "hana"]
+    assert sorted(info["created"]) == ["admin", "alice", "bob", "hana"]
     assert info["client_id"] == "demo-app"
     assert info["password"] == "Demo-Password-1"
     directory = site.services.directory
@@ -580,7 +642,11 @@ def test_demo_seeds_users_and_client_in_dev_mode(site: Site) -> None:
     again = site.json("demo", "--password", "Other-Password-2")
     assert again["created"] == []
     assert directory.authenticate("alice", "Other-Password-2").username == "alice"
-    assert [c["client_id"] for c in site.json("client", "list")] == ["demo-app"]
+    assert sorted(c["client_id"] for c in site.json("client", "list")) == ["demo-app", "demo-hr"]
+    # the printed instructions name every part of the demo
+    message = site.ok("demo", "--password", "Other-Password-2").stdout
+    for part in ("/demo/", "/pim/", "/pim/approvals", "/hr/events", "demo-hr-client-secret.txt", "/token"):
+        assert part in message
 
 
 def test_demo_refused_outside_dev_mode(site: Site) -> None:
@@ -593,3 +659,105 @@ def test_demo_refused_outside_dev_mode(site: Site) -> None:
         site.monkeypatch.delenv(name)
     assert site.services.directory.find_user(username="alice") is None
     assert site.json("client", "list") == []
+
+
+# -- exit codes and --json of the commands that change something (issue 10 item 19) -----------
+def test_user_unlock_unknown_name_is_refused(site: Site) -> None:
+    assert one_sentence_error(site.run("user", "unlock", "nosuchuser")) == (
+        "There is no user 'nosuchuser' and no sign-in lock on that name."
+    )
+    with site.services.reader() as s:  # refused: nothing audited
+        assert s.scalars(select(AuditEvent).where(AuditEvent.event == "login.unlocked")).all() == []
+
+
+def test_user_unlock_lifts_a_lock_on_an_unknown_name(site: Site) -> None:
+    """Lockout counts unknown names like known ones (no enumeration): such a lock can be lifted."""
+    from iam import lockout
+
+    settings = site.services.settings.lockout
+    with site.services.transaction() as s:
+        for _ in range(settings.threshold):
+            lockout.record_failure(s, settings, username="ghost", ip="192.0.2.9", user_agent="t")
+        assert lockout.state(s, username="ghost", ip=None).locked
+    assert site.json("user", "unlock", "ghost") == {
+        "username": "ghost",
+        "was_locked": True,
+        "directory_unlocked": False,
+    }
+
+
+def test_user_unlock_disable_enable_json(site: Site) -> None:
+    site.ok("user", "add", "erin", input=PASSWORD + "\n")
+    assert site.json("user", "unlock", "erin") == {
+        "username": "erin",
+        "was_locked": False,
+        "directory_unlocked": True,
+    }
+    assert site.ok("user", "unlock", "erin").stdout.strip() == "Unlocked erin."
+    assert site.json("user", "disable", "erin") == {
+        "username": "erin",
+        "enabled": False,
+        "reason": "disabled by administrator",
+    }
+    assert site.json("user", "enable", "erin") == {"username": "erin", "enabled": True}
+    assert one_sentence_error(site.run("user", "enable", "nobody", "--json")) == "There is no user 'nobody'."
+
+
+def test_audit_list_filter_matching_nothing_says_so(site: Site) -> None:
+    result = site.run("audit", "list", "--event", "nosuch")
+    assert one_sentence_error(result) == "No audit event matched --event 'nosuch'."
+    assert result.stdout == ""
+    result = site.run("audit", "list", "--event", "login.*", "--subject", "x", "--json")
+    assert one_sentence_error(result) == "No audit event matched --event 'login.*' and --subject 'x'."
+    assert json.loads(result.stdout) == []  # scripts still get a document
+    assert [e["event"] for e in site.json("audit", "list", "--event", "keys.*")] == ["keys.created"]
+
+
+def test_policy_test_without_a_password_asks_for_it(site: Site) -> None:
+    assert one_sentence_error(site.run("policy", "test", input="")) == (
+        "Give the password to test on standard input."
+    )
+    assert one_sentence_error(site.run("policy", "test", "--json", input="\n")) == (
+        "Give the password to test on standard input."
+    )
+    assert site.json_in("policy", "test", input="Correct-horse-battery-9\n")["ok"] is True
+
+
+def test_passwords_are_asked_for_hidden_at_a_terminal(site: Site) -> None:
+    import iam.clitools
+
+    site.monkeypatch.setattr(iam.clitools, "_interactive", lambda: True)
+    result = site.ok("policy", "test", input="Correct-horse-battery-9\n")
+    assert result.stdout.startswith("Password to test: \n")  # the prompt; the typing is not echoed
+    assert "Correct-horse" not in result.output
+    assert one_sentence_error(site.run("user", "add", "carol", input="\n")) == (
+        "Give the password on standard input."
+    )
+
+
+def test_keys_rotate_json(site: Site) -> None:
+    before = {k["alg"]: k["kid"] for k in site.json("keys", "list") if k["status"] == "next"}
+    rotated = site.json("keys", "rotate", "--alg", "RS256")
+    assert rotated["signing"] == {"RS256": before["RS256"]}
+    assert rotated["previous_published_seconds"] >= 600
+
+
+def test_client_remove_unknown_and_json(site: Site) -> None:
+    assert one_sentence_error(site.run("client", "remove", "nope", "--json")) == "There is no client 'nope'."
+    added = site.json("client", "add", "--name", "A", "--redirect-uri", "https://a.example.test/cb")
+    assert site.json("client", "remove", added["client_id"]) == {
+        "client_id": added["client_id"],
+        "removed": True,
+    }
+
+
+def test_ca_reload_and_remove_json(site: Site) -> None:
+    assert site.json("ca", "reload") == {"anchors": 0, "intermediates": 0}
+    assert one_sentence_error(site.run("ca", "remove", "ab" * 32, "--json")) == (
+        "There is no uploaded CA with this SHA-256 fingerprint."
+    )
+
+
+def test_db_upgrade_json(site: Site) -> None:
+    data = site.json("db", "upgrade")
+    assert data["up_to_date"] is True and data["database"].startswith("sqlite:///")

@@ -168,3 +168,55 @@ def test_pim_levels_must_match_the_mfa_levels_when_defined() -> None:
     check_levels(svc(["password", "mfa", "smartcard"]))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="must equal the names of mfa.levels"):
         check_levels(svc(["password", "smartcard", "mfa"]))  # type: ignore[arg-type]
+
+
+def test_cli_changes_print_json_and_unknown_names_fail(pim_sqlite: Env) -> None:
+    """Issue 10 item 19: `pim eligible …`, `pim cancel|revoke|sweep`, `pim shared …` accept
+    --json; an unknown name is one sentence on stderr with exit code 1."""
+    env = pim_sqlite
+    s = env.services
+
+    def data(*args: str) -> dict[str, object]:
+        result = run(s, *args, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+    def refused(*args: str) -> str:
+        result = run(s, *args)
+        assert result.exit_code == 1, result.output
+        [line] = result.stderr.splitlines()
+        return line
+
+    assert data("pim", "eligible", "add", "ops", "alice") == {
+        "role": "ops",
+        "username": "alice",
+        "permanent": False,
+        "eligible": True,
+    }
+    assert refused("pim", "eligible", "add", "nope", "alice") == "Error: There is no such privileged role."
+    assert refused("pim", "roles", "show", "nope") == "Error: There is no privileged role 'nope'."
+    env.run_jobs()
+    rid = data("pim", "request", "ops", "--as", "alice", "--justification", "nightly patching")["id"]
+    assert data("pim", "cancel", str(rid))["state"] == "cancelled"
+    assert refused("pim", "cancel", "no-such-request").startswith("Error: ")
+    rid = data("pim", "request", "ops", "--as", "alice", "--justification", "patching again")["id"]
+    data("pim", "approve", str(rid), "--as", "boss")
+    env.run_jobs()
+    assert data("pim", "revoke", str(rid), "--reason", "done")["id"] == rid
+    assert data("pim", "sweep") == {"expired": 0, "lapsed": 0}
+    assert data("pim", "eligible", "remove", "ops", "alice") == {
+        "role": "ops",
+        "username": "alice",
+        "eligible": False,
+    }
+    assert refused("pim", "eligible", "remove", "ops", "alice") == (
+        "Error: This person is not eligible for this role."
+    )
+    assert data("pim", "shared", "add", "boss2", "--role", "ops") == {
+        "username": "boss2",
+        "roles": ["ops"],
+        "rotation_queued": True,
+    }
+    assert data("pim", "shared", "rotate", "boss2") == {"username": "boss2", "rotation_queued": True}
+    assert refused("pim", "shared", "rotate", "nosuch") == "Error: There is no shared account 'nosuch'."
+    assert sorted(data("pim", "roles", "validate")["roles"]) == ["dba", "glass", "ops"]  # type: ignore[arg-type]
