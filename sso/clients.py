@@ -105,7 +105,8 @@ def create_client(
 ) -> tuple[Client, str | None]:
     """Register a client; return it and, for confidential clients, the secret (shown once)."""
     validate_spec(spec, allow_http=allow_http)
-    client_id = spec.client_id or secrets.token_urlsafe(18)
+    # never starting with '-' (a command line would read it as an option)
+    client_id = spec.client_id or "c" + secrets.token_urlsafe(18)
     if session.get(Client, client_id) is not None:
         raise Conflict(f"A client with id {client_id!r} already exists.")
     method = AuthMethod(spec.token_endpoint_auth_method)

@@ -677,8 +677,10 @@ def test_user_unlock_lifts_a_lock_on_an_unknown_name(site: Site) -> None:
     settings = site.services.settings.lockout
     with site.services.transaction() as s:
         for _ in range(settings.threshold):
-            lockout.record_failure(s, settings, username="ghost", ip="192.0.2.9", user_agent="t")
-        assert lockout.state(s, username="ghost", ip=None).locked
+            lockout.record_failure(
+                s, settings, account=lockout.Account("ghost"), ip="192.0.2.9", user_agent="t"
+            )
+        assert lockout.state(s, account=lockout.Account("ghost"), ip=None).locked
     assert site.json("user", "unlock", "ghost") == {
         "username": "ghost",
         "was_locked": True,
