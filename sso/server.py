@@ -6,6 +6,7 @@ service functions store codes and tokens hashed and write the audit rows.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 import weakref
@@ -508,6 +509,10 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             "scope": scope,
             "_jti": claims["jti"],
         }
+        code_row = g.pop("iam_code_row", None)
+        if code_row is not None:  # a replay of the code revokes this token (RFC 6749 §4.1.2)
+            code_row.access_jti = claims["jti"]
+            code_row.access_expires_at = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
         if user is not None and include_refresh_token and "refresh_token" in row.grant_types:
             value, _ = service.issue_refresh_token(
                 _db(),
@@ -519,7 +524,6 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 family_expires_at=user.family_expires_at,
             )
             token["refresh_token"] = value
-            code_row = g.pop("iam_code_row", None)
             if code_row is not None:
                 code_row.family_id = _.family_id
         return token
