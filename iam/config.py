@@ -100,6 +100,15 @@ class TokenSettings(Section):
 class AuditSettings(Section):
     security_officer_email: str = ""
     """Receives critical events (R-AUD-2)."""
+    anchor_file: Path | None = None
+    """Append-only file outside the database that anchors the audit chain (R-AUD-3): every
+    committed event's row hash and every sealed head are appended to it, and ``iam audit
+    verify`` compares the database with it. Default ``<var_dir>/audit-anchor.jsonl``. Put it on
+    storage the database host cannot write (a local disk of the provider host, ideally
+    append-only: ``chattr +a``), and copy it off the host (e.g. with the SIEM stream)."""
+    anchor_syslog: str = ""
+    """Also send every anchor line to syslog (the SIEM's collector, R-AUD-5): ``host:port``
+    (UDP) or a Unix socket such as ``/dev/log``. Empty: the file only."""
 
 
 class MailSettings(Section):

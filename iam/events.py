@@ -18,3 +18,9 @@ identity_signed_out = _signals.signal("identity-signed-out")
 
 client_changed = _signals.signal("client-changed")
 """sender: client_id (str). Caches of client registrations drop the entry."""
+
+audit_anchored = _signals.signal("audit-anchored")
+"""sender: kind (``genesis``/``rows``/``seal``); kwargs: entry (the anchor line as a dict, with its
+MAC). Sent after the commit that the line anchors (iam.audit_anchor). The hook for the SIEM
+stream (R-AUD-5): a receiver forwards each line off the host; ``audit.anchor_syslog`` is the
+built-in one."""
