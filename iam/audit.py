@@ -103,6 +103,12 @@ def _secret_keys(details: Any, path: str = "") -> list[str]:
     return found
 
 
+def _clip(value: str | None, size: int) -> str | None:
+    """Caller-supplied text (a claimed client_id, a user agent) fitted to its column: cut to
+    ``size`` and without NUL (PostgreSQL refuses it), so recording a refusal never fails."""
+    return value.replace("\x00", "\ufffd")[:size] or None if value else None
+
+
 class TamperedHead(Exception):  # noqa: N818
     """The chain head's MAC is wrong, or the head is behind (or absent after) the external
     anchor: someone rewound, replaced or deleted it. Sealing stops."""
@@ -181,11 +187,11 @@ def record(
         "event": event,
         "severity": str(severity),
         "outcome": outcome,
-        "actor": actor,
-        "subject": subject,
-        "client_id": client_id,
-        "ip": ip,
-        "user_agent": (user_agent or "")[:512] or None,
+        "actor": _clip(actor, 256),
+        "subject": _clip(subject, 256),
+        "client_id": _clip(client_id, 128),
+        "ip": _clip(ip, 64),
+        "user_agent": _clip(user_agent, 512),
         "details": details,
     }
     row["row_hash"] = _row_hash(_key(session), row)

@@ -450,8 +450,12 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     # -- tokens -------------------------------------------------------------------------------
     def audiences_for(self, client: Client, requested: list[str]) -> list[str]:
+        """RFC 8707: the requested resources, each one the client may ask for — its registered
+        audiences, and the provider's own API (``settings.api_resource``: the scopes still decide
+        what the token may do there). Without a request: the client's audiences or its id."""
         if requested:
-            bad = [a for a in requested if a not in client.audiences]
+            own_api = self.services.settings.api_resource
+            bad = [a for a in requested if a not in client.audiences and a != own_api]
             if bad:
                 raise InvalidScopeError(description="The requested audience is not allowed for this client.")
             return requested
