@@ -256,7 +256,7 @@ def run(services, args, ou: str, tmp: Path) -> int:  # type: ignore[no-untyped-d
     basic = base64.b64encode(f"{hr_id}:{secret}".encode()).decode()
     token = client.post(
         "/token",
-        data={"grant_type": "client_credentials", "scope": "hr"},
+        data={"grant_type": "client_credentials", "scope": "hr", "resource": services.settings.api_resource},
         headers={"Authorization": f"Basic {basic}"},
     ).json["access_token"]
     leavers = [f"B{i:05d}" for i in range(min(args.leavers, args.people))]

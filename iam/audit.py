@@ -8,6 +8,11 @@ the key, and nobody without the key can forge one. :func:`seal` (run every secon
 worker, and by ``iam audit verify``) links sealed rows into a chain — ``hash`` = HMAC over
 the previous hash, the sequence number and the row hash — and moves the head row, so a deleted
 or inserted row is detected as soon as its neighbours are sealed.
+
+What the database alone cannot show — every row and the head deleted, an older head put back,
+a row deleted before it was sealed — the external anchor shows (:mod:`iam.audit_anchor`): after
+each commit that wrote events and after each seal, a line goes to an append-only file outside the
+database (and to the SIEM stream); :func:`verify` compares the database with it.
 """
 
 from __future__ import annotations
@@ -19,17 +24,19 @@ import json
 import logging
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from iam import clock
+from iam.audit_anchor import Anchor
 from iam.db import insert_if_absent, survive_rollback
 from iam.models.audit import AuditEvent, AuditHead, Severity
 
-__all__ = ["Severity", "VerifyResult", "audit_key", "record", "seal", "verify"]
+__all__ = ["Anchor", "Severity", "VerifyResult", "audit_key", "install_anchor", "record", "seal", "verify"]
 
 log = logging.getLogger("iam.audit")
 security_log = logging.getLogger("security")
@@ -96,8 +103,61 @@ def _secret_keys(details: Any, path: str = "") -> list[str]:
     return found
 
 
+def _clip(value: str | None, size: int) -> str | None:
+    """Caller-supplied text (a claimed client_id, a user agent) fitted to its column: cut to
+    ``size`` and without NUL (PostgreSQL refuses it), so recording a refusal never fails."""
+    return value.replace("\x00", "\ufffd")[:size] or None if value else None
+
+
 class TamperedHead(Exception):  # noqa: N818
-    """The chain head's MAC is wrong: someone rewound or replaced it. Sealing stops."""
+    """The chain head's MAC is wrong, or the head is behind (or absent after) the external
+    anchor: someone rewound, replaced or deleted it. Sealing stops."""
+
+
+# -- the external anchor: written after commit, never for work that rolled back -----------------
+_ROWS = "iam.audit_anchor_rows"
+_HEADS = "iam.audit_anchor_heads"
+_ANCHOR = "iam.audit_anchor"
+
+
+def _anchor(session: Session) -> Anchor | None:
+    anchor = session.info.get(_ANCHOR)
+    return anchor if isinstance(anchor, Anchor) else None
+
+
+def _before_commit(session: Session) -> None:
+    rows: list[tuple[int, str, str, bool]] = session.info.get(_ROWS) or []
+    if any(nested for *_, nested in rows):  # a savepoint may have rolled some back
+        ids = [r[0] for r in rows]
+        alive = set(
+            session.connection().execute(select(AuditEvent.id).where(AuditEvent.id.in_(ids))).scalars()
+        )
+        session.info[_ROWS] = [r for r in rows if r[0] in alive]
+
+
+def _after_commit(session: Session) -> None:
+    rows: list[tuple[int, str, str, bool]] = session.info.pop(_ROWS, None) or []
+    heads: list[dict[str, Any]] = session.info.pop(_HEADS, None) or []
+    anchor = _anchor(session)
+    if anchor is None or not (rows or heads):
+        return
+    entries = [{"kind": "rows", "rows": [[i, h, e] for i, h, e, _ in rows]}] if rows else []
+    anchor.write(entries + heads)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_ROWS, None)
+    session.info.pop(_HEADS, None)
+
+
+def install_anchor(factory: sessionmaker[Session], anchor: Anchor) -> None:
+    """Give ``factory``'s sessions the anchor; committed events and seals are written to it."""
+    from sqlalchemy import event
+
+    factory.kw.setdefault("info", {})[_ANCHOR] = anchor
+    event.listen(factory, "before_commit", _before_commit)
+    event.listen(factory, "after_commit", _after_commit)
+    event.listen(factory, "after_rollback", _after_rollback)
 
 
 _INSERT_EVENT = insert(AuditEvent).returning(AuditEvent.id)
@@ -127,15 +187,18 @@ def record(
         "event": event,
         "severity": str(severity),
         "outcome": outcome,
-        "actor": actor,
-        "subject": subject,
-        "client_id": client_id,
-        "ip": ip,
-        "user_agent": (user_agent or "")[:512] or None,
+        "actor": _clip(actor, 256),
+        "subject": _clip(subject, 256),
+        "client_id": _clip(client_id, 128),
+        "ip": _clip(ip, 64),
+        "user_agent": _clip(user_agent, 512),
         "details": details,
     }
     row["row_hash"] = _row_hash(_key(session), row)
     event_id = int(session.connection().execute(_INSERT_EVENT, row).scalar_one())
+    if _ANCHOR in session.info:
+        nested = session.in_nested_transaction()
+        session.info.setdefault(_ROWS, []).append((event_id, row["row_hash"], event, nested))
     if severity is Severity.CRITICAL:
         security_log.warning("critical audit event %s actor=%s subject=%s", event, actor, subject)
         from iam import jobs  # late import: jobs imports audit for its own events
@@ -165,9 +228,27 @@ _LOCK_HEAD = (
 
 
 def _create_head(session: Session, key: bytes) -> None:
-    """Insert the genesis head unless a concurrent sealer just did."""
+    """Insert the genesis head unless a concurrent sealer just did; anchor the genesis."""
     values = {"id": 1, "seq": 0, "hash": GENESIS, "mac": _head_mac(key, 0, GENESIS)}
-    insert_if_absent(session, AuditHead, values)
+    if insert_if_absent(session, AuditHead, values) and _anchor(session) is not None:
+        session.info.setdefault(_HEADS, []).append({"kind": "genesis", "seq": 0, "hash": GENESIS})
+
+
+def _check_against_anchor(session: Session, seq: int | None) -> None:
+    """Refuse to seal onto a head that the anchor shows was deleted (``seq`` None) or rewound."""
+    anchor = _anchor(session)
+    last = anchor.latest_seal() if anchor is not None else None
+    if last is None:
+        return
+    if seq is None or seq < int(last["seq"]):
+        what = "deleted" if seq is None else f"rewound to {seq}"
+        security_log.critical(
+            "audit chain head was %s; the anchor %s records seq %s; sealing stopped",
+            what,
+            anchor.path if anchor else "",
+            last["seq"],
+        )
+        raise TamperedHead(f"The audit chain head was {what}; the anchor records seq {last['seq']}.")
 
 
 _SEAL_ROW = (
@@ -183,12 +264,14 @@ def seal(session: Session, *, limit: int = 5000) -> int:
     conn = session.connection()
     head = conn.execute(_LOCK_HEAD).one_or_none()  # the row lock serialises sealers
     if head is None:
+        _check_against_anchor(session, None)
         _create_head(session, key)
         head = conn.execute(_LOCK_HEAD).one()
     seq, prev, mac = int(head[0]), str(head[1]), str(head[2])
     if not hmac.compare_digest(mac, _head_mac(key, seq, prev)):
         security_log.critical("audit chain head was tampered with; sealing stopped")
         raise TamperedHead("The audit chain head was changed outside the application.")
+    _check_against_anchor(session, seq)
     rows = conn.execute(
         select(AuditEvent.id, AuditEvent.row_hash)
         .where(AuditEvent.seq.is_(None))
@@ -204,9 +287,12 @@ def seal(session: Session, *, limit: int = 5000) -> int:
         params.append({"row_id": row_id, "new_seq": seq, "new_prev": prev, "new_hash": digest})
         prev = digest
     conn.execute(_SEAL_ROW, params)
-    conn.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev, mac=_head_mac(key, seq, prev))
-    )
+    head_mac = _head_mac(key, seq, prev)
+    conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev, mac=head_mac))
+    if _anchor(session) is not None:
+        session.info.setdefault(_HEADS, []).append(
+            {"kind": "seal", "seq": seq, "hash": prev, "head_mac": head_mac}
+        )
     return len(rows)
 
 
@@ -217,6 +303,10 @@ class VerifyResult:
     problem: str | None = None
     seq: int | None = None
     unsealed: int = 0
+    missing: tuple[int, ...] = ()
+    """Ids of committed rows the anchor lists and the database lacks."""
+    anchor: str | None = field(default=None, compare=False)
+    """The anchor file compared with the database (None: none could be read)."""
 
 
 def iter_events(session: Session, *, batch: int = 1000, sealed: bool = True) -> Iterator[AuditEvent]:
@@ -238,8 +328,9 @@ def _content(ev: AuditEvent) -> dict[str, Any]:
     return {c: getattr(ev, c) for c in CONTENT}
 
 
-def verify(session: Session) -> VerifyResult:
-    """Check every row's HMAC and the whole chain; report the first problem found."""
+def verify(session: Session, *, anchor_file: Path | None = None) -> VerifyResult:
+    """Check every row's HMAC and the whole chain, then compare the database with the external
+    anchor (``anchor_file``, default the configured one); report the first problem found."""
     key = _key(session)
     prev, expected, checked = GENESIS, 1, 0
     for ev in iter_events(session):
@@ -271,7 +362,79 @@ def verify(session: Session) -> VerifyResult:
             checked + 1,
             unsealed,
         )
-    return VerifyResult(True, checked, unsealed=unsealed)
+    anchor = _anchor(session)
+    if anchor is None:
+        return VerifyResult(True, checked, unsealed=unsealed)
+    return _compare_with_anchor(
+        session, anchor, anchor_file or anchor.path, checked, head is not None, unsealed
+    )
+
+
+def _compare_with_anchor(
+    session: Session, anchor: Anchor, path: Path, checked: int, has_head: bool, unsealed: int
+) -> VerifyResult:
+    """What the anchor file records and the database lacks: the head, sealed rows, committed rows."""
+    where = str(path)
+    if not path.is_file():
+        return VerifyResult(True, checked, unsealed=unsealed)
+    last: dict[str, Any] | None = None
+    missing: list[int] = []
+    described: list[str] = []
+    batch: dict[int, tuple[str, str, str]] = {}
+
+    def check_batch() -> None:
+        query = select(AuditEvent.id, AuditEvent.row_hash).where(AuditEvent.id.in_(list(batch)))
+        found = {int(row_id): str(row_hash) for row_id, row_hash in session.execute(query)}
+        for row_id, (row_hash, event, at) in sorted(batch.items()):
+            if found.get(row_id) != row_hash:
+                missing.append(row_id)
+                if len(described) < 10:
+                    described.append(f"id {row_id} ({event}, committed {at})")
+        batch.clear()
+
+    for line, entry in anchor.entries(path):
+        if entry is None:
+            problem = f"line {line} of the anchor {where} is not a valid anchor (edited or forged)"
+            return VerifyResult(False, checked, problem, None, unsealed, anchor=where)
+        if entry.get("kind") in ("seal", "genesis"):
+            last = entry
+        elif entry.get("kind") == "rows":
+            for row_id, row_hash, event in entry.get("rows", []):
+                batch[int(row_id)] = (str(row_hash), str(event), str(entry.get("at")))
+            if len(batch) >= 500:
+                check_batch()
+    if batch:
+        check_batch()
+    if last is not None:
+        seq, at = int(last["seq"]), last.get("at")
+        if not has_head:
+            problem = f"the chain head was deleted (the anchor {where} records the chain's start"
+            problem += f" and seq {seq}, sealed {at})" if seq else ")"
+            if seq > checked:
+                problem += f"; sealed rows {checked + 1}..{seq} are missing"
+            return VerifyResult(
+                False, checked, problem, checked + 1 if seq > checked else None, unsealed, anchor=where
+            )
+        if seq > checked:
+            problem = (
+                f"sealed rows {checked + 1}..{seq} are missing: the anchor {where} records seq {seq} "
+                f"(sealed {at}) but the database ends at {checked} (its head was rolled back)"
+            )
+            return VerifyResult(False, checked, problem, checked + 1, unsealed, anchor=where)
+        if seq:
+            row_hash = session.scalar(select(AuditEvent.hash).where(AuditEvent.seq == seq))
+            if row_hash is None or not hmac.compare_digest(row_hash, str(last.get("hash"))):
+                problem = f"sealed row {seq} differs from the anchor {where}: the chain was rewritten"
+                return VerifyResult(False, checked, problem, seq, unsealed, anchor=where)
+    if missing:
+        more = f" and {len(missing) - len(described)} more" if len(missing) > len(described) else ""
+        problem = (
+            f"{len(missing)} committed row(s) the anchor {where} lists are missing from the database: "
+            + ", ".join(described)
+            + more
+        )
+        return VerifyResult(False, checked, problem, None, unsealed, tuple(missing), anchor=where)
+    return VerifyResult(True, checked, unsealed=unsealed, anchor=where)
 
 
 def count(session: Session) -> int:

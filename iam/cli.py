@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -305,10 +306,19 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.option("--no-seal", is_flag=True, help="Do not seal new rows into the chain first.")
+@click.option(
+    "--anchor",
+    "anchor_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Compare with this copy of the anchor file (default: the configured audit.anchor_file).",
+)
 @json_option
 @pass_ctx
-def audit_verify(ctx: Ctx, no_seal: bool, as_json: bool) -> None:
-    """Check every row and the hash chain; exit 1 if any row was changed, inserted or deleted."""
+def audit_verify(ctx: Ctx, no_seal: bool, anchor_file: Path | None, as_json: bool) -> None:
+    """Check every row and the hash chain, then compare the database with the external anchor
+    (audit.anchor_file): exit 1 if any row was changed, inserted or deleted, if the log was
+    emptied or its head deleted or rolled back, naming the rows that are missing."""
     from iam import audit as audit_mod
 
     if not no_seal:
@@ -319,7 +329,7 @@ def audit_verify(ctx: Ctx, no_seal: bool, as_json: bool) -> None:
         except audit_mod.TamperedHead:
             pass  # verify reports it below
     with ctx.services.transaction() as session:
-        result = audit_mod.verify(session)
+        result = audit_mod.verify(session, anchor_file=anchor_file)
     if as_json:
         echo_json(
             {
@@ -328,10 +338,15 @@ def audit_verify(ctx: Ctx, no_seal: bool, as_json: bool) -> None:
                 "unsealed": result.unsealed,
                 "problem": result.problem,
                 "seq": result.seq,
+                "missing": list(result.missing),
+                "anchor": result.anchor,
             }
         )
     elif result.ok:
-        click.echo(f"Audit log intact: {result.checked} events verified.")
+        against = (
+            f" (matches the anchor {result.anchor})" if result.anchor else " (no anchor file to compare)"
+        )
+        click.echo(f"Audit log intact: {result.checked} events verified{against}.")
     if not result.ok:
         if not as_json:
             click.echo(f"Audit log TAMPERED: {result.problem}.", err=True)

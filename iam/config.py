@@ -95,11 +95,25 @@ class TokenSettings(Section):
     """Default signing algorithm for ID and access tokens (clients may ask for the other)."""
     key_rotation_grace: int = 24 * 60 * 60
     """Seconds a retired key stays published (at least the longest token lifetime)."""
+    api_resource: str = ""
+    """The provider's own API identifier (RFC 8707 resource, the ``aud`` of access tokens for
+    ``/api/v1/*`` and ``/scim/v2``); default ``<issuer>/api``. A client asks for it with
+    ``resource=<this>`` at the token endpoint; tokens for any other audience are refused there
+    (401 ``invalid_token``). Announced at ``/.well-known/oauth-protected-resource``."""
 
 
 class AuditSettings(Section):
     security_officer_email: str = ""
     """Receives critical events (R-AUD-2)."""
+    anchor_file: Path | None = None
+    """Append-only file outside the database that anchors the audit chain (R-AUD-3): every
+    committed event's row hash and every sealed head are appended to it, and ``iam audit
+    verify`` compares the database with it. Default ``<var_dir>/audit-anchor.jsonl``. Put it on
+    storage the database host cannot write (a local disk of the provider host, ideally
+    append-only: ``chattr +a``), and copy it off the host (e.g. with the SIEM stream)."""
+    anchor_syslog: str = ""
+    """Also send every anchor line to syslog (the SIEM's collector, R-AUD-5): ``host:port``
+    (UDP) or a Unix socket such as ``/dev/log``. Empty: the file only."""
 
 
 class MailSettings(Section):
@@ -167,6 +181,29 @@ class PasswordSettings(Section):
     """Folder with ``password_expiry.subject.txt``, ``password_expiry.txt`` and
     ``password_expiry.html`` (Jinja; variables: name, username, expires_at, days, change_url,
     organisation). Copy and edit them to change the wording or the language."""
+    protected_groups: list[str] = Field(
+        default_factory=lambda: [
+            "Domain Admins",
+            "Enterprise Admins",
+            "Schema Admins",
+            "Administrators",
+            "Account Operators",
+            "Server Operators",
+            "Backup Operators",
+            "Print Operators",
+            "Replicator",
+            "Domain Controllers",
+            "Read-only Domain Controllers",
+            "Enterprise Key Admins",
+            "Key Admins",
+            "Group Policy Creator Owners",
+            "DnsAdmins",
+        ]
+    )
+    """Members of these groups (nested membership too) are privileged: the help desk cannot reset
+    their passwords (``iam user reset-password``, the users API); only PIM's rotation does.
+    Default: Active Directory's protected groups (AdminSDHolder) and other groups that control
+    the domain. Add your own (e.g. the PIM role groups)."""
 
     @field_validator("reminder_days")
     @classmethod
@@ -185,6 +222,8 @@ class ServerSettings(Section):
     """Addresses of reverse proxies whose X-Forwarded-For we believe (CIDR allowed)."""
     metrics_networks: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     """Who may read /metrics."""
+    max_json_depth: int = Field(default=32, ge=2, le=200)
+    """Deepest nesting of a JSON request body (``/api/…``, ``/scim/…``); deeper is a 400."""
 
     @field_validator("trusted_proxies", "metrics_networks")
     @classmethod
@@ -340,6 +379,11 @@ class Settings(BaseSettings):
                     "set directory.start_tls = true or (never in production) allow_plain"
                 )
         return self
+
+    @property
+    def api_resource(self) -> str:
+        """The audience every token for the provider's own APIs must carry (tokens.api_resource)."""
+        return self.tokens.api_resource or f"{self.issuer}/api"
 
     def check_production(self) -> None:
         """Refuse to start outside dev mode when a secret or TLS is missing."""

@@ -25,3 +25,8 @@ class ValidationFailed(IamError):
 
 class Forbidden(IamError):
     """The actor may not do this."""
+
+
+class PrivilegedAccount(Forbidden):
+    """A help-desk operation on a privileged account (PIM admin or shared account, security
+    officer, member of a protected group): refused; only PIM changes those."""

@@ -29,3 +29,9 @@ review_requested = _signals.signal("review-requested")
 """sender: account id (str) whose holder's access needs a review now; kwargs: session, event
 (``mover``, ``rehire``, ``break_glass``, ``out_of_band``), actor. Access reviews start a campaign
 for that person from every definition that names the event (R-JML-4, R-PIM-7, R-PIM-8)."""
+
+audit_anchored = _signals.signal("audit-anchored")
+"""sender: kind (``genesis``/``rows``/``seal``); kwargs: entry (the anchor line as a dict, with its
+MAC). Sent after the commit that the line anchors (iam.audit_anchor). The hook for the SIEM
+stream (R-AUD-5): a receiver forwards each line off the host; ``audit.anchor_syslog`` is the
+built-in one."""

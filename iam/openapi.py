@@ -22,7 +22,7 @@ def _form(props: dict[str, str], required: list[str]) -> dict[str, Any]:
     }
 
 
-def document(issuer: str, app: Flask) -> dict[str, Any]:
+def document(issuer: str, app: Flask, *, api_resource: str) -> dict[str, Any]:
     client_auth = (
         "Client authentication: HTTP Basic (client_secret_basic), form fields client_id and "
         "client_secret (client_secret_post), or client_assertion_type + client_assertion "
@@ -40,7 +40,12 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
             "version": "1",
             "description": (
                 "OpenID Connect provider backed by Active Directory. Discovery: "
-                f"{issuer}/.well-known/openid-configuration. All times are UTC."
+                f"{issuer}/.well-known/openid-configuration. All times are UTC. "
+                f"Every bearer API here (and SCIM under /scim/v2) requires an access token whose "
+                f"`aud` is this provider's API identifier `{api_resource}` (announced at "
+                f"{issuer}/.well-known/oauth-protected-resource, RFC 9728): ask for it with "
+                f"`resource={api_resource}` at the token endpoint (RFC 8707). A token issued for "
+                "any other audience is refused with 401 invalid_token, whatever its scopes."
             ),
         },
         "servers": [{"url": issuer}],
@@ -48,7 +53,10 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {
                     "type": "oauth2",
-                    "description": "Access token from the token endpoint (client credentials).",
+                    "description": (
+                        "Access token from the token endpoint (client credentials, or a user's "
+                        f"token from the code flow) requested with resource={api_resource}."
+                    ),
                     "flows": {
                         "clientCredentials": {
                             "tokenUrl": f"{issuer}/token",
@@ -62,6 +70,12 @@ def document(issuer: str, app: Flask) -> dict[str, Any]:
             "/.well-known/openid-configuration": {
                 "get": {
                     "summary": "OpenID Connect discovery document",
+                    "responses": {"200": ok_json},
+                }
+            },
+            "/.well-known/oauth-protected-resource": {
+                "get": {
+                    "summary": "Protected resource metadata (RFC 9728): the API identifier to request",
                     "responses": {"200": ok_json},
                 }
             },

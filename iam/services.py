@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from iam.audit import audit_key
+from iam.audit import Anchor, audit_key, install_anchor
 from iam.config import Settings
 from iam.crypto import Cipher, dev_secret
 from iam.db import make_engine, readonly, transaction
@@ -43,6 +43,13 @@ class Services:
             expire_on_commit=False,
             info={"iam.audit_key": audit_key(self.secret_key)},
         )
+        self.audit_anchor = Anchor(
+            settings.audit.anchor_file or settings.var_dir / "audit-anchor.jsonl",
+            audit_key(self.secret_key),
+            syslog=settings.audit.anchor_syslog,
+        )
+        """The audit log's external anchor (iam.audit_anchor)."""
+        install_anchor(self.sessions, self.audit_anchor)
 
     @cached_property
     def reader(self) -> sessionmaker[Session]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from iam import audit
+from iam import audit, privileged
 from iam.directory.base import DirectoryUser, NewUser
 from iam.directory.errors import EntryExists
-from iam.errors import NotFound
+from iam.errors import NotFound, PrivilegedAccount
 from iam.identities import disable_identity, enable_identity, upsert_identity
 
 if TYPE_CHECKING:
@@ -91,6 +91,31 @@ def set_enabled(services: Services, *, username: str, enabled: bool, actor: str,
             disable_identity(session, sub=user.id, actor=actor, reason=reason)
 
 
+def refuse_privileged(
+    services: Services, user: DirectoryUser, *, operation: str, actor: str, reason: str | None = None
+) -> None:
+    """Raise :class:`PrivilegedAccount` if ``user`` is privileged (:mod:`iam.privileged`), after
+    recording a critical ``<operation>_refused`` event in its own, committed transaction (it
+    survives the refusal). A help-desk path calls this before it changes anything."""
+    why = privileged.why_privileged(services, user)
+    if why is None:
+        return
+    with services.transaction() as session:
+        audit.record(
+            session,
+            f"{operation}_refused",
+            severity=audit.Severity.CRITICAL,
+            outcome="failure",
+            actor=actor,
+            subject=user.id,
+            details={"username": user.username, "why": f"privileged account: {why}", "reason": reason},
+        )
+    raise PrivilegedAccount(
+        f"{user.username} is a privileged account ({why}): the help desk cannot reset it; "
+        "its password is changed only by PIM's rotation."
+    )
+
+
 def reset_password(
     services: Services, *, username: str, actor: str, reason: str | None = None
 ) -> tuple[str, bool]:
@@ -102,6 +127,7 @@ def reset_password(
     user = directory.find_user(username=username)
     if user is None:
         raise NotFound(f"There is no user {username!r}.")
+    refuse_privileged(services, user, operation="password.reset", actor=actor, reason=reason)
     profile = services.password_profile
     temporary = passwords.generate_temporary_password(profile)
     must_change = passwords.must_change_at_next_sign_in(profile, by_admin=True)

@@ -18,7 +18,7 @@ from prometheus_client import (
 from sqlalchemy import text
 
 from iam.directory.errors import DirectoryError, DirectoryUnavailable
-from iam.errors import NotFound
+from iam.errors import NotFound, PrivilegedAccount
 from iam.web import db, ip_allowed, require_scope, services
 
 bp = Blueprint("iam", __name__)
@@ -66,11 +66,28 @@ def metrics() -> Response:
     )
 
 
+@bp.get("/.well-known/oauth-protected-resource")
+def protected_resource() -> Any:
+    """RFC 9728: the identifier of the provider's own APIs (``/api/v1``, ``/scim/v2``). Access
+    tokens for them must carry it as ``aud``: a client asks for it with ``resource=`` (RFC 8707)."""
+    settings = services().settings
+    resp = jsonify(
+        resource=settings.api_resource,
+        authorization_servers=[settings.issuer],
+        bearer_methods_supported=["header"],
+        resource_name="iam administration, HR and SCIM APIs",
+        resource_documentation=f"{settings.issuer}/api/v1/openapi.json",
+    )
+    resp.headers["Cache-Control"] = "public, max-age=300"
+    return resp
+
+
 @bp.get("/api/v1/openapi.json")
 def openapi() -> Any:
     from iam.openapi import document
 
-    return jsonify(document(services().settings.issuer, current_app))
+    settings = services().settings
+    return jsonify(document(settings.issuer, current_app, api_resource=settings.api_resource))
 
 
 def init_metrics(app: Flask) -> None:
@@ -113,6 +130,8 @@ def api_reset_password(username: str) -> Any:
         )
     except NotFound:
         return jsonify(error="not_found", error_description=f"There is no user {username!r}."), 404
+    except PrivilegedAccount as exc:  # the refusal is already recorded (critical)
+        return jsonify(error="access_denied", error_description=str(exc)), 403
     except DirectoryUnavailable:
         return jsonify(
             error="temporarily_unavailable",

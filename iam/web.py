@@ -4,15 +4,17 @@ address, security headers, error pages. Nothing here holds business rules."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import secrets
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, g, jsonify, render_template, request
+from flask import Flask, Request, Response, current_app, g, has_app_context, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, Unauthorized, UnsupportedMediaType
 
 from iam.db import SURVIVE_ROLLBACK, rollback
 from iam.services import Services
@@ -71,13 +73,80 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or best == "application/json"
 
 
+class JsonProvider(DefaultJSONProvider):
+    """Flask's JSON, with a bound on nesting: a body like ``[`` × 100,000 (or anything nested
+    deeper than ``server.max_json_depth``) is a ``ValueError`` — a 400 — never a RecursionError."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        limit = services().settings.server.max_json_depth if has_app_context() else 64
+        try:
+            value = super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError(f"it is nested deeper than {limit} levels") from None
+        stack: list[tuple[Any, int]] = [(value, 1)]
+        while stack:  # iterative: the check itself cannot overflow
+            item, depth = stack.pop()
+            if isinstance(item, dict | list):
+                if depth > limit:
+                    raise ValueError(f"it is nested deeper than {limit} levels")
+                children = item.values() if isinstance(item, dict) else item
+                stack.extend((child, depth + 1) for child in children)
+        return value
+
+
+class IamRequest(Request):
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        if e is None:
+            raise UnsupportedMediaType("The body must be JSON (Content-Type: application/json).")
+        raise BadRequest(f"The body is not valid JSON: {e}.")
+
+
+JSON_BODY_PREFIXES = ("/api/", "/scim/")
+"""Where every request body must be JSON: checked once, before any view, so a malformed body
+is a precise 400 (415 for another content type) and never reaches the business code."""
+
+
+def _check_json_body() -> Response | None:
+    if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
+        return None
+    if not request.path.startswith(JSON_BODY_PREFIXES):
+        return None
+    if not request.get_data(cache=True):
+        return None
+    try:
+        request.get_json()  # parsed once and cached for the view
+    except HTTPException as exc:
+        code, description = exc.code or 400, exc.description or "The body is not valid JSON."
+        if request.path.startswith("/scim/"):
+            return Response(
+                json.dumps(
+                    {
+                        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+                        "status": str(code),
+                        "scimType": "invalidSyntax",
+                        "detail": description,
+                    }
+                ),
+                status=code,
+                content_type="application/scim+json",
+            )
+        resp = jsonify(error="invalid_request", error_description=description)
+        resp.status_code = code
+        return resp
+    return None
+
+
 def init_app(app: Flask) -> None:
+    app.json = JsonProvider(app)
+    app.request_class = IamRequest
+
     @app.before_request
-    def _before() -> None:
+    def _before() -> Response | None:
         g.client_ip = client_ip()
         g.user_agent = request.headers.get("User-Agent", "")[:512]
         g.csp_nonce = secrets.token_urlsafe(12)
         g.services = services()
+        return _check_json_body()
 
     @app.after_request
     def _commit_and_headers(response: Response) -> Response:
@@ -109,6 +178,8 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         code = exc.code or 500
+        if isinstance(exc, InvalidToken):
+            return _api_error(401, "invalid_token", exc.description or "")
         if wants_json():
             return jsonify(error=exc.name.lower().replace(" ", "_"), error_description=exc.description), code
         return render_template("iam/error.html", title=exc.name, message=exc.description), code
@@ -149,6 +220,11 @@ BEARER_VERIFIER = "iam.bearer_verifier"
 claims (or None). The provider package registers it; the core never imports it."""
 
 
+class InvalidToken(Unauthorized):
+    """401 ``invalid_token`` (RFC 6750 §3.1) with ``WWW-Authenticate``, for bearer APIs that
+    raise instead of returning (``iam.web`` answers it in JSON)."""
+
+
 def _api_error(status: int, error: str, description: str) -> Response:
     resp = jsonify(error=error, error_description=description)
     resp.status_code = status
@@ -157,23 +233,44 @@ def _api_error(status: int, error: str, description: str) -> Response:
     return resp
 
 
-def bearer_claims(scope: str) -> dict[str, Any] | None:
-    """The claims of the request's ``Authorization: Bearer`` access token if it is ours and
-    valid (signature, expiry, revocation, client enabled — checked by the registered verifier)
-    and carries ``scope``; otherwise None. For routes that answer in their own format (SCIM)."""
-    kind, _, value = request.headers.get("Authorization", "").partition(" ")
+def _for_our_api(claims: dict[str, Any]) -> bool:
+    """The token was issued for the provider's own APIs: ``aud`` holds ``api_resource``."""
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    return services().settings.api_resource in audiences
+
+
+def api_token_claims(value: str) -> dict[str, Any] | None:
+    """The claims of an access token of ours that is valid (signature, expiry, revocation,
+    client enabled — checked by the registered verifier) AND issued for the provider's own
+    APIs (``aud`` = ``settings.api_resource``): a token minted for a business application is
+    never accepted here, whatever its scope. None otherwise. Every bearer API goes through this."""
     verify = current_app.extensions.get(BEARER_VERIFIER)
-    if kind.lower() != "bearer" or not value.strip() or verify is None:
+    if verify is None or not value:
         return None
-    claims: dict[str, Any] | None = verify(value.strip())
+    claims: dict[str, Any] | None = verify(value)
+    if claims is None or not _for_our_api(claims):
+        return None
+    return claims
+
+
+def bearer_claims(scope: str) -> dict[str, Any] | None:
+    """The claims of the request's ``Authorization: Bearer`` access token if it is ours, valid,
+    for our APIs (:func:`api_token_claims`) and carries ``scope``; otherwise None. For routes
+    that answer in their own format (SCIM)."""
+    kind, _, value = request.headers.get("Authorization", "").partition(" ")
+    if kind.lower() != "bearer" or not value.strip():
+        return None
+    claims = api_token_claims(value.strip())
     if claims is None or scope not in str(claims.get("scope", "")).split():
         return None
     return claims
 
 
 def require_scope(scope: str) -> Callable[[F], F]:
-    """Protect a JSON API route: a valid access token of ours (``Authorization: Bearer``) whose
-    ``scope`` includes ``scope``. Denied by default: without a registered verifier nothing
+    """Protect a JSON API route: a valid access token of ours (``Authorization: Bearer``) issued
+    for our APIs (``aud`` = ``settings.api_resource``, else 401) whose ``scope`` includes
+    ``scope`` (else 403). Denied by default: without a registered verifier nothing
     passes. The token's claims are in ``g.api_claims``; ``g.api_actor`` names the caller for the
     audit log (``client:<client_id>``, or the user's ``sub`` for a user's token)."""
 
@@ -187,6 +284,13 @@ def require_scope(scope: str) -> Callable[[F], F]:
             claims = verify(auth[7:].strip())
             if claims is None:
                 return _api_error(401, "invalid_token", "The access token is invalid, expired or revoked.")
+            if not _for_our_api(claims):
+                return _api_error(
+                    401,
+                    "invalid_token",
+                    "The access token was not issued for this API (ask for "
+                    f"resource={services().settings.api_resource} at the token endpoint).",
+                )
             if scope not in str(claims.get("scope", "")).split():
                 return _api_error(403, "insufficient_scope", f"The access token lacks the scope {scope}.")
             g.api_claims = claims

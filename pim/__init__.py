@@ -15,11 +15,12 @@ if TYPE_CHECKING:
 
 def init_app(app: Flask, services: Services) -> None:
     from iam.app import csrf
-    from pim import jobs, roles, tokens, views  # noqa: F401 — jobs register handlers
+    from pim import jobs, privileged, roles, tokens, views  # noqa: F401 — jobs register handlers
 
     roles.file_roles(services)  # invalid role files stop the start, naming file and key
     check_levels(services)
     tokens.register()
+    privileged.register()  # the help desk cannot reset admin/shared accounts, officers
     app.register_blueprint(views.bp)
     csrf.exempt(views.api)
     app.register_blueprint(views.api)
@@ -29,8 +30,10 @@ def init_app(app: Flask, services: Services) -> None:
 
 
 def register(cli: click.Group) -> None:
-    from pim import jobs  # noqa: F401
+    from pim import jobs, privileged  # noqa: F401
     from pim.cli import pim_group
+
+    privileged.register()
 
     cli.add_command(pim_group)
 

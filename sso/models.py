@@ -129,6 +129,9 @@ class AuthorizationCode(Base):
     used_at: Mapped[dt.datetime | None]
     family_id: Mapped[str | None] = mapped_column(String(64))
     """Refresh-token family issued from this code; revoked if the code is replayed."""
+    access_jti: Mapped[str | None] = mapped_column(String(64))
+    """``jti`` of the access token issued for this code; revoked if the code is replayed."""
+    access_expires_at: Mapped[dt.datetime | None]
 
 
 class RefreshToken(Base):

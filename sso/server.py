@@ -6,6 +6,7 @@ service functions store codes and tokens hashed and write the audit rows.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 import weakref
@@ -449,8 +450,12 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     # -- tokens -------------------------------------------------------------------------------
     def audiences_for(self, client: Client, requested: list[str]) -> list[str]:
+        """RFC 8707: the requested resources, each one the client may ask for — its registered
+        audiences, and the provider's own API (``settings.api_resource``: the scopes still decide
+        what the token may do there). Without a request: the client's audiences or its id."""
         if requested:
-            bad = [a for a in requested if a not in client.audiences]
+            own_api = self.services.settings.api_resource
+            bad = [a for a in requested if a not in client.audiences and a != own_api]
             if bad:
                 raise InvalidScopeError(description="The requested audience is not allowed for this client.")
             return requested
@@ -508,6 +513,10 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             "scope": scope,
             "_jti": claims["jti"],
         }
+        code_row = g.pop("iam_code_row", None)
+        if code_row is not None:  # a replay of the code revokes this token (RFC 6749 §4.1.2)
+            code_row.access_jti = claims["jti"]
+            code_row.access_expires_at = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
         if user is not None and include_refresh_token and "refresh_token" in row.grant_types:
             value, _ = service.issue_refresh_token(
                 _db(),
@@ -519,7 +528,6 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 family_expires_at=user.family_expires_at,
             )
             token["refresh_token"] = value
-            code_row = g.pop("iam_code_row", None)
             if code_row is not None:
                 code_row.family_id = _.family_id
         return token

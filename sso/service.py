@@ -277,6 +277,8 @@ def consume_code(session: Session, code: str, client_id: str) -> AuthorizationCo
     if getattr(claimed, "rowcount", 0) != 1:
         if row.family_id:
             revoke_family(session, row.family_id)
+        if row.access_jti and row.access_expires_at is not None:
+            revoke_access_token(session, row.access_jti, int(row.access_expires_at.timestamp()))
         audit.record(
             session,
             "token.code_replay",
@@ -284,7 +286,7 @@ def consume_code(session: Session, code: str, client_id: str) -> AuthorizationCo
             outcome="failure",
             subject=row.sub,
             client_id=client_id,
-            details={"family_revoked": bool(row.family_id)},
+            details={"family_revoked": bool(row.family_id), "access_revoked": bool(row.access_jti)},
         )
         return None
     if row.expires_at <= now:

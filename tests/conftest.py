@@ -101,6 +101,8 @@ def _truncate(services: Services) -> None:
 def _fresh(svc: Services) -> Services:
     """Empty tables, no per-process caches, fresh signing keys."""
     _truncate(svc)
+    svc.audit_anchor.forget()  # a fresh database starts a fresh chain: a fresh anchor too
+    svc.audit_anchor.path.unlink(missing_ok=True)
     svc.extensions.clear()
     svc.__dict__.pop("directory", None)
     import sso

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import current_app, g, request
+from flask import g, request
 from werkzeug.exceptions import Forbidden as HTTPForbidden
-from werkzeug.exceptions import Unauthorized
 
 from iam.models.identity import Identity
 from iam.web import db, reader, services
@@ -40,17 +37,16 @@ def page_actor() -> Actor | None:
 def api_actor() -> Actor:
     """The person behind the Bearer access token; 401 without a valid one, 403 without scope.
 
-    The token is checked by the verifier the provider registers with the core
-    (``iam.web.BEARER_VERIFIER``: signature, expiry, revocation, client still enabled)."""
-    from iam.web import BEARER_VERIFIER
+    The token is checked by the core (:func:`iam.web.api_token_claims`: signature, expiry,
+    revocation, client still enabled, audience = the provider's API)."""
+    from iam.web import InvalidToken, api_token_claims
 
     header = request.headers.get("Authorization", "")
-    verify: Any = current_app.extensions.get(BEARER_VERIFIER)
-    if not header.lower().startswith("bearer ") or verify is None:
-        raise Unauthorized("A Bearer access token is required.")
-    claims = verify(header[7:].strip())
+    if not header.lower().startswith("bearer "):
+        raise InvalidToken("A Bearer access token is required.")
+    claims = api_token_claims(header[7:].strip())
     if claims is None:
-        raise Unauthorized("The access token is invalid, expired or revoked.")
+        raise InvalidToken("The access token is invalid, expired, revoked or not issued for this API.")
     scope = str(claims.get("scope") or "").split()
     if services().settings.pim.api_scope not in scope:
         raise HTTPForbidden("The access token lacks the PIM scope.")

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from iam import audit, privileged
 from iam.web import db, require_scope, services
 from sso.mfa import service as mfa
 from sso.mfa.openapi import ADMIN_SCOPE
@@ -29,6 +30,39 @@ def _api_user(user: str) -> tuple[str | None, Any]:
     if sub is None:
         return None, (jsonify(error="not_found", error_description="There is no such user."), 404)
     return sub, None
+
+
+def _officer_only(sub: str, reason: str) -> Any:
+    """The second factor of a security officer or an approver is reset only by a security
+    officer acting in person (a user's token), never by a help-desk tool's ``mfa:admin`` token.
+    A refusal is a critical audit event, committed before the answer."""
+    svc = services()
+    target = svc.directory.get_user(sub)
+    why = privileged.needs_security_officer(svc, target) if target is not None else None
+    if why is None:
+        return None
+    claims = g.api_claims
+    person = claims.get("sub") if claims.get("sub") != claims.get("client_id") else None
+    if person and privileged.is_security_officer(svc, str(person)):
+        return None
+    session = db()  # nothing else was written in this request: commit the refusal at once
+    audit.record(
+        session,
+        "mfa.reset_refused",
+        severity=audit.Severity.CRITICAL,
+        outcome="failure",
+        actor=str(g.api_actor),
+        subject=sub,
+        client_id=str(claims.get("client_id") or "") or None,
+        ip=g.client_ip,
+        user_agent=g.user_agent,
+        details={"why": why, "reason": reason},
+    )
+    session.commit()
+    return jsonify(
+        error="access_denied",
+        error_description=f"The account is {why}: only a security officer may reset its second factor.",
+    ), 403
 
 
 @bp.get("/api/v1/mfa/users/<user>")
@@ -55,6 +89,9 @@ def api_reset(user: str) -> Any:
     if missing is not None:
         return missing
     assert sub is not None
+    refused = _officer_only(sub, body.reason)
+    if refused is not None:
+        return refused
     result = mfa.admin_reset(
         db(),
         sub=sub,

@@ -69,6 +69,17 @@ def authorize() -> Any:
             details={"error": err.error, "reason": err.description or ""},
         )
         return _error_page(_("The application's sign-in request is invalid"), err.description or err.error)
+    except ValueError:  # authlib refuses to build an error naming characters OAuth forbids
+        _record(
+            "authorize.refused",
+            outcome="failure",
+            client_id=(request.args.get("client_id") or "")[:128] or None,
+            details={"error": "invalid_request", "reason": "characters not allowed in a parameter"},
+        )
+        return _error_page(
+            _("The application's sign-in request is invalid"),
+            _("A parameter holds characters that OAuth does not allow (RFC 6749 Appendix A)."),
+        )
     client: OAuthClient = grant.client
     redirect_uri = grant.redirect_uri
 

@@ -9,6 +9,7 @@ import json
 import time
 import urllib.request
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from joserfc import jwt
@@ -39,7 +40,8 @@ def _hr_token(provider: LiveProvider) -> str:
     basic = base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()).decode()
     status, body = _post(
         f"{provider.issuer}/token",
-        data=b"grant_type=client_credentials&scope=hr",
+        data=b"grant_type=client_credentials&scope=hr&resource="
+        + quote(f"{provider.issuer}/api", safe="").encode(),
         headers={"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert status == 200, body

@@ -157,10 +157,17 @@ def test_seal_respects_its_limit(services: Services) -> None:
     assert seal_all(services) == total - 2
 
 
-def test_empty_log_verifies(services: Services) -> None:
-    """R-AUD-3: a log with no events (and no head) is intact, with nothing checked."""
+def fresh_install(services: Services) -> None:
+    """No events, no head and no anchor: a database that never held an audit event."""
     raw(services, delete(EVENTS))
     raw(services, delete(HEAD))
+    services.audit_anchor.forget()
+    services.audit_anchor.path.unlink(missing_ok=True)
+
+
+def test_empty_log_verifies(services: Services) -> None:
+    """R-AUD-3: a log that never held an event (no rows, no head, no anchor) is intact."""
+    fresh_install(services)
     assert verify(services) == audit.VerifyResult(True, 0)
     assert seal_all(services) == 0
     assert verify(services) == audit.VerifyResult(True, 0)
@@ -537,8 +544,7 @@ def test_concurrent_appenders_and_sealers_make_one_chain(services: Services) -> 
 def test_concurrent_first_seals_on_an_empty_log(services: Services, request: pytest.FixtureRequest) -> None:
     """R-AUD-3: the very first seals, run concurrently, also form one chain (no sealer fails
     creating the head row)."""
-    raw(services, delete(EVENTS))
-    raw(services, delete(HEAD))
+    fresh_install(services)
     write_events(services, 6)
 
     def work(n: int) -> None:
@@ -635,3 +641,153 @@ def test_notify_job_retries_when_mail_relay_is_down(
     assert job.attempts == 1
     assert job.run_at > clock.now()
     assert "Connection" in (job.last_error or "") or "refused" in (job.last_error or "")
+
+
+# -- the external anchor (issue 11 item 1) ----------------------------------------------------
+def _anchor_lines(services: Services) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(line) for line in services.audit_anchor.path.read_text().splitlines()]
+
+
+def _head_row(services: Services) -> dict[str, Any]:
+    with services.engine.connect() as conn:
+        return dict(conn.execute(select(HEAD)).mappings().one())
+
+
+def test_every_commit_and_seal_is_anchored_outside_the_database(services: Services) -> None:
+    """R-AUD-3: committed rows (before their seal) and every sealed head go to the anchor file,
+    each line with a MAC; rolled-back work (also a rolled-back savepoint) leaves no line."""
+    ids = write_events(services, 2)
+    rolled_back(services, lambda s: audit.record(s, "test.rolled_back"))
+    with services.transaction() as s:
+        savepoint = s.begin_nested()
+        audit.record(s, "test.savepoint_undone")
+        savepoint.rollback()
+        kept = audit.record(s, "test.kept")
+    total = seal_all(services)
+    lines = _anchor_lines(services)
+    rows = [r for line in lines if line["kind"] == "rows" for r in line["rows"]]
+    assert [r[0] for r in rows][-3:] == [*ids, kept]
+    assert {r[2] for r in rows}.isdisjoint({"test.rolled_back", "test.savepoint_undone"})
+    assert [line["kind"] for line in lines if line["kind"] != "rows"] == ["genesis", "seal"]
+    head = _head_row(services)
+    assert (lines[-1]["seq"], lines[-1]["hash"], lines[-1]["head_mac"]) == (
+        head["seq"],
+        head["hash"],
+        head["mac"],
+    )
+    assert lines[-1]["seq"] == total and lines[-1]["at"].endswith("Z")
+    assert all(len(line["mac"]) == 64 for line in lines)
+    assert verify(services).ok
+
+
+def test_emptied_log_with_head_deleted_is_detected(chain: tuple[Services, list[int]]) -> None:
+    """R-AUD-3: deleting every row AND the head no longer reads as a fresh log: verify names
+    the missing rows from the anchor, and the worker refuses to start a new chain."""
+    services, seqs = chain
+    last = seqs[-1]
+    raw(services, delete(EVENTS))
+    raw(services, delete(HEAD))
+    result = verify(services)
+    assert (result.ok, result.checked, result.seq) == (False, 0, 1)
+    anchor = str(services.audit_anchor.path)
+    assert result.problem is not None
+    assert result.problem.startswith(
+        f"the chain head was deleted (the anchor {anchor} records the chain's start"
+    )
+    assert result.problem.endswith(f"; sealed rows 1..{last} are missing")
+    with pytest.raises(audit.TamperedHead, match="deleted"):
+        seal_all(services)
+    with services.engine.connect() as conn:  # no fresh chain was started
+        assert conn.execute(select(func.count()).select_from(HEAD)).scalar_one() == 0
+
+
+def test_head_rolled_back_to_an_older_one_is_detected(services: Services) -> None:
+    """R-AUD-3: deleting the newest rows and putting back an older head (whose MAC is valid) is
+    seen against the anchor, which holds the newer seq; the worker refuses to seal onto it."""
+    write_events(services, 3)
+    seal_all(services)
+    old_head = _head_row(services)
+    write_events(services, 4)
+    newest = seal_all(services) + old_head["seq"]
+    raw(services, delete(EVENTS).where(EVENTS.c.seq > old_head["seq"]))
+    raw(services, update(HEAD).values(seq=old_head["seq"], hash=old_head["hash"], mac=old_head["mac"]))
+    with services.transaction() as s:  # consistent in itself: the old check passed this
+        assert audit._head_mac(audit._key(s), old_head["seq"], old_head["hash"]) == old_head["mac"]
+    result = verify(services)
+    assert (result.ok, result.seq, result.checked) == (False, old_head["seq"] + 1, old_head["seq"])
+    assert result.problem == (
+        f"sealed rows {old_head['seq'] + 1}..{newest} are missing: the anchor "
+        f"{services.audit_anchor.path} records seq {newest} (sealed {_anchor_lines(services)[-1]['at']}) "
+        f"but the database ends at {old_head['seq']} (its head was rolled back)"
+    )
+    with pytest.raises(audit.TamperedHead, match=f"rewound to {old_head['seq']}"):
+        seal_all(services)
+
+
+def test_deleted_unsealed_rows_are_detected(services: Services) -> None:
+    """R-AUD-3: rows deleted before the worker sealed them are named from the anchor."""
+    seal_all(services)
+    ids = write_events(services, 4, event="test.unsealed")
+    raw(services, delete(EVENTS).where(EVENTS.c.id.in_([ids[1], ids[3]])))
+    result = verify(services)
+    assert (result.ok, result.missing) == (False, (ids[1], ids[3]))
+    anchor = services.audit_anchor.path
+    assert result.problem is not None
+    assert result.problem.startswith(
+        f"2 committed row(s) the anchor {anchor} lists are missing from the database: "
+        f"id {ids[1]} (test.unsealed, committed "
+    )
+    assert f"id {ids[3]} (test.unsealed, committed " in result.problem
+    seal_all(services)  # sealing what is left does not launder it
+    assert verify(services).missing == (ids[1], ids[3])
+
+
+def test_edited_anchor_line_is_reported(chain: tuple[Services, list[int]]) -> None:
+    """An anchor line changed by someone without the key (e.g. to lower the seq) is refused."""
+    import json
+
+    services, _ = chain
+    lines = _anchor_lines(services)
+    lines[-1]["seq"] = 1
+    services.audit_anchor.path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = verify(services)
+    assert not result.ok
+    assert result.problem == (
+        f"line {len(lines)} of the anchor {services.audit_anchor.path} is not a valid anchor (edited or forged)"
+    )
+
+
+def test_verify_against_a_copy_of_the_anchor(chain: tuple[Services, list[int]], tmp_path: Any) -> None:
+    """The anchor kept off the host (a copy) is what verify compares with when given."""
+    services, seqs = chain
+    copy = tmp_path / "anchor-copy.jsonl"
+    copy.write_bytes(services.audit_anchor.path.read_bytes())
+    services.audit_anchor.path.unlink()  # the local file is gone (an attacker on the host)
+    raw(services, delete(EVENTS))
+    raw(services, delete(HEAD))
+    with services.transaction() as s:
+        result = audit.verify(s, anchor_file=copy)
+    assert not result.ok and f"sealed rows 1..{seqs[-1]} are missing" in (result.problem or "")
+    assert result.anchor == str(copy)
+
+
+def test_anchor_lines_go_to_the_siem_syslog(services: Services, tmp_path: Any) -> None:
+    """R-AUD-5: with audit.anchor_syslog set, every anchor line is also sent to syslog (UDP)."""
+    import json
+    import socket
+
+    from iam.audit_anchor import Anchor
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        sink.settimeout(5)
+        key = audit.audit_key(services.secret_key)
+        anchor = Anchor(tmp_path / "a.jsonl", key, syslog=f"127.0.0.1:{sink.getsockname()[1]}")
+        anchor.write([{"kind": "seal", "seq": 7, "hash": "ab" * 32, "head_mac": "cd" * 32}])
+        message = sink.recv(65536).decode()
+    assert message.startswith("<") and "iam-audit-anchor: " in message  # <PRI> of LOG_AUTH
+    entry = json.loads(message.split("iam-audit-anchor: ", 1)[1].rstrip("\x00"))
+    assert entry["seq"] == 7 and entry["mac"] == anchor.mac(entry)
+    assert json.loads((tmp_path / "a.jsonl").read_text()) == entry

@@ -503,16 +503,27 @@ def test_audit_verify_and_tampering(site: Site) -> None:
     """R-AUD-3: ``iam audit verify`` seals new rows, exits 0 on an intact log and 1 after
     tampering (of sealed rows, and with --no-seal of unsealed ones)."""
     site.ok("client", "add", "--name", "A", "--redirect-uri", "https://a.example.test/cb")
+    anchor = str(site.root / "audit-anchor.jsonl")
     unsealed = site.json("audit", "verify", "--no-seal")
-    assert unsealed == {"ok": True, "checked": 0, "unsealed": 2, "problem": None, "seq": None}
+    assert unsealed == {
+        "ok": True,
+        "checked": 0,
+        "unsealed": 2,
+        "problem": None,
+        "seq": None,
+        "missing": [],
+        "anchor": anchor,
+    }
     result = site.ok("audit", "verify")
-    assert result.stdout.strip() == "Audit log intact: 2 events verified."
+    assert result.stdout.strip() == f"Audit log intact: 2 events verified (matches the anchor {anchor})."
     assert site.json("audit", "verify") == {
         "ok": True,
         "checked": 2,
         "unsealed": 0,
         "problem": None,
         "seq": None,
+        "missing": [],
+        "anchor": anchor,
     }
 
     site.ok("client", "add", "--name", "B", "--redirect-uri", "https://b.example.test/cb")
@@ -536,7 +547,33 @@ def test_audit_verify_and_tampering(site: Site) -> None:
         "unsealed": 0,
         "problem": "row 2 was changed",
         "seq": 2,
+        "missing": [],
+        "anchor": None,
     }
+
+
+def test_audit_verify_sees_an_emptied_log_and_deleted_unsealed_rows(site: Site) -> None:
+    """R-AUD-3 (issue 11): with every row and the head deleted ``iam audit verify`` no longer
+    answers "intact: 0 events" but exits 1 naming what the anchor records; rows deleted before
+    their seal are named by id."""
+    site.ok("client", "add", "--name", "A", "--redirect-uri", "https://a.example.test/cb")
+    site.ok("audit", "verify")  # sealed: seq 1..2
+    site.ok("client", "add", "--name", "B", "--redirect-uri", "https://b.example.test/cb")
+    with site.services.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events WHERE seq IS NULL"))
+    result = site.run("audit", "verify", "--no-seal", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["missing"] == [3]
+    with site.services.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events"))
+        conn.execute(text("DELETE FROM audit_head"))
+    result = site.run("audit", "verify")
+    assert result.exit_code == 1
+    anchor = site.root / "audit-anchor.jsonl"
+    assert result.stderr.startswith(
+        f"Audit log TAMPERED: the chain head was deleted (the anchor {anchor} records the chain's start"
+    )
+    assert result.stderr.strip().endswith("; sealed rows 1..2 are missing.")
 
 
 def test_audit_list(site: Site) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from iam.models.audit import AuditEvent
 from iam.passwords.rules import check
 from iam.services import Services
-from tests.sso.helpers import PASSWORD, basic, login, make_client, make_user
+from tests.sso.helpers import API_RESOURCE, PASSWORD, basic, login, make_client, make_user
 
 URL = "/api/v1/users/{}/password-reset"
 
@@ -21,7 +21,9 @@ def token(client: Any, services: Services, scopes: list[str], scope: str) -> str
     )
     assert secret is not None
     r = client.post(
-        "/token", data={"grant_type": "client_credentials", "scope": scope}, headers=basic(cid, secret)
+        "/token",
+        data={"grant_type": "client_credentials", "scope": scope, "resource": API_RESOURCE},
+        headers=basic(cid, secret),
     )
     assert r.status_code == 200, r.get_json()
     return str(r.get_json()["access_token"])

@@ -15,7 +15,15 @@ from pim import service
 from pim.models import ElevationRequest, State
 from sso import service as sso_service
 from tests.pim.conftest import Env
-from tests.sso.helpers import PASSWORD, csrf_from, exchange, login, make_client, sign_in_and_get_code
+from tests.sso.helpers import (
+    API_RESOURCE,
+    PASSWORD,
+    csrf_from,
+    exchange,
+    login,
+    make_client,
+    sign_in_and_get_code,
+)
 
 
 @pytest.fixture
@@ -47,7 +55,7 @@ def _bearer(env: Env, app: Flask, who: str, *, acr: str = "mfa", scope: str = "o
         client_id=tool,
         sub=env.users[who].id,
         scope=scope,
-        audience=[tool],
+        audience=[API_RESOURCE],
         lifetime=600,
         extra={"acr": acr, "amr": amr},
     )

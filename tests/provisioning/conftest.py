@@ -17,7 +17,7 @@ from iam import clock
 from iam.directory.ad import ActiveDirectory
 from iam.jobs import run_due
 from iam.services import Services
-from tests.sso.helpers import basic, make_client
+from tests.sso.helpers import API_RESOURCE, basic, make_client
 
 
 @dataclass
@@ -81,7 +81,9 @@ def hr_client(services: Services) -> str:
 def fresh_token(client: Any, credentials: str) -> str:
     client_id, secret = credentials.split(":", 1)
     resp = client.post(
-        "/token", data={"grant_type": "client_credentials", "scope": "hr"}, headers=basic(client_id, secret)
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "hr", "resource": API_RESOURCE},
+        headers=basic(client_id, secret),
     )
     assert resp.status_code == 200, resp.get_data(as_text=True)
     return str(resp.json["access_token"])

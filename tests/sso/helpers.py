@@ -16,6 +16,9 @@ from sso import clients as client_service
 
 PASSWORD = "Corr3ct-Horse-Battery"
 REDIRECT = "https://rp.example/cb"
+API_RESOURCE = "http://localhost/api"
+"""The provider's own API identifier in tests (issuer http://localhost): API tokens ask for it
+with ``resource=`` (RFC 8707), else every bearer API refuses them."""
 
 
 def make_user(services: Services, username: str = "alice", **kw: Any) -> DirectoryUser:

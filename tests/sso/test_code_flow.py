@@ -102,6 +102,24 @@ def test_code_replay_is_refused_and_revokes_issued_tokens(services, client):
     assert refresh.get_json()["error"] == "invalid_grant"
 
 
+def test_code_replay_revokes_the_first_access_token(services, client):
+    """RFC 6749 §4.1.2: a replayed code revokes every token issued from it, the access token too
+    (introspection answers inactive, userinfo refuses it)."""
+    make_user(services)
+    cid, secret = make_client(services)
+    params, flow = sign_in_and_get_code(client, cid)
+    access = exchange(client, params["code"], flow, secret).get_json()["access_token"]
+    bearer = {"Authorization": f"Bearer {access}"}
+    assert client.get("/userinfo", headers=bearer).status_code == 200
+    before = client.post("/introspect", data={"token": access}, headers=basic(cid, secret)).get_json()
+    assert before["active"] is True
+    assert exchange(client, params["code"], flow, secret).status_code == 400
+    after = client.post("/introspect", data={"token": access}, headers=basic(cid, secret)).get_json()
+    assert after == {"active": False}
+    info = client.get("/userinfo", headers=bearer)
+    assert info.status_code == 401 and info.get_json()["error"] == "invalid_token"
+
+
 def test_pkce_mismatch_refused(services, client):
     make_user(services)
     cid, secret = make_client(services)

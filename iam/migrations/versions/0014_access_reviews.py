@@ -1,7 +1,7 @@
 """access reviews
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-04 14:41:14.576318
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import iam.db
 
 revision: str = "0014"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

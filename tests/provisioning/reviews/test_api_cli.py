@@ -22,7 +22,15 @@ from provisioning import jobs as _provisioning_jobs  # noqa: F401
 from provisioning.models import HrPerson, PersonStatus
 from provisioning.reviews.definitions import Definition
 from provisioning.reviews.models import Campaign, CampaignItem
-from tests.sso.helpers import PASSWORD, basic, exchange, make_client, make_user, sign_in_and_get_code
+from tests.sso.helpers import (
+    API_RESOURCE,
+    PASSWORD,
+    basic,
+    exchange,
+    make_client,
+    make_user,
+    sign_in_and_get_code,
+)
 
 provisioning.register(cli)
 
@@ -107,7 +115,7 @@ def test_cli_campaign_from_start_to_report(
 def _person_token(services: Services, client: Any, username: str) -> str:
     cid, secret = make_client(services, scopes=["openid", "reviews"], name=f"Reviews app {username}")
     query, flow = sign_in_and_get_code(client, cid, username, PASSWORD, scope="openid reviews")
-    resp = exchange(client, query["code"], flow, secret)
+    resp = exchange(client, query["code"], flow, secret, resource=API_RESOURCE)
     assert resp.status_code == 200, resp.get_json()
     return str(resp.get_json()["access_token"])
 
@@ -118,7 +126,9 @@ def _client_token(services: Services, client: Any) -> str:
     )
     assert secret
     r = client.post(
-        "/token", data={"grant_type": "client_credentials", "scope": "reviews"}, headers=basic(cid, secret)
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "reviews", "resource": API_RESOURCE},
+        headers=basic(cid, secret),
     )
     assert r.status_code == 200, r.get_json()
     return str(r.get_json()["access_token"])

@@ -18,6 +18,7 @@ from iam.models.audit import AuditEvent
 from sso.mfa import service as mfa
 from sso.models import SsoSession
 from tests.sso.helpers import (
+    API_RESOURCE,
     PASSWORD,
     authorize_url,
     basic,
@@ -278,7 +279,9 @@ def _admin_token(services, client, scope="mfa:admin"):
         services, grant_types=["client_credentials"], scopes=["mfa:admin", "other"], redirect_uris=[]
     )
     resp = client.post(
-        "/token", data={"grant_type": "client_credentials", "scope": scope}, headers=basic(cid, secret)
+        "/token",
+        data={"grant_type": "client_credentials", "scope": scope, "resource": API_RESOURCE},
+        headers=basic(cid, secret),
     )
     assert resp.status_code == 200, resp.get_json()
     return cid, resp.get_json()["access_token"]

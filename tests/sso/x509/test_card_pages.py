@@ -16,7 +16,16 @@ from iam.directory.base import NewUser
 from iam.models.audit import AuditEvent
 from iam.services import Services
 from sso.x509.models import AccountRequest, CardBinding
-from tests.sso.helpers import PASSWORD, authorize_url, csrf_from, exchange, follow_to_code, login, make_client
+from tests.sso.helpers import (
+    API_RESOURCE,
+    PASSWORD,
+    authorize_url,
+    csrf_from,
+    exchange,
+    follow_to_code,
+    login,
+    make_client,
+)
 from tests.sso.x509.pki import CardPki, Issued, Responder
 
 PROXY = {"REMOTE_ADDR": "10.9.9.9"}  # the trusted proxy of card_services
@@ -217,7 +226,7 @@ def _admin_token(app: Any, scope: str = "x509:admin") -> str:
     basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     resp = app.test_client().post(
         "/token",
-        data={"grant_type": "client_credentials", "scope": scope},
+        data={"grant_type": "client_credentials", "scope": scope, "resource": API_RESOURCE},
         headers={"Authorization": f"Basic {basic}"},
     )
     assert resp.status_code == 200, resp.get_data(as_text=True)
