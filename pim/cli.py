@@ -98,12 +98,33 @@ def roles_show(ctx: Ctx, name: str, as_json: bool) -> None:
 
 @roles_group.command("validate")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--offline", is_flag=True, help="Check the files only, not that their groups exist in the directory."
+)
 @pass_ctx
-def roles_validate(ctx: Ctx, directory: Path | None) -> None:
-    """Check every role file (exit 1 naming the file and key of the first error)."""
+def roles_validate(ctx: Ctx, directory: Path | None, offline: bool) -> None:
+    """Check every role file (exit 1 naming the file and key of the first error), then that
+    every group each role names (granted groups, approver and eligible groups) exists in the
+    directory (exit 1 listing each missing group with its role)."""
+    from iam.directory.errors import DirectoryUnavailable
+    from pim.service.accounts import missing_groups
+
     folder = directory or ctx.settings.pim.roles_dir
     roles = load_dir(folder, ctx.settings.pim)
-    click.echo(f"{len(roles)} role(s) valid in {folder}.")
+    if offline:
+        click.echo(f"{len(roles)} role(s) valid in {folder} (groups not checked).")
+        return
+    try:
+        problems = [(name, g) for name, role in roles.items() for g in missing_groups(ctx.services, role)]
+    except DirectoryUnavailable:
+        _fail("The directory cannot be reached to check the roles' groups (use --offline to skip this).")
+        return
+    for name, group in problems:
+        click.echo(f"role {name}: group {group!r} does not exist in the directory", err=True)
+    if problems:
+        _fail(f"{len(problems)} group(s) named by the roles in {folder} do not exist in the directory.")
+        return
+    click.echo(f"{len(roles)} role(s) valid in {folder}; every group they name exists in the directory.")
 
 
 # -- eligibility ------------------------------------------------------------------------------
@@ -189,8 +210,10 @@ def break_glass_cmd(ctx: Ctx, role: str, as_user: str, justification: str, level
     _print_request(data, as_json)
 
 
-def _decide(ctx: Ctx, rid: str, as_user: str, approve: bool, comment: str, as_json: bool) -> None:
-    actor = _person(ctx, as_user, "password")
+def _decide(
+    ctx: Ctx, rid: str, as_user: str, approve: bool, comment: str, level: str, as_json: bool
+) -> None:
+    actor = _person(ctx, as_user, level)
     with ctx.services.transaction() as session:
         req = service.decide(
             session, ctx.services, actor=actor, request_id=rid, approve=approve, comment=comment
@@ -203,20 +226,32 @@ def _decide(ctx: Ctx, rid: str, as_user: str, approve: bool, comment: str, as_js
 @click.argument("request_id")
 @click.option("--as", "as_user", required=True, help="The approver's username.")
 @click.option("--comment", default="")
+@click.option(
+    "--level",
+    default="mfa",
+    show_default=True,
+    help="Sign-in level the operator vouches for (deciding needs the role's level).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def approve_cmd(ctx: Ctx, request_id: str, as_user: str, comment: str, as_json: bool) -> None:
-    _decide(ctx, request_id, as_user, True, comment, as_json)
+def approve_cmd(ctx: Ctx, request_id: str, as_user: str, comment: str, level: str, as_json: bool) -> None:
+    _decide(ctx, request_id, as_user, True, comment, level, as_json)
 
 
 @pim_group.command("deny")
 @click.argument("request_id")
 @click.option("--as", "as_user", required=True, help="The approver's username.")
 @click.option("--comment", default="")
+@click.option(
+    "--level",
+    default="mfa",
+    show_default=True,
+    help="Sign-in level the operator vouches for (deciding needs the role's level).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def deny_cmd(ctx: Ctx, request_id: str, as_user: str, comment: str, as_json: bool) -> None:
-    _decide(ctx, request_id, as_user, False, comment, as_json)
+def deny_cmd(ctx: Ctx, request_id: str, as_user: str, comment: str, level: str, as_json: bool) -> None:
+    _decide(ctx, request_id, as_user, False, comment, level, as_json)
 
 
 @pim_group.command("revoke")
