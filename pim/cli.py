@@ -210,9 +210,7 @@ def break_glass_cmd(ctx: Ctx, role: str, as_user: str, justification: str, level
     _print_request(data, as_json)
 
 
-def _decide(
-    ctx: Ctx, rid: str, as_user: str, approve: bool, comment: str, level: str, as_json: bool
-) -> None:
+def _decide(ctx: Ctx, rid: str, as_user: str, approve: bool, comment: str, level: str, as_json: bool) -> None:
     actor = _person(ctx, as_user, level)
     with ctx.services.transaction() as session:
         req = service.decide(
@@ -286,7 +284,7 @@ def status_cmd(ctx: Ctx, as_json: bool) -> None:
     if as_json:
         echo_json(data)
         return
-    for title in ("active", "pending", "reviews_due"):
+    for title in ("failed", "active", "pending", "reviews_due"):
         click.echo(f"{title}: {len(data[title])}")
         for item in data[title]:
             _print_request(item, False)
