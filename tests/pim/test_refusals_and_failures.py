@@ -269,3 +269,37 @@ def test_a_password_only_approver_must_step_up(pim: Env) -> None:
         assert req is not None and req.state == State.APPROVED
         assert s.scalar(select(AuditEvent.id).where(AuditEvent.event == "pim.approved"))
     assert jobs  # the activation job is queued (see the directory tests)
+
+
+def test_account_linked_by_hr_cannot_approve(pim: Env) -> None:
+    """boss2 is an approver of ops — and, says HR, another account of alice's."""
+    import datetime as dt
+
+    import provisioning.persons  # noqa: F401 — registers the HR links (as the app does)
+    from provisioning.models import HrPerson
+
+    env = pim
+    svc = env.services
+    _eligible(env, "alice")
+    with env.tx() as s:
+        s.add(
+            HrPerson(
+                employee_number="E-1",
+                given_name="Alice",
+                family_name="Anđelković",
+                department="IT",
+                title="Engineer",
+                engagement="employee",
+                start_date=dt.date(2020, 1, 1),
+                sub=env.users["alice"].id,
+                linked_accounts=[env.users["boss2"].id],
+            )
+        )
+    rid = _request(env)
+    with env.tx() as s:
+        assert service.inbox(s, svc, env.actor("boss2")) == []
+    _refused(env, lambda s: service.decide(s, svc, actor=env.actor("boss2"), request_id=rid, approve=True))
+    assert len(_events(env, "pim.self_approval_refused")) == 1
+    with env.tx() as s:
+        service.decide(s, svc, actor=env.actor("boss"), request_id=rid, approve=True)
+    assert _get(env, rid).state == State.APPROVED
