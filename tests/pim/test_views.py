@@ -161,6 +161,12 @@ def test_api(web: tuple[Env, Flask]) -> None:
     assert c.get(f"/api/v1/pim/requests/{rid}", headers=_bearer(env, app, "eve")).status_code == 404
     boss = _bearer(env, app, "boss")
     assert [r["id"] for r in c.get("/api/v1/pim/approvals", headers=boss).get_json()["requests"]] == [rid]
+    # R-MFA-4: deciding needs the role's level; the token's acr says password → RFC 9470 answer
+    weak_boss = _bearer(env, app, "boss", acr="password")
+    resp = c.post(f"/api/v1/pim/requests/{rid}/approve", json={}, headers=weak_boss)
+    assert resp.status_code == 401 and resp.get_json()["error"] == "insufficient_user_authentication"
+    assert 'error="insufficient_user_authentication", acr_values="mfa"' in resp.headers["WWW-Authenticate"]
+    assert _state(env, rid) == State.REQUESTED
     resp = c.post(f"/api/v1/pim/requests/{rid}/approve", json={"comment": "go"}, headers=boss)
     assert resp.status_code == 200 and resp.get_json()["state"] == "approved"
     assert (
