@@ -306,7 +306,7 @@ def decide(
     details = {"request": req.id, "role": req.role, "account": actor.username}
     if _same_person(session, actor, req):
         refuse(session, "pim.self_approval_refused", actor, subject=req.requester_sub, details=details)
-        raise Forbidden("You cannot decide your own request, through none of your accounts.")
+        raise Forbidden("You cannot decide your own request (not through another of your accounts either).")
     if actor.system or not may_approve(services, role, actor):
         refuse(session, "pim.decision_refused", actor, subject=req.requester_sub, details=details)
         raise Forbidden("You are not an approver of this role.")
