@@ -28,15 +28,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from iam import clock
 from iam.audit_anchor import Anchor
-from iam.db import insert_if_absent, survive_rollback
+from iam.db import insert_if_absent
 from iam.models.audit import AuditEvent, AuditHead, Severity
 
-__all__ = ["Anchor", "Severity", "VerifyResult", "audit_key", "install_anchor", "record", "seal", "verify"]
+__all__ = [
+    "Anchor",
+    "Severity",
+    "VerifyResult",
+    "audit_key",
+    "install_anchor",
+    "record",
+    "record_refusal",
+    "seal",
+    "verify",
+]
 
 log = logging.getLogger("iam.audit")
 security_log = logging.getLogger("security")
@@ -207,16 +217,53 @@ def record(
     return event_id
 
 
-def record_refusal(session: Session, event: str, **kw: Any) -> int:
-    """A refused attempt (R-AUD-1: rejected attempts are recorded): written now, and written
-    again in a transaction of its own if the refusal rolls ``session`` back."""
-    kw.setdefault("outcome", "refused")
+_REFUSALS = "iam.audit.refusals"
+_NOT_CONTENT = ("id", "seq", "prev_hash", "hash")
 
-    def again(other: Session) -> None:
-        record(other, event, **kw)
 
-    survive_rollback(session, again)
-    return record(session, event, **kw)
+def record_refusal(
+    session: Session,
+    event: str,
+    *,
+    severity: Severity = Severity.SIGNIFICANT,
+    outcome: str = "failure",
+    **kw: Any,
+) -> int:
+    """Record a refusal: an event that stays on record even when the caller's transaction rolls
+    back — which is what usually follows a refusal (an exception ends the unit of work).
+
+    The row is written in the current transaction like any other (so a refusal that commits
+    costs nothing more). When the outermost transaction ends, a refusal row that did not
+    commit — rolled back, or written in a savepoint that was rolled back — is written again,
+    unchanged (same nonce, time and ``row_hash``), in a transaction of its own. Takes the
+    arguments of :func:`record`."""
+    event_id = record(session, event, severity=severity, outcome=outcome, **kw)
+    table = AuditEvent.__table__
+    row = session.connection().execute(select(table).where(table.c.id == event_id)).mappings().one()
+    session.info.setdefault(_REFUSALS, []).append({k: v for k, v in row.items() if k not in _NOT_CONTENT})
+    return event_id
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _keep_refusals(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None or not session.info.get(_REFUSALS):
+        return
+    pending: list[dict[str, Any]] = session.info.pop(_REFUSALS)
+    try:
+        with Session(bind=session.get_bind(), info=dict(session.info)) as own, own.begin():
+            conn = own.connection()
+            for row in pending:
+                if conn.execute(select(AuditEvent.id).where(AuditEvent.row_hash == row["row_hash"])).first():
+                    continue  # it committed with the caller's transaction
+                event_id = int(conn.execute(_INSERT_EVENT, row).scalar_one())
+                if row["severity"] == Severity.CRITICAL:
+                    from iam import jobs  # late import: jobs imports audit for its own events
+
+                    jobs.enqueue(own, "iam.notify_critical", {"event_id": event_id})
+    except Exception:  # never mask the refusal itself; say loudly what was lost
+        security_log.exception(
+            "refusal audit events could not be kept: %s", ", ".join(str(r["event"]) for r in pending)
+        )
 
 
 _LOCK_HEAD = (

@@ -12,7 +12,7 @@ import fcntl
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -164,35 +164,15 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-SURVIVE_ROLLBACK = "iam.survive_rollback"
-
-
-def survive_rollback(session: Session, redo: Callable[[Session], None]) -> None:
-    """Have ``redo`` run again in a transaction of its own if ``session`` rolls back (an audit
-    event recording a refusal must outlive the refusal's rollback). Dropped on commit."""
-    session.info.setdefault(SURVIVE_ROLLBACK, []).append(redo)
-
-
-def rollback(session: Session, factory: sessionmaker[Session]) -> None:
-    """Roll back, then re-run what must survive it (see :func:`survive_rollback`)."""
-    redo: list[Callable[[Session], None]] = session.info.pop(SURVIVE_ROLLBACK, [])
-    session.rollback()
-    if redo:
-        with transaction(factory) as again:
-            for fn in redo:
-                fn(again)
-
-
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any exception."""
     session = factory()
     try:
         yield session
-        session.info.pop(SURVIVE_ROLLBACK, None)
         session.commit()
     except BaseException:
-        rollback(session, factory)
+        session.rollback()
         raise
     finally:
         session.close()

@@ -16,7 +16,6 @@ from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, HTTPException, Unauthorized, UnsupportedMediaType
 
-from iam.db import SURVIVE_ROLLBACK, rollback
 from iam.services import Services
 
 log = logging.getLogger("iam.web")
@@ -158,10 +157,9 @@ def init_app(app: Flask) -> None:
         if session is not None:
             try:
                 if response.status_code < 500:
-                    session.info.pop(SURVIVE_ROLLBACK, None)
                     session.commit()
                 else:
-                    rollback(session, g.services.sessions)
+                    session.rollback()
             finally:
                 session.close()
         _security_headers(response)
@@ -172,7 +170,7 @@ def init_app(app: Flask) -> None:
         for name in ("db", "db_reader"):
             session: Session | None = g.pop(name, None)
             if session is not None:
-                rollback(session, services().sessions)
+                session.rollback()
                 session.close()
 
     @app.errorhandler(HTTPException)

@@ -94,16 +94,39 @@ def roles_show(ctx: Ctx, name: str, as_json: bool) -> None:
 
 @roles_group.command("validate")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--offline", is_flag=True, help="Check the files only, not that their groups exist in the directory."
+)
 @json_option
 @pass_ctx
-def roles_validate(ctx: Ctx, directory: Path | None, as_json: bool) -> None:
-    """Check every role file (exit 1 naming the file and key of the first error)."""
+def roles_validate(ctx: Ctx, directory: Path | None, offline: bool, as_json: bool) -> None:
+    """Check every role file (exit 1 naming the file and key of the first error), then that
+    every group each role names (granted groups, approver and eligible groups) exists in the
+    directory (exit 1 listing each missing group with its role)."""
+    from iam.directory.errors import DirectoryUnavailable
+    from pim.service.accounts import missing_groups
+
     folder = directory or ctx.settings.pim.roles_dir
     roles = load_dir(folder, ctx.settings.pim)
+    if offline:
+        emit(
+            as_json,
+            {"folder": str(folder), "roles": sorted(roles), "groups_checked": False},
+            f"{len(roles)} role(s) valid in {folder} (groups not checked).",
+        )
+        return
+    try:
+        problems = [(name, g) for name, role in roles.items() for g in missing_groups(ctx.services, role)]
+    except DirectoryUnavailable:
+        fail("The directory cannot be reached to check the roles' groups (use --offline to skip this).")
+    for name, group in problems:
+        click.echo(f"role {name}: group {group!r} does not exist in the directory", err=True)
+    if problems:
+        fail(f"{len(problems)} group(s) named by the roles in {folder} do not exist in the directory.")
     emit(
         as_json,
-        {"folder": str(folder), "roles": sorted(roles)},
-        f"{len(roles)} role(s) valid in {folder}.",
+        {"folder": str(folder), "roles": sorted(roles), "groups_checked": True},
+        f"{len(roles)} role(s) valid in {folder}; every group they name exists in the directory.",
     )
 
 
@@ -205,8 +228,8 @@ def break_glass_cmd(ctx: Ctx, role: str, as_user: str, justification: str, level
     _print_request(data, as_json)
 
 
-def _decide(ctx: Ctx, rid: str, as_user: str, approve: bool, comment: str, as_json: bool) -> None:
-    actor = _person(ctx, as_user, "password")
+def _decide(ctx: Ctx, rid: str, as_user: str, approve: bool, comment: str, level: str, as_json: bool) -> None:
+    actor = _person(ctx, as_user, level)
     with ctx.services.transaction() as session:
         req = service.decide(
             session, ctx.services, actor=actor, request_id=rid, approve=approve, comment=comment
@@ -219,22 +242,34 @@ def _decide(ctx: Ctx, rid: str, as_user: str, approve: bool, comment: str, as_js
 @click.argument("request_id")
 @click.option("--as", "as_user", required=True, help="The approver's username.")
 @click.option("--comment", default="", help="Kept with the decision and in the audit log.")
+@click.option(
+    "--level",
+    default="mfa",
+    show_default=True,
+    help="Sign-in level the operator vouches for (deciding needs the role's level).",
+)
 @json_option
 @pass_ctx
-def approve_cmd(ctx: Ctx, request_id: str, as_user: str, comment: str, as_json: bool) -> None:
+def approve_cmd(ctx: Ctx, request_id: str, as_user: str, comment: str, level: str, as_json: bool) -> None:
     """Approve a request as an approver of its role (never one's own)."""
-    _decide(ctx, request_id, as_user, True, comment, as_json)
+    _decide(ctx, request_id, as_user, True, comment, level, as_json)
 
 
 @pim_group.command("deny")
 @click.argument("request_id")
 @click.option("--as", "as_user", required=True, help="The approver's username.")
 @click.option("--comment", default="", help="Kept with the decision and in the audit log.")
+@click.option(
+    "--level",
+    default="mfa",
+    show_default=True,
+    help="Sign-in level the operator vouches for (deciding needs the role's level).",
+)
 @json_option
 @pass_ctx
-def deny_cmd(ctx: Ctx, request_id: str, as_user: str, comment: str, as_json: bool) -> None:
+def deny_cmd(ctx: Ctx, request_id: str, as_user: str, comment: str, level: str, as_json: bool) -> None:
     """Deny a request as an approver of its role."""
-    _decide(ctx, request_id, as_user, False, comment, as_json)
+    _decide(ctx, request_id, as_user, False, comment, level, as_json)
 
 
 @pim_group.command("revoke")
@@ -275,7 +310,7 @@ def status_cmd(ctx: Ctx, as_json: bool) -> None:
     with ctx.services.transaction() as session:
         data = service.overview(session, ctx.services, Actor.operator())
     lines: list[str] = []
-    for title in ("active", "pending", "reviews_due"):
+    for title in ("failed", "active", "pending", "reviews_due"):
         lines.append(f"{title}: {len(data[title])}")
         lines += [_request_line(item) for item in data[title]]
     lines.append(f"alerts: {len(data['alerts'])}")

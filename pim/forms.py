@@ -18,6 +18,7 @@ class RequestForm(FlaskForm):  # type: ignore[misc]
 
 class DecisionForm(FlaskForm):  # type: ignore[misc]
     comment = TextAreaField("Comment", validators=[Optional(), Length(max=2000)])
+    password = PasswordField("Password (dev mode re-check)", validators=[Optional(), Length(max=512)])
 
 
 class ReasonForm(FlaskForm):  # type: ignore[misc]

@@ -114,7 +114,9 @@ def detect(services: Services) -> None:
 # -- mail -------------------------------------------------------------------------------------
 SUBJECTS = {
     "requested": "Privileged access requested: {role} by {requester}",
-    "approved": "Privileged access granted: {role} for {requester} until {ends_at} UTC",
+    "approved": "Privileged access approved: {role} for {requester} until {ends_at} UTC",
+    "activated": "Privileged access active: {role} for {requester} until {ends_at} UTC",
+    "failed": "Privileged access FAILED: {role} for {requester} - {reason}",
     "denied": "Privileged access denied: {role} for {requester}",
     "expired": "Privileged access ended: {role} for {requester}",
     "revoked": "Privileged access revoked: {role} for {requester}",
@@ -122,6 +124,10 @@ SUBJECTS = {
     "lapsed": "Privileged access request expired unanswered: {role} by {requester}",
     "break_glass": "EMERGENCY break-glass access: {role} by {requester}",
 }
+
+
+ALERT_OFFICERS = ("break_glass", "failed")
+"""Events the security officers are mailed about directly (besides the critical audit alert)."""
 
 
 def _emails_of(session: Session, services: Services, usernames: list[str]) -> list[str]:
@@ -141,18 +147,18 @@ def recipients(session: Session, services: Services, req: ElevationRequest, even
         to.append(requester.email)
     if role is not None:
         approvers = list(role.approvers)
-        if role.approver_group and event in ("requested", "break_glass"):
+        if role.approver_group and event in ("requested", "break_glass", "failed"):
             try:
                 approvers += [u.username for u in services.directory.group_members(role.approver_group)]
             except (DirectoryUnavailable, NoSuchEntry):
                 pass
         to += _emails_of(session, services, approvers)
         to += role.notify
-    if event == "break_glass" and services.settings.audit.security_officer_email:
+    if event in ALERT_OFFICERS and services.settings.audit.security_officer_email:
         to.append(services.settings.audit.security_officer_email)
     to += (
         _emails_of(session, services, services.settings.pim.security_officers)
-        if event == "break_glass"
+        if event in ALERT_OFFICERS
         else []
     )
     seen: list[str] = []
@@ -172,6 +178,7 @@ def _notify(services: Services, session: Session, payload: dict[str, Any]) -> No
         "role": req.role,
         "requester": req.requester_username,
         "ends_at": f"{req.ends_at:%Y-%m-%d %H:%M}" if req.ends_at else "-",
+        "reason": (req.end_reason or "-")[:120],
     }
     subject = SUBJECTS.get(event, "Privileged access: {role}").format(**facts)
     body = (
@@ -180,7 +187,8 @@ def _notify(services: Services, session: Session, payload: dict[str, Any]) -> No
         f"State:         {req.state}\nJustification: {req.justification or '-'}\n"
         f"Ticket:        {req.ticket or '-'}\nDuration:      {req.duration // 60} minutes\n"
         f"Window:        {req.starts_at or '-'} .. {req.ends_at or '-'} (UTC)\n"
-        f"Admin account: {req.admin_username or '-'}\n\n"
+        f"Admin account: {req.admin_username or '-'}\n"
+        f"Ended:         {req.end_reason or '-'}\n\n"
         f"Open {services.settings.issuer}/pim/ to see or act on it.\n"
     )
     for to in recipients(session, services, req, event):  # one durable mail job each

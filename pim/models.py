@@ -20,9 +20,13 @@ class State(enum.StrEnum):
     REQUESTED = "requested"
     """Waiting for approval; lapses after its pending lifetime."""
     APPROVED = "approved"
-    """The access window has started; the directory write that grants it is queued."""
+    """The access window has started; the directory write that grants it is queued. No
+    password is shown yet."""
     ACTIVE = "active"
-    """The admin account is enabled and in the role's groups."""
+    """The admin account is enabled and in the role's groups, as read back from the directory."""
+    FAILED = "failed"
+    """The directory write failed (a group that does not exist, a refusal, the directory out of
+    reach until the job gave up): ``end_reason`` says why; what was written is taken back."""
     DENIED = "denied"
     EXPIRED = "expired"
     """The access window ended."""
@@ -36,7 +40,14 @@ class State(enum.StrEnum):
 
 OPEN_STATES = (State.REQUESTED,)
 LIVE_STATES = (State.APPROVED, State.ACTIVE)
-FINAL_STATES = (State.DENIED, State.EXPIRED, State.REVOKED, State.CANCELLED, State.LAPSED)
+FINAL_STATES = (
+    State.DENIED,
+    State.EXPIRED,
+    State.REVOKED,
+    State.CANCELLED,
+    State.LAPSED,
+    State.FAILED,
+)
 
 
 class RoleOverride(Base):

@@ -103,9 +103,16 @@ def paths() -> dict[str, Any]:
             "get": _op("One request (requester, its approvers, officers)", rid=True)
         },
         "/api/v1/pim/requests/{request_id}/approve": {
-            "post": _op("Approve (never your own request)", body=comment, rid=True)
+            "post": _op(
+                "Approve: never your own request, through none of your accounts; needs the role's "
+                "sign-in level (else 401 insufficient_user_authentication); one person counts once",
+                body=comment,
+                rid=True,
+            )
         },
-        "/api/v1/pim/requests/{request_id}/deny": {"post": _op("Deny", body=comment, rid=True)},
+        "/api/v1/pim/requests/{request_id}/deny": {
+            "post": _op("Deny (the same rules as approving)", body=comment, rid=True)
+        },
         "/api/v1/pim/requests/{request_id}/cancel": {
             "post": _op("Requester: withdraw, or end an elevation early", body=reason, rid=True)
         },
@@ -113,7 +120,11 @@ def paths() -> dict[str, Any]:
             "post": _op("Approver or officer: end an elevation early", body=reason, rid=True)
         },
         "/api/v1/pim/requests/{request_id}/password": {
-            "post": _op("The admin account's password, shown once to the requester", rid=True)
+            "post": _op(
+                "The admin account's password, shown once to the requester once the elevation is "
+                "active (read back from the directory; 409 before, and for a failed one)",
+                rid=True,
+            )
         },
         "/api/v1/pim/requests/{request_id}/review": {
             "post": _op(

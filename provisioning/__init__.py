@@ -17,6 +17,7 @@ def init_app(app: Flask, services: Services) -> None:
     from iam.app import csrf
     from provisioning import (
         jobs,  # noqa: F401 — registers job handlers
+        persons,  # noqa: F401 — registers the HR links between a person's accounts
         views,
     )
     from provisioning.reviews import definitions
@@ -34,7 +35,7 @@ def init_app(app: Flask, services: Services) -> None:
 
 
 def register(cli: click.Group) -> None:
-    from provisioning import jobs  # noqa: F401
+    from provisioning import jobs, persons  # noqa: F401
     from provisioning.cli import hr_group
     from provisioning.reviews.cli import review_group
 

@@ -1,5 +1,6 @@
 """PIM domain logic (no Flask): takes a Session, flushes, never commits."""
 
+from pim.service import persons as _persons  # noqa: F401 — registers the account links
 from pim.service.accounts import (
     add_eligibility,
     add_shared,

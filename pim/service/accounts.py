@@ -22,7 +22,7 @@ from pim.models import (
     State,
 )
 from pim.roles import Role, all_roles, get_role, validate_definition
-from pim.service.common import SYSTEM, Actor, record, require_officer, seal, unseal
+from pim.service.common import SYSTEM, Actor, record, refuse, require_officer, seal, unseal
 
 if TYPE_CHECKING:
     from iam.services import Services
@@ -30,6 +30,14 @@ if TYPE_CHECKING:
 
 def admin_username(services: Services, username: str) -> str:
     return services.settings.pim.admin_account_format.format(username=username)
+
+
+def missing_groups(services: Services, role: Role) -> list[str]:
+    """The groups the role names (granted, approvers, eligible) that the directory does not
+    have. Raises DirectoryUnavailable when it cannot say."""
+    named = [*role.groups, role.approver_group, role.eligible_group]
+    d = services.directory
+    return [g for g in dict.fromkeys(n for n in named if n) if d.get_group(g) is None]
 
 
 def _may_be_eligible(services: Services, role: Role, user_id: str, username: str) -> bool:
@@ -56,14 +64,27 @@ def add_eligibility(
     permanent: bool = False,
 ) -> Eligibility:
     """Make a person eligible for a role; their admin account is created (disabled) by a job."""
-    require_officer(services, actor)
+    require_officer(session, services, actor, action="eligibility_add")
     r = get_role(session, services, role)
     if r is None:
         raise NotFound("There is no such privileged role.")
     user = services.directory.find_user(username=username)
     if user is None:
         raise NotFound("There is no such user in the directory.")
+    missing = missing_groups(services, r)
+    if missing:
+        raise ValidationFailed(
+            f"The role {role!r} names group(s) that do not exist in the directory: {', '.join(missing)}. "
+            "Create them (or correct the role) first: an elevation could not be granted."
+        )
     if not permanent and not _may_be_eligible(services, r, user.id, user.username):
+        refuse(
+            session,
+            "pim.eligibility_refused",
+            actor,
+            subject=user.id,
+            details={"role": role, "username": user.username, "reason": "role_policy"},
+        )
         raise Forbidden("The role's policy does not allow this person to be eligible.")
     existing = session.scalar(
         select(Eligibility).where(Eligibility.role == role, Eligibility.username == user.username)
@@ -122,7 +143,7 @@ def remove_eligibility(
     """Eligibility lost: live elevations of the role end, shared accounts of the role rotate."""
     from pim.service.ending import _end
 
-    require_officer(services, actor)
+    require_officer(session, services, actor, action="eligibility_remove")
     row = session.scalar(
         select(Eligibility).where(Eligibility.role == role, Eligibility.username == username)
     )
@@ -163,7 +184,7 @@ def eligible_roles(session: Session, services: Services, actor: Actor) -> list[t
 def put_role(
     session: Session, services: Services, *, actor: Actor, name: str, definition: dict[str, Any]
 ) -> Role:
-    require_officer(services, actor)
+    require_officer(session, services, actor, action="role_save")
     role = validate_definition(name, definition, services.settings.pim)
     stored = role.model_dump(exclude={"name"})
     row = session.get(RoleOverride, name)
@@ -187,7 +208,7 @@ def put_role(
 
 
 def delete_role_override(session: Session, services: Services, *, actor: Actor, name: str) -> None:
-    require_officer(services, actor)
+    require_officer(session, services, actor, action="role_delete")
     row = session.get(RoleOverride, name)
     if row is None:
         raise NotFound("No role of this name is stored in the database.")
@@ -205,7 +226,7 @@ def delete_role_override(session: Session, services: Services, *, actor: Actor, 
 def add_shared(
     session: Session, services: Services, *, actor: Actor, username: str, roles: list[str]
 ) -> SharedAccount:
-    require_officer(services, actor)
+    require_officer(session, services, actor, action="shared_add")
     known = all_roles(session, services, include_disabled=True)
     unknown = [r for r in roles if r not in known]
     if unknown or not roles:
@@ -286,14 +307,7 @@ def checkout_shared(session: Session, services: Services, *, actor: Actor, usern
         for r in row.roles
     )
     if not allowed:
-        record(
-            session,
-            "pim.shared_checkout_refused",
-            actor,
-            severity=audit.Severity.SIGNIFICANT,
-            outcome="failure",
-            details={"account": username},
-        )
+        refuse(session, "pim.shared_checkout_refused", actor, details={"account": username})
         raise Forbidden("You may not use this shared account.")
     if not row.secret:
         raise Conflict("The password is being rotated; try again in a moment.")

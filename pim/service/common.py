@@ -49,6 +49,15 @@ def record(session: Session, event: str, actor: Actor, **kw: Any) -> int:
     return audit.record(session, event, actor=actor.username if actor.system else actor.sub, **kw)
 
 
+def refuse(session: Session, event: str, actor: Actor, **kw: Any) -> int:
+    """Audit a refusal so that it stays on record although the refusal rolls the transaction
+    back (see :func:`iam.audit.record_refusal`). Every PIM refusal goes through here."""
+    kw.setdefault("ip", actor.ip)
+    kw.setdefault("user_agent", actor.user_agent)
+    kw.setdefault("severity", audit.Severity.SIGNIFICANT)
+    return audit.record_refusal(session, event, actor=actor.username if actor.system else actor.sub, **kw)
+
+
 def _groups_of(services: Services, sub: str) -> list[str]:
     try:
         return services.directory.user_groups(sub)
@@ -83,8 +92,10 @@ def may_approve(services: Services, role: Role, actor: Actor) -> bool:
     return False
 
 
-def require_officer(services: Services, actor: Actor) -> None:
+def require_officer(session: Session, services: Services, actor: Actor, *, action: str) -> None:
+    """Deny (audited) unless the actor is a security officer."""
     if not is_security_officer(services, actor):
+        refuse(session, "pim.officer_action_refused", actor, details={"action": action})
         raise Forbidden("Only a security officer may do this.")
 
 

@@ -17,13 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from iam import audit, clock, events, jobs
-from iam.directory.base import DirectoryUser, NewUser
-from iam.directory.errors import EntryExists, NoSuchEntry
+from iam.directory.base import DirectoryGroup, DirectoryUser, NewUser
+from iam.directory.errors import DirectoryError, DirectoryUnavailable, EntryExists, NoSuchEntry
 from iam.errors import Conflict
 from pim.models import LIVE_STATES, AdminAccount, Alert, ElevationRequest, Eligibility, State
 from pim.roles import all_roles
 from pim.service.accounts import store_shared_secret
-from pim.service.common import SYSTEM, random_password, record, unseal
+from pim.service.common import SYSTEM, notify, random_password, record, unseal
 
 if TYPE_CHECKING:
     from iam.services import Services
@@ -93,11 +93,52 @@ def ensure_account(services: Services, session: Session, person_sub: str) -> str
     return account_id
 
 
+class ActivationFailed(Exception):  # noqa: N818 — reads as the outcome
+    """The grant cannot be completed in the directory; the message says why (no secrets)."""
+
+
+def _name(group: DirectoryGroup | None) -> str:
+    return group.name.casefold() if group is not None else ""
+
+
+def _grant(services: Services, account_id: str, groups: list[str], password: str) -> None:
+    """Write the grant, then read it back: the account enabled and a direct member of every
+    group, as the directory reports it. Raises ActivationFailed (permanent) or
+    DirectoryUnavailable (retry)."""
+    d = services.directory
+    found = {g: d.get_group(g) for g in groups}
+    missing = [g for g, entry in found.items() if entry is None]
+    if missing:
+        raise ActivationFailed(f"the role's group(s) do not exist in the directory: {', '.join(missing)}")
+    try:
+        d.set_password(account_id, password, must_change=False)
+        d.enable(account_id)
+        for group in groups:
+            d.add_member(group, account_id)
+    except DirectoryUnavailable:
+        raise
+    except DirectoryError as exc:
+        raise ActivationFailed(f"the directory refused the change: {exc}") from exc
+    user = d.get_user(account_id)
+    if user is None:
+        raise ActivationFailed("the admin account is gone from the directory")
+    if not user.enabled:
+        raise ActivationFailed("the directory still reports the admin account as disabled")
+    have = {g.casefold() for g in d.user_groups(account_id, nested=False)}
+    absent = [g for g, entry in found.items() if not {g.casefold(), _name(entry)} & have]
+    if absent:
+        raise ActivationFailed(f"the directory does not list the admin account in: {', '.join(absent)}")
+
+
 def activate(services: Services, session: Session, request_id: str) -> None:
-    """Enable the admin account, set its password, add the role's groups; then ``active``.
+    """Enable the admin account, set its password, add the role's groups, read all of it back
+    from the directory; only then ``active`` (and ``pim.activated``). A write the directory
+    refuses, or that it does not show afterwards, ends the request ``failed`` with the reason
+    (:func:`pim.service.ending.fail`); an unreachable directory is retried by the job.
 
     The directory is written before this job touches the database (on SQLite with the built-in
     directory both share one write lock); the state is re-checked afterwards."""
+    from pim.service.ending import fail
     from pim.service.requests import _transition
 
     with services.reader() as r:
@@ -112,17 +153,18 @@ def activate(services: Services, session: Session, request_id: str) -> None:
         person_sub, username, account_id = account.person_sub, account.username, account.account_id
         secret, groups = snap.secret, list(snap.groups)
     created_dn = None
+    problem: str | None = None
     if account_id is None:
         account_id, created_dn = _in_directory(services, person_sub, username)
-        if account_id is None:
-            raise Conflict("the requester's admin account cannot be created")
-    d = services.directory
-    password = unseal(services, secret, context=request_id) if secret else random_password()
-    d.set_password(account_id, password, must_change=False)
-    d.enable(account_id)
-    for group in groups:
-        d.add_member(group, account_id)
-    _link(session, person_sub, account_id, created_dn)
+    if account_id is None:
+        problem = "the admin account cannot be created: the person is gone from the directory"
+    else:
+        password = unseal(services, secret, context=request_id) if secret else random_password()
+        try:
+            _grant(services, account_id, groups, password)
+        except ActivationFailed as exc:
+            problem = str(exc)
+        _link(session, person_sub, account_id, created_dn)
     req = session.get(ElevationRequest, request_id)
     if req is None:
         return
@@ -131,17 +173,31 @@ def activate(services: Services, session: Session, request_id: str) -> None:
         req.removed_at = None
         jobs.enqueue(session, "pim.ad.deactivate", {"request_id": req.id})
         return
+    if problem is not None:
+        log.warning("activation of request %s failed: %s", req.id, problem)
+        fail(session, req, problem)
+        return
     values: dict[str, object] = {"applied_at": clock.now()}
     if req.secret_shown_at is not None:
         values["secret"] = None
     _transition(session, req, [State.APPROVED], State.ACTIVE, **values)
     record(
         session,
-        "pim.access_granted",
+        "pim.activated",
         SYSTEM,
+        severity=audit.Severity.CRITICAL,
         subject=req.requester_sub,
-        details={"request": req.id, "admin_account": req.admin_username, "groups": groups},
+        details={
+            "request": req.id,
+            "role": req.role,
+            "admin_account": req.admin_username,
+            "groups": groups,
+            "ends_at": req.ends_at.isoformat() if req.ends_at else None,
+            "break_glass": req.break_glass,
+            "verified": True,
+        },
     )
+    notify(session, req, "activated")
 
 
 def _still_needed(session: Session, requester_sub: str, request_id: str) -> tuple[bool, set[str]]:

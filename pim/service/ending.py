@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from iam import audit, clock, events, jobs
 from iam.errors import Conflict, Forbidden, ValidationFailed
+from iam.models.jobs import Job, JobStatus
 from pim.models import FINAL_STATES, LIVE_STATES, AdminAccount, ElevationRequest, State
 from pim.roles import get_role
 from pim.service.common import (
@@ -20,6 +21,7 @@ from pim.service.common import (
     may_approve,
     notify,
     record,
+    refuse,
     require_officer,
     unseal,
 )
@@ -36,6 +38,8 @@ def _end(
     to: State,
     reason: str,
     severity: audit.Severity,
+    *,
+    outcome: str = "success",
 ) -> None:
     was_live = req.state in LIVE_STATES
     now = clock.now()
@@ -58,6 +62,7 @@ def _end(
         f"pim.{to}",
         actor,
         severity=severity,
+        outcome=outcome,
         subject=req.requester_sub,
         details={"request": req.id, "role": req.role, "reason": reason[:256], "was_active": was_live},
     )
@@ -83,6 +88,7 @@ def cancel(
     """The requester withdraws a pending request or ends an elevation early."""
     req = _load(session, request_id)
     if actor.sub != req.requester_sub and not actor.system:
+        refuse(session, "pim.cancel_refused", actor, details={"request": req.id})
         raise Forbidden("Only the requester can cancel a request.")
     if req.state in FINAL_STATES:
         raise Conflict(f"The request is already {req.state}.")
@@ -100,14 +106,7 @@ def revoke(
         role is not None and may_approve(services, role, actor) and actor.sub != req.requester_sub
     )
     if not allowed:
-        record(
-            session,
-            "pim.revoke_refused",
-            actor,
-            severity=audit.Severity.SIGNIFICANT,
-            outcome="failure",
-            details={"request": req.id},
-        )
+        refuse(session, "pim.revoke_refused", actor, details={"request": req.id})
         raise Forbidden("Only an approver of this role or a security officer can revoke.")
     if req.state not in LIVE_STATES:
         raise Conflict(f"The request is {req.state}; only an active elevation can be revoked.")
@@ -142,6 +141,14 @@ def sweep(session: Session, services: Services) -> dict[str, int]:
                 expired += int(expire(session, services, rid))
         except Conflict:
             continue
+    failed = 0
+    for req, error in _activation_given_up(session):
+        try:
+            with session.begin_nested():
+                fail(session, req, f"the directory write was given up after retries ({error})")
+                failed += 1
+        except Conflict:
+            continue
     stale = session.scalars(
         select(ElevationRequest).where(
             ElevationRequest.state == State.REQUESTED, ElevationRequest.pending_until <= now
@@ -154,16 +161,42 @@ def sweep(session: Session, services: Services) -> dict[str, int]:
                 lapsed += 1
         except Conflict:
             continue
-    return {"expired": expired, "lapsed": lapsed}
+    return {"expired": expired, "lapsed": lapsed, "failed": failed}
+
+
+def fail(session: Session, req: ElevationRequest, reason: str) -> None:
+    """The grant could not be written to (or read back from) the directory: the request ends
+    ``failed`` with the reason, what was written is taken back, the requester and the
+    approvers are told and the security officers alerted (critical)."""
+    _end(session, req, SYSTEM, State.FAILED, reason, audit.Severity.CRITICAL, outcome="failure")
+
+
+def _activation_given_up(session: Session) -> list[tuple[ElevationRequest, str]]:
+    """Approved requests whose activation job died (the directory stayed out of reach)."""
+    dead = session.execute(
+        select(Job.dedup_key, Job.last_error).where(
+            Job.kind == "pim.ad.activate", Job.status == JobStatus.DEAD, Job.dedup_key.is_not(None)
+        )
+    ).all()
+    out = []
+    for key, error in dead:
+        req = session.get(ElevationRequest, str(key).removeprefix("pim.activate:"))
+        if req is not None and req.state == State.APPROVED:
+            out.append((req, (error or "no error recorded")[:160]))
+    return out
 
 
 def reveal_secret(session: Session, services: Services, *, actor: Actor, request_id: str) -> str:
     """The admin account's password for this elevation, shown once to the requester."""
     req = _load(session, request_id)
     if actor.sub != req.requester_sub:
+        refuse(session, "pim.password_refused", actor, details={"request": req.id})
         raise Forbidden("Only the requester can see this password.")
-    if req.state not in LIVE_STATES or not req.secret or req.secret_shown_at is not None:
-        raise Conflict("There is no password to show (it is shown only once, while the elevation is active).")
+    if req.state != State.ACTIVE or not req.secret or req.secret_shown_at is not None:
+        raise Conflict(
+            "There is no password to show (it is shown only once, once the directory confirms "
+            "the elevation is active)."
+        )
     value = unseal(services, req.secret, context=req.id)
     req.secret_shown_at = clock.now()
     if req.applied_at is not None:
@@ -183,7 +216,7 @@ def review(
     session: Session, services: Services, *, actor: Actor, request_id: str, note: str
 ) -> ElevationRequest:
     """A security officer closes the mandatory review of a break-glass use."""
-    require_officer(services, actor)
+    require_officer(session, services, actor, action="break_glass_review")
     req = _load(session, request_id)
     if not req.break_glass:
         raise ValidationFailed("Only break-glass uses are reviewed here.")

@@ -3,20 +3,35 @@ officer's overview. Every list is filtered here, not in the views (deny by defau
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam import clock
+from iam import clock, persons
+from iam.audit import Severity
 from iam.errors import Forbidden, NotFound
 from pim.models import LIVE_STATES, Alert, Decision, ElevationRequest, Eligibility, State
 from pim.roles import Role, all_roles
 from pim.service.accounts import eligible_roles
-from pim.service.common import Actor, is_security_officer, may_approve, remaining, require_officer
+from pim.service.common import (
+    Actor,
+    is_security_officer,
+    may_approve,
+    refuse,
+    remaining,
+    require_officer,
+)
 
 if TYPE_CHECKING:
     from iam.services import Services
+
+
+FAILED_VISIBLE_DAYS = 30
+"""The officer's overview lists failed activations of the last this many days (those not
+followed by a newer request of the same person for the same role)."""
 
 
 def request_dict(req: ElevationRequest, *, decisions: list[Decision] | None = None) -> dict[str, Any]:
@@ -44,7 +59,7 @@ def request_dict(req: ElevationRequest, *, decisions: list[Decision] | None = No
         "applied_at": req.applied_at,
         "removed_at": req.removed_at,
         "remaining_seconds": int(left.total_seconds()) if left is not None else None,
-        "password_available": bool(req.secret) and req.secret_shown_at is None and req.state in LIVE_STATES,
+        "password_available": bool(req.secret) and req.secret_shown_at is None and req.state == State.ACTIVE,
         "review_due": req.review_due,
         "reviewed_at": req.reviewed_at,
         "reviewed_by": req.reviewed_by,
@@ -61,6 +76,21 @@ def role_dict(role: Role) -> dict[str, Any]:
     return role.model_dump()
 
 
+def _latest_failed(rows: Sequence[ElevationRequest]) -> list[ElevationRequest]:
+    """Requests that failed and are still the latest of their requester for their role: the
+    problem stands until the role is requested again (rows newest first)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for r in rows:
+        key = (r.requester_sub, r.role)
+        if key in seen:
+            continue
+        seen.add(key)
+        if r.state == State.FAILED:
+            out.append(r)
+    return out
+
+
 def mine(session: Session, services: Services, actor: Actor) -> dict[str, Any]:
     rows = session.scalars(
         select(ElevationRequest)
@@ -69,6 +99,7 @@ def mine(session: Session, services: Services, actor: Actor) -> dict[str, Any]:
         .limit(200)
     ).all()
     return {
+        "failed": [request_dict(r) for r in _latest_failed(rows)],
         "eligible": [role_dict(r) for r, _ in eligible_roles(session, services, actor)],
         "active": [request_dict(r) for r in rows if r.state in LIVE_STATES],
         "pending": [request_dict(r) for r in rows if r.state == State.REQUESTED],
@@ -87,7 +118,9 @@ def inbox(session: Session, services: Services, actor: Actor) -> list[dict[str, 
         .order_by(ElevationRequest.requested_at)
     ):
         role = roles.get(req.role)
-        if role is None or req.requester_sub == actor.sub or req.pending_until <= now:
+        if role is None or req.pending_until <= now:
+            continue
+        if req.requester_sub == actor.sub or persons.same_person(session, actor.sub, req.requester_sub):
             continue
         if not may_approve(services, role, actor):
             continue
@@ -119,7 +152,7 @@ def show(session: Session, services: Services, actor: Actor, request_id: str) ->
 
 
 def overview(session: Session, services: Services, actor: Actor) -> dict[str, Any]:
-    require_officer(services, actor)
+    require_officer(session, services, actor, action="overview")
     live = session.scalars(
         select(ElevationRequest)
         .where(ElevationRequest.state.in_([str(s) for s in LIVE_STATES]))
@@ -141,7 +174,13 @@ def overview(session: Session, services: Services, actor: Actor) -> dict[str, An
     recent = session.scalars(
         select(ElevationRequest).order_by(ElevationRequest.requested_at.desc()).limit(50)
     ).all()
+    latest = session.scalars(
+        select(ElevationRequest)
+        .where(ElevationRequest.requested_at >= clock.now() - dt.timedelta(days=FAILED_VISIBLE_DAYS))
+        .order_by(ElevationRequest.requested_at.desc())
+    ).all()
     return {
+        "failed": [request_dict(r) for r in _latest_failed(latest)],
         "active": [request_dict(r) for r in live],
         "pending": [request_dict(r) for r in pending],
         "reviews_due": [request_dict(r) for r in reviews],
@@ -173,5 +212,6 @@ def ensure_visible_role(session: Session, services: Services, actor: Actor, name
     if is_security_officer(services, actor):
         return role
     if not any(r.name == name for r, _ in eligible_roles(session, services, actor)):
+        refuse(session, "pim.role_read_refused", actor, severity=Severity.NORMAL, details={"role": name})
         raise Forbidden("You are not eligible for this role.")
     return role

@@ -15,10 +15,10 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from iam import audit, clock, events, jobs
+from iam import audit, clock, events, jobs, persons
 from iam.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from pim import assurance
 from pim.models import (
@@ -36,6 +36,7 @@ from pim.service.common import (
     notify,
     random_password,
     record,
+    refuse,
     seal,
 )
 
@@ -154,7 +155,7 @@ def _create(
     justification = (justification or "").strip()
     ticket = (ticket or "").strip() or None
     if eligibility(session, role.name, actor) is None:
-        record(session, "pim.request_refused", actor, outcome="failure", details={"role": role.name})
+        refuse(session, "pim.request_refused", actor, details={"role": role.name})
         raise Forbidden("You are not eligible for this role.")
     minutes = role.default_minutes if minutes is None else minutes
     if role.break_glass:
@@ -171,13 +172,13 @@ def _create(
         raise ValidationFailed("The ticket number does not have the expected form.")
     try:
         _check_level(services, role, actor)
-    except StepUpRequired:
-        record(
+    except StepUpRequired as exc:
+        refuse(
             session,
             "pim.step_up_required",
             actor,
-            outcome="failure",
-            details={"role": role.name, "level": actor.level},
+            severity=audit.Severity.NORMAL,
+            details={"role": role.name, "level": actor.level, "required": exc.required, "for": "request"},
         )
         raise
     if _live_or_open(session, role.name, actor.sub) is not None:
@@ -232,7 +233,9 @@ def _create(
 
 
 def _start_window(session: Session, services: Services, req: ElevationRequest, actor: Actor) -> None:
-    """Approval: the access window starts now; the directory write is a durable job."""
+    """Approval: the access window starts now; the directory write is a durable job, and the
+    request becomes ``active`` (audited ``pim.activated``) only once the job has read the grant
+    back from the directory."""
     now = clock.now()
     account = session.get(AdminAccount, req.requester_sub)
     if account is None:
@@ -260,9 +263,9 @@ def _start_window(session: Session, services: Services, req: ElevationRequest, a
     )
     record(
         session,
-        "pim.activated",
+        "pim.approved",
         actor,
-        severity=audit.Severity.CRITICAL,
+        severity=audit.Severity.SIGNIFICANT,
         subject=req.requester_sub,
         details={
             "role": req.role,
@@ -277,6 +280,15 @@ def _start_window(session: Session, services: Services, req: ElevationRequest, a
         notify(session, req, "approved")
 
 
+def _same_person(session: Session, actor: Actor, req: ElevationRequest) -> bool:
+    """The actor is the requester, through whichever of their accounts (R-PIM-3)."""
+    return (
+        actor.sub == req.requester_sub
+        or actor.username.casefold() == req.requester_username.casefold()
+        or persons.same_person(session, actor.sub, req.requester_sub)
+    )
+
+
 def decide(
     session: Session,
     services: Services,
@@ -286,29 +298,33 @@ def decide(
     approve: bool,
     comment: str = "",
 ) -> ElevationRequest:
-    """An approver's decision. The requester can never decide their own request."""
+    """An approver's decision. Nobody decides their own request, through any of their accounts
+    (their admin account, accounts HR links to them, a shared account they hold: persons are
+    compared, not accounts); deciding needs the role's sign-in level, as requesting does; one
+    person's approvals through several accounts count once (R-PIM-3, R-MFA-4)."""
     req = _load(session, request_id)
     role = _role(session, services, req.role)
-    if actor.sub == req.requester_sub or actor.username.casefold() == req.requester_username.casefold():
-        record(
-            session,
-            "pim.self_approval_refused",
-            actor,
-            severity=audit.Severity.SIGNIFICANT,
-            outcome="failure",
-            details={"request": req.id, "role": req.role},
-        )
-        raise Forbidden("You cannot decide your own request.")
+    details = {"request": req.id, "role": req.role, "account": actor.username}
+    if _same_person(session, actor, req):
+        refuse(session, "pim.self_approval_refused", actor, subject=req.requester_sub, details=details)
+        raise Forbidden("You cannot decide your own request (not through another of your accounts either).")
     if actor.system or not may_approve(services, role, actor):
-        record(
-            session,
-            "pim.decision_refused",
-            actor,
-            severity=audit.Severity.SIGNIFICANT,
-            outcome="failure",
-            details={"request": req.id, "role": req.role},
-        )
+        refuse(session, "pim.decision_refused", actor, subject=req.requester_sub, details=details)
         raise Forbidden("You are not an approver of this role.")
+    need = required_level(services, role)
+    if not assurance.meets(actor.level, need, services.settings.pim.levels):
+        refuse(
+            session,
+            "pim.step_up_required",
+            actor,
+            subject=req.requester_sub,
+            details={**details, "level": actor.level, "required": need, "for": "decision"},
+        )
+        raise StepUpRequired(need, actor.level)
+    earlier = session.scalars(select(Decision.approver_sub).where(Decision.request_id == req.id)).all()
+    if actor.sub not in earlier and any(persons.same_person(session, actor.sub, e) for e in earlier):
+        refuse(session, "pim.second_decision_refused", actor, subject=req.requester_sub, details=details)
+        raise Forbidden("You have already decided this request through another of your accounts.")
     if req.state != State.REQUESTED:
         raise Conflict(f"The request is already {req.state}.")
     if req.pending_until <= clock.now():
@@ -346,11 +362,10 @@ def decide(
         )
         notify(session, req, "denied")
         return req
-    approvals = session.scalar(
-        select(func.count())
-        .select_from(Decision)
-        .where(Decision.request_id == req.id, Decision.approve.is_(True))
-    )
+    approvers = session.scalars(
+        select(Decision.approver_sub).where(Decision.request_id == req.id, Decision.approve.is_(True))
+    ).all()
+    approvals = persons.count_persons(session, approvers)  # one person's accounts count once
     record(
         session,
         "pim.approval",
@@ -359,7 +374,7 @@ def decide(
         subject=req.requester_sub,
         details=details,
     )
-    if int(approvals or 0) >= req.approvals_required:
+    if approvals >= req.approvals_required:
         _start_window(session, services, req, actor)
     else:
         # bump the version so a concurrent decision on the same snapshot conflicts

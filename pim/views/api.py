@@ -84,7 +84,8 @@ def endpoint(view: Callable[..., Any]) -> Callable[..., Any]:
         g.pim_actor = api_actor()
         try:
             return view(*args, **kwargs)
-        except StepUpRequired as exc:  # the refusal's audit row is kept (committed)
+        except StepUpRequired as exc:
+            db().rollback()  # the refusal's audit row is kept (iam.audit.record_refusal)
             resp = jsonify(
                 error="insufficient_user_authentication", error_description=str(exc), acr_values=exc.required
             )
@@ -93,9 +94,9 @@ def endpoint(view: Callable[..., Any]) -> Callable[..., Any]:
             )
             return resp, 401
         except IamError as exc:
-            if isinstance(exc, Forbidden):  # refusals are audited before any other write
+            db().rollback()  # nothing half-written; refusals stay audited (iam.audit.record_refusal)
+            if isinstance(exc, Forbidden):
                 return _error("forbidden", str(exc), 403)
-            db().rollback()  # nothing half-written
             if isinstance(exc, NotFound):
                 return _error("not_found", str(exc), 404)
             if isinstance(exc, Conflict):

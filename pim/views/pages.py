@@ -97,10 +97,10 @@ def request_form(role: str) -> Any:
                     ticket=form.ticket.data,
                 )
         except StepUpRequired as exc:
-            return _step_up(exc, role)
+            db().rollback()  # refusals stay audited (iam.audit.record_refusal)
+            return _step_up(exc, url_for("pim.request_form", role=role))
         except IamError as exc:
-            if not isinstance(exc, Forbidden):
-                db().rollback()
+            db().rollback()
             error, status = str(exc), _error_status(exc)
         else:
             flash(f"Request sent ({req.state}).")
@@ -121,13 +121,13 @@ def request_form(role: str) -> Any:
     )
 
 
-def _step_up(exc: StepUpRequired, role: str) -> Any:
+def _step_up(exc: StepUpRequired, back: str) -> Any:
     return (
         render_template(
             "pim/step_up.html",
             required=exc.required,
             achieved=exc.achieved,
-            role=role,
+            back=back,
             # sign in again: with an authenticator enrolled the code is asked, or use the card
             login=url_for("sso.login"),
         ),
@@ -139,8 +139,7 @@ def _act(fn: Callable[[], Any], ok: str, back: str) -> Any:
     try:
         fn()
     except IamError as exc:
-        if not isinstance(exc, Forbidden):
-            db().rollback()  # nothing half-written; refusals keep their audit row
+        db().rollback()  # nothing half-written; refusals stay audited (iam.audit.record_refusal)
         flash(str(exc))
         return redirect(url_for(back)), 303
     flash(ok)
@@ -181,7 +180,13 @@ def password(rid: str) -> Any:
 @signed_in
 def approvals() -> Any:
     items = service.inbox(db(), services(), _actor())
-    return render_template("pim/approvals.html", items=items, form=DecisionForm())
+    return render_template(
+        "pim/approvals.html",
+        items=items,
+        form=DecisionForm(),
+        level=_actor().level,
+        dev_recheck=services().settings.dev_mode and services().settings.pim.dev_password_recheck,
+    )
 
 
 @bp.post("/requests/<rid>/decide")
@@ -193,18 +198,36 @@ def decide(rid: str) -> Any:
     verdict = request.form.get("verdict")
     if verdict not in ("approve", "deny"):
         abort(400)
-    return _act(
-        lambda: service.decide(
+    acting = _actor()
+    if form.password.data:
+        r = _role_of(rid)
+        if r is not None:
+            acting = dev_recheck(acting, form.password.data, service.required_level(services(), r))
+    try:
+        service.decide(
             db(),
             services(),
-            actor=_actor(),
+            actor=acting,
             request_id=rid,
             approve=verdict == "approve",
             comment=form.comment.data or "",
-        ),
-        "Approved." if verdict == "approve" else "Denied.",
-        "pim.approvals",
-    )
+        )
+    except StepUpRequired as exc:
+        db().rollback()  # the refusal stays audited
+        return _step_up(exc, url_for("pim.approvals"))
+    except IamError as exc:
+        db().rollback()
+        flash(str(exc))
+        return redirect(url_for("pim.approvals")), 303
+    flash("Approved." if verdict == "approve" else "Denied.")
+    return redirect(url_for("pim.approvals")), 303
+
+
+def _role_of(rid: str) -> Any:
+    from pim.models import ElevationRequest
+
+    req = db().get(ElevationRequest, rid)
+    return get_role(db(), services(), req.role) if req is not None else None
 
 
 @bp.get("/overview")

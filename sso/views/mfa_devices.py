@@ -169,17 +169,15 @@ def enroll_confirm() -> Any:
             return _error_page(_("Too many wrong codes"), _("Try again later or contact the help desk."), 429)
         if codes is not None:
             session.pop(_ENROLL_KEY, None)
-            # the user has just proven the authenticator: the session now counts it
-            before = list(sso.amr)
-            sso.amr = levels.normalise_amr(sso.amr, ["otp"])
-            sso.acr = levels.achieved_level(settings.mfa, sso.amr)
-            _record(
-                "login.step_up",
-                actor=sso.sub,
-                subject=sso.sub,
-                details={"method": "totp_enrollment", "amr_before": before, "amr": sso.amr, "acr": sso.acr},
+            # R-MFA-4: enrolling proves possession of the new authenticator, not who set it up
+            # (a password is all it took). The session keeps its level; the next sign-in that
+            # uses both factors reaches the higher one.
+            return render_template(
+                "sso/mfa/recovery_codes.html",
+                codes=codes,
+                flow=bool(session.get("flow")),
+                level=levels.achieved_level(settings.mfa, sso.amr),
             )
-            return render_template("sso/mfa/recovery_codes.html", codes=codes, flow=bool(session.get("flow")))
         error = _("That code is not valid. Check the time on your phone and enter the current code.")
     row = mfa.pending_enrollment(db(), sso.sub, str(pending["id"]))
     if row is None:

@@ -97,8 +97,11 @@ def test_enroll_then_sign_in_with_code_and_with_recovery_code(
     expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
     codes = [c.strip() for c in page.locator("#recovery-codes code").all_inner_texts()]
     assert len(codes) == 10 and all(re.fullmatch(r"[A-Z2-9]{4}(-[A-Z2-9]{4}){3}", c) for c in codes)
+    expect(page.locator("#level-unchanged")).to_contain_text("stays at its sign-in level (password)")
     page.locator("#continue").click()
     expect(page.locator("#devices tr[data-kind=totp]")).to_contain_text("10 recovery codes left")
+    # R-MFA-4: enrolling proved the app, not the person: this session is still password-only
+    expect(page.locator("body")).to_contain_text("This session's sign-in level: password (pwd)")
     assert not any(c in page.content() for c in codes)  # shown once, never again
     _sign_out(page, p)
 

@@ -34,6 +34,14 @@ justification_required = true
 min_level = "mfa"
 """
 
+TEMP_ROLE = """
+title = "Temporary admins"
+groups = ["Temp Admins"]
+approval = false
+justification_required = true
+min_level = "mfa"
+"""
+
 
 @pytest.fixture(scope="module")
 def pim_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveProvider]:
@@ -41,6 +49,7 @@ def pim_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveProvi
     roles = var_dir / "roles"
     roles.mkdir()
     (roles / "ops.toml").write_text(ROLE)
+    (roles / "temp.toml").write_text(TEMP_ROLE)
     port = free_port()
     env = _provider_env(var_dir, port, None)
     env["IAM_PIM__ROLES_DIR"] = str(roles)
@@ -69,7 +78,7 @@ def test_request_approve_activate_in_the_browser(
     out = provider.cli("pim", "eligible", "add", "ops", "alice")
     assert "eligible" in out.stdout
     roles = provider.cli_json("pim", "roles", "list")
-    assert [r["name"] for r in roles] == ["ops"] and roles[0]["source"] == "file"
+    assert sorted(r["name"] for r in roles) == ["ops", "temp"] and roles[0]["source"] == "file"
 
     # alice asks
     _sign_in(page, provider, "alice")
@@ -104,6 +113,11 @@ def test_request_approve_activate_in_the_browser(
         row = bob.locator(f'#inbox tr[data-request="{rid}"]')
         expect(row).to_contain_text("alice")
         expect(row).to_contain_text("Patch the file servers tonight")
+        row.get_by_role("button", name="Approve").click()
+        # a password-only session cannot decide (R-MFA-4): stronger sign-in, here the dev re-check
+        expect(bob.locator("#step-up")).to_contain_text("needs sign-in level mfa")
+        bob.goto(f"{provider.issuer}/pim/approvals")
+        row.get_by_label("Password again", exact=False).fill(DEMO_PASSWORD)
         row.get_by_role("button", name="Approve").click()
         expect(bob.locator("#inbox")).to_contain_text("Nothing to decide.")
         bob.goto(f"{provider.issuer}/pim/overview")
@@ -144,3 +158,52 @@ def test_request_approve_activate_in_the_browser(
         admin_ctx.close()
     page.goto(f"{provider.issuer}/pim/")
     expect(page.locator(f'#history tr[data-request="{rid}"] .state')).to_have_text("revoked")
+
+
+def test_failed_activation_is_visible_to_the_requester_and_the_officer(
+    pim_provider: LiveProvider, browser: Any, page: Page
+) -> None:
+    """The role's group disappears from the directory after eligibility was granted: the worker's
+    write fails, and the pages say so — no password, no "active" (issue 10 item 7)."""
+    from sqlalchemy import delete
+
+    from iam.models.identity import LocalGroup
+
+    provider = pim_provider
+    svc = provider.services()
+    svc.directory.create_group("Temp Admins")
+    provider.cli("pim", "eligible", "add", "temp", "alice")
+    with svc.transaction() as s:
+        s.execute(delete(LocalGroup).where(LocalGroup.name == "Temp Admins"))
+
+    _sign_in(page, provider, "alice")
+    page.goto(f"{provider.issuer}/pim/")
+    page.locator("#request-temp").click()
+    page.get_by_label("Justification (required)").fill("Rotate the temporary keys")
+    page.get_by_label("Password again", exact=False).fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Send request").click()
+    alert = page.locator("[id^=failed-]")
+    for _ in range(40):
+        page.goto(f"{provider.issuer}/pim/")
+        if alert.count():
+            break
+        page.wait_for_timeout(250)
+    expect(alert).to_contain_text("Your elevation to temp failed")
+    expect(alert).to_contain_text("Temp Admins")
+    rid = alert.get_attribute("data-request")
+    expect(page.locator(f'#history tr[data-request="{rid}"] .state')).to_have_text("failed")
+    expect(page.get_by_role("button", name="Show password once")).to_have_count(0)
+    expect(page.locator(f'#active tr[data-request="{rid}"]')).to_have_count(0)
+
+    officer_ctx = browser.new_context(locale="en-GB")
+    officer = officer_ctx.new_page()
+    try:
+        _sign_in(officer, provider, "admin")
+        officer.goto(f"{provider.issuer}/pim/overview")
+        row = officer.locator(f'#failed tr[data-request="{rid}"]')
+        expect(row).to_contain_text("alice")
+        expect(row.locator(".reason")).to_contain_text("do not exist in the directory: Temp Admins")
+    finally:
+        officer_ctx.close()
+    events = provider.cli_json("audit", "list", "--event", "pim.failed")
+    assert [e["severity"] for e in events] == ["critical"]

@@ -175,7 +175,7 @@ def test_pending_request_lapses(pim: Env) -> None:
     with env.tx() as s, pytest.raises(Conflict, match="expired"):
         service.decide(s, env.services, actor=env.actor("boss"), request_id=rid, approve=True)
     with env.tx() as s:
-        assert service.sweep(s, env.services) == {"expired": 0, "lapsed": 1}
+        assert service.sweep(s, env.services) == {"expired": 0, "lapsed": 1, "failed": 0}
     assert _get(env, rid).state == State.LAPSED
 
 
@@ -285,7 +285,7 @@ def test_two_approvers_at_once_make_one_transition(pim: Env) -> None:
     with env.tx() as s:
         assert s.scalar(select(func.count()).select_from(Decision)) == 1
         assert s.scalar(select(func.count()).select_from(Job).where(Job.kind == "pim.ad.activate")) == 1
-    assert len(_events(env, "pim.activated")) == 1
+    assert len(_events(env, "pim.approved")) == 1
 
 
 def test_worker_restart_sweeps_overdue(pim: Env) -> None:
@@ -516,9 +516,11 @@ def test_people_concerned_are_mailed(pim_sqlite: Env, smtp_sink: SmtpSink) -> No
         with env.tx() as s:
             service.decide(s, env.services, actor=env.actor("boss"), request_id=rid, approve=True)
         env.run_jobs()
-        to = {m["to"][0] for m in smtp_sink.messages if "granted" in m["msg"]["Subject"]}
+        to = {m["to"][0] for m in smtp_sink.messages if "access active" in m["msg"]["Subject"]}
         assert "alice@example.test" in to
-        body = next(m["msg"].get_content() for m in smtp_sink.messages if "granted" in m["msg"]["Subject"])
+        body = next(
+            m["msg"].get_content() for m in smtp_sink.messages if "access active" in m["msg"]["Subject"]
+        )
         assert "adm-alice" in body and rid in body
         # the critical activation event reaches the security officer too
         assert any(m["to"] == ["officer@example.test"] for m in smtp_sink.messages)

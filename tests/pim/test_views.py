@@ -113,8 +113,15 @@ def test_request_step_up_approve_through_pages(web: tuple[Env, Flask]) -> None:
     inbox = boss.get("/pim/approvals").get_data(as_text=True)
     assert rid in inbox
     assert boss.post(f"/pim/requests/{rid}/decide", data={"verdict": "approve"}).status_code == 400
+    # a password-only session cannot decide (R-MFA-4): the role's level, as for requesting
     resp = boss.post(
         f"/pim/requests/{rid}/decide", data={"csrf_token": csrf_from(inbox), "verdict": "approve"}
+    )
+    assert resp.status_code == 403 and "Stronger sign-in needed" in resp.get_data(as_text=True)
+    assert _state(env, rid) == State.REQUESTED
+    resp = boss.post(  # dev mode: the password re-check stands in for the second factor
+        f"/pim/requests/{rid}/decide",
+        data={"csrf_token": csrf_from(inbox), "verdict": "approve", "password": PASSWORD},
     )
     assert resp.status_code == 303 and _state(env, rid) == State.APPROVED
     env.run_jobs()
@@ -162,12 +169,20 @@ def test_api(web: tuple[Env, Flask]) -> None:
     assert c.get(f"/api/v1/pim/requests/{rid}", headers=_bearer(env, app, "eve")).status_code == 404
     boss = _bearer(env, app, "boss")
     assert [r["id"] for r in c.get("/api/v1/pim/approvals", headers=boss).get_json()["requests"]] == [rid]
+    # R-MFA-4: deciding needs the role's level; the token's acr says password → RFC 9470 answer
+    weak_boss = _bearer(env, app, "boss", acr="password")
+    resp = c.post(f"/api/v1/pim/requests/{rid}/approve", json={}, headers=weak_boss)
+    assert resp.status_code == 401 and resp.get_json()["error"] == "insufficient_user_authentication"
+    assert 'error="insufficient_user_authentication", acr_values="mfa"' in resp.headers["WWW-Authenticate"]
+    assert _state(env, rid) == State.REQUESTED
     resp = c.post(f"/api/v1/pim/requests/{rid}/approve", json={"comment": "go"}, headers=boss)
     assert resp.status_code == 200 and resp.get_json()["state"] == "approved"
     assert (
         c.post(f"/api/v1/pim/requests/{rid}/approve", json={}, headers=_bearer(env, app, "boss2")).status_code
         == 409
     )
+    assert c.post(f"/api/v1/pim/requests/{rid}/password", headers=alice).status_code == 409  # not yet
+    env.run_jobs()  # written to the directory and read back: active
     me = c.get("/api/v1/pim/me", headers=alice).get_json()
     assert [r["id"] for r in me["active"]] == [rid] and me["active"][0]["remaining_seconds"] > 800
     pw = c.post(f"/api/v1/pim/requests/{rid}/password", headers=alice)

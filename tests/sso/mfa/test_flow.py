@@ -213,7 +213,7 @@ def test_discovery_announces_the_levels(client):
 
 def test_enrollment_pages_reauth_qr_confirm_and_codes_shown_once(services, client):
     make_user(services)
-    cid, _ = make_client(services)
+    cid, csecret = make_client(services)
     _plain_sign_in(client, cid)
     page = client.get("/mfa/enroll")
     assert "Confirm your password" in page.get_data(as_text=True)
@@ -239,7 +239,16 @@ def test_enrollment_pages_reauth_qr_confirm_and_codes_shown_once(services, clien
     devices = client.get("/mfa/devices").get_data(as_text=True)
     assert "Authenticator app" in devices and "10 recovery codes left" in devices
     assert not any(c in devices for c in codes) and secret not in devices
-    assert "mfa (pwd, otp, mfa)" in devices  # the proven app raised this session
+    # R-MFA-4: enrolling after a password-only sign-in does not raise this session
+    assert "password (pwd)" in devices and "mfa (pwd, otp, mfa)" not in devices
+    assert "This session stays at its sign-in level (password)" in text
+    with services.transaction() as s:
+        row = s.scalars(select(SsoSession)).one()
+        assert (row.acr, row.amr) == ("password", ["pwd"])
+    url, flow = authorize_url(cid)  # the session's next ID token
+    claims = _id_token(client, follow_to_code(client, client.get(url)), flow, csecret)
+    assert (claims["acr"], claims["amr"]) == ("password", ["pwd"])
+    assert not _events(services, "login.step_up")
 
 
 def test_remove_device_needs_the_password(services, client):
