@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from iam import audit, clock, entitlements
+from iam import audit, clock, persons
 from iam.audit import Severity
 from iam.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from provisioning.reviews.models import Campaign, CampaignItem, CampaignStatus, Decision
@@ -44,22 +44,35 @@ class Filter:
     open_only: bool = True
 
 
-def person_key(services: Services, session: Session, reviewer: Reviewer) -> tuple[str | None, set[str]]:
-    """The person behind the acting account, and every name they act under (their ordinary
-    account's username too when they act from an admin account)."""
+def person_key(services: Services, session: Session, reviewer: Reviewer) -> tuple[frozenset[str], set[str]]:
+    """Every account the acting person may act through (:func:`iam.persons.accounts_of`: their
+    own, their admin account, HR-linked accounts, shared accounts they hold), and the names of
+    those accounts (a reviewer signed in with their admin account still sees their items)."""
     sub = reviewer.sub
     if sub is None:
         user = services.directory.find_user(username=reviewer.username)
         sub = user.id if user else None
     if sub is None:
-        return None, {reviewer.username.casefold()}
-    person = entitlements.linked_accounts(services, session).get(sub, (sub, ""))[0]
+        return frozenset(), {reviewer.username.casefold()}
+    accounts = persons.accounts_of(session, sub)
     names = {reviewer.username.casefold()}
-    if person != sub:
-        user = services.directory.get_user(person)
+    for other in accounts - {sub}:
+        user = services.directory.get_user(other)
         if user is not None:
             names.add(user.username.casefold())
-    return person, names
+    return accounts, names
+
+
+def _own(
+    session: Session, accounts: frozenset[str], item: CampaignItem, cache: dict[str, frozenset[str]]
+) -> bool:
+    """Whether the item is access of the person acting, compared as persons (their admin
+    account's, and a shared account they hold, count as theirs)."""
+    if not accounts:
+        return False
+    if item.account_id not in cache:
+        cache[item.account_id] = persons.accounts_of(session, item.account_id)
+    return bool(({item.person, item.account_id} | cache[item.account_id]) & accounts)
 
 
 def _query(session: Session, flt: Filter) -> Select[Any]:
@@ -146,7 +159,7 @@ def decide(
         raise ValidationFailed("Name the lesser right to keep (reduce_to).")
     if (items is None and flt is None) or (items is not None and not items):
         raise ValidationFailed("Select at least one item, or decide over a filter.")
-    person, names = person_key(services, session, reviewer)
+    mine, names = person_key(services, session, reviewer)
     if items is not None:
         found = session.scalars(select(CampaignItem).where(CampaignItem.id.in_(list(items)))).all()
         if len(found) != len(set(items)):
@@ -164,10 +177,11 @@ def decide(
         for c in session.scalars(select(Campaign).where(Campaign.id.in_({r.campaign_id for r in rows})))
     }
     now = clock.now()
+    linked: dict[str, frozenset[str]] = {}
     for item in rows:
         if campaigns[item.campaign_id].status != CampaignStatus.OPEN or item.final:
             raise Conflict(f"Review item {item.id} is settled: its stage or campaign has closed.")
-        if person is not None and item.person == person:
+        if _own(session, mine, item, linked):
             raise refuse(
                 session,
                 reviewer,
@@ -229,18 +243,19 @@ def delegate(
     target = services.directory.find_user(username=to)
     if target is None:
         raise ValidationFailed(f"There is no account named {to!r}.")
-    target_person = entitlements.linked_accounts(services, session).get(target.id, (target.id, ""))[0]
+    target_accounts = persons.accounts_of(session, target.id)
     _, names = person_key(services, session, reviewer)
     officer = is_officer(services, reviewer.username)
     rows = list(session.scalars(select(CampaignItem).where(CampaignItem.id.in_(list(items)))).all())
     if len(rows) != len(set(items)):
         raise NotFound("Some of these review items do not exist.")
+    linked: dict[str, frozenset[str]] = {}
     for item in rows:
         if item.final or item.decision is not None:
             raise Conflict(f"Review item {item.id} is already decided.")
         if item.reviewer.casefold() not in names and not officer:
             raise refuse(session, reviewer, "This item is not yours to delegate.", {"item": item.id})
-        if item.person == target_person:
+        if _own(session, target_accounts, item, linked):
             raise ValidationFailed(f"{to} cannot review their own access.")
     for item in rows:
         audit.record(

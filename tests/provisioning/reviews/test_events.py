@@ -24,6 +24,9 @@ def test_break_glass_is_reviewed_by_a_security_officer(services: Services, tmp_p
     )
     try:
         env = Env(services)
+        for group in ("Ops Admins", "DB Admins", "DB Approvers"):
+            if services.directory.get_group(group) is None:
+                services.directory.create_group(group)
         for name in ("alice", "sec"):
             env.users[name] = make_user(services, name)
         with services.transaction() as s:

@@ -24,6 +24,9 @@ from provisioning.reviews.service.decisions import Reviewer
 from provisioning.service import reports
 from tests.provisioning.conftest import SFX, Hr, joiner
 
+#: Employee numbers are searched domain-wide on the shared DC: unique per test run.
+P = f"8{SFX}"
+
 
 def _closed_port() -> int:
     with socket.socket() as s:
@@ -48,15 +51,15 @@ def _officer(hr: Hr, username: str) -> None:
 
 def _people(hr: Hr) -> dict[str, Any]:
     for body in (
-        joiner("8100", "Milena", "Šef"),
-        joiner("8101", "Petar", "Ilić", manager="8100"),
-        joiner("8102", "Jana", "Nováková", manager="8100"),
-        joiner("8103", "Officer", "Sec"),
+        joiner(f"{P}00", "Milena", "Šef"),
+        joiner(f"{P}01", "Petar", "Ilić", manager=f"{P}00"),
+        joiner(f"{P}02", "Jana", "Nováková", manager=f"{P}00"),
+        joiner(f"{P}03", "Officer", "Sec"),
     ):
         assert hr.post(body).status_code == 202
     hr.work()
     out = {}
-    for emp in ("8100", "8101", "8102", "8103"):
+    for emp in (f"{P}00", f"{P}01", f"{P}02", f"{P}03"):
         user = hr.directory.find_user(employee_number=emp)
         assert user is not None
         out[emp] = user
@@ -65,8 +68,8 @@ def _people(hr: Hr) -> dict[str, Any]:
 
 def test_campaign_over_an_ou_decisions_default_outcome_and_remediation_in_ad(hr: Hr, samba_dc: Any) -> None:
     people = _people(hr)
-    manager, petar, jana = people["8100"], people["8101"], people["8102"]
-    _officer(hr, people["8103"].username)
+    manager, petar, jana = people[f"{P}00"], people[f"{P}01"], people[f"{P}02"]
+    _officer(hr, people[f"{P}03"].username)
     d = hr.directory
     apps, share, parent = f"rv-apps{SFX}", f"rv-share{SFX}", f"rv-parent{SFX}"
     for g in (apps, share, parent):
@@ -167,19 +170,19 @@ def test_campaign_over_an_ou_decisions_default_outcome_and_remediation_in_ad(hr:
 
 def test_mover_goes_to_the_new_manager_at_once(hr: Hr) -> None:
     people = _people(hr)
-    _officer(hr, people["8103"].username)
-    assert hr.post(joiner("8104", "Nova", "Šefica", department="IT", title="Head of IT")).status_code == 202
+    _officer(hr, people[f"{P}03"].username)
+    assert hr.post(joiner(f"{P}04", "Nova", "Šefica", department="IT", title="Head of IT")).status_code == 202
     hr.work()
-    new_manager = hr.directory.find_user(employee_number="8104")
+    new_manager = hr.directory.find_user(employee_number=f"{P}04")
     assert new_manager is not None
-    petar = people["8101"]
+    petar = people[f"{P}01"]
     extra = f"rv-extra{SFX}"
     hr.directory.create_group(extra)
     hr.directory.add_member(extra, petar.id)
     move = {
-        "idempotency_key": "move-8101",
+        "idempotency_key": f"move-{P}01",
         "kind": "mover",
-        "person": {"employee_number": "8101", "department": "IT", "title": "Engineer", "manager": "8104"},
+        "person": {"employee_number": f"{P}01", "department": "IT", "title": "Engineer", "manager": f"{P}04"},
     }
     assert hr.post(move).status_code == 202
     hr.work()
