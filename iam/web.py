@@ -10,10 +10,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, g, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
+from iam import pages
 from iam.services import Services
 
 log = logging.getLogger("iam.web")
@@ -71,6 +72,8 @@ def wants_json() -> bool:
 
 
 def init_app(app: Flask) -> None:
+    pages.init_app(app)
+
     @app.before_request
     def _before() -> None:
         g.client_ip = client_ip()
@@ -109,7 +112,7 @@ def init_app(app: Flask) -> None:
         code = exc.code or 500
         if wants_json():
             return jsonify(error=exc.name.lower().replace(" ", "_"), error_description=exc.description), code
-        return render_template("iam/error.html", title=exc.name, message=exc.description), code
+        return pages.http_error_page(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
@@ -117,7 +120,7 @@ def init_app(app: Flask) -> None:
         # never leak internals (SQL, stack) to the caller
         if wants_json():
             return jsonify(error="server_error", error_description="An internal error occurred."), 500
-        return render_template("iam/error.html", title="Error", message="An internal error occurred."), 500
+        return pages.error_page(500)
 
 
 def _security_headers(response: Response) -> None:

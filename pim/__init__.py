@@ -21,6 +21,7 @@ def init_app(app: Flask, services: Services) -> None:
     check_levels(services)
     tokens.register()
     app.register_blueprint(views.bp)
+    views.register_navigation(app)
     csrf.exempt(views.api)
     app.register_blueprint(views.api)
     from pim.openapi import paths
