@@ -599,6 +599,7 @@ class ProvisioningSettings(Section):
     @classmethod
     def _zone(cls, value: str) -> str:
         return time_zone(value) if value else value
+
     password_delivery: Literal["activation_link", "envelope"] = "activation_link"  # noqa: S105
     """Initial password: a one-time link mailed to the manager, or a sealed-envelope PDF printed
     with ``iam hr envelopes``."""

@@ -14,8 +14,9 @@ from iam.directory.base import DirectoryUser
 from iam.models.identity import Identity
 from iam.passwords import service as passwords
 from iam.web import db, reader, services
+from sso import service
 from sso.forms import ChangePasswordForm
-from sso.views.common import _record, bp, current_sso
+from sso.views.common import _cookie_name, _record, bp
 from sso.views.signin import _attempt, _complete_login, _login_error
 
 
@@ -47,12 +48,15 @@ def _profile_violations(username: str, current: str, new_password: str) -> list[
 
 
 def _signed_in_username() -> str | None:
-    """The username of this browser's signed-in person, or None."""
-    sso = current_sso()
+    """The username of this browser's signed-in person, or None. Read only: the password
+    attempt below writes in its own transaction, so this request holds no write before it."""
+    sso = service.peek_sso_session(reader(), services().settings, request.cookies.get(_cookie_name()))
     if sso is None:
         return None
-    identity = db().get(Identity, sso.sub)
-    return identity.username if identity is not None else None
+    identity = reader().get(Identity, sso.sub)
+    if identity is None or identity.disabled:
+        return None
+    return identity.username
 
 
 @bp.route("/password/change", methods=["GET", "POST"])
