@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, has_request_context, request
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
@@ -66,6 +66,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     catalogues = settings.catalogues  # BCP 47 tag → catalogue name, checked at start
 
     def _locale() -> str | None:
+        if not has_request_context():  # mails, the worker, the CLI: the first language
+            return catalogues[settings.languages[0]]
         tag = request.accept_languages.best_match(settings.languages) or settings.languages[0]
         return catalogues[tag]
 
