@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, has_request_context, request
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         WTF_CSRF_SSL_STRICT=secure,
         PREFERRED_URL_SCHEME="https" if secure else "http",
         MAX_CONTENT_LENGTH=1024 * 1024,
-        BABEL_DEFAULT_LOCALE="en",
+        BABEL_DEFAULT_LOCALE=settings.catalogues[settings.languages[0]],
         IAM_ORGANISATION=settings.organisation,
         BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
     )
@@ -63,8 +63,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.extensions["iam.settings"] = settings
     csrf.init_app(app)
 
+    catalogues = settings.catalogues  # BCP 47 tag → catalogue name, checked at start
+
     def _locale() -> str | None:
-        return request.accept_languages.best_match(settings.languages) or "en"
+        if not has_request_context():  # mails, the worker, the CLI: the first language
+            return catalogues[settings.languages[0]]
+        tag = request.accept_languages.best_match(settings.languages) or settings.languages[0]
+        return catalogues[tag]
 
     Babel(app, locale_selector=_locale)
     web.init_app(app)

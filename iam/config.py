@@ -24,6 +24,31 @@ from pydantic_settings import (
 from iam.errors import ConfigError
 
 
+def language_tag(tag: str) -> str:
+    """``tag`` as a canonical BCP 47 tag babel knows (``sr-latn`` → ``sr-Latn``), or ValueError."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        locale = Locale.parse(str(tag).strip(), sep="-")
+    except (ValueError, TypeError, UnknownLocaleError):
+        raise ValueError(
+            f"{tag!r} is not a BCP 47 language tag babel knows (e.g. 'en', 'sr-Latn', 'de-AT')"
+        ) from None
+    parts = (locale.language, locale.script, locale.territory, locale.variant)
+    return "-".join(p for p in parts if p)
+
+
+def time_zone(name: str) -> str:
+    """``name`` if it is an IANA time zone this machine knows, else ValueError."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. 'Europe/Belgrade', 'UTC')") from None
+    return name
+
+
 class Section(BaseModel):
     """A settings section: unknown keys are errors, so a typo never passes silently."""
 
@@ -320,7 +345,15 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     """Where the embedded defaults keep their files (SQLite database, generated keys)."""
     organisation: str = "Example Administration"
+    """The organisation's name: the header and title of every page, mails, PDFs."""
     languages: list[str] = Field(default_factory=lambda: ["en"])
+    """Languages of the pages as BCP 47 tags (``en``, ``sr-Latn``, ``de-AT``); the browser's
+    ``Accept-Language`` picks one, else the first. Each maps to a catalogue under
+    ``translations/`` (``sr-Latn`` → ``sr_Latn``); English text where none exists. Checked at
+    start: an unknown tag stops the start."""
+    timezone: str = "UTC"
+    """The organisation's time zone (IANA name, e.g. ``Europe/Belgrade``): every page shows
+    times in it, and HR dates begin and end at its midnight. Storage is always UTC."""
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     directory: DirectorySettings = Field(default_factory=DirectorySettings)
@@ -359,6 +392,28 @@ class Settings(BaseSettings):
             raise ConfigError(f"The configuration file {toml_file} does not exist.")
         return tuple(sources)
 
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError('name at least one language, e.g. ["en"]')
+        tags = [language_tag(tag) for tag in value]
+        if len(set(tags)) != len(tags):
+            raise ValueError("a language is listed twice")
+        return tags
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return time_zone(value)
+
+    @property
+    def catalogues(self) -> dict[str, str]:
+        """Each language tag and the name of its translation catalogue (``sr-Latn`` → ``sr_Latn``)."""
+        from babel import Locale
+
+        return {tag: str(Locale.parse(tag, sep="-")) for tag in self.languages}
+
     @field_validator("issuer")
     @classmethod
     def _issuer(cls, value: str) -> str:
@@ -366,6 +421,12 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
         return value
+
+    @model_validator(mode="after")
+    def _provisioning_zone(self) -> Settings:
+        if not self.provisioning.timezone:
+            self.provisioning.timezone = self.timezone
+        return self
 
     @model_validator(mode="after")
     def _directory(self) -> Settings:
@@ -586,8 +647,15 @@ class ProvisioningSettings(Section):
     base_ou: str = ""
     """Where HR accounts live in the directory; the department OUs of ``birthright.toml`` are
     relative to it. Default: ``directory.users_ou``."""
-    timezone: str = "UTC"
-    """Time zone of HR dates: a start date begins, an end date ends, at local midnight."""
+    timezone: str = ""
+    """Time zone of HR dates: a start date begins, an end date ends, at local midnight.
+    Default ('' ): the organisation's ``timezone``."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return time_zone(value) if value else value
+
     password_delivery: Literal["activation_link", "envelope"] = "activation_link"  # noqa: S105
     """Initial password: a one-time link mailed to the manager, or a sealed-envelope PDF printed
     with ``iam hr envelopes``."""

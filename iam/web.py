@@ -11,11 +11,12 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Request, Response, current_app, g, has_app_context, jsonify, render_template, request
+from flask import Flask, Request, Response, current_app, g, has_app_context, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, HTTPException, Unauthorized, UnsupportedMediaType
 
+from iam import pages
 from iam.services import Services
 
 log = logging.getLogger("iam.web")
@@ -138,6 +139,7 @@ def _check_json_body() -> Response | None:
 def init_app(app: Flask) -> None:
     app.json = JsonProvider(app)
     app.request_class = IamRequest
+    pages.init_app(app)
 
     @app.before_request
     def _before() -> Response | None:
@@ -180,7 +182,7 @@ def init_app(app: Flask) -> None:
             return _api_error(401, "invalid_token", exc.description or "")
         if wants_json():
             return jsonify(error=exc.name.lower().replace(" ", "_"), error_description=exc.description), code
-        return render_template("iam/error.html", title=exc.name, message=exc.description), code
+        return pages.http_error_page(exc)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
@@ -188,7 +190,7 @@ def init_app(app: Flask) -> None:
         # never leak internals (SQL, stack) to the caller
         if wants_json():
             return jsonify(error="server_error", error_description="An internal error occurred."), 500
-        return render_template("iam/error.html", title="Error", message="An internal error occurred."), 500
+        return pages.error_page(500)
 
 
 def _security_headers(response: Response) -> None:

@@ -22,6 +22,7 @@ def init_app(app: Flask, services: Services) -> None:
     tokens.register()
     privileged.register()  # the help desk cannot reset admin/shared accounts, officers
     app.register_blueprint(views.bp)
+    views.register_navigation(app)
     csrf.exempt(views.api)
     app.register_blueprint(views.api)
     from pim.openapi import paths

@@ -24,6 +24,7 @@ def init_app(app: Flask, services: Services) -> None:
 
     definitions.definitions(services)  # invalid definition files stop the start, naming file and key
     app.register_blueprint(views.bp)
+    views.register_navigation(app)
     app.register_blueprint(views.api)
     csrf.exempt(views.api)
     app.extensions.setdefault("iam.openapi_paths", []).append(views.openapi_paths())

@@ -28,6 +28,7 @@ def init_app(app: Flask, services: Services) -> None:
     app.extensions["sso.server"] = IamAuthorizationServer(app, services, signer)
     app.register_blueprint(views.bp)
     app.register_blueprint(views.mfa.bp)  # second factors and step-up (/mfa/…)
+    views.account.register_navigation(app)
     from sso.mfa import openapi as mfa_openapi
 
     app.extensions.setdefault("iam.openapi_paths", []).append(mfa_openapi.paths())

@@ -85,6 +85,15 @@ def create_sso_session(
     return cookie, row
 
 
+def _ended_by_time(row: SsoSession, settings: Settings, now: dt.datetime) -> str | None:
+    """Why a session that was live has ended by now ("absolute_timeout", "idle_timeout"), or None."""
+    if row.expires_at <= now:
+        return "absolute_timeout"
+    if row.last_seen_at + dt.timedelta(seconds=settings.session.idle_timeout) <= now:
+        return "idle_timeout"
+    return None
+
+
 def load_sso_session(session: Session, settings: Settings, cookie: str | None) -> SsoSession | None:
     """The live session for a cookie, touched; None when absent, ended or timed out."""
     if not cookie or not cookie.startswith(SESSION_PREFIX):
@@ -93,15 +102,23 @@ def load_sso_session(session: Session, settings: Settings, cookie: str | None) -
     if row is None or row.ended_at is not None:
         return None
     now = clock.now()
-    idle = dt.timedelta(seconds=settings.session.idle_timeout)
-    if row.expires_at <= now:
-        end_sso_session(session, row, reason="absolute_timeout", actor="system")
-        return None
-    if row.last_seen_at + idle <= now:
-        end_sso_session(session, row, reason="idle_timeout", actor="system")
+    reason = _ended_by_time(row, settings, now)
+    if reason:
+        end_sso_session(session, row, reason=reason, actor="system")
         return None
     if now - row.last_seen_at >= _TOUCH_EVERY:
         row.last_seen_at = now
+    return row
+
+
+def peek_sso_session(session: Session, settings: Settings, cookie: str | None) -> SsoSession | None:
+    """The live session for a cookie, read only: neither touched nor ended (for a request that
+    must not hold a write before its own separate transaction)."""
+    if not cookie or not cookie.startswith(SESSION_PREFIX):
+        return None
+    row = session.get(SsoSession, token_hash(cookie))
+    if row is None or row.ended_at is not None or _ended_by_time(row, settings, clock.now()):
+        return None
     return row
 
 

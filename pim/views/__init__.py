@@ -3,6 +3,6 @@
 :mod:`pim.service`."""
 
 from pim.views.api import api
-from pim.views.pages import bp
+from pim.views.pages import bp, register_navigation
 
-__all__ = ["api", "bp"]
+__all__ = ["api", "bp", "register_navigation"]

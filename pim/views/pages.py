@@ -6,13 +6,16 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from iam.errors import Conflict, Forbidden, IamError, NotFound
+from iam.pages import NavLink, error_page, register_nav
 from iam.web import db, services
 from pim import service
 from pim.forms import DecisionForm, EligibilityForm, ReasonForm, RequestForm, ReviewForm
-from pim.roles import get_role
+from pim.roles import all_roles, get_role
 from pim.service import Actor, StepUpRequired
 from pim.views.common import dev_recheck, page_actor
 
@@ -51,6 +54,36 @@ def _officer() -> bool:
     return service.is_security_officer(services(), _actor())
 
 
+def _nav_actor() -> Actor | None:
+    if "pim_nav_actor" not in g:
+        g.pim_nav_actor = page_actor()
+    return g.pim_nav_actor  # type: ignore[no-any-return]
+
+
+def _may_approve_any() -> bool:
+    actor = _nav_actor()
+    if actor is None:
+        return False
+    return any(service.may_approve(services(), r, actor) for r in all_roles(db(), services()).values())
+
+
+def _is_officer() -> bool:
+    actor = _nav_actor()
+    return actor is not None and service.is_security_officer(services(), actor)
+
+
+def register_navigation(app: Flask) -> None:
+    """PIM's pages in the header, each under the check its view applies (or a stricter one):
+    any signed-in person has "Privileged roles"; approvers of some role "Approvals" (the inbox
+    is open to everyone signed in but empty for others); security officers the overview."""
+    register_nav(
+        app,
+        NavLink("pim.mine", _l("Privileged roles"), lambda: _nav_actor() is not None, order=40),
+        NavLink("pim.approvals", _l("Approvals"), _may_approve_any, order=45),
+        NavLink("pim.overview", _l("Security overview"), _is_officer, order=50),
+    )
+
+
 @bp.get("/")
 @signed_in
 def mine() -> Any:
@@ -70,9 +103,27 @@ def request_form(role: str) -> Any:
     actor = _actor()
     session = db()
     r = get_role(session, services(), role)
-    eligible = {x.name for x, _ in service.eligible_roles(session, services(), actor)}
-    if r is None or role not in eligible:
-        abort(404)
+    eligible = {x.name for x, _e in service.eligible_roles(session, services(), actor)}
+    if r is None:
+        return error_page(
+            404,
+            title=_("No such privileged role"),
+            message=_("There is no privileged role “%(role)s”.", role=role),
+            next_href=url_for("pim.mine"),
+            next_label=_("See the roles you can request"),
+        )
+    if role not in eligible:
+        return error_page(
+            403,
+            title=_("You are not eligible for this role"),
+            message=_(
+                "You are not eligible for the privileged role “%(role)s”, so you cannot request it. "
+                "A security officer can make you eligible.",
+                role=r.title or r.name,
+            ),
+            next_href=url_for("pim.mine"),
+            next_label=_("See the roles you can request"),
+        )
     form = RequestForm()
     if request.method == "GET":
         form.minutes.data = r.default_minutes

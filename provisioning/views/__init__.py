@@ -10,6 +10,7 @@ from provisioning.views import scim as _scim  # noqa: F401 — registers its rou
 
 api = _api.api
 bp = _pages.bp
+register_navigation = _pages.register_navigation
 
 
 def openapi_paths() -> dict[str, Any]:

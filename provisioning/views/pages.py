@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import StringField
@@ -13,6 +14,7 @@ from wtforms.validators import DataRequired, Length
 
 from iam.directory.errors import DirectoryError
 from iam.errors import Conflict, NotFound, ValidationFailed
+from iam.pages import NavLink, register_nav
 from iam.web import db, services
 from provisioning.models import EventStatus, GroupRemoval, ReviewItem
 from provisioning.service import delivery, reports
@@ -26,19 +28,39 @@ class ConfirmForm(FlaskForm):  # type: ignore[misc]
     """A button and its CSRF token."""
 
 
+def _in_operators_group(sub: str) -> bool:
+    """Whether ``sub`` is in ``provisioning.operators_group`` (asked once per request)."""
+    cache: dict[str, bool] = g.setdefault("hr_operator", {})
+    if sub not in cache:
+        group = services().settings.provisioning.operators_group
+        groups = services().directory.user_groups(sub)  # DirectoryError: the caller decides
+        cache[sub] = group.casefold() in {name.casefold() for name in groups}
+    return cache[sub]
+
+
 def operator() -> str:
     """The signed-in member of ``provisioning.operators_group``; anyone else is refused."""
     sso = current_sso()
     if sso is None:
         abort(redirect(url_for("sso.login")))
-    group = services().settings.provisioning.operators_group
     try:
-        groups = services().directory.user_groups(sso.sub)
+        member = _in_operators_group(sso.sub)
     except DirectoryError:
         abort(503)
-    if group.casefold() not in {name.casefold() for name in groups}:
+    if not member:
         abort(403)
     return sso.sub
+
+
+def _nav_operator() -> bool:
+    """The navigation's check: the same as :func:`operator` (a directory failure hides it)."""
+    sso = current_sso()
+    return sso is not None and _in_operators_group(sso.sub)
+
+
+def register_navigation(app: Flask) -> None:
+    """The HR pages in the header, for members of ``provisioning.operators_group`` only."""
+    register_nav(app, NavLink("provisioning.event_log", _l("HR events"), _nav_operator, order=60))
 
 
 @bp.get("/hr/events")

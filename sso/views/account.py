@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import (
+    Flask,
     abort,
     flash,
     g,
@@ -14,12 +15,29 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from iam.models.identity import Identity
+from iam.pages import NavLink, register_nav
 from iam.web import db
 from sso import service
 from sso.forms import ConfirmForm
 from sso.views.common import _clear_session_cookie, bp, current_sso
+
+
+def _signed_in() -> bool:
+    return current_sso() is not None
+
+
+def register_navigation(app: Flask) -> None:
+    """The person's own pages in the header, shown to a signed-in person (as the views check)."""
+    register_nav(
+        app,
+        NavLink("sso.account", _l("Your account"), _signed_in, order=10),
+        NavLink("mfa.devices", _l("Security devices"), _signed_in, order=20),
+        NavLink("sso.change_password", _l("Change password"), _signed_in, order=30),
+        NavLink("sso.logout", _l("Sign out"), _signed_in, order=1000),
+    )
 
 
 @bp.get("/")

@@ -10,11 +10,11 @@ from flask import (
     Response,
     current_app,
     g,
-    render_template,
     request,
 )
 
 from iam import audit
+from iam.pages import error_page
 from iam.web import db, services
 from sso import service
 from sso.models import SsoSession
@@ -67,7 +67,7 @@ def _record(event: str, **kw: Any) -> int:
 
 
 def _error_page(title: str, message: str, status: int = 400) -> Any:
-    return render_template("sso/error.html", title=title, message=message), status
+    return error_page(status, title=title, message=message)
 
 
 # -- discovery and keys -----------------------------------------------------------------------

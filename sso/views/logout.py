@@ -49,7 +49,10 @@ def logout() -> Any:
         )
     sso = current_sso()
     form = ConfirmForm()
-    confirmed = request.method == "POST" and form.validate_on_submit() and form.action.data == "logout"
+    # the button's own value decides, wherever it stands among the form's fields
+    confirmed = (
+        request.method == "POST" and form.validate_on_submit() and "logout" in request.form.getlist("action")
+    )
     if sso is not None and not confirmed and not (hint_sub and hint_sub == sso.sub):
         return render_template("sso/logout_confirm.html", form=form, client=client, params=args.to_dict())
     if sso is not None:
@@ -62,6 +65,7 @@ def logout() -> Any:
             user_agent=g.user_agent,
             skip_client=None,
         )
+    g.sso_session = None  # the page that follows shows a signed-out person
     session.clear()
     if target:
         state = args.get("state")

@@ -11,10 +11,12 @@ from flask_babel import gettext as _
 from iam import audit, clock
 from iam.directory import errors as dir_errors
 from iam.directory.base import DirectoryUser
+from iam.models.identity import Identity
 from iam.passwords import service as passwords
 from iam.web import db, reader, services
+from sso import service
 from sso.forms import ChangePasswordForm
-from sso.views.common import _record, bp
+from sso.views.common import _cookie_name, _record, bp
 from sso.views.signin import _attempt, _complete_login, _login_error
 
 
@@ -45,13 +47,29 @@ def _profile_violations(username: str, current: str, new_password: str) -> list[
     )
 
 
+def _signed_in_username() -> str | None:
+    """The username of this browser's signed-in person, or None. Read only: the password
+    attempt below writes in its own transaction, so this request holds no write before it."""
+    sso = service.peek_sso_session(reader(), services().settings, request.cookies.get(_cookie_name()))
+    if sso is None:
+        return None
+    identity = reader().get(Identity, sso.sub)
+    if identity is None or identity.disabled:
+        return None
+    return identity.username
+
+
 @bp.route("/password/change", methods=["GET", "POST"])
 def change_password() -> Any:
     pending = session.get("pwchange") or {}
     form = ChangePasswordForm()
-    if request.method == "GET":
-        form.username.data = pending.get("username") or ""
+    # whose password: the account of the sign-in that asked for the change, else the signed-in
+    # person's own; the field is then read-only and a posted name is ignored
+    fixed = pending.get("username") or _signed_in_username()
+    if fixed:
+        form.username.data = fixed
     error: str | None = None
+    field_errors: dict[str, str] = {}
     if form.validate_on_submit():
         username = str(form.username.data or "").strip()
         new_password = str(form.new_password.data or "")
@@ -63,9 +81,12 @@ def change_password() -> Any:
                 directory.change_password(username, current, new_password)
         except dir_errors.PasswordRejected as exc:
             error = _("The new password was refused: %(reason)s", reason=str(exc))
+            field_errors["new_password"] = error
             outcome = "rejected"
         except dir_errors.DirectoryError as exc:
             error, outcome = _login_error(exc)
+            if outcome == "bad_credentials":
+                field_errors["current_password"] = error
         else:
             outcome = ""
         if error:
@@ -100,7 +121,14 @@ def change_password() -> Any:
                 )
                 return _complete_login(user, amr=["pwd"])
     elif request.method == "POST":
-        error = next(iter(form.errors.values()))[0] if form.errors else _("Fill in every field.")
+        field_errors = {name: messages[0] for name, messages in form.errors.items() if messages}
+        error = next(iter(field_errors.values()), None) or _("Fill in every field.")
     return render_template(
-        "sso/change_password.html", form=form, error=error, reason=pending.get("reason")
+        "sso/change_password.html",
+        form=form,
+        error=error,
+        field_errors=field_errors,
+        reason=pending.get("reason"),
+        fixed=bool(fixed),
+        profile=services().password_profile,
     ), (400 if error else 200)

@@ -97,7 +97,7 @@ def test_operator_replays_a_dead_letter(live_provider: LiveProvider, page: Page)
             break
         page.wait_for_timeout(250)
     expect(page.locator("dd.status")).to_have_text("applied")
-    expect(page.locator("pre")).to_contain_text("dara.dokic")
+    expect(page.locator('#event-result dd[data-key="username"]')).to_have_text("dara.dokic")
 
     page.goto(f"{live_provider.issuer}/hr/reconcile")
     expect(page.get_by_role("heading", name="Reconciliation: directory against HR")).to_be_visible()

@@ -121,7 +121,7 @@ def test_request_approve_activate_in_the_browser(
         row.get_by_role("button", name="Approve").click()
         expect(bob.locator("#inbox")).to_contain_text("Nothing to decide.")
         bob.goto(f"{provider.issuer}/pim/overview")
-        expect(bob.locator("body")).to_contain_text("Forbidden")  # bob is no security officer
+        expect(bob.get_by_role("heading", level=1)).to_have_text("Not allowed")  # bob is no security officer
     finally:
         bob_ctx.close()
 
