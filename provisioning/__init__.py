@@ -31,6 +31,7 @@ def init_app(app: Flask, services: Services) -> None:
     from provisioning.reviews import views as review_views
 
     app.register_blueprint(review_views.bp)
+    review_views.register_navigation(app)
     app.register_blueprint(review_views.api)
     app.extensions["iam.openapi_paths"].append(review_views.openapi_paths())
 

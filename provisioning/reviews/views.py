@@ -5,12 +5,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from iam.errors import ConfigError, Conflict, Forbidden, NotFound, ValidationFailed
 from iam.models.identity import Identity
+from iam.pages import NavLink, register_nav
 from iam.web import db, require_scope, services
 from provisioning.reviews import definitions as defs
 from provisioning.reviews.models import Campaign, CampaignItem
@@ -45,6 +59,26 @@ def _officer() -> Reviewer:
     if not is_officer(services(), me.username):
         abort(403)
     return me
+
+
+def _nav_signed_in() -> bool:
+    """The inbox is every signed-in person's (it lists only their own items)."""
+    return current_sso() is not None
+
+
+def _nav_officer() -> bool:
+    sso = current_sso()
+    identity = db().get(Identity, sso.sub) if sso is not None else None
+    return identity is not None and is_officer(services(), identity.username)
+
+
+def register_navigation(app: Flask) -> None:
+    """Access reviews in the header: the inbox for everyone signed in, campaigns for officers."""
+    register_nav(
+        app,
+        NavLink("reviews.inbox", _l("Access reviews"), _nav_signed_in, order=70),
+        NavLink("reviews.dashboard", _l("Review campaigns"), _nav_officer, order=71),
+    )
 
 
 def _filter() -> Filter:
