@@ -302,14 +302,14 @@ def _signal_group(pgid: int, sig: int) -> bool:
 
 
 def _provider_env(
-    var_dir: Path, port: int, directory: DirectorySettings | None, db_url: str
+    var_dir: Path, port: int, directory: DirectorySettings | None, db_url: str | None = None
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IAM_")}
     env.update(
         {
             "IAM_DEV_MODE": "true",
             "IAM_VAR_DIR": str(var_dir),
-            "IAM_DATABASE__URL": db_url,
+            "IAM_DATABASE__URL": db_url or f"sqlite:///{var_dir}/iam.db",
             "IAM_ISSUER": f"http://127.0.0.1:{port}",
             "IAM_WORKER__POLL_INTERVAL": "0.2",
             "IAM_WORKER__BACKOFF_BASE": "1",
