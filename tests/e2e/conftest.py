@@ -104,11 +104,16 @@ class LiveProvider:
     port: int
     var_dir: Path
     env: dict[str, str]
-    db_url: str
+    db_url: str = ""
+    """Default: the provider's SQLite file under ``var_dir``."""
     directory_settings: DirectorySettings | None = None
     server: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
     _services: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.db_url:
+            self.db_url = f"sqlite:///{self.var_dir}/iam.db"
 
     @property
     def issuer(self) -> str:
