@@ -18,7 +18,7 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from iam import clock
 from iam.db import insert_if_absent, survive_rollback
 from iam.models.audit import AuditEvent, AuditHead, Severity
 
-__all__ = ["Severity", "VerifyResult", "audit_key", "record", "seal", "verify"]
+__all__ = ["Severity", "VerifyResult", "audit_key", "record", "record_many", "seal", "verify"]
 
 log = logging.getLogger("iam.audit")
 security_log = logging.getLogger("security")
@@ -103,7 +103,7 @@ class TamperedHead(Exception):  # noqa: N818
 _INSERT_EVENT = insert(AuditEvent).returning(AuditEvent.id)
 
 
-def record(
+def _event_row(
     session: Session,
     event: str,
     *,
@@ -115,8 +115,7 @@ def record(
     ip: str | None = None,
     user_agent: str | None = None,
     details: dict[str, Any] | None = None,
-) -> int:
-    """Append one event in the current transaction and return its row id."""
+) -> dict[str, Any]:
     details = dict(details or {})
     leaked = _secret_keys(details)
     if leaked:
@@ -135,6 +134,35 @@ def record(
         "details": details,
     }
     row["row_hash"] = _row_hash(_key(session), row)
+    return row
+
+
+def record(
+    session: Session,
+    event: str,
+    *,
+    severity: Severity = Severity.NORMAL,
+    outcome: str = "success",
+    actor: str | None = None,
+    subject: str | None = None,
+    client_id: str | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> int:
+    """Append one event in the current transaction and return its row id."""
+    row = _event_row(
+        session,
+        event,
+        severity=severity,
+        outcome=outcome,
+        actor=actor,
+        subject=subject,
+        client_id=client_id,
+        ip=ip,
+        user_agent=user_agent,
+        details=details,
+    )
     event_id = int(session.connection().execute(_INSERT_EVENT, row).scalar_one())
     if severity is Severity.CRITICAL:
         security_log.warning("critical audit event %s actor=%s subject=%s", event, actor, subject)
@@ -142,6 +170,27 @@ def record(
 
         jobs.enqueue(session, "iam.notify_critical", {"event_id": event_id})
     return event_id
+
+
+def record_many(session: Session, event: str, events: Iterable[dict[str, Any]], *, batch: int = 1000) -> int:
+    """Append many events of one kind (e.g. one per item of a bulk decision) with multi-row
+    INSERTs: each is a row of its own, exactly as :func:`record` writes it. ``events`` are
+    :func:`record`'s keyword arguments; not for critical events (those notify one by one).
+    Returns how many were written."""
+    rows: list[dict[str, Any]] = []
+    written = 0
+    for kw in events:
+        if kw.get("severity") is Severity.CRITICAL:
+            raise ValueError("critical audit events are recorded one by one (audit.record)")
+        rows.append(_event_row(session, event, **kw))
+        if len(rows) >= batch:
+            session.connection().execute(insert(AuditEvent), rows)
+            written += len(rows)
+            rows = []
+    if rows:
+        session.connection().execute(insert(AuditEvent), rows)
+        written += len(rows)
+    return written
 
 
 def record_refusal(session: Session, event: str, **kw: Any) -> int:
