@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench bench-reviews install clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,6 +25,9 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed  ## side-by-side benchmark against npm oidc-provider
 	$(PY) bench/run.py
+
+bench-reviews: $(VENV)/.installed  ## access reviews at size: 1M-item campaign, inbox, remediation into Samba
+	$(PY) bench/reviews_bench.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

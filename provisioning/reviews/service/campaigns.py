@@ -355,6 +355,8 @@ def close_stage(
     counts: Counter[str] = Counter()
     advanced: Counter[str] = Counter()
     direct = {(i.account_id, i.resource.casefold()): i for i in items if i.kind == "group" and not i.via}
+    auto_decided: list[dict[str, Any]] = []
+    """One audit event per automatic decision, written together after the loop."""
     for item in items:
         parent = (
             direct.get((item.account_id, item.via[0].casefold()))
@@ -369,17 +371,17 @@ def close_stage(
         if item.decision is None:
             _automatic(item, outcome, now)
             counts["automatic"] += 1
-            audit.record(
-                session,
-                "review.auto_decided",
-                actor=SYSTEM,
-                subject=item.account_id,
-                details={
-                    "campaign": campaign.id,
-                    "item": item.id,
-                    "decision": item.decision,
-                    "outcome": str(outcome),
-                },
+            auto_decided.append(
+                {
+                    "actor": SYSTEM,
+                    "subject": item.account_id,
+                    "details": {
+                        "campaign": campaign.id,
+                        "item": item.id,
+                        "decision": item.decision,
+                        "outcome": str(outcome),
+                    },
+                }
             )
         if (
             nxt is not None
@@ -405,6 +407,7 @@ def close_stage(
             item.remediation = Remediation.PENDING
             if definition.auto_apply:
                 jobs.enqueue(session, REMEDIATE_JOB, {"item": item.id}, dedup_key=f"review-item:{item.id}")
+    audit.record_many(session, "review.auto_decided", auto_decided)
     event = "review.stage_closed"
     if advanced:
         campaign.stage += 1
