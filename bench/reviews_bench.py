@@ -360,7 +360,8 @@ def phase_inbox(args: argparse.Namespace) -> None:
     for _ in range(6):
         seconds, (n, total) = timed(page)
         service_times.append(seconds)
-    assert n == 100 and total == args.inbox, (n, total)
+    assert n == 100, n
+    assert total == args.inbox, total
 
     app = create_app(services.settings, services)
     app.config["WTF_CSRF_ENABLED"] = True
@@ -619,7 +620,8 @@ def main() -> None:
     if r:
         print(
             f"remediation into Samba: {r['revocations']:,} revocations in {r['end_to_end_s']:.1f} s "
-            f"({r['rate_per_s']:.1f}/s, {r['workers']} worker threads), memberships left in AD: {r['memberships_left_in_ad']}"
+            f"({r['rate_per_s']:.1f}/s, {r['workers']} worker threads), "
+            f"memberships left in AD: {r['memberships_left_in_ad']}"
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
