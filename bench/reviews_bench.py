@@ -398,6 +398,19 @@ def phase_inbox(args: argparse.Namespace) -> None:
             os.environ.get("BENCH_SORT", "cumulative")
         ).print_stats(30)
     assert decided == args.inbox, decided
+    # Every decision is an audit event of its own, with a valid row HMAC, chained when sealed.
+    from sqlalchemy import func, select
+
+    from iam import audit
+    from iam.models.audit import AuditEvent
+
+    with services.transaction() as s:
+        events = s.scalar(select(func.count()).where(AuditEvent.event == "review.decided"))
+        while audit.seal(s):
+            pass
+        check = audit.verify(s)
+    assert events == args.inbox, events
+    assert check.ok, check
     emit(
         {
             "phase": "inbox",
@@ -408,6 +421,8 @@ def phase_inbox(args: argparse.Namespace) -> None:
             "inbox_http_warm_ms": round(statistics.median(http_times[1:]) * 1000, 1),
             "bulk_decide_s": round(decide_s, 2),
             "decided": decided,
+            "audit_events": events,
+            "audit_verified": check.ok,
         }
     )
 
