@@ -48,11 +48,13 @@ removed on exit. Results are in ``bench/README.md``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import json
 import os
 import resource
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -184,6 +186,13 @@ def manager_of(i: int, boss_reports: int) -> int | None:
 # --- helpers --------------------------------------------------------------------------------
 
 
+def workdir() -> Path:
+    """A temporary directory for the phase's dev secrets, removed when the phase ends."""
+    tmp = Path(tempfile.mkdtemp(prefix="reviews-bench-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    return tmp
+
+
 def make_services(db_url: str, tmp: Path, **overrides: Any) -> Any:
     from iam.config import load_settings
     from iam.services import Services
@@ -234,7 +243,7 @@ def phase_seed(args: argparse.Namespace) -> None:
     from iam.models.identity import Identity
     from provisioning.models import HrPerson, PersonStatus
 
-    tmp = Path(tempfile.mkdtemp(prefix="reviews-bench-"))
+    tmp = workdir()
     services = make_services(args.db, tmp)
     t0 = time.perf_counter()
     upgrade(services.engine)
@@ -292,7 +301,7 @@ def phase_generate(args: argparse.Namespace) -> None:
     import provisioning.jobs  # noqa: F401
     from provisioning.reviews.service import campaigns
 
-    tmp = Path(tempfile.mkdtemp(prefix="reviews-bench-"))
+    tmp = workdir()
     services = make_services(args.db, tmp)
     directory = SyntheticDirectory(args.people)
     services.__dict__["directory"] = directory
@@ -345,7 +354,7 @@ def phase_inbox(args: argparse.Namespace) -> None:
     from provisioning.reviews.service.decisions import Filter, Reviewer
     from sso import service as sso_service
 
-    tmp = Path(tempfile.mkdtemp(prefix="reviews-bench-"))
+    tmp = workdir()
     services = make_services(args.db, tmp)
     services.__dict__["directory"] = SyntheticDirectory(args.people)
     boss = Reviewer(username="boss", sub=user_id(0))
@@ -443,7 +452,7 @@ def phase_remediate(args: argparse.Namespace) -> None:
     dc = _start()
     tag = secrets.token_hex(3)
     ou = f"OU=t-rvbench-{tag},{BASE_DN}"
-    tmp = Path(tempfile.mkdtemp(prefix="reviews-bench-"))
+    tmp = workdir()
     users_n = max(1, args.remediate // 20)
     with _locked(dc.directory / "turn.lock", exclusive=False):
         dc.admin(lambda conn: conn.add(ou, ["top", "organizationalUnit"]))
