@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench bench-reviews install clean
 
 install:  ## the full development environment: the service and the test tools
 	VENV=$(VENV) deploy/venv.sh test
@@ -20,6 +20,9 @@ lint: install
 
 bench: install  ## side-by-side benchmark against npm oidc-provider
 	$(PY) bench/run.py
+
+bench-reviews: $(VENV)/.installed  ## access reviews at size: 1M-item campaign, inbox, remediation into Samba
+	$(PY) bench/reviews_bench.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -23,7 +23,7 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ __all__ = [
     "audit_key",
     "install_anchor",
     "record",
+    "record_many",
     "record_refusal",
     "seal",
     "verify",
@@ -173,7 +174,7 @@ def install_anchor(factory: sessionmaker[Session], anchor: Anchor) -> None:
 _INSERT_EVENT = insert(AuditEvent).returning(AuditEvent.id)
 
 
-def record(
+def _event_row(
     session: Session,
     event: str,
     *,
@@ -185,8 +186,7 @@ def record(
     ip: str | None = None,
     user_agent: str | None = None,
     details: dict[str, Any] | None = None,
-) -> int:
-    """Append one event in the current transaction and return its row id."""
+) -> dict[str, Any]:
     details = dict(details or {})
     leaked = _secret_keys(details)
     if leaked:
@@ -205,6 +205,35 @@ def record(
         "details": details,
     }
     row["row_hash"] = _row_hash(_key(session), row)
+    return row
+
+
+def record(
+    session: Session,
+    event: str,
+    *,
+    severity: Severity = Severity.NORMAL,
+    outcome: str = "success",
+    actor: str | None = None,
+    subject: str | None = None,
+    client_id: str | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> int:
+    """Append one event in the current transaction and return its row id."""
+    row = _event_row(
+        session,
+        event,
+        severity=severity,
+        outcome=outcome,
+        actor=actor,
+        subject=subject,
+        client_id=client_id,
+        ip=ip,
+        user_agent=user_agent,
+        details=details,
+    )
     event_id = int(session.connection().execute(_INSERT_EVENT, row).scalar_one())
     if _ANCHOR in session.info:
         nested = session.in_nested_transaction()
@@ -215,6 +244,37 @@ def record(
 
         jobs.enqueue(session, "iam.notify_critical", {"event_id": event_id})
     return event_id
+
+
+def record_many(session: Session, event: str, events: Iterable[dict[str, Any]], *, batch: int = 1000) -> int:
+    """Append many events of one kind (e.g. one per item of a bulk decision) with multi-row
+    INSERTs: each is a row of its own, exactly as :func:`record` writes it (and anchored like
+    it). ``events`` are :func:`record`'s keyword arguments; not for critical events (those
+    notify one by one). Returns how many were written."""
+    rows: list[dict[str, Any]] = []
+    written = 0
+
+    def flush() -> None:
+        ids = session.connection().execute(
+            insert(AuditEvent).returning(AuditEvent.id, sort_by_parameter_order=True), rows
+        )
+        if _ANCHOR in session.info:
+            nested = session.in_nested_transaction()
+            for event_id, row in zip(ids.scalars(), rows, strict=True):
+                session.info.setdefault(_ROWS, []).append((int(event_id), row["row_hash"], event, nested))
+
+    for kw in events:
+        if kw.get("severity") is Severity.CRITICAL:
+            raise ValueError("critical audit events are recorded one by one (audit.record)")
+        rows.append(_event_row(session, event, **kw))
+        if len(rows) >= batch:
+            flush()
+            written += len(rows)
+            rows = []
+    if rows:
+        flush()
+        written += len(rows)
+    return written
 
 
 _REFUSALS = "iam.audit.refusals"

@@ -4,6 +4,7 @@ deadlines with the default outcome (R-REV-3), and close. Every step is an audit 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -13,11 +14,13 @@ from sqlalchemy.orm import Session
 
 from iam import audit, clock, jobs
 from iam.audit import Severity
+from iam.db import is_postgres, new_id
 from iam.errors import Conflict, NotFound
+from iam.models.jobs import Job, JobStatus
 from provisioning.reviews import definitions
 from provisioning.reviews.definitions import Definition
 from provisioning.reviews.models import Campaign, CampaignItem, CampaignStatus, Decision, Outcome, Remediation
-from provisioning.reviews.service.catalogue import Builder, Row
+from provisioning.reviews.service.catalogue import Builder, Person, Row
 from provisioning.reviews.service.reviewers import Reviewers
 
 if TYPE_CHECKING:
@@ -28,8 +31,9 @@ REMEDIATE_JOB = "reviews.remediate"
 SYSTEM = "system:reviews"
 
 
-def _values(campaign_id: str, row: Row, reviewer: str) -> dict[str, Any]:
-    ent, person, hr = row.entitlement, row.person, row.person.hr
+def _person_values(campaign_id: str, person: Person) -> dict[str, Any]:
+    """The columns every item of one person shares."""
+    hr = person.hr
     return {
         "campaign_id": campaign_id,
         "person": person.key,
@@ -38,6 +42,13 @@ def _values(campaign_id: str, row: Row, reviewer: str) -> dict[str, Any]:
         "employee_number": hr.employee_number if hr else person.user.employee_number,
         "department": person.department,
         "job_title": person.title,
+    }
+
+
+def _values(shared: dict[str, Any], row: Row, reviewer: str) -> dict[str, Any]:
+    ent = row.entitlement
+    return {
+        **shared,
         "account_id": row.account.id,
         "account": row.account.username,
         "account_kind": row.account.kind,
@@ -61,6 +72,34 @@ def _values(campaign_id: str, row: Row, reviewer: str) -> dict[str, Any]:
         "automatic": False,
         "final": False,
     }
+
+
+_ITEM_JSON = ("via", "helpers", "history")
+
+
+def _store_items(session: Session, batch: list[dict[str, Any]]) -> None:
+    """Insert a batch of items: PostgreSQL's ``COPY`` (a campaign can have a million items),
+    elsewhere one multi-row INSERT."""
+    if not batch:
+        return
+    if not is_postgres(session):
+        session.execute(insert(CampaignItem), batch)
+        return
+    columns = list(batch[0])
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    names = ", ".join(f'"{c}"' for c in columns)
+    json_at = [i for i, c in enumerate(columns) if c in _ITEM_JSON]
+    dumps = json.dumps
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY {CampaignItem.__tablename__} ({names}) FROM STDIN") as copy,
+    ):
+        for values in batch:
+            row = list(values.values())
+            for i in json_at:
+                row[i] = dumps(row[i]) if row[i] else "[]" if isinstance(row[i], list) else "{}"
+            copy.write_row(row)
 
 
 def start(
@@ -107,21 +146,30 @@ def start(
     total = 0
     per_reviewer: Counter[str] = Counter()
     batch: list[dict[str, Any]] = []
+    resolved: dict[tuple[str, str | None], str] = {}
+    """The stage's reviewer depends on the person and the resource's owner only."""
+    current: Person | None = None
+    shared: dict[str, Any] = {}
     for row in builder.rows():
-        hr = row.person.hr
-        reviewer = reviewers.resolve(
-            stage,
-            person=row.person.key,
-            username=row.person.user.username,
-            employee_number=hr.employee_number if hr else None,
-            owner=row.entitlement.owner,
-        )
+        if row.person is not current:
+            current, shared = row.person, _person_values(campaign.id, row.person)
+        key = (row.person.key, row.entitlement.owner)
+        reviewer = resolved.get(key)
+        if reviewer is None:
+            hr = row.person.hr
+            reviewer = resolved[key] = reviewers.resolve(
+                stage,
+                person=row.person.key,
+                username=row.person.user.username,
+                employee_number=hr.employee_number if hr else None,
+                owner=row.entitlement.owner,
+            )
         per_reviewer[reviewer] += 1
         total += 1
         if not dry_run:
-            batch.append(_values(campaign.id, row, reviewer))
+            batch.append(_values(shared, row, reviewer))
             if len(batch) >= BATCH:
-                session.execute(insert(CampaignItem), batch)
+                _store_items(session, batch)
                 batch.clear()
         if progress is not None:
             progress(total)
@@ -137,8 +185,7 @@ def start(
     }
     if dry_run:
         return {"dry_run": True, **summary}
-    if batch:
-        session.execute(insert(CampaignItem), batch)
+    _store_items(session, batch)
     campaign.items_total = total
     audit.record(
         session,
@@ -168,8 +215,11 @@ def _mail_reviewers(
     subject: str,
     text: str,
 ) -> int:
-    """One ``iam.mail`` job per reviewer with an address (durable; retried while the relay is down)."""
+    """One ``iam.mail`` job per reviewer with an address (durable; retried while the relay is down),
+    inserted together (a campaign can have thousands of reviewers)."""
     sent = 0
+    now = clock.now()
+    mails: list[dict[str, Any]] = []
     for username, n in counts.items():
         if n <= 0:
             continue
@@ -180,8 +230,20 @@ def _mail_reviewers(
             text.format(n=n, due=f"{campaign.due_at:%Y-%m-%d %H:%M} UTC")
             + f"\n\nCampaign: {campaign.title}\nOpen your review inbox: {services.settings.issuer}/reviews/\n"
         )
-        jobs.enqueue(session, "iam.mail", {"to": user.email, "subject": f"[IAM] {subject}", "text": body})
+        mails.append(
+            {
+                "id": new_id(),
+                "kind": "iam.mail",
+                "payload": {"to": user.email, "subject": f"[IAM] {subject}", "text": body},
+                "run_at": now,
+                "status": JobStatus.PENDING,
+                "attempts": 0,
+                "created_at": now,
+            }
+        )
         sent += 1
+    for i in range(0, len(mails), BATCH):
+        session.execute(insert(Job), mails[i : i + BATCH])
     return sent
 
 
@@ -322,6 +384,8 @@ def close_stage(
     counts: Counter[str] = Counter()
     advanced: Counter[str] = Counter()
     direct = {(i.account_id, i.resource.casefold()): i for i in items if i.kind == "group" and not i.via}
+    auto_decided: list[dict[str, Any]] = []
+    """One audit event per automatic decision, written together after the loop."""
     for item in items:
         parent = (
             direct.get((item.account_id, item.via[0].casefold()))
@@ -340,17 +404,17 @@ def close_stage(
         if item.decision is None:
             _automatic(item, outcome, now)
             counts["automatic"] += 1
-            audit.record(
-                session,
-                "review.auto_decided",
-                actor=SYSTEM,
-                subject=item.account_id,
-                details={
-                    "campaign": campaign.id,
-                    "item": item.id,
-                    "decision": item.decision,
-                    "outcome": str(outcome),
-                },
+            auto_decided.append(
+                {
+                    "actor": SYSTEM,
+                    "subject": item.account_id,
+                    "details": {
+                        "campaign": campaign.id,
+                        "item": item.id,
+                        "decision": item.decision,
+                        "outcome": str(outcome),
+                    },
+                }
             )
         if (
             nxt is not None
@@ -376,6 +440,7 @@ def close_stage(
             item.remediation = Remediation.PENDING
             if definition.auto_apply:
                 jobs.enqueue(session, REMEDIATE_JOB, {"item": item.id}, dedup_key=f"review-item:{item.id}")
+    audit.record_many(session, "review.auto_decided", auto_decided)
     event = "review.stage_closed"
     if advanced:
         campaign.stage += 1

@@ -187,6 +187,7 @@ class Builder:
         }
         """Memberships already on their way out (old post after a move, leaver): not reviewed."""
         self.sod = load_sod(services.settings.reviews.sod_file)
+        self._position_groups: dict[str, frozenset[str]] = {}
 
     def _in_scope(self, person: Person) -> bool:
         scope = self.definition.scope
@@ -215,22 +216,28 @@ class Builder:
                 yield self.persons[account.person], account, ent
 
     def _origin(
-        self, person: Person, ent: Entitlement
+        self, person: Person, ent: Entitlement, first: str
     ) -> tuple[str, str | None, dt.datetime | None, str | None]:
-        """(origin, reference, granted at, granted by) — what the source said, or what HR knows."""
+        """(origin, reference, granted at, granted by) — what the source said, or what HR knows.
+        ``first``: the case-folded group the membership comes through (the group itself if direct)."""
         if ent.origin != Origin.UNKNOWN or ent.kind != "group":
             return ent.origin, ent.origin_ref, ent.granted_at, ent.granted_by
         hr = person.hr
-        if hr is not None and (ent.via or (ent.resource,))[0].casefold() in {
-            g.casefold() for g in hr.groups or []
-        }:
+        if hr is not None and first in self._birthright(person.key, hr):
             ref = f"position {hr.department} / {hr.title}" + (f" (through {ent.via[0]})" if ent.via else "")
             return Origin.BIRTHRIGHT, ref, hr.granted_at, "hr"
-        if hr is not None and ent.direct:
-            event = self.kept_after_move.get((ent.account_id, ent.resource.casefold()))
+        if hr is not None and ent.direct and self.kept_after_move:
+            event = self.kept_after_move.get((ent.account_id, first))
             if event:
                 return Origin.HR_EVENT, f"HR event {event}", None, "hr"
         return Origin.UNKNOWN, None, None, None
+
+    def _birthright(self, key: str, hr: HrPerson) -> frozenset[str]:
+        """Case-folded groups the person's position gives (read once per person)."""
+        groups = self._position_groups.get(key)
+        if groups is None:
+            groups = self._position_groups[key] = frozenset(g.casefold() for g in hr.groups or [])
+        return groups
 
     def rows(self) -> Iterator[Row]:
         """The catalogue, person by person (two passes over the sources: counts, then rows)."""
@@ -248,26 +255,34 @@ class Builder:
         }
         inactive = dt.timedelta(days=self.services.settings.reviews.inactive_days)
         now = clock.now()
+        position = self.definition.birthright == "position"
+        current: Person | None = None
+        dept, signed_in, dept_size, own_conflicts = "", None, 0, []
         for person, account, ent in self._entitlements():
-            if (
-                ent.kind == "group"
-                and (ent.account_id, (ent.via or (ent.resource,))[0].casefold()) in self.leaving
-            ):
+            if person is not current:  # rows come person by person: their facts once
+                current = person
+                dept = person.department or ""
+                signed_in = person.last_sign_in.isoformat() if person.last_sign_in else None
+                dept_size = department_size[dept]
+                own_conflicts = conflicts.get(person.key, [])
+            resource = ent.resource.casefold()
+            group = ent.kind == "group"
+            first = ent.via[0].casefold() if group and ent.via else resource
+            if group and self.leaving and (ent.account_id, first) in self.leaving:
                 continue
-            origin, ref, granted_at, granted_by = self._origin(person, ent)
-            if origin == Origin.BIRTHRIGHT and self.definition.birthright == "position":
+            origin, ref, granted_at, granted_by = self._origin(person, ent, first)
+            if position and origin == Origin.BIRTHRIGHT:
                 continue  # certified by the position (R-JML-2), not by a person
-            dept = person.department or ""
-            peers = holders[(dept, ent.resource.casefold())] - 1
-            mine = [r for r in conflicts.get(person.key, []) if ent.resource.casefold() in r.resources]
+            peers = holders[(dept, resource)] - 1
+            mine = [r for r in own_conflicts if resource in r.resources] if own_conflicts else []
             helpers: dict[str, Any] = {
-                "last_sign_in": person.last_sign_in.isoformat() if person.last_sign_in else None,
+                "last_sign_in": signed_in,
                 "ad_last_logon": person.last_logon,
                 "peers": peers,
-                "department_size": department_size[dept],
-                "conflicts": [r.name for r in mine],
+                "department_size": dept_size,
+                "conflicts": [r.name for r in mine] if mine else [],
                 "account_enabled": person.user.enabled,
-                **dict(ent.extra),
+                **ent.extra,
             }
             if ent.via:
                 helpers["path"] = [*ent.via, ent.resource]
@@ -275,7 +290,7 @@ class Builder:
                 person=person,
                 origin=origin,
                 peers=peers,
-                conflicts=[r.description or r.name for r in mine],
+                conflicts=[r.description or r.name for r in mine] if mine else [],
                 inactive=inactive,
                 now=now,
             )
