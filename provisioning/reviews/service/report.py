@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 from iam import audit
 from provisioning.reviews.models import Campaign, CampaignItem
 from provisioning.reviews.service.campaigns import get
+from provisioning.service.pdf import FAMILY
+from provisioning.service.pdf import document as pdf_document
 
 if TYPE_CHECKING:
     from iam.services import Services
@@ -135,15 +137,13 @@ def csv_report(session: Session, campaign: Campaign) -> bytes:
 
 
 def pdf_report(session: Session, campaign: Campaign) -> bytes:
-    from fpdf import FPDF
-
     info = summary(session, campaign)
-    pdf = FPDF(orientation="L", format="A4")
+    pdf = pdf_document(orientation="L", format="A4")
     pdf.set_auto_page_break(auto=True, margin=12)
     pdf.add_page()
-    pdf.set_font("Helvetica", "B", 13)
-    pdf.cell(0, 8, _latin(f"Access review: {campaign.title}"), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", "", 9)
+    pdf.set_font(FAMILY, "B", 13)
+    pdf.cell(0, 8, _text(f"Access review: {campaign.title}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FAMILY, "", 9)
     lines = [
         f"Campaign {campaign.id} ({campaign.definition}, {campaign.trigger}), status {campaign.status}",
         f"Started {info['started_at']} by {campaign.started_by}; due {info['due_at']}; "
@@ -158,15 +158,15 @@ def pdf_report(session: Session, campaign: Campaign) -> bytes:
         ),
     ]
     for line in lines:
-        pdf.multi_cell(0, 5, _latin(line), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 5, _text(line), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
     widths = (28, 30, 45, 24, 24, 30, 20, 44, 32)
     head = ("Person", "Account", "Right", "Origin", "Reviewer", "Decision", "When", "Comment", "Remediation")
-    pdf.set_font("Helvetica", "B", 7)
+    pdf.set_font(FAMILY, "B", 7)
     for w, h in zip(widths, head, strict=True):
         pdf.cell(w, 5, h, border=1)
     pdf.ln()
-    pdf.set_font("Helvetica", "", 7)
+    pdf.set_font(FAMILY, "", 7)
     for item in _items(session, campaign):
         right = item.resource + (f" (via {' > '.join(item.via)})" if item.via else "")
         decision = (item.decision or "open") + (" (auto)" if item.automatic else "")
@@ -184,14 +184,14 @@ def pdf_report(session: Session, campaign: Campaign) -> bytes:
             (item.remediation or "") + (f" {item.verified_at:%Y-%m-%d}" if item.verified_at else ""),
         )
         for w, text in zip(widths, cells, strict=True):
-            pdf.cell(w, 5, _latin(text)[: int(w / 1.6)], border=1)
+            pdf.cell(w, 5, _text(text)[: int(w / 1.6)], border=1)
         pdf.ln()
     return bytes(pdf.output())
 
 
-def _latin(text: str) -> str:
-    """The core PDF fonts cover Latin-1 only."""
-    return text.encode("latin-1", "replace").decode("latin-1")
+def _text(text: str) -> str:
+    """Names as written (the document's font is Unicode); control characters dropped."""
+    return "".join(ch for ch in text if ch.isprintable())
 
 
 def report(

@@ -366,14 +366,18 @@ def test_separation_of_duties_conflict_shown(
 def test_report_csv_and_pdf_hash_audited(services: Services, org: dict[str, Any]) -> None:
     cid = start(services, definition())
     pay = find(items(services, cid), "bob", "Payments")
-    decide(services, "ana", [pay.id], "revoke", "Not needed")
+    decide(services, "ana", [pay.id], "revoke", "Više nije potrebno")
     with services.transaction() as s:
         data, digest = report.report(services, s, campaign_id=cid, fmt="csv", actor="auditor")
         pdf, _ = report.report(services, s, campaign_id=cid, fmt="pdf", actor="auditor")
     rows = list(csv.DictReader(io.StringIO(data.decode())))
     row = next(r for r in rows if r["account"] == "bob" and r["resource"] == "Payments")
-    assert (row["decision"], row["decided_by"], row["comment"]) == ("revoke", "ana", "Not needed")
+    assert (row["decision"], row["decided_by"], row["comment"]) == ("revoke", "ana", "Više nije potrebno")
     assert pdf.startswith(b"%PDF")
+    from pypdf import PdfReader
+
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+    assert "Više nije" in text  # printed as written (a Unicode font, issue 10 item 14)
     with services.reader() as s:
         digests = [
             e.details["sha256"]
