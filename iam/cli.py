@@ -274,11 +274,20 @@ def user_unlock(ctx: Ctx, username: str) -> None:
 @click.option("--reason", default="disabled by administrator", show_default=True)
 @pass_ctx
 def user_disable(ctx: Ctx, username: str, reason: str) -> None:
-    """Disable an account now: sessions end, refresh tokens are revoked, applications are told."""
+    """Disable an account now: sessions end, refresh tokens are revoked, applications are told.
+
+    This never waits for the directory: the directory write is a job the worker retries, so
+    an account can be cut off while Active Directory is unreachable (it is then found among
+    the accounts that have used the provider, by account name)."""
     from iam.users import set_enabled
 
-    set_enabled(ctx.services, username=username, enabled=False, actor="cli", reason=reason)
+    reached = set_enabled(ctx.services, username=username, enabled=False, actor="cli", reason=reason)
     click.echo(f"Disabled {username}; its sessions and tokens have ended.")
+    if not reached:
+        click.echo(
+            "The directory cannot be reached: the account will be disabled there by the worker "
+            "as soon as the directory answers (see `iam jobs list`)."
+        )
 
 
 @user.command("enable")
@@ -288,8 +297,13 @@ def user_enable(ctx: Ctx, username: str) -> None:
     """Enable an account again."""
     from iam.users import set_enabled
 
-    set_enabled(ctx.services, username=username, enabled=True, actor="cli", reason="")
+    reached = set_enabled(ctx.services, username=username, enabled=True, actor="cli", reason="")
     click.echo(f"Enabled {username}.")
+    if not reached:
+        click.echo(
+            "The directory cannot be reached: the account will be enabled there by the worker "
+            "as soon as the directory answers (see `iam jobs list`)."
+        )
 
 
 # -- audit ------------------------------------------------------------------------------------

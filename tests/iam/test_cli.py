@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -437,6 +438,53 @@ def test_user_disable_ends_sessions_and_queues_directory_job(site: Site) -> None
     site.ok("user", "enable", "dave")
     assert site.ok("worker", "--once").stdout.strip() == "ran 1 job(s)"
     assert services.directory.authenticate("dave", PASSWORD).enabled is True
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _directory_unreachable(site: Site) -> None:
+    """Point the CLI at an Active Directory on a closed port (a directory outage)."""
+    site.monkeypatch.setenv("IAM_DIRECTORY__KIND", "ad")
+    site.monkeypatch.setenv("IAM_DIRECTORY__URL", f"ldaps://127.0.0.1:{_closed_port()}")
+    site.monkeypatch.setenv("IAM_DIRECTORY__BASE_DN", "DC=example,DC=test")
+    site.monkeypatch.setenv("IAM_DIRECTORY__BIND_PASSWORD", "service-password")
+    site.monkeypatch.setenv("IAM_DIRECTORY__CONNECT_TIMEOUT", "1")
+
+
+def test_user_disable_during_directory_outage_ends_sessions_and_queues_the_write(site: Site) -> None:
+    """Issue 17 (drills): cutting off a leaver never waits for the directory."""
+    site.ok("user", "add", "dave", input=PASSWORD + "\n")
+    services = site.services
+    user = services.directory.find_user(username="dave")
+    assert user is not None
+    with services.transaction() as s:
+        _, sso_row = sso_service.create_sso_session(
+            s, services.settings, sub=user.id, acr="1", amr=["pwd"], ip="192.0.2.1", user_agent="t"
+        )
+        sid = sso_row.id
+    _directory_unreachable(site)
+
+    result = site.ok("user", "disable", "DAVE", "--reason", "left the organisation")
+    assert "Disabled DAVE; its sessions and tokens have ended." in result.stdout
+    assert "The directory cannot be reached" in result.stdout
+    with services.transaction() as s:
+        ended = s.get(SsoSession, sid)
+        assert ended is not None and ended.ended_at is not None
+        assert ended.end_reason == "identity_disabled: left the organisation"
+        identity = s.get(Identity, user.id)
+        assert identity is not None and identity.disabled is True
+        [job] = list(s.scalars(select(Job).where(Job.kind == "iam.directory.disable")))
+        assert (job.payload, job.status) == ({"user_id": user.id}, JobStatus.PENDING)
+        disabled = s.scalars(select(AuditEvent).where(AuditEvent.event == "identity.disabled")).one()
+        assert (disabled.subject, disabled.actor) == (user.id, "cli")
+
+    # a name the provider has never seen cannot be resolved without the directory
+    sentence = one_sentence_error(site.run("user", "disable", "nobody"))
+    assert sentence.startswith("The directory cannot be reached and no account named 'nobody'")
 
 
 def test_user_disable_unknown_user(site: Site) -> None:
