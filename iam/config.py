@@ -185,6 +185,9 @@ class ServerSettings(Section):
     """Addresses of reverse proxies whose X-Forwarded-For we believe (CIDR allowed)."""
     metrics_networks: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     """Who may read /metrics."""
+    retry_after: int = Field(default=5, ge=1, le=3600)
+    """Seconds a caller is told to wait (``Retry-After``) when the database or the directory
+    cannot be reached and the answer is 503."""
 
     @field_validator("trusted_proxies", "metrics_networks")
     @classmethod
