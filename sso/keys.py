@@ -30,7 +30,7 @@ from iam.crypto import Cipher
 from sso.models import KeyStatus, SigningKey
 
 ALGORITHMS = ("ES256", "RS256")
-_RELOAD_SECONDS = 10.0
+RELOAD_SECONDS = 10.0
 """How long a process keeps its loaded keys before it looks at the table again: a rotation
 reaches every process within this bound (``iam keys rotate`` says so)."""
 
@@ -165,10 +165,10 @@ class KeyRing:
         self._lock = threading.Lock()
 
     def _refresh(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self._loaded_at < _RELOAD_SECONDS:
+        if not force and time.monotonic() - self._loaded_at < RELOAD_SECONDS:
             return
         with self._lock:
-            if not force and time.monotonic() - self._loaded_at < _RELOAD_SECONDS:
+            if not force and time.monotonic() - self._loaded_at < RELOAD_SECONDS:
                 return
             try:
                 with self._sessions() as s:

@@ -3,6 +3,7 @@ site (dev mode unless a test says otherwise)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -30,6 +31,7 @@ from iam.models.audit import AuditEvent
 from iam.models.identity import Identity
 from iam.models.jobs import Job, JobStatus
 from iam.services import Services
+from sso import keys as sso_keys
 from sso import service as sso_service
 from sso.models import Client, SigningKey, SsoSession
 
@@ -562,10 +564,14 @@ def test_keys_list_and_rotate(site: Site) -> None:
     nxt = {k["alg"]: kid for kid, k in before.items() if k["status"] == "next"}
     active = {k["alg"]: kid for kid, k in before.items() if k["status"] == "active"}
 
-    clock.freeze()
+    clock.freeze(dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.UTC))
     out = site.ok("keys", "rotate").stdout
     for alg in ("ES256", "RS256"):
-        assert f"{alg}: now signing with {nxt[alg]}" in out
+        assert f"{alg}: rotated to {nxt[alg]} (previous key {active[alg]})." in out
+    # issue 17 (drills): not "now signing" — every node has switched within the key cache bound
+    assert "now signing" not in out
+    assert "Every node signs with the new keys by 2031-05-06 07:08:19 UTC" in out
+    assert "nodes reload keys within 10 s" in out
     after = _keys(site)
     assert len(after) == 6
     for alg in ("ES256", "RS256"):
@@ -573,6 +579,22 @@ def test_keys_list_and_rotate(site: Site) -> None:
         assert after[active[alg]]["status"] == "retired"
         assert after[active[alg]]["publish_until"] is not None
         assert [k for k in after.values() if k["alg"] == alg and k["status"] == "next"]
+
+
+def test_keys_rotate_json_says_when_every_node_has_switched(site: Site) -> None:
+    """Issue 17 (drills): the switch time is explicit (the key ring's reload bound)."""
+    before = _keys(site)
+    nxt = {k["alg"]: kid for kid, k in before.items() if k["status"] == "next"}
+    active = {k["alg"]: kid for kid, k in before.items() if k["status"] == "active"}
+    clock.freeze(dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.UTC))
+    out = site.json("keys", "rotate", "--alg", "ES256")
+    assert out["rotated_at"] == "2031-05-06T07:08:09+00:00"
+    assert out["all_nodes_switched_by"] == "2031-05-06T07:08:19+00:00"
+    assert out["switch_within_seconds"] == int(sso_keys.RELOAD_SECONDS) == 10
+    assert out["keys"] == {"ES256": {"signing_kid": nxt["ES256"], "previous_kid": active["ES256"]}}
+    assert dt.datetime.fromisoformat(out["previous_published_until"]) > dt.datetime.fromisoformat(
+        out["all_nodes_switched_by"]
+    )
 
 
 def test_keys_rotate_one_algorithm(site: Site) -> None:
