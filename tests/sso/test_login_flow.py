@@ -17,6 +17,7 @@ from tests.sso.helpers import (
     REDIRECT,
     authorize_url,
     csrf_from,
+    database_down,
     exchange,
     follow_to_code,
     login,
@@ -208,3 +209,24 @@ def test_sign_in_while_the_directory_is_unreachable_is_503_and_says_so(services,
     r = login(client, "alice", "Wrong-password-1")
     assert r.status_code == 401 and str(REFUSED) in r.get_data(as_text=True)
     assert "Retry-After" not in r.headers
+
+
+def test_sign_in_while_the_database_is_down_is_a_503_page(services, client):
+    """Issue 17 (drills): a browser gets a page saying to try again (503, Retry-After), not 500."""
+    make_user(services)
+    page = client.get("/login")
+    with database_down(services):
+        r = client.post(
+            "/login",
+            data={
+                "username": "alice",
+                "password": PASSWORD,
+                "csrf_token": csrf_from(page.get_data(as_text=True)),
+            },
+            headers={"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
+        )
+        assert r.status_code == 503
+        assert r.headers["Retry-After"] == str(services.settings.server.retry_after)
+        assert r.mimetype == "text/html"
+        assert "try again" in r.get_data(as_text=True)
+    assert login(client, "alice", PASSWORD).status_code == 302  # back: signs in
