@@ -22,6 +22,9 @@ from iam.services import Services
 
 log = logging.getLogger("iam.web")
 
+UNAVAILABLE = "The service is temporarily unavailable. Please try again in a moment."
+"""What a caller is told while the database cannot be reached (503)."""
+
 
 def services() -> Services:
     return current_app.extensions["iam.services"]  # type: ignore[no-any-return]
@@ -99,6 +102,11 @@ def init_app(app: Flask) -> None:
                     session.commit()
                 else:
                     session.rollback()
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                outage.refused(exc)  # the connection died at the commit
+                response = unavailable_response(UNAVAILABLE)
             finally:
                 session.close()
         if used_database and response.status_code < 500:
@@ -125,9 +133,7 @@ def init_app(app: Flask) -> None:
     def _unexpected(exc: Exception) -> Any:
         if is_unavailable(exc):
             outage.refused(exc)
-            return unavailable_response(
-                "The service is temporarily unavailable. Please try again in a moment."
-            )
+            return unavailable_response(UNAVAILABLE)
         log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
         # never leak internals (SQL, stack) to the caller
         if wants_json():

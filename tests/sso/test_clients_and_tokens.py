@@ -8,7 +8,8 @@ import time
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 
 from iam.models.audit import AuditEvent
 from sso import clients as client_service
@@ -353,3 +354,22 @@ def test_token_endpoint_answers_503_with_retry_after_while_the_database_is_down(
     assert resp.status_code == 200 and resp.get_json()["access_token"]
     back = [r.getMessage() for r in caplog.records if r.name == "iam.web" and r.levelname == "WARNING"]
     assert len(back) == 1 and "5 request(s) were answered 503" in back[0]
+
+
+def test_connection_lost_at_commit_is_503(services, client):
+    """Issue 17 (drills): the database going away between the work and the commit is an outage
+    too (503 + Retry-After), not a 500."""
+    cid, secret = make_client(services, grant_types=["client_credentials"], redirect_uris=[], scopes=["api"])
+    dbapi = services.engine.dialect.dbapi
+
+    def lost(conn):
+        raise OperationalError("COMMIT", None, dbapi.OperationalError("server closed the connection"))
+
+    event.listen(services.engine, "commit", lost)
+    try:
+        resp = client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(cid, secret))
+    finally:
+        event.remove(services.engine, "commit", lost)
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == str(services.settings.server.retry_after)
+    assert resp.get_json()["error"] == "temporarily_unavailable"
