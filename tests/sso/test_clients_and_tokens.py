@@ -370,6 +370,7 @@ def test_connection_lost_at_commit_is_503(services, client):
         resp = client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(cid, secret))
     finally:
         event.remove(services.engine, "commit", lost)
+        services.engine.dispose()  # the connection whose commit "failed" is not reused
     assert resp.status_code == 503
     assert resp.headers["Retry-After"] == str(services.settings.server.retry_after)
     assert resp.get_json()["error"] == "temporarily_unavailable"
