@@ -274,15 +274,24 @@ def user_unlock(ctx: Ctx, username: str, as_json: bool) -> None:
 @json_option
 @pass_ctx
 def user_disable(ctx: Ctx, username: str, reason: str, as_json: bool) -> None:
-    """Disable an account now: sessions end, refresh tokens are revoked, applications are told;
-    the directory write is queued for the worker."""
+    """Disable an account now: sessions end, refresh tokens are revoked, applications are told.
+
+    This never waits for the directory: the directory write is a job the worker retries, so
+    an account can be cut off while Active Directory is unreachable (it is then found among
+    the accounts that have used the provider, by account name)."""
     from iam.users import set_enabled
 
-    set_enabled(ctx.services, username=username, enabled=False, actor="cli", reason=reason)
+    reached = set_enabled(ctx.services, username=username, enabled=False, actor="cli", reason=reason)
+    lines = [f"Disabled {username}; its sessions and tokens have ended."]
+    if not reached:
+        lines.append(
+            "The directory cannot be reached: the account will be disabled there by the worker "
+            "as soon as the directory answers (see `iam jobs list`)."
+        )
     emit(
         as_json,
-        {"username": username, "enabled": False, "reason": reason},
-        f"Disabled {username}; its sessions and tokens have ended.",
+        {"username": username, "enabled": False, "reason": reason, "directory_written": reached},
+        lines,
     )
 
 
@@ -294,8 +303,14 @@ def user_enable(ctx: Ctx, username: str, as_json: bool) -> None:
     """Enable an account again (the directory write is queued for the worker)."""
     from iam.users import set_enabled
 
-    set_enabled(ctx.services, username=username, enabled=True, actor="cli", reason="")
-    emit(as_json, {"username": username, "enabled": True}, f"Enabled {username}.")
+    reached = set_enabled(ctx.services, username=username, enabled=True, actor="cli", reason="")
+    lines = [f"Enabled {username}."]
+    if not reached:
+        lines.append(
+            "The directory cannot be reached: the account will be enabled there by the worker "
+            "as soon as the directory answers (see `iam jobs list`)."
+        )
+    emit(as_json, {"username": username, "enabled": True, "directory_written": reached}, lines)
 
 
 # -- audit ------------------------------------------------------------------------------------

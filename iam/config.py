@@ -249,6 +249,9 @@ class ServerSettings(Section):
     """Who may read /metrics."""
     max_json_depth: int = Field(default=32, ge=2, le=200)
     """Deepest nesting of a JSON request body (``/api/…``, ``/scim/…``); deeper is a 400."""
+    retry_after: int = Field(default=5, ge=1, le=3600)
+    """Seconds a caller is told to wait (``Retry-After``) when the database or the directory
+    cannot be reached and the answer is 503."""
 
     @field_validator("trusted_proxies", "metrics_networks")
     @classmethod

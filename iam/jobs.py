@@ -4,7 +4,9 @@
 needs it committed. ``iam worker`` claims due jobs (``FOR UPDATE SKIP LOCKED`` on PostgreSQL;
 SQLite serialises writers), runs each in its own transaction, and retries failures with
 exponential backoff until ``max_attempts``, after which the job is ``dead`` — visible and
-re-playable with ``iam jobs retry``. A crashed worker's lease runs out and another takes over.
+re-playable with ``iam jobs retry``. A worker claims one job at a time, just before running it:
+a crashed worker strands only the job it was running, whose lease runs out before another
+worker takes it over; the rest of the queue goes on at once.
 """
 
 from __future__ import annotations
@@ -137,16 +139,23 @@ def backoff(attempts: int, base: float) -> dt.timedelta:
 
 
 def run_due(services: Services, *, limit: int = 20) -> int:
-    """Claim and run due jobs once; return how many were run."""
+    """Claim and run up to ``limit`` due jobs, one at a time; return how many were run.
+
+    Each job is claimed just before it runs, never in a batch: a worker that dies holds at most
+    the one job it was running (until its lease ends), and every other due job stays free for
+    the surviving workers at once."""
     me = worker_id()
-    wset = services.settings.worker
-    with services.transaction() as session:
-        claimed = [
-            (j.id, j.kind, dict(j.payload)) for j in claim(session, me=me, limit=limit, lease=wset.lease)
-        ]
-    for job_id, kind, payload in claimed:
+    lease = services.settings.worker.lease
+    ran = 0
+    while ran < limit:
+        with services.transaction() as session:
+            claimed = [(j.id, j.kind, dict(j.payload)) for j in claim(session, me=me, limit=1, lease=lease)]
+        if not claimed:
+            break
+        job_id, kind, payload = claimed[0]
         _run_one(services, job_id, kind, payload, me)
-    return len(claimed)
+        ran += 1
+    return ran
 
 
 def _missing_handler(services: Services, session: Session, payload: dict[str, Any]) -> None:

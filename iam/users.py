@@ -5,11 +5,15 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
 from iam import audit, privileged
 from iam.directory.base import DirectoryUser, NewUser
-from iam.directory.errors import EntryExists
+from iam.directory.errors import DirectoryUnavailable, EntryExists
 from iam.errors import NotFound, PrivilegedAccount
 from iam.identities import disable_identity, enable_identity, upsert_identity
+from iam.models.identity import Identity
 
 if TYPE_CHECKING:
     from iam.services import Services
@@ -77,9 +81,30 @@ def add_user(
     return user
 
 
-def set_enabled(services: Services, *, username: str, enabled: bool, actor: str, reason: str) -> None:
+def set_enabled(services: Services, *, username: str, enabled: bool, actor: str, reason: str) -> bool:
+    """Enable or disable ``username``: the provider's identity changes now (a disable ends its
+    sessions, refresh tokens and elevations in the same transaction) and the directory write is
+    a durable job.
+
+    Neither waits for the directory: when it cannot be reached, the account is found among the
+    identities the provider already knows (by account name, without case) and the job waits
+    for the directory to answer. Returns whether the directory was reachable."""
     directory = services.directory
-    user = directory.find_user(username=username)
+    try:
+        user = directory.find_user(username=username)
+    except DirectoryUnavailable:
+        with services.transaction() as session:
+            identity = _known_identity(session, username)
+            if identity is None:
+                raise NotFound(
+                    f"The directory cannot be reached and no account named {username!r} is known "
+                    "here; try again when the directory answers."
+                ) from None
+            if enabled:
+                enable_identity(session, sub=identity.sub, actor=actor)
+            else:
+                disable_identity(session, sub=identity.sub, actor=actor, reason=reason)
+        return False
     if user is None:
         raise NotFound(f"There is no user {username!r}.")
     with services.transaction() as session:
@@ -89,6 +114,15 @@ def set_enabled(services: Services, *, username: str, enabled: bool, actor: str,
             enable_identity(session, sub=user.id, actor=actor)
         else:
             disable_identity(session, sub=user.id, actor=actor, reason=reason)
+    return True
+
+
+def _known_identity(session: Session, username: str) -> Identity | None:
+    """The one identity whose account name is ``username`` (without case), if exactly one."""
+    rows = session.scalars(
+        select(Identity).where(func.lower(Identity.username) == username.strip().lower())
+    ).all()
+    return rows[0] if len(rows) == 1 else None
 
 
 def refuse_privileged(

@@ -7,12 +7,16 @@ import ipaddress
 import json
 import logging
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, Request, Response, current_app, g, has_app_context, jsonify, request
+from flask import Flask, Request, Response, current_app, g, has_app_context, jsonify, render_template, request
 from flask.json.provider import DefaultJSONProvider
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, HTTPException, Unauthorized, UnsupportedMediaType
 
@@ -20,6 +24,9 @@ from iam import pages
 from iam.services import Services
 
 log = logging.getLogger("iam.web")
+
+UNAVAILABLE = "The service is temporarily unavailable. Please try again in a moment."
+"""What a caller is told while the database cannot be reached (503)."""
 
 
 def services() -> Services:
@@ -140,6 +147,8 @@ def init_app(app: Flask) -> None:
     app.json = JsonProvider(app)
     app.request_class = IamRequest
     pages.init_app(app)
+    outage = DatabaseOutage()
+    app.extensions["iam.db_outage"] = outage
 
     @app.before_request
     def _before() -> Response | None:
@@ -156,14 +165,22 @@ def init_app(app: Flask) -> None:
         if reader_session is not None:
             reader_session.close()
         session: Session | None = g.pop("db", None)
+        used_database = session is not None or reader_session is not None
         if session is not None:
             try:
                 if response.status_code < 500:
                     session.commit()
                 else:
                     session.rollback()
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                outage.refused(exc)  # the connection died at the commit
+                response = unavailable_response(UNAVAILABLE)
             finally:
                 session.close()
+        if used_database and response.status_code < 500:
+            outage.answered()
         _security_headers(response)
         return response
 
@@ -186,11 +203,87 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
+        if is_unavailable(exc):
+            outage.refused(exc)
+            return unavailable_response(UNAVAILABLE)
         log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
         # never leak internals (SQL, stack) to the caller
         if wants_json():
             return jsonify(error="server_error", error_description="An internal error occurred."), 500
         return pages.error_page(500)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Is ``exc`` the database being unreachable (refused or dropped connection, pool
+    exhausted, server shutting down) rather than a bug?"""
+    if isinstance(exc, (OperationalError, InterfaceError, SqlTimeoutError)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def unavailable_response(message: str) -> Response:
+    """503 with ``Retry-After``: JSON (OAuth's ``temporarily_unavailable``) unless the caller
+    asked for a page."""
+    retry = str(services().settings.server.retry_after)
+    html = request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+    if html and not wants_json():
+        resp = Response(
+            render_template("iam/error.html", title="Temporarily unavailable", message=message),
+            status=503,
+            mimetype="text/html",
+        )
+    else:
+        resp = jsonify(error="temporarily_unavailable", error_description=message)
+        resp.status_code = 503
+    resp.headers["Retry-After"] = retry
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+class DatabaseOutage:
+    """Logs a database outage once when it begins (and once when requests succeed again),
+    not once per refused request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._refused = 0
+
+    @property
+    def active(self) -> bool:
+        return self._since is not None
+
+    def refused(self, exc: BaseException) -> None:
+        with self._lock:
+            first = self._since is None
+            if first:
+                self._since = time.monotonic()
+                self._refused = 0
+            self._refused += 1
+        if first:
+            # the driver's own message names host and port, never the password or the SQL
+            orig = getattr(exc, "orig", None) or exc
+            reason = (str(orig).strip().splitlines() or [""])[0][:300]
+            log.error(
+                "database unavailable (%s: %s); answering 503 until it is back",
+                type(orig).__name__,
+                reason,
+            )
+        else:
+            log.debug("database still unavailable on %s %s", request.method, request.path)
+
+    def answered(self) -> None:
+        """A request used the database and succeeded."""
+        if self._since is None:
+            return
+        with self._lock:
+            since, refused, self._since = self._since, self._refused, None
+        if since is not None:
+            log.warning(
+                "database available again after %.1f s; %d request(s) were answered 503",
+                time.monotonic() - since,
+                refused,
+            )
 
 
 def _security_headers(response: Response) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import click
 
-from iam.clitools import Ctx, emit, fail, json_option, pass_ctx
+from iam import clock
+from iam.clitools import Ctx, echo_json, emit, fail, json_option, pass_ctx
 from sso import clients as client_service
 from sso import keys as key_service
 from sso.models import AuthMethod
@@ -247,21 +249,52 @@ def keys_group() -> None:
 @json_option
 @pass_ctx
 def keys_rotate(ctx: Ctx, alg: tuple[str, ...], as_json: bool) -> None:
-    """Sign with the already-published next key; keep the old one published until its tokens expire."""
+    """Sign with the already-published next key; keep the old one published until its tokens expire.
+
+    Every running process (node) reloads its keys at most every 10 seconds, so for up to 10
+    seconds after this command some nodes still sign with the previous key (relying parties
+    accept both: both are published). The output says by when every node has switched."""
+    from sqlalchemy import select
+
+    from sso.models import KeyStatus, SigningKey
+
     services = ctx.services
     t = services.settings.tokens
     grace = max(t.key_rotation_grace, t.access_token_lifetime, t.id_token_lifetime)
+    algs = alg or key_service.ALGORITHMS
     with services.transaction() as session:
-        promoted = key_service.rotate(
-            session, services.cipher, grace=grace, actor="cli", algs=alg or key_service.ALGORITHMS
+        previous = {
+            r.alg: r.kid
+            for r in session.scalars(
+                select(SigningKey).where(SigningKey.status == KeyStatus.ACTIVE, SigningKey.alg.in_(algs))
+            )
+        }
+        promoted = key_service.rotate(session, services.cipher, grace=grace, actor="cli", algs=algs)
+    now = clock.now()
+    within = int(key_service.RELOAD_SECONDS)
+    switched_by = now + dt.timedelta(seconds=within)
+    published_until = now + dt.timedelta(seconds=grace)
+    if as_json:
+        echo_json(
+            {
+                "rotated_at": now.isoformat(),
+                "all_nodes_switched_by": switched_by.isoformat(),
+                "switch_within_seconds": within,
+                "previous_published_until": published_until.isoformat(),
+                "keys": {
+                    a: {"signing_kid": kid, "previous_kid": previous.get(a)} for a, kid in promoted.items()
+                },
+            }
         )
-    emit(
-        as_json,
-        {"signing": promoted, "previous_published_seconds": grace},
-        (
-            f"{a}: now signing with {kid}; previous key published for {grace} s more."
-            for a, kid in promoted.items()
-        ),
+        return
+    for a, kid in promoted.items():
+        old = previous.get(a)
+        was = f" (previous key {old})" if old else ""
+        click.echo(f"{a}: rotated to {kid}{was}.")
+    click.echo(
+        f"Every node signs with the new keys by {switched_by:%Y-%m-%d %H:%M:%S} UTC (nodes reload "
+        f"keys within {within} s; until then some may still sign with the previous keys, which "
+        f"stay published until {published_until:%Y-%m-%d %H:%M:%S} UTC)."
     )
 
 

@@ -5,11 +5,14 @@ always has a *next* key that is already published in the JWKS. ``iam keys rotate
 next key active, retires the active one (still published until every token it signed has
 expired) and prepares a new next key. Key objects are imported once per process and reloaded
 only when the set of keys changed (the peers' lesson: re-importing a key per token costs 50 ms).
+While the database is unreachable a process keeps signing with, and publishing (discovery,
+JWKS), the keys it has loaded.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 import threading
 import time
@@ -19,6 +22,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from joserfc import jwk
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from iam import audit, clock
@@ -26,7 +30,11 @@ from iam.crypto import Cipher
 from sso.models import KeyStatus, SigningKey
 
 ALGORITHMS = ("ES256", "RS256")
-_RELOAD_SECONDS = 10.0
+RELOAD_SECONDS = 10.0
+"""How long a process keeps its loaded keys before it looks at the table again: a rotation
+reaches every process within this bound (``iam keys rotate`` says so)."""
+
+log = logging.getLogger("sso.keys")
 
 Key = jwk.ECKey | jwk.RSAKey
 
@@ -153,27 +161,45 @@ class KeyRing:
         self._signature: tuple[tuple[str, str], ...] = ()
         self._loaded_at = 0.0
         self._forced_at = 0.0
+        self._stale = False
         self._lock = threading.Lock()
 
     def _refresh(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self._loaded_at < _RELOAD_SECONDS:
+        if not force and time.monotonic() - self._loaded_at < RELOAD_SECONDS:
             return
         with self._lock:
-            if not force and time.monotonic() - self._loaded_at < _RELOAD_SECONDS:
+            if not force and time.monotonic() - self._loaded_at < RELOAD_SECONDS:
                 return
-            with self._sessions() as s:
-                rows = s.scalars(select(SigningKey).where(SigningKey.status != KeyStatus.REMOVED)).all()
-                signature = tuple(sorted((r.kid, r.status) for r in rows))
-                if signature != self._signature:
-                    keys: dict[str, LoadedKey] = {}
-                    for r in rows:
-                        cached = self._keys.get(r.kid)
-                        key = cached.key if cached else self._import(r)
-                        keys[r.kid] = LoadedKey(
-                            r.kid, r.alg, r.status, key, dict(r.public_jwk), r.publish_until
-                        )
-                    self._keys = keys
-                    self._signature = signature
+            try:
+                with self._sessions() as s:
+                    rows = s.scalars(select(SigningKey).where(SigningKey.status != KeyStatus.REMOVED)).all()
+                    signature = tuple(sorted((r.kid, r.status) for r in rows))
+                    if signature != self._signature:
+                        keys: dict[str, LoadedKey] = {}
+                        for r in rows:
+                            cached = self._keys.get(r.kid)
+                            key = cached.key if cached else self._import(r)
+                            keys[r.kid] = LoadedKey(
+                                r.kid, r.alg, r.status, key, dict(r.public_jwk), r.publish_until
+                            )
+                        self._keys = keys
+                        self._signature = signature
+            except DBAPIError:
+                if not self._keys:
+                    raise  # nothing loaded yet: nothing to serve
+                # The database is unreachable: keep signing with and publishing the keys this
+                # process holds (they change only by rotation, which needs the database too)
+                # and look again after the same interval.
+                if not self._stale:
+                    log.warning(
+                        "signing keys cannot be reloaded (database unreachable); using the loaded keys"
+                    )
+                self._stale = True
+                self._loaded_at = time.monotonic()
+                return
+            if self._stale:
+                log.info("signing keys reloaded from the database again")
+                self._stale = False
             self._loaded_at = time.monotonic()
 
     def _import(self, row: SigningKey) -> Key:

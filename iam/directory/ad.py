@@ -8,7 +8,9 @@ Connections
     :meth:`ActiveDirectory.search_users` while calling other methods cannot dead-lock). A
     pooled connection the server has dropped (idle timeout, restart) is replaced
     transparently: an operation that fails on a *reused* connection with a socket error is
-    retried once on a fresh one. Timeouts never retry.
+    retried once on a fresh one. Timeouts never retry. After an outage the very next
+    operation connects again (ldap3's own "address unavailable" memory is forgotten once every
+    address of the directory has failed).
 
     Verifying a password opens a separate short-lived connection and binds as the user.
     ``receive_timeout`` is applied in whole seconds (rounded up; ldap3 sets SO_RCVTIMEO so).
@@ -503,6 +505,7 @@ class ActiveDirectory:
 
     def _connect(self, user: str, password: str) -> Connection:
         """Open (and secure) a connection; raises ldap3 exceptions. Not bound yet."""
+        self._forget_outage()
         conn = Connection(
             self._server,
             user=user,
@@ -527,6 +530,16 @@ class ActiveDirectory:
             log.error("the directory refused StartTLS: %s", (conn.result or {}).get("message"))
             raise DirectoryUnavailable("The directory refused StartTLS.")
         return conn
+
+    def _forget_outage(self) -> None:
+        """ldap3 marks an address it could not connect to as unavailable and does not try it
+        again for about five seconds, so the first sign-ins after an outage would fail although
+        the directory is back. Addresses that failed are still skipped while another address
+        of the name answers, but once every address has failed each new connection tries them
+        all again: the first request after the outage reconnects."""
+        addresses = self._server.address_info
+        if addresses and all(address[5] is False for address in addresses):
+            self._server.reset_availability()
 
     def _open_service(self) -> Connection:
         password = self.settings.bind_password.get_secret_value()

@@ -210,6 +210,7 @@ def _flow_client_name() -> str | None:
 def login() -> Any:
     form = LoginForm()
     error: str | None = None
+    reason = ""
     if form.validate_on_submit():
         username = str(form.username.data or "").strip()
         directory = services().directory
@@ -241,7 +242,14 @@ def login() -> Any:
     elif request.method == "POST":
         error = _("Enter your username and password.")
     status = 401 if error and request.method == "POST" else 200
-    return render_template("sso/login.html", form=form, error=error, client_name=_flow_client_name()), status
+    if reason == "directory_unavailable":
+        status = 503  # not the person's fault: try again (issue 17)
+    resp = make_response(
+        render_template("sso/login.html", form=form, error=error, client_name=_flow_client_name()), status
+    )
+    if status == 503:
+        resp.headers["Retry-After"] = str(services().settings.server.retry_after)
+    return resp
 
 
 REFUSED = _l(
@@ -308,7 +316,7 @@ def _login_error(exc: Exception) -> tuple[str, str]:
         return _("You may not sign in at this time or from this place."), "not_permitted"
     if isinstance(exc, dir_errors.DirectoryUnavailable):
         return _(
-            "Sign-in is unavailable right now. Please try again in a few minutes."
+            "Sign-in is unavailable right now: the directory cannot be reached. Please try again in a moment."
         ), "directory_unavailable"
     return str(REFUSED), "bad_credentials"
 

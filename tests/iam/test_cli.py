@@ -3,9 +3,11 @@ site (dev mode unless a test says otherwise)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +31,7 @@ from iam.models.audit import AuditEvent
 from iam.models.identity import Identity
 from iam.models.jobs import Job, JobStatus
 from iam.services import Services
+from sso import keys as sso_keys
 from sso import service as sso_service
 from sso.models import Client, SigningKey, SsoSession
 
@@ -494,6 +497,53 @@ def test_user_disable_ends_sessions_and_queues_directory_job(site: Site) -> None
     assert services.directory.authenticate("dave", PASSWORD).enabled is True
 
 
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _directory_unreachable(site: Site) -> None:
+    """Point the CLI at an Active Directory on a closed port (a directory outage)."""
+    site.monkeypatch.setenv("IAM_DIRECTORY__KIND", "ad")
+    site.monkeypatch.setenv("IAM_DIRECTORY__URL", f"ldaps://127.0.0.1:{_closed_port()}")
+    site.monkeypatch.setenv("IAM_DIRECTORY__BASE_DN", "DC=example,DC=test")
+    site.monkeypatch.setenv("IAM_DIRECTORY__BIND_PASSWORD", "service-password")
+    site.monkeypatch.setenv("IAM_DIRECTORY__CONNECT_TIMEOUT", "1")
+
+
+def test_user_disable_during_directory_outage_ends_sessions_and_queues_the_write(site: Site) -> None:
+    """Issue 17 (drills): cutting off a leaver never waits for the directory."""
+    site.ok("user", "add", "dave", input=PASSWORD + "\n")
+    services = site.services
+    user = services.directory.find_user(username="dave")
+    assert user is not None
+    with services.transaction() as s:
+        _, sso_row = sso_service.create_sso_session(
+            s, services.settings, sub=user.id, acr="1", amr=["pwd"], ip="192.0.2.1", user_agent="t"
+        )
+        sid = sso_row.id
+    _directory_unreachable(site)
+
+    result = site.ok("user", "disable", "DAVE", "--reason", "left the organisation")
+    assert "Disabled DAVE; its sessions and tokens have ended." in result.stdout
+    assert "The directory cannot be reached" in result.stdout
+    with services.transaction() as s:
+        ended = s.get(SsoSession, sid)
+        assert ended is not None and ended.ended_at is not None
+        assert ended.end_reason == "identity_disabled: left the organisation"
+        identity = s.get(Identity, user.id)
+        assert identity is not None and identity.disabled is True
+        [job] = list(s.scalars(select(Job).where(Job.kind == "iam.directory.disable")))
+        assert (job.payload, job.status) == ({"user_id": user.id}, JobStatus.PENDING)
+        disabled = s.scalars(select(AuditEvent).where(AuditEvent.event == "identity.disabled")).one()
+        assert (disabled.subject, disabled.actor) == (user.id, "cli")
+
+    # a name the provider has never seen cannot be resolved without the directory
+    sentence = one_sentence_error(site.run("user", "disable", "nobody"))
+    assert sentence.startswith("The directory cannot be reached and no account named 'nobody'")
+
+
 def test_user_disable_unknown_user(site: Site) -> None:
     assert one_sentence_error(site.run("user", "disable", "nobody")) == ("There is no user 'nobody'.")
 
@@ -606,10 +656,14 @@ def test_keys_list_and_rotate(site: Site) -> None:
     nxt = {k["alg"]: kid for kid, k in before.items() if k["status"] == "next"}
     active = {k["alg"]: kid for kid, k in before.items() if k["status"] == "active"}
 
-    clock.freeze()
+    clock.freeze(dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.UTC))
     out = site.ok("keys", "rotate").stdout
     for alg in ("ES256", "RS256"):
-        assert f"{alg}: now signing with {nxt[alg]}" in out
+        assert f"{alg}: rotated to {nxt[alg]} (previous key {active[alg]})." in out
+    # issue 17 (drills): not "now signing" — every node has switched within the key cache bound
+    assert "now signing" not in out
+    assert "Every node signs with the new keys by 2031-05-06 07:08:19 UTC" in out
+    assert "nodes reload keys within 10 s" in out
     after = _keys(site)
     assert len(after) == 6
     for alg in ("ES256", "RS256"):
@@ -617,6 +671,22 @@ def test_keys_list_and_rotate(site: Site) -> None:
         assert after[active[alg]]["status"] == "retired"
         assert after[active[alg]]["publish_until"] is not None
         assert [k for k in after.values() if k["alg"] == alg and k["status"] == "next"]
+
+
+def test_keys_rotate_json_says_when_every_node_has_switched(site: Site) -> None:
+    """Issue 17 (drills): the switch time is explicit (the key ring's reload bound)."""
+    before = _keys(site)
+    nxt = {k["alg"]: kid for kid, k in before.items() if k["status"] == "next"}
+    active = {k["alg"]: kid for kid, k in before.items() if k["status"] == "active"}
+    clock.freeze(dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.UTC))
+    out = site.json("keys", "rotate", "--alg", "ES256")
+    assert out["rotated_at"] == "2031-05-06T07:08:09+00:00"
+    assert out["all_nodes_switched_by"] == "2031-05-06T07:08:19+00:00"
+    assert out["switch_within_seconds"] == int(sso_keys.RELOAD_SECONDS) == 10
+    assert out["keys"] == {"ES256": {"signing_kid": nxt["ES256"], "previous_kid": active["ES256"]}}
+    assert dt.datetime.fromisoformat(out["previous_published_until"]) > dt.datetime.fromisoformat(
+        out["all_nodes_switched_by"]
+    )
 
 
 def test_keys_rotate_one_algorithm(site: Site) -> None:

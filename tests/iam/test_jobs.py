@@ -289,6 +289,56 @@ def test_expired_lease_lets_another_worker_take_over(services: Services, kind: s
     assert ran == ["ran"]
 
 
+class WorkerCrashed(BaseException):
+    """The worker process dies inside a handler (not an error a handler could catch)."""
+
+
+def test_crashed_worker_strands_only_the_job_it_was_running(services: Services, kind: str) -> None:
+    """Issue 17 (drills): a worker killed mid-batch must not hold the jobs it has not started;
+    a surviving worker runs them at once (seconds, not the lease)."""
+    ran: list[tuple[str, int]] = []
+
+    def handle(svc: Services, session: Session, payload: dict[str, Any]) -> None:
+        if payload["n"] == 0:
+            raise WorkerCrashed  # worker A dies while running the first job
+        ran.append(("B", int(payload["n"])))
+
+    register(kind, handle)
+    clock.freeze()
+    with services.transaction() as s:
+        for n in range(6):
+            jobs.enqueue(s, kind, {"n": n}, run_at=clock.now() + dt.timedelta(microseconds=n))
+    clock.advance(dt.timedelta(seconds=1))
+    crashed: list[BaseException] = []
+    worker_a: list[str] = []
+
+    def run_a() -> None:  # worker A: its own thread, so its own worker id
+        worker_a.append(jobs.worker_id())
+        try:
+            jobs.run_due(services)
+        except WorkerCrashed as exc:
+            crashed.append(exc)
+
+    thread = threading.Thread(target=run_a)
+    thread.start()
+    thread.join(timeout=30)
+    assert len(crashed) == 1
+
+    clock.advance(dt.timedelta(seconds=2))  # seconds, far below the lease
+    assert jobs.run_due(services) == 5  # worker B
+    assert sorted(n for _, n in ran) == [1, 2, 3, 4, 5]
+    with services.transaction() as s:
+        rows = {int(j.payload["n"]): j for j in s.scalars(select(Job).where(Job.kind == kind))}
+        assert rows[0].status == JobStatus.RUNNING and rows[0].locked_by == worker_a[0]
+        assert {rows[n].status for n in range(1, 6)} == {JobStatus.DONE}
+
+    # the job worker A was running comes back when its lease ends
+    clock.advance(dt.timedelta(seconds=services.settings.worker.lease))
+    register(kind, lambda svc, s, p: ran.append(("B", int(p["n"]))))
+    assert jobs.run_due(services) == 1
+    assert get(services, rows[0].id).status == JobStatus.DONE
+
+
 @pytest.mark.parametrize("services", ["postgres"], indirect=True)
 def test_concurrent_claimers_skip_locked_rows(services: Services, kind: str) -> None:
     """PostgreSQL: while one claimer holds rows, another claims only the others, without waiting

@@ -6,15 +6,39 @@ import base64
 import hashlib
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from sqlalchemy import event
 
 from iam.directory.base import DirectoryUser, NewUser
 from iam.services import Services
 from sso import clients as client_service
 
 PASSWORD = "Corr3ct-Horse-Battery"
+
+
+@contextmanager
+def database_down(services: Services) -> Iterator[None]:
+    """The database is unreachable: pooled connections are gone and every new connection is
+    refused by the driver (as when PostgreSQL is stopped), until the block ends."""
+    engine = services.engine
+    dbapi: Any = engine.dialect.dbapi
+
+    def refuse(*_: Any) -> Any:
+        raise dbapi.OperationalError("connection refused (the test stopped the database)")
+
+    event.listen(engine, "do_connect", refuse)
+    engine.dispose()
+    try:
+        yield
+    finally:
+        event.remove(engine, "do_connect", refuse)
+
+
 REDIRECT = "https://rp.example/cb"
 API_RESOURCE = "http://localhost/api"
 """The provider's own API identifier in tests (issuer http://localhost): API tokens ask for it

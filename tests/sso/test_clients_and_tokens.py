@@ -8,11 +8,12 @@ import time
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 
 from iam.models.audit import AuditEvent
 from sso import clients as client_service
-from tests.sso.helpers import basic, exchange, make_client, make_user, sign_in_and_get_code
+from tests.sso.helpers import basic, database_down, exchange, make_client, make_user, sign_in_and_get_code
 
 ISSUER = "http://localhost"
 
@@ -326,3 +327,50 @@ def test_tokens_of_a_disabled_client_stop_working(services, client):
     assert client.post("/introspect", data={"token": token}, headers=basic(rs, rs_secret)).get_json() == {
         "active": False
     }
+
+
+def test_token_endpoint_answers_503_with_retry_after_while_the_database_is_down(services, client, caplog):
+    """Issue 17 (drills): a database outage is 503 + Retry-After (OAuth
+    ``temporarily_unavailable``), logged once when it begins and once when it ends — not a
+    500 with a traceback per request."""
+    cid, secret = make_client(services, grant_types=["client_credentials"], redirect_uris=[], scopes=["api"])
+    form = {"grant_type": "client_credentials"}
+    assert client.post("/token", data=form, headers=basic(cid, secret)).status_code == 200
+    caplog.clear()
+    with database_down(services):
+        for _ in range(5):
+            resp = client.post("/token", data=form, headers=basic(cid, secret))
+            assert resp.status_code == 503
+            assert resp.headers["Retry-After"] == str(services.settings.server.retry_after)
+            assert resp.headers["Cache-Control"] == "no-store"
+            assert resp.get_json()["error"] == "temporarily_unavailable"
+            assert "Traceback" not in resp.get_data(as_text=True)
+    errors = [r for r in caplog.records if r.name == "iam.web" and r.levelname == "ERROR"]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert errors[0].exc_info is None and "database unavailable" in errors[0].getMessage()
+    assert "refused" in errors[0].getMessage()
+
+    resp = client.post("/token", data=form, headers=basic(cid, secret))
+    assert resp.status_code == 200 and resp.get_json()["access_token"]
+    back = [r.getMessage() for r in caplog.records if r.name == "iam.web" and r.levelname == "WARNING"]
+    assert len(back) == 1 and "5 request(s) were answered 503" in back[0]
+
+
+def test_connection_lost_at_commit_is_503(services, client):
+    """Issue 17 (drills): the database going away between the work and the commit is an outage
+    too (503 + Retry-After), not a 500."""
+    cid, secret = make_client(services, grant_types=["client_credentials"], redirect_uris=[], scopes=["api"])
+    dbapi = services.engine.dialect.dbapi
+
+    def lost(conn):
+        raise OperationalError("COMMIT", None, dbapi.OperationalError("server closed the connection"))
+
+    event.listen(services.engine, "commit", lost)
+    try:
+        resp = client.post("/token", data={"grant_type": "client_credentials"}, headers=basic(cid, secret))
+    finally:
+        event.remove(services.engine, "commit", lost)
+        services.engine.dispose()  # the connection whose commit "failed" is not reused
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == str(services.settings.server.retry_after)
+    assert resp.get_json()["error"] == "temporarily_unavailable"

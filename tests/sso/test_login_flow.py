@@ -3,8 +3,13 @@ locked and disabled accounts (R-SSO-1, R-PW-5)."""
 
 from __future__ import annotations
 
+import socket
+
+from pydantic import SecretStr
 from sqlalchemy import select
 
+from iam.config import DirectorySettings
+from iam.directory.ad import ActiveDirectory
 from iam.models.audit import AuditEvent
 from sso.views.signin import REFUSED
 from tests.sso.helpers import (
@@ -12,6 +17,7 @@ from tests.sso.helpers import (
     REDIRECT,
     authorize_url,
     csrf_from,
+    database_down,
     exchange,
     follow_to_code,
     login,
@@ -170,3 +176,57 @@ def test_sign_in_events_record_address_and_user_agent(services, client):
     assert failed.details == {"reason": "bad_credentials"}
     assert ok.outcome == "success" and ok.ip == "127.0.0.1" and ok.user_agent
     assert ok.at.tzinfo is not None
+
+
+def test_sign_in_while_the_directory_is_unreachable_is_503_and_says_so(services, client):
+    """Issue 17 (drills): the directory being down is not a refused password: 503 with
+    Retry-After and a page that says the directory cannot be reached; wrong-password wording and
+    status are unchanged."""
+    make_user(services)
+    working = services.directory
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = int(s.getsockname()[1])
+    services.__dict__["directory"] = ActiveDirectory(
+        DirectorySettings(
+            kind="ad",
+            url=f"ldaps://127.0.0.1:{closed}",
+            base_dn="DC=example,DC=test",
+            bind_password=SecretStr("service-password"),
+            connect_timeout=1.0,
+        )
+    )
+    try:
+        r = login(client, "alice", PASSWORD)
+        assert r.status_code == 503
+        assert r.headers["Retry-After"] == str(services.settings.server.retry_after)
+        body = r.get_data(as_text=True)
+        assert "the directory cannot be reached" in body and "try again" in body
+        assert str(REFUSED) not in body
+    finally:
+        services.__dict__["directory"] = working
+    services.extensions.pop("iam.account_names", None)  # this test's stand-in directory
+    r = login(client, "alice", "Wrong-password-1")
+    assert r.status_code == 401 and str(REFUSED) in r.get_data(as_text=True)
+    assert "Retry-After" not in r.headers
+
+
+def test_sign_in_while_the_database_is_down_is_a_503_page(services, client):
+    """Issue 17 (drills): a browser gets a page saying to try again (503, Retry-After), not 500."""
+    make_user(services)
+    page = client.get("/login")
+    with database_down(services):
+        r = client.post(
+            "/login",
+            data={
+                "username": "alice",
+                "password": PASSWORD,
+                "csrf_token": csrf_from(page.get_data(as_text=True)),
+            },
+            headers={"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
+        )
+        assert r.status_code == 503
+        assert r.headers["Retry-After"] == str(services.settings.server.retry_after)
+        assert r.mimetype == "text/html"
+        assert "try again" in r.get_data(as_text=True)
+    assert login(client, "alice", PASSWORD).status_code == 302  # back: signs in

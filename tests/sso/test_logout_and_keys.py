@@ -18,6 +18,7 @@ from tests.sso.helpers import (
     authorize_url,
     basic,
     csrf_from,
+    database_down,
     exchange,
     make_client,
     make_user,
@@ -242,3 +243,24 @@ def test_worker_signs_out_accounts_disabled_in_the_directory(services, client):
     )
     assert r.get_json()["error"] == "invalid_grant"
     assert other.enabled
+
+
+def test_discovery_and_jwks_are_served_from_memory_while_the_database_is_down(services, client, caplog):
+    """Issue 17 (drills): relying parties that refresh keys during a database outage still get
+    them: every process holds the published keys."""
+    before = client.get("/jwks").get_json()
+    assert len(before["keys"]) == 4
+    doc = client.get("/.well-known/openid-configuration").get_json()
+    with database_down(services):
+        ring = client.application.extensions["sso.keyring"]
+        ring._loaded_at -= 3600  # the keys are old: the ring looks at the table again
+        resp = client.get("/jwks")
+        assert resp.status_code == 200
+        assert resp.get_json() == before
+        ring.reload()  # a forced reload keeps what it has
+        again = client.get("/jwks")
+        assert again.status_code == 200 and again.get_json() == before
+        found = client.get("/.well-known/openid-configuration")
+        assert found.status_code == 200 and found.get_json() == doc
+    warnings = [r for r in caplog.records if r.name == "sso.keys" and r.levelname == "WARNING"]
+    assert len(warnings) == 1  # once per outage, not per request

@@ -562,3 +562,95 @@ def test_rename_user_changes_names_and_cn_not_the_username(
     assert renamed.dn.startswith("CN=Jelena Marković,")
     assert _dn_of_guid(samba_dc, user.id).lower() == renamed.dn.lower()
     assert d.rename_user(user.id, given_name="Jelena", family_name="Marković").dn == renamed.dn
+
+
+class _Forwarder:
+    """A TCP port in front of the DC that can be switched off and on (a directory outage
+    without stopping the shared DC): off closes the port and every connection through it."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self._listener: socket.socket | None = None
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def on(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def off(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+            except OSError:
+                pass
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            conns, self._open = self._open, []
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # switched off
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def test_first_operation_after_an_outage_reconnects(samba_ad: DirectorySettings, ad_ou: str) -> None:
+    """Issue 17 (drills): sign-ins failed for seconds after AD came back (ldap3 remembered the
+    address as unavailable). The first operation after the outage must use the directory."""
+    forwarder = _Forwarder(("127.0.0.1", 636))
+    forwarder.on()
+    d = ActiveDirectory(
+        samba_ad.model_copy(
+            update={"url": f"ldaps://127.0.0.1:{forwarder.port}", "users_ou": ad_ou, "groups_ou": ad_ou}
+        )
+    )
+    try:
+        user = make_user(d)
+        assert d.get_user(user.id) == user  # a pooled connection through the forwarder
+        forwarder.off()  # the directory goes away, with the pooled connections
+        for _ in range(3):
+            with pytest.raises(DirectoryUnavailable, match="cannot be reached"):
+                d.get_user(user.id)
+            with pytest.raises(DirectoryUnavailable):
+                d.authenticate(user.username, PASSWORD)
+        forwarder.on()  # the directory is back: no waiting, the next calls work
+        assert d.get_user(user.id) == user
+        assert d.authenticate(user.username, PASSWORD).id == user.id
+    finally:
+        d.close()
+        forwarder.off()
