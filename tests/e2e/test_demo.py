@@ -54,6 +54,8 @@ def test_demo_pim_request_and_approval_in_the_browser(
         bob.goto(f"{provider.issuer}/pim/approvals")
         row = bob.locator(f'#inbox tr[data-request="{rid}"]')
         expect(row).to_contain_text("admin")
+        # deciding needs the role's level (R-MFA-4): in dev mode the password again stands in
+        row.get_by_label("Password again", exact=False).fill(DEMO_PASSWORD)
         row.get_by_role("button", name="Approve").click()
         expect(bob.locator(f'#inbox tr[data-request="{rid}"]')).to_have_count(0)
     finally:
