@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench install clean mutants
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,6 +25,13 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed  ## side-by-side benchmark against npm oidc-provider
 	$(PY) bench/run.py
+
+MODULES ?=
+JOBS ?= 1
+MUTANTS_ARGS ?=
+mutants: $(VENV)/.installed  ## mutation testing, by hand: make mutants [MODULES="iam/audit.py"] [JOBS=2] [MUTANTS_ARGS=--postgres]
+	$(PY) -m pip install -q -e '.[test,mutants]'
+	nice -n 10 $(PY) deploy/mutants.py --jobs $(JOBS) $(MUTANTS_ARGS) $(MODULES)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
