@@ -28,7 +28,12 @@ def test_account_locks_at_threshold_and_unlocks(services, client):
         ev = s.scalars(select(AuditEvent).where(AuditEvent.event == "login.locked_out")).all()
         assert [(e.severity, e.details["locked"]) for e in ev] == [("critical", "account")]
         assert s.scalars(select(Job).where(Job.kind == "iam.notify_critical")).all()
-        lockout.unlock(s, username="alice", actor="admin")
+        assert lockout.unlock(s, username="alice", actor="admin") is True
+    with services.transaction() as s:
+        [unlocked] = s.scalars(select(AuditEvent).where(AuditEvent.event == "login.unlocked")).all()
+        assert (unlocked.severity, unlocked.actor) == ("significant", "admin")
+        assert unlocked.details == {"username": "alice", "was_locked": True}
+        assert lockout.unlock(s, username="alice", actor="admin") is False  # nothing left to lift
     assert login(client, "alice", PASSWORD).status_code == 302
 
 
