@@ -107,6 +107,32 @@ def chain(services: Services) -> tuple[Services, list[int]]:
     return services, seqs
 
 
+# -- the stored format ------------------------------------------------------------------------
+def test_hash_format_is_fixed_so_old_logs_still_verify() -> None:
+    """Known-answer values: a log written by an earlier release must verify after an upgrade, so
+    the key derivation, the canonical form of a row and the inputs of every MAC never change."""
+    key = audit.audit_key("k" * 40)
+    assert key.hex() == "6dc6217332c3165fe6d2e5f12c486a6d8a7d0defe27e07d1d6b25ab96f9aef95"
+    row = {
+        "nonce": "00" * 16,
+        "at": dt.datetime(2026, 1, 2, 4, 4, 5, 6, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+        "event": "login",
+        "severity": "normal",
+        "outcome": "success",
+        "actor": "alice",
+        "subject": "s-1",
+        "client_id": None,
+        "ip": "192.0.2.1",
+        "user_agent": None,
+        "details": {"b": 1, "a": "é"},
+    }
+    row_hash = audit._row_hash(key, row)
+    assert row_hash == "f30f3fbf828e371079c7ad260fd8c010963ed6595e702512342889c6929bebfd"
+    link = audit._link(key, GENESIS, 1, row_hash)
+    assert link == "3ba667fdc021ed252fcca95c8b9882a1db7f27e8c7fa5a683ca4e8fda4dc06a7"
+    assert audit._head_mac(key, 1, link) == "9ffe64b7d42c6e35655846f1ddb717f637f7baf6b3dcdd720a2eb436f237edce"
+
+
 # -- writing and sealing ----------------------------------------------------------------------
 def test_record_writes_an_unsealed_row_protected_by_its_hmac(services: Services) -> None:
     """R-AUD-3: a new event is protected at once by its row HMAC, sealed into the chain later."""
