@@ -93,3 +93,30 @@ def test_parallel_wrong_attempts_lock_exactly_once(services):
         assert row is not None and row.failures == n and row.locked_until is not None
         events = s.scalars(select(AuditEvent).where(AuditEvent.event == "login.locked_out")).all()
         assert len(events) == 1
+
+
+def test_attempts_in_flight_count_against_the_threshold(services):
+    """However many checks run at once, at most ``threshold`` passwords per window reach the
+    directory: an attempt in flight counts like a failure until it ends (R-PW-6)."""
+    settings = services.settings.lockout
+    clock.freeze()
+    with services.transaction() as s:
+        for _ in range(settings.threshold):
+            assert lockout.begin_attempt(s, settings, username="Dave", ip=None) == lockout.LockState(False)
+        # one more while those are still with the directory: refused, not yet a lock
+        assert lockout.begin_attempt(s, settings, username="dave", ip=None) == lockout.LockState(
+            True, None, "account"
+        )
+        # one of them turns out right: its slot is free again and the failures start from zero
+        lockout.finish_attempt(
+            s, settings, username="dave", ip=None, user_agent=None, outcome=lockout.Outcome.SUCCESS
+        )
+        assert lockout.begin_attempt(s, settings, username="dave", ip=None) == lockout.LockState(False)
+        # the others were wrong: the threshold's worth of failures locks the name
+        for _ in range(settings.threshold):
+            lockout.finish_attempt(
+                s, settings, username="dave", ip=None, user_agent=None, outcome=lockout.Outcome.FAILURE
+            )
+        locked = lockout.begin_attempt(s, settings, username="dave", ip=None)
+        assert locked.locked and locked.by == "account"
+        assert locked.until == clock.now() + dt.timedelta(seconds=settings.duration)
