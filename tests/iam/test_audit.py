@@ -420,7 +420,9 @@ def test_truncated_tail_with_rewound_head_is_detected(chain: tuple[Services, lis
     assert not verify(services).ok
 
 
-def test_deleted_middle_row_resealed_by_the_worker_is_detected(chain: tuple[Services, list[int]]) -> None:
+def test_deleted_middle_row_resealed_by_the_worker_is_detected(
+    chain: tuple[Services, list[int]], caplog: pytest.LogCaptureFixture
+) -> None:
     """R-AUD-3: a row deleted from the middle stays detectable even if the rows after it are
     turned back into unsealed rows for the worker to seal again."""
     services, seqs = chain
@@ -429,8 +431,13 @@ def test_deleted_middle_row_resealed_by_the_worker_is_detected(chain: tuple[Serv
     raw(services, delete(EVENTS).where(EVENTS.c.seq == victim))
     raw(services, update(EVENTS).where(EVENTS.c.seq > victim).values(seq=None, prev_hash=None, hash=None))
     raw(services, update(HEAD).values(seq=before["seq"], hash=before["hash"]))
-    with pytest.raises(audit.TamperedHead):  # the worker refuses to seal onto a rewound head
+    with pytest.raises(audit.TamperedHead) as refused:  # the worker refuses to seal onto a rewound head
         seal_all(services)
+    assert str(refused.value) == "The audit chain head was changed outside the application."
+    # and says so at once on the security log
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records if r.name == "security"] == [
+        ("security", "CRITICAL", "audit chain head was tampered with; sealing stopped")
+    ]
     assert not verify(services).ok
 
 
