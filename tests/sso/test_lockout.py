@@ -112,6 +112,7 @@ def test_attempts_in_flight_count_against_the_threshold(services):
             s, settings, username="dave", ip=None, user_agent=None, outcome=lockout.Outcome.SUCCESS
         )
         assert lockout.begin_attempt(s, settings, username="dave", ip=None) == lockout.LockState(False)
+        assert lockout.begin_attempt(s, settings, username="dave", ip=None).locked  # full again
         # the others were wrong: the threshold's worth of failures locks the name
         for _ in range(settings.threshold):
             lockout.finish_attempt(
@@ -120,3 +121,8 @@ def test_attempts_in_flight_count_against_the_threshold(services):
         locked = lockout.begin_attempt(s, settings, username="dave", ip=None)
         assert locked.locked and locked.by == "account"
         assert locked.until == clock.now() + dt.timedelta(seconds=settings.duration)
+        assert lockout.state(s, username="DAVE ", ip=None) == locked
+    clock.advance(dt.timedelta(seconds=settings.duration))  # the lock ends at its "until", exactly
+    with services.transaction() as s:
+        assert lockout.state(s, username="dave", ip=None) == lockout.LockState(False)
+        assert lockout.begin_attempt(s, settings, username="dave", ip=None) == lockout.LockState(False)
