@@ -18,7 +18,8 @@ LOCKED_TEXT = "Too many failed sign-in attempts"
 
 def test_account_locks_at_threshold_and_unlocks(services, client):
     make_user(services)
-    threshold = services.settings.lockout.threshold
+    settings = services.settings.lockout
+    threshold = settings.threshold
     for _ in range(threshold):
         r = login(client, "alice", "wrong-password")
         assert LOCKED_TEXT not in r.get_data(as_text=True)
@@ -26,7 +27,10 @@ def test_account_locks_at_threshold_and_unlocks(services, client):
     assert r.status_code == 401 and LOCKED_TEXT in r.get_data(as_text=True)
     with services.transaction() as s:
         ev = s.scalars(select(AuditEvent).where(AuditEvent.event == "login.locked_out")).all()
-        assert [(e.severity, e.details["locked"]) for e in ev] == [("critical", "account")]
+        assert [(e.severity, e.outcome, e.actor, e.details) for e in ev] == [
+            ("critical", "failure", "alice", {"locked": "account", "minutes": settings.duration // 60})
+        ]
+        assert ev[0].ip == "127.0.0.1" and (ev[0].user_agent or "").startswith("Werkzeug/")
         assert s.scalars(select(Job).where(Job.kind == "iam.notify_critical")).all()
         assert lockout.unlock(s, username="alice", actor="admin") is True
     with services.transaction() as s:
