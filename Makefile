@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench bench-reviews install clean
+.PHONY: run test lint bench bench-reviews install clean mutants
 
 install:  ## the full development environment: the service and the test tools
 	VENV=$(VENV) deploy/venv.sh test
@@ -21,8 +21,15 @@ lint: install
 bench: install  ## side-by-side benchmark against npm oidc-provider
 	$(PY) bench/run.py
 
-bench-reviews: $(VENV)/.installed  ## access reviews at size: 1M-item campaign, inbox, remediation into Samba
+bench-reviews: install  ## access reviews at size: 1M-item campaign, inbox, remediation into Samba
 	$(PY) bench/reviews_bench.py
+
+MODULES ?=
+JOBS ?= 1
+MUTANTS_ARGS ?=
+mutants: install  ## mutation testing, by hand: make mutants [MODULES="iam/audit.py"] [JOBS=2] [MUTANTS_ARGS=--postgres]
+	$(PY) -m pip install -q -e '.[test,mutants]'
+	nice -n 10 $(PY) deploy/mutants.py --jobs $(JOBS) $(MUTANTS_ARGS) $(MODULES)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -107,6 +107,47 @@ def chain(services: Services) -> tuple[Services, list[int]]:
     return services, seqs
 
 
+# -- the stored format ------------------------------------------------------------------------
+def test_hash_format_is_fixed_so_old_logs_still_verify() -> None:
+    """Known-answer values: a log written by an earlier release must verify after an upgrade, so
+    the key derivation, the canonical form of a row and the inputs of every MAC never change."""
+    key = audit.audit_key("k" * 40)
+    assert key.hex() == "6dc6217332c3165fe6d2e5f12c486a6d8a7d0defe27e07d1d6b25ab96f9aef95"
+    row = {
+        "nonce": "00" * 16,
+        "at": dt.datetime(2026, 1, 2, 4, 4, 5, 6, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+        "event": "login",
+        "severity": "normal",
+        "outcome": "success",
+        "actor": "alice",
+        "subject": "s-1",
+        "client_id": None,
+        "ip": "192.0.2.1",
+        "user_agent": None,
+        "details": {"b": 1, "a": "é"},
+    }
+    row_hash = audit._row_hash(key, row)
+    assert row_hash == "f30f3fbf828e371079c7ad260fd8c010963ed6595e702512342889c6929bebfd"
+    link = audit._link(key, GENESIS, 1, row_hash)
+    assert link == "3ba667fdc021ed252fcca95c8b9882a1db7f27e8c7fa5a683ca4e8fda4dc06a7"
+    assert audit._head_mac(key, 1, link) == "9ffe64b7d42c6e35655846f1ddb717f637f7baf6b3dcdd720a2eb436f237edce"
+
+
+def test_events_are_read_in_chain_order_page_by_page(services: Services) -> None:
+    """Export and verify read the log in pages: every sealed row once, in sequence order (not id
+    order), then every unsealed row once, in id order."""
+    gone, _kept = write_events(services, 2)
+    raw(services, delete(EVENTS).where(EVENTS.c.id == gone))  # from here on ids and seqs differ
+    write_events(services, 3)
+    seal_all(services)
+    later = write_events(services, 3)
+    with services.transaction() as s:
+        sealed = [(e.seq, e.id) for e in audit.iter_events(s, batch=2)]
+        assert [seq for seq, _ in sealed] == list(range(1, len(sealed) + 1))
+        assert len(sealed) >= 4 and sealed[-1][1] > sealed[-1][0]
+        assert [e.id for e in audit.iter_events(s, batch=2, sealed=False)] == later
+
+
 # -- writing and sealing ----------------------------------------------------------------------
 def test_record_writes_an_unsealed_row_protected_by_its_hmac(services: Services) -> None:
     """R-AUD-3: a new event is protected at once by its row HMAC, sealed into the chain later."""
@@ -288,7 +329,7 @@ def test_deleted_middle_row_is_detected(chain: tuple[Services, list[int]]) -> No
     services, seqs = chain
     raw(services, delete(EVENTS).where(EVENTS.c.seq == seqs[2]))
     result = verify(services)
-    assert (result.ok, result.seq) == (False, seqs[2])
+    assert (result.ok, result.seq, result.checked) == (False, seqs[2], seqs[2] - 1)
     assert result.problem == f"sealed row {seqs[2]} is missing"
 
 
@@ -373,7 +414,7 @@ def test_forged_row_inserted_in_the_middle_is_detected(chain: tuple[Services, li
     prev = row_by_seq(services, seqs[2])["hash"]
     raw(services, insert(EVENTS).values(**_forged(at, prev, audit.audit_key("nope"))))
     result = verify(services)
-    assert (result.ok, result.seq) == (False, at)
+    assert (result.ok, result.seq, result.checked) == (False, at, at - 1)
 
 
 def test_changed_head_hash_is_detected(chain: tuple[Services, list[int]]) -> None:
@@ -401,7 +442,9 @@ def test_truncated_tail_with_rewound_head_is_detected(chain: tuple[Services, lis
     assert not verify(services).ok
 
 
-def test_deleted_middle_row_resealed_by_the_worker_is_detected(chain: tuple[Services, list[int]]) -> None:
+def test_deleted_middle_row_resealed_by_the_worker_is_detected(
+    chain: tuple[Services, list[int]], caplog: pytest.LogCaptureFixture
+) -> None:
     """R-AUD-3: a row deleted from the middle stays detectable even if the rows after it are
     turned back into unsealed rows for the worker to seal again."""
     services, seqs = chain
@@ -410,8 +453,13 @@ def test_deleted_middle_row_resealed_by_the_worker_is_detected(chain: tuple[Serv
     raw(services, delete(EVENTS).where(EVENTS.c.seq == victim))
     raw(services, update(EVENTS).where(EVENTS.c.seq > victim).values(seq=None, prev_hash=None, hash=None))
     raw(services, update(HEAD).values(seq=before["seq"], hash=before["hash"]))
-    with pytest.raises(audit.TamperedHead):  # the worker refuses to seal onto a rewound head
+    with pytest.raises(audit.TamperedHead) as refused:  # the worker refuses to seal onto a rewound head
         seal_all(services)
+    assert str(refused.value) == "The audit chain head was changed outside the application."
+    # and says so at once on the security log
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records if r.name == "security"] == [
+        ("security", "CRITICAL", "audit chain head was tampered with; sealing stopped")
+    ]
     assert not verify(services).ok
 
 

@@ -33,7 +33,8 @@ from iam.models.jobs import Job, JobStatus
 from iam.services import Services
 from sso import keys as sso_keys
 from sso import service as sso_service
-from sso.models import Client, SigningKey, SsoSession
+from sso.models import Client, RefreshToken, SigningKey, SsoSession
+from tests.sso.helpers import make_client
 
 PASSWORD = "Pass-word-123"
 SECRET = "p" * 40
@@ -468,18 +469,41 @@ def test_user_disable_ends_sessions_and_queues_directory_job(site: Site) -> None
     services = site.services
     user = services.directory.find_user(username="dave")
     assert user is not None
+    site.ok("user", "add", "erin", input=PASSWORD + "\n")
+    other = services.directory.find_user(username="erin")
+    assert other is not None
+    rp, _ = make_client(services)
     with services.transaction() as s:
-        _, sso_row = sso_service.create_sso_session(
-            s, services.settings, sub=user.id, acr="1", amr=["pwd"], ip="192.0.2.1", user_agent="t"
+        # dave: two browsers, a refresh token from each, one without a session (offline access)
+        # and one already rotated; erin: a session and a token that must stay as they are
+        for sub in (user.id, user.id, other.id):
+            _, sso_row = sso_service.create_sso_session(
+                s, services.settings, sub=sub, acr="1", amr=["pwd"], ip="192.0.2.1", user_agent="t"
+            )
+            s.flush()
+            ctx = sso_service.AuthContext.of(sso_row)
+            sso_service.issue_refresh_token(s, services.settings, client_id=rp, ctx=ctx, scope="openid")
+        offline = sso_service.AuthContext(user.id, clock.now(), "1", ("pwd",), None)
+        sso_service.issue_refresh_token(s, services.settings, client_id=rp, ctx=offline, scope="openid")
+        _, rotated = sso_service.issue_refresh_token(
+            s, services.settings, client_id=rp, ctx=offline, scope="openid"
         )
-        sid = sso_row.id
+        rotated.used_at = clock.now()
 
     result = site.ok("user", "disable", "dave", "--reason", "left the organisation")
     assert "Disabled dave" in result.stdout
     with services.transaction() as s:
-        ended = s.get(SsoSession, sid)
-        assert ended is not None and ended.ended_at is not None
-        assert ended.end_reason == "identity_disabled: left the organisation"
+        sessions = list(s.scalars(select(SsoSession).where(SsoSession.sub == user.id)))
+        assert len(sessions) == 2
+        assert all(row.ended_at is not None for row in sessions)
+        assert {row.end_reason for row in sessions} == {"identity_disabled: left the organisation"}
+        tokens = list(s.scalars(select(RefreshToken).where(RefreshToken.sub == user.id)))
+        assert len(tokens) == 4 and all(row.revoked_at is not None for row in tokens)
+        # nobody else's sessions or tokens
+        [kept] = list(s.scalars(select(SsoSession).where(SsoSession.sub == other.id)))
+        assert kept.ended_at is None
+        [kept_token] = list(s.scalars(select(RefreshToken).where(RefreshToken.sub == other.id)))
+        assert kept_token.revoked_at is None
         identity = s.get(Identity, user.id)
         assert identity is not None and identity.disabled is True
         [job] = list(s.scalars(select(Job).where(Job.kind == "iam.directory.disable")))

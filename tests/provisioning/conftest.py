@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from ldap3 import Connection
+from ldap3 import SUBTREE, Connection
+from ldap3.utils.conv import escape_filter_chars
 
 from iam import clock
 from iam.directory.ad import ActiveDirectory
@@ -27,6 +28,20 @@ class Hr:
     token: str
     ou: str
     directory: ActiveDirectory
+    dc: Any
+
+    def accounts(self, employee_number: str) -> list[str]:
+        """DNs of the accounts in this test's OU whose ``employeeNumber`` — the attribute
+        provisioning writes the HR number to — is ``employee_number``: a plain LDAP search on the
+        DC, not the product's own lookup."""
+        flt = f"(&(objectClass=user)(employeeNumber={escape_filter_chars(employee_number)}))"
+
+        def op(conn: Connection) -> list[str]:
+            conn.search(self.ou, flt, SUBTREE, attributes=["employeeNumber"])
+            assert conn.result["result"] == 0, conn.result
+            return sorted(str(e["dn"]) for e in conn.response or [] if e.get("type") == "searchResEntry")
+
+        return list(self.dc.admin(op))
 
     def headers(self) -> dict[str, str]:
         """A fresh token each time (tests move the clock past token lifetimes)."""
@@ -112,7 +127,7 @@ def hr(services: Services, samba_ad: Any, ad_ou: str, samba_dc: Any) -> Iterator
     app.config.update(TESTING=True)
     client = app.test_client()
     try:
-        yield Hr(services, client, hr_client(services), ad_ou, directory)
+        yield Hr(services, client, hr_client(services), ad_ou, directory, samba_dc)
     finally:
         directory.close()
         services.settings = saved

@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -15,7 +17,10 @@ from sqlalchemy import func, select
 from iam import clock
 from iam.cli import Ctx, cli
 from iam.directory.ad import ActiveDirectory
+from iam.models import Job
 from provisioning.models import EventStatus, HrEvent
+from provisioning.service.events import APPLY_JOB
+from provisioning.service.schemas import EventIn
 from tests.provisioning.conftest import SFX, Hr, joiner
 
 pytestmark = pytest.mark.samba
@@ -50,8 +55,56 @@ def test_duplicate_delivery_is_recognised_and_a_reused_key_refused(hr: Hr) -> No
     assert "idempotency key" in conflict.json["error_description"]
     hr.work()
     assert _count(hr) == 1
-    assert len(list(hr.directory.search_users(query="4001"))) <= 1
-    assert hr.directory.find_user(employee_number="4001") is not None
+    user = hr.directory.find_user(employee_number="4001")
+    assert user is not None
+    assert hr.accounts("4001") == [user.dn]  # exactly one account holds the number
+
+
+def test_simultaneous_deliveries_of_one_event_store_it_once_and_create_one_account(
+    hr: Hr, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = joiner("4101")
+    headers = [hr.headers(), hr.headers()]
+    if "postgres" in request.node.callspec.id:
+        # Both requests have looked the key up and found nothing before either stores the event,
+        # so one of them meets the unique key: the race path. (SQLite runs one writer at a time,
+        # so there the second request simply finds the stored event.)
+        both_looked = threading.Barrier(2, timeout=20)
+        effective = EventIn.effective
+
+        def effective_after_both_looked(self: EventIn, timezone: str) -> dt.datetime:
+            both_looked.wait()
+            return effective(self, timezone)
+
+        monkeypatch.setattr(EventIn, "effective", effective_after_both_looked)
+    answers: list[Any] = [None, None]
+    errors: list[BaseException] = []
+
+    def deliver(i: int) -> None:
+        try:
+            client = hr.client.application.test_client()
+            answers[i] = client.post("/api/v1/hr/events", json=event, headers=headers[i])
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    monkeypatch.undo()
+    assert not errors, errors
+    assert sorted(a.status_code for a in answers) == [200, 202], [a.get_json() for a in answers]
+    [first] = [a.json for a in answers if a.status_code == 202]
+    [again] = [a.json for a in answers if a.status_code == 200]
+    assert first["duplicate"] is False and again["duplicate"] is True and again["id"] == first["id"]
+    with hr.services.reader() as s:
+        assert list(s.scalars(select(HrEvent.id))) == [first["id"]]
+        assert s.scalar(select(func.count()).select_from(Job).where(Job.kind == APPLY_JOB)) == 1
+    hr.work()
+    user = hr.directory.find_user(employee_number="4101")
+    assert user is not None
+    assert hr.accounts("4101") == [user.dn]
 
 
 @pytest.mark.parametrize(

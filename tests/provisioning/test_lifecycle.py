@@ -18,7 +18,9 @@ from provisioning.models import (
     ReservedUsername,
     ReviewItem,
 )
+from sso.models import RefreshToken, SsoSession
 from tests.provisioning.conftest import SFX, Hr, day, joiner
+from tests.sso.helpers import PASSWORD, basic, exchange, make_client, sign_in_and_get_code
 
 pytestmark = pytest.mark.samba
 
@@ -301,3 +303,46 @@ def test_retention_deletes_the_account_keeps_the_name_and_a_rehire_gets_it_back(
     hr.work()
     again = hr.directory.find_user(employee_number="3101")
     assert again is not None and again.username == f"cedomir.jovanovic{SFX}" and again.id != user.id
+
+
+def test_leaver_ends_every_sso_session_and_revokes_every_refresh_token(hr: Hr) -> None:
+    """Read from the tables: "refresh refused" alone would pass for any disabled account."""
+    assert hr.post(joiner("3201", "Ines", "Sousa")).status_code == 202
+    hr.work()
+    user = hr.directory.find_user(employee_number="3201")
+    assert user is not None and user.enabled
+    hr.directory.set_password(user.id, PASSWORD, must_change=False)
+    cid, secret = make_client(hr.services)
+    assert secret
+    refresh_tokens = []
+    for _browser in range(2):
+        browser = hr.client.application.test_client()
+        params, flow = sign_in_and_get_code(browser, cid, username=user.username)
+        tokens = exchange(browser, params["code"], flow, secret).get_json()
+        refresh_tokens.append(tokens["refresh_token"])
+    rotated = hr.client.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": refresh_tokens[0]},
+        headers=basic(cid, secret),
+    )
+    assert rotated.status_code == 200, rotated.get_json()
+    refresh_tokens[0] = rotated.get_json()["refresh_token"]
+    with hr.services.reader() as s:
+        sessions = list(s.scalars(select(SsoSession).where(SsoSession.sub == user.id)))
+        assert len(sessions) == 2 and all(row.ended_at is None for row in sessions)
+        assert len(list(s.scalars(select(RefreshToken).where(RefreshToken.sub == user.id)))) == 3
+
+    resp = hr.post({"idempotency_key": "leave-3201", "kind": "leaver", "person": {"employee_number": "3201"}})
+    assert resp.json["status"] == "applied", resp.json
+    with hr.services.reader() as s:  # at once, in the leaver's own transaction: no sweep has run
+        sessions = list(s.scalars(select(SsoSession).where(SsoSession.sub == user.id)))
+        assert len(sessions) == 2
+        assert all(row.ended_at is not None for row in sessions)
+        assert all((row.end_reason or "").startswith("identity_disabled: ") for row in sessions)
+        tokens = list(s.scalars(select(RefreshToken).where(RefreshToken.sub == user.id)))
+        assert len(tokens) == 3 and all(row.revoked_at is not None for row in tokens)
+    for rt in refresh_tokens:
+        refused = hr.client.post(
+            "/token", data={"grant_type": "refresh_token", "refresh_token": rt}, headers=basic(cid, secret)
+        )
+        assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_grant"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import smtplib
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,13 @@ from sqlalchemy import select
 import provisioning
 from iam import clock
 from iam.cli import Ctx, cli
+from iam.config import MailSettings
 from iam.directory.base import NewUser
+from iam.directory.errors import MustChangePassword
 from iam.models.audit import AuditEvent
 from provisioning.models import Activation, HrEvent, HrPerson
 from tests.provisioning.conftest import SFX, Hr, joiner
+from tests.smtp import SmtpSink
 
 pytestmark = pytest.mark.samba
 provisioning.register(cli)
@@ -132,31 +134,21 @@ def test_pdfs_print_names_as_written_and_no_envelope_for_a_leaver(hr: Hr, tmp_pa
     assert f"Đorđe Anđelković{SFX}" in text and f"Милош Јовановић{SFX}" in text
 
 
-def test_activation_link_to_the_manager_works_once(hr: Hr, monkeypatch: pytest.MonkeyPatch) -> None:
-    sent: list[Any] = []
-
-    class FakeSMTP:
-        def __init__(self, *a: Any, **kw: Any) -> None:
-            pass
-
-        def __enter__(self) -> FakeSMTP:
-            return self
-
-        def __exit__(self, *a: Any) -> None:
-            pass
-
-        def send_message(self, msg: Any) -> None:
-            sent.append(msg)
-
-    monkeypatch.setattr(smtplib, "SMTP", FakeSMTP)
-    hr.services.settings.mail.host = "mail.test"
+def test_activation_link_to_the_manager_works_once(hr: Hr, smtp_sink: SmtpSink) -> None:
+    saved = hr.services.settings.mail
+    hr.services.settings.mail = MailSettings(
+        host="127.0.0.1", port=smtp_sink.server_address[1], sender="iam@idp.test"
+    )
     try:
         assert hr.post(joiner("m1", "Mara", "Boss", email="mara@example.test")).status_code == 202
         assert hr.post(joiner("m2", "Tin", "Novi", manager="m1")).status_code == 202
         hr.work()
     finally:
-        hr.services.settings.mail.host = ""
-    (mail,) = [m for m in sent if m["To"] == "mara@example.test"]
+        hr.services.settings.mail = saved
+    (sent,) = [m for m in smtp_sink.messages if m["to"] == ["mara@example.test"]]
+    assert sent["from"] == "iam@idp.test"
+    mail = sent["msg"]
+    assert mail["To"] == "mara@example.test"
     link = re.search(r"http://localhost(/hr/activate/\S+)", mail.get_content())
     assert link, mail.get_content()
     page = hr.client.get(link.group(1))
@@ -167,7 +159,7 @@ def test_activation_link_to_the_manager_works_once(hr: Hr, monkeypatch: pytest.M
     password = re.search(r"<code>([^<]+)</code>", shown.get_data(as_text=True))
     assert password and len(password.group(1)) >= 12
     assert shown.headers["Cache-Control"] == "no-store"
-    with pytest.raises(Exception):  # noqa: B017 — the temporary password works, but must change
+    with pytest.raises(MustChangePassword):  # the temporary password is right, but must be changed
         hr.directory.authenticate(f"tin.novi{SFX}", password.group(1))
     again = hr.client.post(link.group(1), data={"csrf_token": token.group(1)})
     assert again.status_code == 404

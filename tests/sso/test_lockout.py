@@ -34,7 +34,8 @@ def login_from(client: Any, address: str, username: str, password: str) -> Any:
 
 def test_account_locks_at_threshold_and_unlocks(services, client):
     make_user(services)
-    threshold = services.settings.lockout.threshold
+    settings = services.settings.lockout
+    threshold = settings.threshold
     for _ in range(threshold - 1):
         assert login(client, "alice", "wrong-password").status_code == 401
     assert login(client, "alice", PASSWORD).status_code == 302  # below the threshold: fine
@@ -44,12 +45,21 @@ def test_account_locks_at_threshold_and_unlocks(services, client):
     assert r.status_code == 401 and REFUSED_TEXT in r.get_data(as_text=True)
     with services.transaction() as s:
         ev = s.scalars(select(AuditEvent).where(AuditEvent.event == "login.locked_out")).all()
-        assert [(e.severity, e.details["locked"]) for e in ev] == [("critical", "account")]
+        assert [(e.severity, e.outcome, e.actor, e.details) for e in ev] == [
+            ("critical", "failure", "alice", {"locked": "account", "minutes": settings.duration // 60})
+        ]
+        assert ev[0].ip == "127.0.0.1" and (ev[0].user_agent or "").startswith("Werkzeug/")
         assert s.scalars(select(Job).where(Job.kind == "iam.notify_critical")).all()
         failed = select(AuditEvent).where(AuditEvent.event == "login.failed").order_by(AuditEvent.id)
         reasons = [e.details["reason"] for e in s.scalars(failed)]
         assert reasons[-2:] == ["bad_credentials", "throttled"]  # the precise reason: audit only
-        lockout.unlock(s, account=lockout.account_names(services).account("alice"), actor="admin")
+        alice = lockout.account_names(services).account("alice")
+        assert lockout.unlock(s, account=alice, actor="admin") is True
+    with services.transaction() as s:
+        [unlocked] = s.scalars(select(AuditEvent).where(AuditEvent.event == "login.unlocked")).all()
+        assert (unlocked.severity, unlocked.actor) == ("significant", "admin")
+        assert unlocked.details == {"username": "alice", "was_locked": True}
+        assert lockout.unlock(s, account=alice, actor="admin") is False  # nothing left to lift
     assert login(client, "alice", PASSWORD).status_code == 302
 
 
@@ -254,3 +264,54 @@ def test_failures_across_many_names_lock_the_address(services, client, small_add
     assert login_from(client, colleague, "alice", PASSWORD).status_code == 302
     clock.advance(dt.timedelta(seconds=services.settings.lockout.duration + 1))
     assert login_from(client, attacker, "alice", PASSWORD).status_code == 302
+
+
+def test_attempts_in_flight_count_against_the_threshold(services):
+    """However many checks run at once, at most ``threshold`` passwords per window reach the
+    directory: an attempt in flight counts like a failure until it ends (R-PW-6)."""
+    settings = services.settings.lockout
+    clock.freeze()
+    with services.transaction() as s:
+        for _ in range(settings.threshold):
+            assert lockout.begin_attempt(
+                s, settings, account=lockout.Account("Dave"), ip=None
+            ) == lockout.LockState(False)
+        # one more while those are still with the directory: refused, not yet a lock
+        assert lockout.begin_attempt(
+            s, settings, account=lockout.Account("dave"), ip=None
+        ) == lockout.LockState(True, None, "account")
+        # one of them turns out right: its slot is free again and the failures start from zero
+        lockout.finish_attempt(
+            s,
+            settings,
+            account=lockout.Account("dave"),
+            ip=None,
+            user_agent=None,
+            outcome=lockout.Outcome.SUCCESS,
+        )
+        assert lockout.begin_attempt(
+            s, settings, account=lockout.Account("dave"), ip=None
+        ) == lockout.LockState(False)
+        assert lockout.begin_attempt(
+            s, settings, account=lockout.Account("dave"), ip=None
+        ).locked  # full again
+        # the others were wrong: the threshold's worth of failures locks the name
+        for _ in range(settings.threshold):
+            lockout.finish_attempt(
+                s,
+                settings,
+                account=lockout.Account("dave"),
+                ip=None,
+                user_agent=None,
+                outcome=lockout.Outcome.FAILURE,
+            )
+        locked = lockout.begin_attempt(s, settings, account=lockout.Account("dave"), ip=None)
+        assert locked.locked and locked.by == "account"
+        assert locked.until == clock.now() + dt.timedelta(seconds=settings.duration)
+        assert lockout.state(s, account=lockout.Account("DAVE "), ip=None) == locked
+    clock.advance(dt.timedelta(seconds=settings.duration))  # the lock ends at its "until", exactly
+    with services.transaction() as s:
+        assert lockout.state(s, account=lockout.Account("dave"), ip=None) == lockout.LockState(False)
+        assert lockout.begin_attempt(
+            s, settings, account=lockout.Account("dave"), ip=None
+        ) == lockout.LockState(False)
