@@ -277,6 +277,8 @@ def keys_rotate(ctx: Ctx, alg: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         echo_json(
             {
+                "signing": promoted,
+                "previous_published_seconds": grace,
                 "rotated_at": now.isoformat(),
                 "all_nodes_switched_by": switched_by.isoformat(),
                 "switch_within_seconds": within,

@@ -831,8 +831,13 @@ def test_user_unlock_disable_enable_json(site: Site) -> None:
         "username": "erin",
         "enabled": False,
         "reason": "disabled by administrator",
+        "directory_written": True,
     }
-    assert site.json("user", "enable", "erin") == {"username": "erin", "enabled": True}
+    assert site.json("user", "enable", "erin") == {
+        "username": "erin",
+        "enabled": True,
+        "directory_written": True,
+    }
     assert one_sentence_error(site.run("user", "enable", "nobody", "--json")) == "There is no user 'nobody'."
 
 

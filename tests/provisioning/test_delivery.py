@@ -72,9 +72,9 @@ def test_simultaneous_deliveries_of_one_event_store_it_once_and_create_one_accou
         both_looked = threading.Barrier(2, timeout=20)
         effective = EventIn.effective
 
-        def effective_after_both_looked(self: EventIn, timezone: str) -> dt.datetime:
+        def effective_after_both_looked(self: EventIn, timezone: str, **kw: Any) -> dt.datetime:
             both_looked.wait()
-            return effective(self, timezone)
+            return effective(self, timezone, **kw)
 
         monkeypatch.setattr(EventIn, "effective", effective_after_both_looked)
     answers: list[Any] = [None, None]
