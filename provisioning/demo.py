@@ -139,6 +139,7 @@ def seed(services: Services, *, demo: dict[str, Any]) -> dict[str, Any]:
         "            initial passwords of the joiners: iam hr envelopes --out var/envelopes.pdf",
         f"  HR API    client {HR_CLIENT_ID}, secret in {secret_path}: "
         f'curl -u {HR_CLIENT_ID}:"$(cat {secret_path})" -d grant_type=client_credentials -d scope=hr '
-        f"{issuer}/token ; then POST events to {issuer}/api/v1/hr/events (see {issuer}/api/v1/openapi.json)",
+        f"-d resource={services.settings.api_resource} {issuer}/token ; "
+        f"then POST events to {issuer}/api/v1/hr/events (see {issuer}/api/v1/openapi.json)",
     ]
     return {"hr": data, "lines": lines}

@@ -101,7 +101,9 @@ def test_demo_has_an_hr_operator_an_hr_client_and_events(services: Services, cli
     # the HR system's client gets a token with its secret from var/ and delivers an event
     secret = (services.settings.var_dir / "demo-hr-client-secret.txt").read_text().strip()
     token = client.post(
-        "/token", data={"grant_type": "client_credentials", "scope": "hr"}, headers=basic("demo-hr", secret)
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "hr", "resource": services.settings.api_resource},
+        headers=basic("demo-hr", secret),
     )
     assert token.status_code == 200, token.json
     sent = client.post(

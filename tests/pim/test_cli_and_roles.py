@@ -203,7 +203,7 @@ def test_cli_changes_print_json_and_unknown_names_fail(pim_sqlite: Env) -> None:
     data("pim", "approve", str(rid), "--as", "boss")
     env.run_jobs()
     assert data("pim", "revoke", str(rid), "--reason", "done")["id"] == rid
-    assert data("pim", "sweep") == {"expired": 0, "lapsed": 0}
+    assert data("pim", "sweep") == {"expired": 0, "failed": 0, "lapsed": 0}
     assert data("pim", "eligible", "remove", "ops", "alice") == {
         "role": "ops",
         "username": "alice",
