@@ -77,7 +77,9 @@ def test_reminders_are_mailed_once_per_day_bucket(cacak: Services, smtp_sink: Sm
     assert [m["msg"]["Subject"] for m in smtp_sink.messages][-1] == "Your password expires today"
     assert _sent(cacak) == 2
     with cacak.transaction() as s:
-        events = s.scalars(select(AuditEvent).where(AuditEvent.event == "password.expiry_reminder")).all()
+        events = s.scalars(
+            select(AuditEvent).where(AuditEvent.event == "password.expiry_reminder").order_by(AuditEvent.id)
+        ).all()
         assert [e.details["days_before"] for e in events] == [14, 1]
         assert all(e.subject == user.id for e in events)
 
