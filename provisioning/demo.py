@@ -111,6 +111,15 @@ def seed(services: Services, *, demo: dict[str, Any]) -> dict[str, Any]:
     if directory.get_group(group) is None:
         directory.create_group(group)
     directory.add_member(group, operator.id)
+    # access reviews: admin is a security officer too (with bob, named in pim.security_officers
+    # by make run), so each officer's own access has someone else to review it
+    officers = settings.reviews.security_officer_group
+    admin = directory.find_user(username="admin")
+    if officers and admin is not None:
+        if directory.get_group(officers) is None:
+            directory.create_group(officers)
+        if officers.casefold() not in {g.casefold() for g in directory.user_groups(admin.id)}:
+            directory.add_member(officers, admin.id)
     _hr_client(services)
     zone = ZoneInfo(settings.provisioning.timezone)
     today = clock.now().astimezone(zone).date()
@@ -134,6 +143,8 @@ def seed(services: Services, *, demo: dict[str, Any]) -> dict[str, Any]:
     secret_path = settings.var_dir / SECRET_FILE
     data = {"operator": OPERATOR, "operators_group": group, "client_id": HR_CLIENT_ID, "events": accepted}
     lines = [
+        f"  Reviews   everyone's access to review at {issuer}/reviews/ ; security officers (admin, and "
+        f"those in pim.security_officers) start a campaign at {issuer}/reviews/campaigns",
         f"  HR        {OPERATOR} operates HR at {issuer}/hr/events (group {group}); the worker applies "
         "the demo events (2 joiners now, a mover tomorrow, a leaver in a month)",
         "            initial passwords of the joiners: iam hr envelopes --out var/envelopes.pdf",

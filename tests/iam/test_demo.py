@@ -128,3 +128,24 @@ def test_demo_refuses_active_directory(services: Services, monkeypatch: pytest.M
     monkeypatch.setattr(type(services.directory), "kind", "ad", raising=False)
     with pytest.raises(ConfigError, match="built-in directory"):
         seed(services, password=PASSWORD)
+
+
+def test_demo_can_run_an_access_review(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With make run's settings (bob in pim.security_officers) the demo has two security
+    officers, so the annual campaign starts: nobody reviews their own access."""
+    from provisioning.reviews import definitions
+    from provisioning.reviews.service import campaigns
+
+    monkeypatch.setattr(
+        services,
+        "settings",
+        services.settings.model_copy(
+            update={"pim": services.settings.pim.model_copy(update={"security_officers": ["bob"]})}
+        ),
+    )
+    seed(services, password=PASSWORD)
+    with services.transaction() as session:
+        result = campaigns.start(
+            services, session, definition=definitions.get(services, "annual"), actor="test", dry_run=True
+        )
+    assert result["persons"] >= 4 and set(result["reviewers"]) <= {"admin", "bob"}
