@@ -25,7 +25,6 @@ from iam import audit, clock
 from iam.app import create_app
 from iam.backup import service as backup
 from iam.backup.archive import BackupError, new_identity
-from iam.migrate import upgrade
 from iam.models import AuditEvent, BackupRecord
 from iam.services import Services
 from tests.conftest import PG_ADMIN_URL, make_settings
@@ -68,7 +67,9 @@ def target(services: Services, tmp_path: Path) -> Iterator[Services]:
 
 
 def _refresh(client, cid: str, secret: str, rt: str):  # type: ignore[no-untyped-def]
-    return client.post("/token", data={"grant_type": "refresh_token", "refresh_token": rt}, headers=basic(cid, secret))
+    return client.post(
+        "/token", data={"grant_type": "refresh_token", "refresh_token": rt}, headers=basic(cid, secret)
+    )
 
 
 def _claims(client, token: str) -> dict:  # type: ignore[no-untyped-def]
