@@ -514,6 +514,11 @@ def _register_core() -> None:
     from iam.passwords.cli import register as register_passwords  # imports iam.clitools only
 
     register_passwords(cli)
+    from iam.backup.cli import register as register_backup
+    from iam.doctor import register as register_doctor
+
+    register_backup(cli)
+    register_doctor(cli)
 
 
 _register_core()

@@ -376,6 +376,7 @@ class Settings(BaseSettings):
     provisioning: ProvisioningSettings = Field(default_factory=lambda: ProvisioningSettings())
     """HR-driven joiners, movers and leavers (the ``provisioning`` package)."""
     reviews: ReviewSettings = Field(default_factory=lambda: ReviewSettings())
+    backup: BackupSettings = Field(default_factory=lambda: BackupSettings())
     """Access reviews (recertification campaigns, ``provisioning/reviews``)."""
 
     @classmethod
@@ -727,6 +728,23 @@ class ReviewSettings(Section):
     """No sign-in for this many days → the recommendation is to revoke."""
     tick_interval: float = Field(default=60.0, gt=0)
     """Seconds between the worker's passes: scheduled starts, reminders, escalation, deadlines."""
+
+
+class BackupSettings(Section):
+    """Backups: one encrypted file per run (``iam backup create``), restores and restore drills
+    (R-OPS-1, R-OPS-2)."""
+
+    recipients: list[str] = Field(default_factory=list)
+    """age public keys (``age1…``) the backup is encrypted to; make a pair with ``iam backup
+    keygen`` and keep the identity (the secret half) offline, not on this host."""
+    folder: Path | None = None
+    """Where ``iam backup create`` writes by default (default ``<var_dir>/backups``)."""
+    drill_interval_days: int = Field(default=182, ge=1)
+    """A restore drill (``iam backup drill``) is due this many days after the last successful
+    one (Pabianice §45: every six months); past it, a critical audit event and a mail to the
+    security officer, repeated weekly until a drill is recorded."""
+    check_interval: float = Field(default=3600.0, gt=0)
+    """Seconds between the worker's checks that a drill is due."""
 
 
 Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

@@ -100,3 +100,6 @@ def seal_audit(services: Services) -> None:
     """Link new audit rows into the hash chain (R-AUD-3)."""
     with services.transaction() as session:
         audit.seal(session)
+
+
+from iam.backup import jobs as _backup_jobs  # noqa: E402, F401 — registers the drill check

@@ -736,6 +736,32 @@ class ActiveDirectory:
 
         self._run(op)
 
+    def server_facts(self) -> dict[str, Any]:
+        """For ``iam doctor``: the DC's clock, the transport, and what the service account may
+        do where we write (AD's constructed ``allowed*Effective`` attributes)."""
+
+        def op(conn: Connection) -> dict[str, Any]:
+            facts: dict[str, Any] = {"tls": bool(conn.tls_started or conn.server.ssl)}
+            if conn.search("", "(objectClass=*)", BASE, attributes=["currentTime"]):
+                facts["current_time"] = str(conn.entries[0]["currentTime"].value)
+            ou = self.settings.users_ou or self.settings.base_dn
+            if conn.search(ou, "(objectClass=*)", BASE, attributes=["allowedChildClassesEffective"]):
+                facts["may_create"] = [str(v) for v in conn.entries[0]["allowedChildClassesEffective"].values]
+            if conn.search(
+                ou,
+                "(objectCategory=person)",
+                "SUBTREE",
+                attributes=["allowedAttributesEffective"],
+                size_limit=1,
+            ):
+                if conn.entries:
+                    facts["may_write_user"] = [
+                        str(v) for v in conn.entries[0]["allowedAttributesEffective"].values
+                    ]
+            return facts
+
+        return self._run(op)
+
     def authenticate(self, username: str, password: str) -> DirectoryUser:
         # An empty simple-bind password is an anonymous bind that "succeeds": never send one.
         if not username or not password:

@@ -2,6 +2,7 @@
 
 from iam.db import Base
 from iam.models.audit import AuditEvent, AuditHead
+from iam.models.backup import BackupRecord
 from iam.models.identity import Identity, LocalGroup, LocalGroupMember, LocalUser
 from iam.models.jobs import Job, JobStatus
 from iam.models.lockout import LockoutCounter
@@ -10,6 +11,7 @@ from iam.models.passwords import PasswordHistory, PasswordReminder
 __all__ = [
     "AuditEvent",
     "AuditHead",
+    "BackupRecord",
     "Base",
     "Identity",
     "Job",
