@@ -305,3 +305,38 @@ def _backup_drill(ctx: Context, p: dict[str, Any]) -> Evidence:
         else "No restore drill has been recorded",
         query="iam backup list --json   # kind = drill",
     )
+
+
+@evidence("ops.encryption")
+def _encryption(ctx: Context, p: dict[str, Any]) -> Evidence:
+    """R-OPS-1: TLS to the database and to AD; secrets at rest encrypted; backups encrypted."""
+    from sqlalchemy.engine import make_url
+
+    s = ctx.services.settings
+    gaps, have = (
+        [],
+        ["signing keys, TOTP seeds and client secrets encrypted at rest (AES-GCM, encryption_key)"],
+    )
+    url = make_url(s.database.url)
+    if url.get_backend_name() == "postgresql":
+        local = (url.host or "") in ("", "localhost", "127.0.0.1", "::1")
+        if url.query.get("sslmode") == "verify-full":
+            have.append("database connection: TLS, verify-full")
+        elif not local:
+            gaps.append(f"database connection to {url.host} without sslmode=verify-full")
+    if s.directory.kind == "ad":
+        if s.directory.url.startswith("ldaps://") or (s.directory.start_tls and not s.directory.allow_plain):
+            have.append("directory connection: TLS")
+        else:
+            gaps.append("directory connection without TLS")
+    if s.backup.recipients:
+        have.append("backups encrypted to an age recipient")
+    else:
+        gaps.append("backups are not configured (backup.recipients)")
+    return Evidence(
+        "ops.encryption",
+        NOT_MET if gaps else MET,
+        "; ".join(gaps) if gaps else "; ".join(have),
+        items=have,
+        query="iam doctor --json",
+    )
