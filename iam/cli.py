@@ -518,6 +518,9 @@ def _register_core() -> None:
     from iam.doctor import register as register_doctor
 
     register_backup(cli)
+    from iam.conformance.cli import register as register_conformance
+
+    register_conformance(cli)
     register_doctor(cli)
 
 

@@ -208,3 +208,6 @@ def _after_restore(services: Services) -> str:
         f"{done['expired']} elevation(s) ended, {done['lapsed']} lapsed; "
         f"{len(new)} privileged member(s) outside PIM alerted"
     )
+
+
+from pim import conformance as _conformance  # noqa: E402, F401 — registers conformance evidence

@@ -71,3 +71,6 @@ def _after_restore(services: Services) -> str:
 
     findings = reports.reconcile(services, alert=True)
     return f"reconciled with the directory: {len(findings)} finding(s) (see `iam hr reconcile`)"
+
+
+from provisioning import conformance as _conformance  # noqa: E402, F401 — registers conformance evidence
