@@ -13,6 +13,7 @@ from iam import audit
 from iam.directory.errors import DirectoryUnavailable, NoSuchEntry
 from iam.jobs import RetryLater, handler, periodic
 from iam.models.audit import AuditEvent
+from iam.siem import jobs as _siem_jobs  # noqa: F401 — registers the SIEM stream
 
 if TYPE_CHECKING:
     from iam.services import Services

@@ -2,14 +2,17 @@
 
 from iam.db import Base
 from iam.models.audit import AuditEvent, AuditHead
+from iam.models.audit_ops import AuditArchive, AuditReview, SiemCursor
 from iam.models.identity import Identity, LocalGroup, LocalGroupMember, LocalUser
 from iam.models.jobs import Job, JobStatus
 from iam.models.lockout import LockoutCounter
 from iam.models.passwords import PasswordHistory, PasswordReminder
 
 __all__ = [
+    "AuditArchive",
     "AuditEvent",
     "AuditHead",
+    "AuditReview",
     "Base",
     "Identity",
     "Job",
@@ -20,4 +23,5 @@ __all__ = [
     "LockoutCounter",
     "PasswordHistory",
     "PasswordReminder",
+    "SiemCursor",
 ]
