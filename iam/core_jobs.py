@@ -101,3 +101,19 @@ def seal_audit(services: Services) -> None:
     """Link new audit rows into the hash chain (R-AUD-3)."""
     with services.transaction() as session:
         audit.seal(session)
+
+
+@periodic("iam.audit.archive", lambda settings: float(settings.audit_archive.interval))
+def archive_audit(services: Services) -> None:
+    """The weekly signed archive of the audit log; a missed week is a critical alert (R-AUD-3)."""
+    from iam import audit_archive
+
+    audit_archive.run(services)
+
+
+@periodic("iam.audit.review_reminders", lambda settings: float(settings.audit_review.interval))
+def review_reminders(services: Services) -> None:
+    """Remind the security officer of an overdue monthly audit review (Čačak Član 30)."""
+    from iam.audit_report.review import remind_overdue
+
+    remind_overdue(services)
