@@ -64,6 +64,10 @@ class MonthReview:
     due: dt.datetime
     overdue: bool
 
+    def last_day(self, zone: str) -> str:
+        """The last day (in ``zone``) on which the sign-off is in time: ``2026-12-10``."""
+        return (self.due - dt.timedelta(seconds=1)).astimezone(zoneinfo.ZoneInfo(zone)).strftime("%Y-%m-%d")
+
 
 def load(services: Services, session: Session, month: str) -> MonthReview:
     zone = services.settings.timezone
@@ -142,7 +146,11 @@ def remind_overdue(services: Services) -> list[str]:
                     severity=Severity.SIGNIFICANT,
                     outcome="failure",
                     actor="system",
-                    details={"month": month, "due": due.strftime("%Y-%m-%d"), "reminder": row.reminders},
+                    details={
+                        "month": month,
+                        "due": (due - dt.timedelta(seconds=1)).strftime("%Y-%m-%d"),
+                        "reminder": row.reminders,
+                    },
                 )
                 to = s.audit.security_officer_email
                 if to:
@@ -154,7 +162,7 @@ def remind_overdue(services: Services) -> list[str]:
                             "subject": f"[IAM] Monthly audit review {month} is overdue",
                             "text": (
                                 f"The monthly review of the audit log for {month} was due on "
-                                f"{due:%Y-%m-%d} and has not been signed off.\n\n"
+                                f"{due - dt.timedelta(seconds=1):%Y-%m-%d} and has not been signed off.\n\n"
                                 f"Read and sign it off at {s.issuer}/audit/review/{month}\n"
                             ),
                         },

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from iam import audit
@@ -32,13 +33,13 @@ class ReportForm(FlaskForm):  # type: ignore[misc]
     severity = SelectField(
         _l("Severity"),
         choices=[
-            ("", _l("all")),
-            ("significant", _l("significant and critical")),
-            ("critical", _l("critical")),
+            SelectChoice("", _l("all")),
+            SelectChoice("significant", _l("significant and critical")),
+            SelectChoice("critical", _l("critical")),
         ],
         validators=[Optional()],
     )
-    fmt = SelectField(_l("Format"), choices=[("pdf", "PDF"), ("csv", "CSV")])
+    fmt = SelectField(_l("Format"), choices=[SelectChoice("pdf", "PDF"), SelectChoice("csv", "CSV")])
 
 
 class SignOffForm(FlaskForm):  # type: ignore[misc]
@@ -157,7 +158,9 @@ def review(month: str) -> Any:
         session.rollback()
         data = rv.load(services(), session, month)
     rows = list(service.rows(data.events, zone=services().settings.timezone))
-    return render_template("audit/review.html", data=data, rows=rows, form=form, month=month), status
+    return render_template(
+        "audit/review.html", data=data, rows=rows, form=form, month=month, zone=services().settings.timezone
+    ), status
 
 
 def register_navigation(app: Flask) -> None:

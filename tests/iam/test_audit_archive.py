@@ -38,12 +38,17 @@ def _two_weeks(services: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     clock.freeze(MONDAY + dt.timedelta(days=14, hours=7))  # W47, after both weeks' grace
 
 
-def test_weeks_are_archived_and_verify_on_their_own(services: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_weeks_are_archived_and_verify_on_their_own(
+    services: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     _two_weeks(services, monkeypatch, tmp_path)
     result = audit_archive.run(services)
     assert result["written"] == ["2026-W45", "2026-W46"] and not result["failed"]
     folder = tmp_path / "archive"
-    w45, w46 = verify_file(folder / "iam-audit-2026-W45.jsonl.gz"), verify_file(folder / "iam-audit-2026-W46.jsonl.gz")
+    w45, w46 = (
+        verify_file(folder / "iam-audit-2026-W45.jsonl.gz"),
+        verify_file(folder / "iam-audit-2026-W46.jsonl.gz"),
+    )
     assert w45.ok and w46.ok, (w45.problem, w46.problem)
     assert w45.header["first_seq"] == 1 and w46.header["first_seq"] == w45.header["last_seq"] + 1
     assert w46.header["prev_hash"] == w45.header["last_hash"]  # consecutive weeks join
@@ -81,14 +86,19 @@ def test_a_flipped_byte_fails(services: Services, monkeypatch: pytest.MonkeyPatc
     assert verify_file(path, public_key=mine).ok
 
 
-def test_cli_verify_archive_needs_no_database(services: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_cli_verify_archive_needs_no_database(
+    services: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from iam.cli import cli
 
     _two_weeks(services, monkeypatch, tmp_path)
     audit_archive.run(services)
     path = tmp_path / "archive" / "iam-audit-2026-W46.jsonl.gz"
-    env = {"IAM_DATABASE__URL": "postgresql+psycopg://nobody@127.0.0.1:1/none", "IAM_DEV_MODE": "true",
-           "IAM_VAR_DIR": str(tmp_path / "elsewhere")}
+    env = {
+        "IAM_DATABASE__URL": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        "IAM_DEV_MODE": "true",
+        "IAM_VAR_DIR": str(tmp_path / "elsewhere"),
+    }
     runner = CliRunner()
     ok = runner.invoke(cli, ["audit", "verify", "--archive", str(path), "--json"], env=env)
     assert ok.exit_code == 0, ok.output
@@ -100,7 +110,9 @@ def test_cli_verify_archive_needs_no_database(services: Services, monkeypatch: p
     assert bad.exit_code == 1 and "NOT valid" in bad.output
 
 
-def test_a_missed_week_is_a_critical_alert_mailed_once(services: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_missed_week_is_a_critical_alert_mailed_once(
+    services: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     _two_weeks(services, monkeypatch, tmp_path)
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the folder should be")
@@ -118,7 +130,9 @@ def test_a_missed_week_is_a_critical_alert_mailed_once(services: Services, monke
     assert audit_archive.run(services)["written"] == ["2026-W45", "2026-W46"]  # caught up
 
 
-def test_retention_deletes_old_files(services: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_retention_deletes_old_files(
+    services: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     _two_weeks(services, monkeypatch, tmp_path)
     audit_archive.run(services)
     monkeypatch.setattr(services.settings.audit_archive, "retention_weeks", 1)
