@@ -90,7 +90,14 @@ def register(audit: click.Group) -> None:
         default=None,
         help="Only this severity and above.",
     )
-    @click.option("--format", "fmt", type=click.Choice(["pdf", "csv"]), default="pdf", show_default=True)
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["pdf", "csv"]),
+        default="pdf",
+        show_default=True,
+        help="A printable PDF or a CSV file for a spreadsheet.",
+    )
     @click.option(
         "--output",
         "-o",
