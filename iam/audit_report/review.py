@@ -27,6 +27,32 @@ if TYPE_CHECKING:
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
+def may_review(services: Services, sub: str, username: str) -> bool:
+    """Security officers (as PIM and access reviews name them: their lists and groups, and any
+    test a feature registered in :mod:`iam.privileged`) and ``audit_review.reviewers``."""
+    from iam.directory.errors import DirectoryError
+    from iam.privileged import is_security_officer
+
+    s = services.settings
+    name = username.casefold()
+    named = [*s.audit_review.reviewers, *s.reviews.security_officers, *s.pim.security_officers]
+    if name in {n.casefold() for n in named} or is_security_officer(services, sub):
+        return True
+    groups = {g.casefold() for g in (s.reviews.security_officer_group, s.pim.security_officer_group) if g}
+    if not groups:
+        return False
+    try:
+        return any(g.casefold() in groups for g in services.directory.user_groups(sub))
+    except DirectoryError:
+        return False  # deny while the directory cannot say
+
+
+def may_read(services: Services, sub: str, username: str) -> bool:
+    """Who may read audit reports: the reviewers and ``audit_review.auditors`` (read only)."""
+    auditors = {n.casefold() for n in services.settings.audit_review.auditors}
+    return username.casefold() in auditors or may_review(services, sub, username)
+
+
 def month_bounds(month: str, zone: str) -> tuple[dt.datetime, dt.datetime]:
     """Start and end (UTC) of ``month`` (``2026-11``) in the organisation's zone."""
     m = _MONTH.match(month)

@@ -19,7 +19,6 @@ from iam.audit_report import service
 from iam.audit_report.pdf import report_pdf
 from iam.errors import Conflict, IamError
 from iam.pages import NavLink, register_nav
-from iam.privileged import is_security_officer
 from iam.web import db, services, signed_in
 
 bp = Blueprint("audit_report", __name__, url_prefix="/audit")
@@ -56,16 +55,15 @@ def _who() -> tuple[str, str] | None:
 
 
 def _may_review() -> bool:
-    who = _who()
-    if who is None:
-        return False
-    sub, username = who
-    return is_security_officer(services(), sub) or username in services().settings.audit_review.reviewers
+    if "audit_may_review" not in g:
+        who = _who()
+        g.audit_may_review = who is not None and rv.may_review(services(), *who)
+    return bool(g.audit_may_review)
 
 
 def _may_read() -> bool:
     who = _who()
-    return who is not None and (_may_review() or who[1] in services().settings.audit_review.auditors)
+    return who is not None and (_may_review() or rv.may_read(services(), *who))
 
 
 def _require(check: Any) -> tuple[str, str]:
