@@ -550,6 +550,9 @@ def _register_core() -> None:
     from iam.audit_report.cli import register as register_audit_report  # imports iam.clitools only
 
     register_audit_report(audit)
+    from iam.siem.cli import register as register_siem  # imports iam.clitools only
+
+    register_siem(audit)
 
 
 _register_core()

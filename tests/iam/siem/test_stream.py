@@ -222,3 +222,26 @@ def test_metrics_and_readyz_show_the_backlog(
     resp = client.get("/readyz")
     assert resp.json is not None and resp.json["status"] in ("degraded", "unavailable")
     assert resp.json["checks"]["siem"] == "degraded"
+
+
+def test_cli_status_and_send(services: Services, tls: CollectorTls, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from iam.cli import cli
+    from iam.clitools import Ctx
+
+    collector = HttpsCollector(tls)
+    try:
+        _configure(services, monkeypatch, tls, url=collector.url, format="json")
+        _events(services, 60, "i")
+        ctx = Ctx()
+        ctx._settings, ctx._services = services.settings, services
+        runner = CliRunner()
+        degraded = runner.invoke(cli, ["audit", "siem", "status", "--json"], obj=ctx)
+        assert degraded.exit_code == 1 and json.loads(degraded.output)[0]["degraded"] is True
+        sent = runner.invoke(cli, ["audit", "siem", "send", "--json"], obj=ctx)
+        assert sent.exit_code == 0 and json.loads(sent.output)[0]["delivered"] >= 60
+        ok = runner.invoke(cli, ["audit", "siem", "status"], obj=ctx)
+        assert ok.exit_code == 0 and "backlog       0" in ok.output
+    finally:
+        collector.stop()
