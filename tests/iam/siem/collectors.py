@@ -30,6 +30,8 @@ class CollectorTls:
     ca: Path
     cert: Path
     key: Path
+    client_cert: Path
+    client_key: Path
 
 
 def make_ca(folder: Path, host: str = "localhost") -> CollectorTls:
@@ -71,8 +73,32 @@ def make_ca(folder: Path, host: str = "localhost") -> CollectorTls:
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "iam-siem-client")]))
+        .issuer_name(ca_name)
+        .public_key(client_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     folder.mkdir(parents=True, exist_ok=True)
-    out = CollectorTls(folder / "ca.pem", folder / "server.pem", folder / "server.key")
+    out = CollectorTls(
+        folder / "ca.pem",
+        folder / "server.pem",
+        folder / "server.key",
+        folder / "client.pem",
+        folder / "client.key",
+    )
+    out.client_cert.write_bytes(client.public_bytes(serialization.Encoding.PEM))
+    out.client_key.write_bytes(
+        client_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     out.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     out.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     out.key.write_bytes(
@@ -175,12 +201,15 @@ class _Collector(http.server.BaseHTTPRequestHandler):
 class HttpsCollector(http.server.ThreadingHTTPServer):
     """A local HTTPS endpoint that keeps each POSTed body; ``down`` makes it answer 503."""
 
-    def __init__(self, tls: CollectorTls) -> None:
+    def __init__(self, tls: CollectorTls, *, require_client_cert: bool = False) -> None:
         super().__init__(("127.0.0.1", 0), _Collector)
         self.batches: list[tuple[dict[str, str], bytes]] = []
         self.down = False
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(str(tls.cert), str(tls.key))
+        if require_client_cert:  # mutual TLS: only clients with a certificate of the test CA
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(str(tls.ca))
         self.socket = ctx.wrap_socket(self.socket, server_side=True)
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()

@@ -220,8 +220,14 @@ def test_metrics_and_readyz_show_the_backlog(
         waiting = len(list(audit.iter_events(session)))
     assert waiting >= 60 and f'iam_siem_backlog_events{{destination="soc"}} {waiting}.0' in body
     resp = client.get("/readyz")
-    assert resp.json is not None and resp.json["status"] in ("degraded", "unavailable")
-    assert resp.json["checks"]["siem"] == "degraded"
+    assert resp.status_code == 200 and resp.json is not None and resp.json["status"] == "degraded"
+    assert (
+        resp.json["checks"]["siem"] == "degraded"
+        and resp.json["checks"]["siem:soc"] == f"{waiting} events waiting"
+    )
+    monkeypatch.setattr(services.settings.siem, "backlog_threshold", waiting)
+    healthy = client.get("/readyz").json
+    assert healthy is not None and healthy["status"] == "ok" and healthy["checks"]["siem"] == "ok"
 
 
 def test_cli_status_and_send(services: Services, tls: CollectorTls, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -243,5 +249,21 @@ def test_cli_status_and_send(services: Services, tls: CollectorTls, monkeypatch:
         assert sent.exit_code == 0 and json.loads(sent.output)[0]["delivered"] >= 60
         ok = runner.invoke(cli, ["audit", "siem", "status"], obj=ctx)
         assert ok.exit_code == 0 and "backlog       0" in ok.output
+    finally:
+        collector.stop()
+
+
+def test_mutual_tls_with_a_client_certificate(
+    services: Services, tls: CollectorTls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collector = HttpsCollector(tls, require_client_cert=True)
+    try:
+        dest = _configure(services, monkeypatch, tls, url=collector.url, format="json")
+        _events(services, 2, "m")
+        refused = service.pump(services, dest)
+        assert refused.delivered == 0 and refused.error and collector.batches == []
+        monkeypatch.setattr(services.settings.siem, "client_cert", tls.client_cert)
+        monkeypatch.setattr(services.settings.siem, "client_key", tls.client_key)
+        assert service.pump(services, dest).delivered >= 2 and collector.batches
     finally:
         collector.stop()
