@@ -794,6 +794,9 @@ class SiemSettings(Section):
     after a crash once it ends)."""
     timeout: float = Field(default=10.0, gt=0)
     """Seconds to connect to and wait for a collector."""
+    retry_after: float = Field(default=15.0, ge=0)
+    """Seconds the worker waits after a failed delivery before trying that destination again
+    (a collector that does not answer never holds up the worker's other work for long)."""
     app_name: str = Field(default="iam", pattern=r"^[!-~]{1,48}$")
     """RFC 5424 APP-NAME."""
     hostname: str = ""

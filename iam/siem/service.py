@@ -113,6 +113,11 @@ def pump(services: Services, dest: SiemDestination, *, me: str | None = None) ->
     me = me or worker_id()
     sender = transport(siem, dest)
     delivered = 0
+    with services.reader() as session:
+        cursor = session.get(SiemCursor, dest.name)
+        failed_at = cursor.last_error_at if cursor is not None and cursor.last_error else None
+    if failed_at is not None and clock.now() - failed_at < dt.timedelta(seconds=siem.retry_after):
+        return PassResult(dest.name, 0, "waiting to retry")
     for _ in range(MAX_BATCHES):
         with services.transaction() as session:
             if not take_lease(session, dest.name, me=me, seconds=siem.lease):

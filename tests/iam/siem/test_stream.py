@@ -3,6 +3,7 @@ at least once and in order, collector outages included (issue 15 part 1), on SQL
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import threading
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from iam import audit
+from iam import audit, clock
 from iam.config import SiemDestination, SiemSettings
 from iam.models.audit_ops import SiemCursor
 from iam.services import Services
@@ -99,6 +100,8 @@ def test_collector_down_mid_stream_nothing_lost_order_kept(
             e.event for e in audit.iter_events(session)
         ]
     assert "siem.unreachable" in events
+    assert service.pump(services, dest).error == "waiting to retry"  # siem.retry_after
+    clock.advance(dt.timedelta(seconds=16))
     rsyslog.start()  # same port, same output file
     monkeypatch.setattr(service, "MAX_BATCHES", 100)
     assert service.pump(services, dest).error is None
@@ -131,6 +134,7 @@ def test_rsyslog_killed_while_a_batch_is_in_flight(
     rsyslog.stop()
     t.join()
     rsyslog.start()
+    clock.advance(dt.timedelta(seconds=16))  # past siem.retry_after, if the stop failed a batch
     while service.pump(services, dest).delivered:
         pass
     rsyslog.stop()
@@ -176,6 +180,7 @@ def test_https_json_lines_and_cef(
         collector.down = True
         assert service.pump(services, dest).error == f"localhost:{collector.server_address[1]} answered 503"
         collector.down = False
+        clock.advance(dt.timedelta(seconds=16))
         assert service.pump(services, dest).delivered >= 3
         headers, body = collector.batches[-1]
         assert headers["Content-Type"] == "application/x-ndjson" and headers["Authorization"] == "Bearer t"
@@ -264,6 +269,7 @@ def test_mutual_tls_with_a_client_certificate(
         assert refused.delivered == 0 and refused.error and collector.batches == []
         monkeypatch.setattr(services.settings.siem, "client_cert", tls.client_cert)
         monkeypatch.setattr(services.settings.siem, "client_key", tls.client_key)
+        clock.advance(dt.timedelta(seconds=16))
         assert service.pump(services, dest).delivered >= 2 and collector.batches
     finally:
         collector.stop()
