@@ -252,9 +252,12 @@ def register(audit: click.Group) -> None:
         from iam.audit_report import review as rv
         from iam.errors import IamError
 
+        person = ctx.services.directory.find_login(actor)
+        if person is None or not rv.may_review(ctx.services, person.id, person.username):
+            fail(f"{actor!r} is not a security officer or audit reviewer (audit_review.reviewers).")
         try:
             with ctx.services.transaction() as session:
-                row = rv.sign_off(ctx.services, session, month=month, actor=actor, comment=comment)
+                row = rv.sign_off(ctx.services, session, month=month, actor=person.username, comment=comment)
         except IamError as exc:
             fail(str(exc))
         emit(

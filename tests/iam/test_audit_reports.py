@@ -223,6 +223,11 @@ def test_cli_report_and_review(services: Services, monkeypatch: pytest.MonkeyPat
     assert res.exit_code == 0 and (tmp_path / "nov.pdf").read_bytes().startswith(b"%PDF")
     res = runner.invoke(cli, ["audit", "review", "show", "2026-11", "--json"], obj=ctx)
     assert res.exit_code == 0 and '"overdue": false' in res.output
+    make_user(services, "sec")
+    make_user(services, "bob")
+    monkeypatch.setattr(services.settings.audit_review, "reviewers", ["sec"])
+    res = runner.invoke(cli, ["audit", "review", "sign", "2026-11", "--as", "bob"], obj=ctx)
+    assert res.exit_code == 1 and "is not a security officer" in res.output
     res = runner.invoke(cli, ["audit", "review", "sign", "2026-11", "--as", "sec", "--json"], obj=ctx)
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["audit", "review", "sign", "2026-11", "--as", "sec"], obj=ctx)
