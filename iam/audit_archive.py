@@ -164,12 +164,11 @@ def _dumps(data: dict[str, Any]) -> bytes:
 def write_week(services: Services, session: Session, week: str) -> AuditArchive:
     """Write ``week``'s archive file and record it (caller commits). The segment runs from the
     event after the previous archive's last one to the last event recorded before the week's
-    end, so consecutive files join without a gap even when the first archive is made late."""
+    end, so consecutive files join without a gap even when the first archive is made late (an
+    event of the week sealed only after its file was written opens the next week's file)."""
     start, end = week_bounds(week)
     if clock.now() < end:
         raise ArchiveError(f"The week {week} has not ended yet.")
-    while audit.seal(session):
-        pass
     done = session.get(AuditArchive, week)
     if done is not None and done.status == "written":
         raise ArchiveError(f"The week {week} is already archived ({done.file_name}).")
@@ -387,11 +386,21 @@ def due_weeks(services: Services, session: Session) -> list[str]:
     return weeks
 
 
+def seal_all(services: Services) -> None:
+    """Seal what is committed, in short transactions of its own (not while a file is written:
+    the head row's lock would hold up every other sealer)."""
+    while True:
+        with services.transaction() as session:
+            if not audit.seal(session):
+                return
+
+
 def run(services: Services) -> dict[str, Any]:
     """Archive every due week, raise the alert for weeks still missing a day after they were
     due, delete files past retention. Returns what was done."""
     done: list[str] = []
     failed: dict[str, str] = {}
+    seal_all(services)
     with services.transaction() as session:
         weeks = due_weeks(services, session)
     for week in weeks:

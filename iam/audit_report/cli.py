@@ -166,6 +166,7 @@ def register(audit: click.Group) -> None:
         services = ctx.services
         if week:
             try:
+                audit_archive.seal_all(services)
                 with services.transaction() as session:
                     row = audit_archive.write_week(services, session, week)
             except (audit_archive.ArchiveError, OSError) as exc:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from iam import audit, audit_archive, clock
 from iam.audit_archive import verify_file
+from iam.models.audit import AuditEvent
 from iam.models.audit_ops import AuditArchive
 from iam.models.jobs import Job
 from iam.services import Services
@@ -123,7 +124,7 @@ def test_a_missed_week_is_a_critical_alert_mailed_once(
     assert first["failed"] and first["alerted"] == ["2026-W45"]
     assert audit_archive.run(services)["alerted"] == []  # one alert per week
     with services.transaction() as session:
-        missed = [e for e in audit.iter_events(session, sealed=False) if e.event == "audit.archive_missed"]
+        missed = list(session.scalars(select(AuditEvent).where(AuditEvent.event == "audit.archive_missed")))
         jobs = list(session.scalars(select(Job).where(Job.kind == "iam.notify_critical")))
     assert len(missed) == 1 and missed[0].severity == "critical" and len(jobs) == 1
     monkeypatch.setattr(services.settings.audit_archive, "folder", tmp_path / "archive")
