@@ -116,10 +116,11 @@ def report() -> Any:
     return render_template("audit/report.html", form=form, error=error), 400 if error else 200
 
 
-@bp.get("/review")
+@bp.route("/review", methods=["GET", "POST"])
 def review_latest() -> Any:
+    """Last month's review (the navigation's link)."""
     _require(_may_review)
-    return redirect(url_for("audit_report.review", month=rv.previous_month(services().settings.timezone)))
+    return review(rv.previous_month(services().settings.timezone))
 
 
 @bp.route("/review/<month>", methods=["GET", "POST"])
