@@ -75,6 +75,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     web.init_app(app)
     views.init_metrics(app)
     app.register_blueprint(views.bp)
+    from iam.audit_report import views as audit_views
+
+    audit_views.init_app(app)  # audit reports and the monthly review (security officers, auditors)
     for feature in load_features():
         feature.init_app(app, services)
     for view in app.view_functions.values():

@@ -328,13 +328,46 @@ def audit() -> None:
     default=None,
     help="Compare with this copy of the anchor file (default: the configured audit.anchor_file).",
 )
+@click.option(
+    "--archive",
+    "archive_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Verify this weekly archive file on its own, without the database (signature, chain links).",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="With --archive: the archive signing key (PEM, from `iam audit archive-key`) the file must match.",
+)
+@click.option(
+    "--check-macs",
+    is_flag=True,
+    help="With --archive: also recompute each row's HMAC with this provider's audit key (its secret key).",
+)
 @json_option
 @pass_ctx
-def audit_verify(ctx: Ctx, no_seal: bool, anchor_file: Path | None, as_json: bool) -> None:
+def audit_verify(
+    ctx: Ctx,
+    no_seal: bool,
+    anchor_file: Path | None,
+    archive_file: Path | None,
+    public_key: Path | None,
+    check_macs: bool,
+    as_json: bool,
+) -> None:
     """Check every row and the hash chain, then compare the database with the external anchor
     (audit.anchor_file): exit 1 if any row was changed, inserted or deleted, if the log was
-    emptied or its head deleted or rolled back, naming the rows that are missing."""
+    emptied or its head deleted or rolled back, naming the rows that are missing. With
+    --archive, check one weekly archive file instead (no database needed)."""
     from iam import audit as audit_mod
+
+    if archive_file is not None:
+        from iam.audit_report.cli import verify_archive
+
+        verify_archive(ctx, archive_file, public_key, check_macs, as_json)
+        return
 
     if not no_seal:
         try:
@@ -522,6 +555,12 @@ def _register_core() -> None:
 
     register_conformance(cli)
     register_doctor(cli)
+    from iam.audit_report.cli import register as register_audit_report  # imports iam.clitools only
+
+    register_audit_report(audit)
+    from iam.siem.cli import register as register_siem  # imports iam.clitools only
+
+    register_siem(audit)
 
 
 _register_core()

@@ -376,8 +376,15 @@ class Settings(BaseSettings):
     provisioning: ProvisioningSettings = Field(default_factory=lambda: ProvisioningSettings())
     """HR-driven joiners, movers and leavers (the ``provisioning`` package)."""
     reviews: ReviewSettings = Field(default_factory=lambda: ReviewSettings())
-    backup: BackupSettings = Field(default_factory=lambda: BackupSettings())
     """Access reviews (recertification campaigns, ``provisioning/reviews``)."""
+    backup: BackupSettings = Field(default_factory=lambda: BackupSettings())
+    """Encrypted backups, restores and restore drills (``iam backup``)."""
+    siem: SiemSettings = Field(default_factory=lambda: SiemSettings())
+    """Streaming the audit log to a SIEM (``iam/siem``)."""
+    audit_archive: AuditArchiveSettings = Field(default_factory=lambda: AuditArchiveSettings())
+    """The weekly signed archive of the audit log (``iam/audit_archive.py``)."""
+    audit_review: AuditReviewSettings = Field(default_factory=lambda: AuditReviewSettings())
+    """The monthly review of significant and critical audit events (``iam/audit_report``)."""
 
     @classmethod
     def settings_customise_sources(
@@ -745,6 +752,116 @@ class BackupSettings(Section):
     security officer, repeated weekly until a drill is recorded."""
     check_interval: float = Field(default=3600.0, gt=0)
     """Seconds between the worker's checks that a drill is due."""
+
+
+# -- audit log: SIEM streaming, weekly archive, monthly review (issue 15) ---------------------------
+class SiemDestination(Section):
+    """One collector the audit log is streamed to, with its own cursor."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    """Short name of the destination (its cursor, its ``/metrics`` label). Renaming it starts
+    the stream again from the beginning of the log."""
+    url: str
+    """``syslog+tls://host:6514`` (RFC 5425: syslog over TLS, octet-counting framing) or
+    ``https://collector.example/ingest`` (JSON lines, one POST per batch)."""
+    format: Literal["rfc5424", "cef", "json"] = "rfc5424"
+    """What each event looks like: ``rfc5424`` (syslog with structured data ``[iam@32473 …]``),
+    ``cef`` (ArcSight Common Event Format), ``json`` (one JSON object). Over syslog, ``cef`` and
+    ``json`` are the message of an RFC 5424 record; over HTTPS each event is one line."""
+    ca_file: Path | None = None
+    """CA certificates (PEM) that sign the collector's certificate; default ``siem.ca_file``,
+    else the system's trust store."""
+    client_cert: Path | None = None
+    """Client certificate (PEM) when the collector requires mutual TLS; default ``siem.client_cert``."""
+    client_key: Path | None = None
+    """Its private key (PEM); default ``siem.client_key``."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra HTTP headers for an HTTPS collector (e.g. ``Authorization``)."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("syslog+tls", "https") or not parts.hostname:
+            raise ValueError("must be syslog+tls://host:port or https://host/path")
+        if parts.scheme == "syslog+tls" and not parts.port:
+            raise ValueError("a syslog+tls URL needs a port (6514 is RFC 5425's)")
+        return value
+
+
+class SiemSettings(Section):
+    """Streaming the audit log to the organisation's SIEM (R-AUD-5), at least once and in order."""
+
+    destinations: list[SiemDestination] = Field(default_factory=list)
+    """Collectors (``[[siem.destinations]]``); none: nothing leaves the database."""
+    ca_file: Path | None = None
+    """CA certificates (PEM) for every destination that names none."""
+    client_cert: Path | None = None
+    """Client certificate (PEM) for every destination that names none (mutual TLS)."""
+    client_key: Path | None = None
+    """Private key of ``client_cert``."""
+    batch_size: int = Field(default=500, ge=1, le=10000)
+    """Events sent per connection (a batch is retried whole until the collector takes it)."""
+    interval: float = Field(default=2.0, gt=0)
+    """Seconds between the worker's passes over the destinations."""
+    backlog_threshold: int = Field(default=10000, ge=1)
+    """Events waiting for one destination above which ``/readyz`` reports ``degraded``."""
+    lease: int = Field(default=60, ge=5)
+    """Seconds a worker holds a destination's cursor while it sends (another worker takes over
+    after a crash once it ends)."""
+    timeout: float = Field(default=10.0, gt=0)
+    """Seconds to connect to and wait for a collector."""
+    retry_after: float = Field(default=15.0, ge=0)
+    """Seconds the worker waits after a failed delivery before trying that destination again
+    (a collector that does not answer never holds up the worker's other work for long)."""
+    app_name: str = Field(default="iam", pattern=r"^[!-~]{1,48}$")
+    """RFC 5424 APP-NAME."""
+    hostname: str = ""
+    """RFC 5424 HOSTNAME (default: this host's name)."""
+
+    @model_validator(mode="after")
+    def _unique(self) -> SiemSettings:
+        names = [d.name for d in self.destinations]
+        if len(set(names)) != len(names):
+            raise ValueError("two SIEM destinations have the same name")
+        return self
+
+
+class AuditArchiveSettings(Section):
+    """The weekly signed archive of the sealed audit log (R-AUD-3, Čačak Član 28)."""
+
+    folder: Path | None = None
+    """Where the weekly files go (default ``<var_dir>/audit-archive``). Put it on storage that
+    is backed up; the files verify on their own (``iam audit verify --archive FILE``)."""
+    signing_key_file: Path | None = None
+    """Ed25519 private key that signs the archives (PEM, encrypted with the encryption key);
+    generated on first use. Default ``<var_dir>/audit-archive-signing.key``. Its public key
+    (``iam audit archive-key``) is what an auditor checks the files against."""
+    retention_weeks: int = Field(default=520, ge=0)
+    """Weekly files older than this many weeks are deleted from the folder (0 = keep all)."""
+    grace_hours: int = Field(default=6, ge=0, le=7 * 24)
+    """Hours after a week ends (Monday 00:00 UTC) before its archive is written; when it is
+    still missing a day later, a critical alert is raised and mailed to the security officer."""
+    interval: float = Field(default=3600.0, gt=0)
+    """Seconds between the worker's checks."""
+
+
+class AuditReviewSettings(Section):
+    """The security officer's monthly review of the audit log (Čačak Član 30)."""
+
+    due_day: int = Field(default=10, ge=1, le=28)
+    """Day of the following month by which a month must be signed off; after it, a reminder
+    is mailed to the security officer and recorded, every ``reminder_days``."""
+    reminder_days: int = Field(default=3, ge=1)
+    """Days between reminders while a review is overdue."""
+    reviewers: list[str] = Field(default_factory=list)
+    """Usernames who may read and sign off the review (besides the security officers)."""
+    auditors: list[str] = Field(default_factory=list)
+    """Usernames who may read audit reports (read only; security officers may too)."""
+    interval: float = Field(default=3600.0, gt=0)
+    """Seconds between the worker's checks for an overdue review."""
 
 
 Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

@@ -13,6 +13,7 @@ from iam import audit
 from iam.directory.errors import DirectoryUnavailable, NoSuchEntry
 from iam.jobs import RetryLater, handler, periodic
 from iam.models.audit import AuditEvent
+from iam.siem import jobs as _siem_jobs  # noqa: F401 — registers the SIEM stream
 
 if TYPE_CHECKING:
     from iam.services import Services
@@ -103,3 +104,19 @@ def seal_audit(services: Services) -> None:
 
 
 from iam.backup import jobs as _backup_jobs  # noqa: E402, F401 — registers the drill check
+
+
+@periodic("iam.audit.archive", lambda settings: float(settings.audit_archive.interval))
+def archive_audit(services: Services) -> None:
+    """The weekly signed archive of the audit log; a missed week is a critical alert (R-AUD-3)."""
+    from iam import audit_archive
+
+    audit_archive.run(services)
+
+
+@periodic("iam.audit.review_reminders", lambda settings: float(settings.audit_review.interval))
+def review_reminders(services: Services) -> None:
+    """Remind the security officer of an overdue monthly audit review (Čačak Član 30)."""
+    from iam.audit_report.review import remind_overdue
+
+    remind_overdue(services)

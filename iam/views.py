@@ -35,7 +35,8 @@ def healthz() -> Any:
 
 @bp.get("/readyz")
 def readyz() -> Any:
-    """Readiness: the database and the directory are reachable."""
+    """Readiness: the database and the directory are reachable (503 otherwise); ``degraded``
+    (still 200) when a SIEM destination's backlog passes ``siem.backlog_threshold``."""
     checks: dict[str, str] = {}
     ok = True
     try:
@@ -50,7 +51,19 @@ def readyz() -> Any:
     except DirectoryError:
         checks["directory"] = "unreachable"
         ok = False
-    return jsonify(status="ok" if ok else "unavailable", checks=checks), 200 if ok else 503
+    state = "ok" if ok else "unavailable"
+    if ok and services().settings.siem.destinations:
+        from iam.siem.service import status as siem_status
+
+        try:
+            waiting = {d.name: d.backlog for d in siem_status(db(), services().settings.siem) if d.degraded}
+        except Exception:  # noqa: BLE001 — the SIEM check never makes the provider unready
+            waiting = {}
+        checks["siem"] = "degraded" if waiting else "ok"
+        if waiting:  # still ready: the provider works, the SIEM copy lags (siem.backlog_threshold)
+            state = "degraded"
+            checks.update({f"siem:{name}": f"{n} events waiting" for name, n in waiting.items()})
+    return jsonify(status=state, checks=checks), 200 if ok else 503
 
 
 @bp.get("/metrics")
@@ -61,9 +74,12 @@ def metrics() -> Response:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return Response(
-        generate_latest(registry) if registry else generate_latest(), mimetype=CONTENT_TYPE_LATEST
-    )
+    body = generate_latest(registry) if registry else generate_latest()
+    if services().settings.siem.destinations:
+        from iam.siem.service import metrics_text
+
+        body += metrics_text(db(), services().settings.siem)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/.well-known/oauth-protected-resource")

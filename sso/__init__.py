@@ -37,6 +37,10 @@ def init_app(app: Flask, services: Services) -> None:
     from sso.views.endpoints import verify_bearer
 
     app.extensions[BEARER_VERIFIER] = verify_bearer  # the core's JSON APIs accept our access tokens
+    from iam.web import SIGNED_IN
+    from sso.views.common import signed_in_person
+
+    app.extensions[SIGNED_IN] = signed_in_person  # the core's pages (audit reports) know who asks
     from sso.views import card  # smart-card sign-in (/card/…, /api/v1/x509/…)
 
     card.init_app(app, csrf)

@@ -2,6 +2,7 @@
 
 from iam.db import Base
 from iam.models.audit import AuditEvent, AuditHead
+from iam.models.audit_ops import AuditArchive, AuditReview, SiemCursor
 from iam.models.backup import BackupRecord
 from iam.models.identity import Identity, LocalGroup, LocalGroupMember, LocalUser
 from iam.models.jobs import Job, JobStatus
@@ -9,9 +10,11 @@ from iam.models.lockout import LockoutCounter
 from iam.models.passwords import PasswordHistory, PasswordReminder
 
 __all__ = [
+    "AuditArchive",
     "AuditEvent",
     "AuditHead",
     "BackupRecord",
+    "AuditReview",
     "Base",
     "Identity",
     "Job",
@@ -22,4 +25,5 @@ __all__ = [
     "LockoutCounter",
     "PasswordHistory",
     "PasswordReminder",
+    "SiemCursor",
 ]

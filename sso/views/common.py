@@ -71,3 +71,17 @@ def _error_page(title: str, message: str, status: int = 400) -> Any:
 
 
 # -- discovery and keys -----------------------------------------------------------------------
+
+
+def signed_in_person() -> tuple[str, str] | None:
+    """``(sub, username)`` of the person signed in to this browser, for the core's pages
+    (``iam.web.signed_in``); None when nobody is, or the account is disabled."""
+    from iam.models.identity import Identity
+
+    sso = current_sso()
+    if sso is None:
+        return None
+    identity = db().get(Identity, sso.sub)
+    if identity is None or identity.disabled:
+        return None
+    return sso.sub, identity.username
