@@ -30,9 +30,9 @@ def conformance() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json", "html", "pdf"]),
+    type=click.Choice(["text", "html", "pdf"]),
     default="text",
-    help="text (a summary), json, html or pdf.",
+    help="text (a summary), html or pdf; --json gives the whole report as JSON.",
 )
 @click.option(
     "--language", default="en", help="The report's language (en, sr; the rule texts fall back to English)."
