@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, func, or_, select, tuple_
+from sqlalchemy import Select, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from iam import persons
@@ -102,28 +102,34 @@ class Page:
 def resolve_people(services: Services, session: Session, text: str, *, limit: int = 20) -> list[Matched]:
     """People whose name, username or e-mail contains ``text``: accounts the provider knows
     (signed in at least once) and the directory's (which also knows employee numbers)."""
-    text = text.strip()
-    if not text:
+    words = text.split()
+    if not words:
         return []
-    like = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    from iam.admin.service.people import matches
+
+    longest = max(words, key=len)
+    like = "%" + longest.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    wanted = [w.casefold() for w in words]
     found: dict[str, Matched] = {}
     rows = session.scalars(
         select(Identity)
         .where(
             or_(
-                func.lower(Identity.username).like(like, escape="\\"),
-                func.lower(Identity.display_name).like(like, escape="\\"),
-                func.lower(Identity.email).like(like, escape="\\"),
+                Identity.username.ilike(like, escape="\\"),
+                Identity.display_name.ilike(like, escape="\\"),
+                Identity.email.ilike(like, escape="\\"),
             )
         )
         .order_by(Identity.username)
-        .limit(limit)
+        .limit(limit * 5)
     )
     for row in rows:
-        found[row.sub] = Matched(row.sub, row.username, row.display_name or row.username)
+        hay = " ".join(v for v in (row.username, row.display_name, row.email) if v).casefold()
+        if all(w in hay for w in wanted):
+            found[row.sub] = Matched(row.sub, row.username, row.display_name or row.username)
     try:
-        users = services.directory.search_users(query=text, page_size=limit)
-        for user in itertools.islice(users, limit):
+        users = services.directory.search_users(query=longest, page_size=limit * 5)
+        for user in itertools.islice((u for u in users if matches(u, words)), limit):
             found.setdefault(user.id, Matched(user.id, user.username, user.name))
         close = getattr(users, "close", None)
         if close is not None:
