@@ -57,6 +57,8 @@ class Filters:
     severity: str = ""
     outcome: str = ""
     ip: str = ""
+    accounts: tuple[str, ...] = ()
+    """Account ids (a person's page): instead of a name, exactly these accounts."""
 
     def check(self) -> None:
         if self.severity and self.severity not in SEVERITIES:
@@ -108,25 +110,21 @@ def resolve_people(services: Services, session: Session, text: str, *, limit: in
     from iam.admin.service.people import matches
 
     longest = max(words, key=len)
-    like = "%" + longest.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    wanted = [w.casefold() for w in words]
+
+    def like(word: str) -> str:
+        return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
     found: dict[str, Matched] = {}
-    rows = session.scalars(
-        select(Identity)
-        .where(
-            or_(
-                Identity.username.ilike(like, escape="\\"),
-                Identity.display_name.ilike(like, escape="\\"),
-                Identity.email.ilike(like, escape="\\"),
-            )
+    every_word = [
+        or_(
+            Identity.username.ilike(like(w), escape="\\"),
+            Identity.display_name.ilike(like(w), escape="\\"),
+            Identity.email.ilike(like(w), escape="\\"),
         )
-        .order_by(Identity.username)
-        .limit(limit * 5)
-    )
-    for row in rows:
-        hay = " ".join(v for v in (row.username, row.display_name, row.email) if v).casefold()
-        if all(w in hay for w in wanted):
-            found[row.sub] = Matched(row.sub, row.username, row.display_name or row.username)
+        for w in words
+    ]
+    for row in session.scalars(select(Identity).where(*every_word).order_by(Identity.username).limit(limit)):
+        found[row.sub] = Matched(row.sub, row.username, row.display_name or row.username)
     try:
         users = services.directory.search_users(query=longest, page_size=limit * 5)
         for user in itertools.islice((u for u in users if matches(u, words)), limit):
@@ -147,9 +145,12 @@ def _person_keys(
     ids: set[str] = set()
     for m in matched:
         ids |= persons.accounts_of(session, m.sub)
-    names = {m.username for m in matched}
-    for row in session.scalars(select(Identity).where(Identity.sub.in_(ids))):
-        names.add(row.username)
+    ids, names = _account_keys(session, ids)
+    return ids, names | {m.username for m in matched}
+
+
+def _account_keys(session: Session, ids: set[str]) -> tuple[set[str], set[str]]:
+    names = set(session.scalars(select(Identity.username).where(Identity.sub.in_(ids))))
     return ids, names
 
 
@@ -186,11 +187,14 @@ def search(
     """One page of events matching ``f``, newest first, after ``cursor``."""
     f.check()
     matched: list[Matched] = []
-    if f.person.strip():
-        matched = resolve_people(services, session, f.person)
-        if not matched:
-            return Page([], None, [])
-        ids, names = _person_keys(services, session, matched)
+    if f.person.strip() or f.accounts:
+        if f.accounts:
+            ids, names = _account_keys(session, set(f.accounts))
+        else:
+            matched = resolve_people(services, session, f.person)
+            if not matched:
+                return Page([], None, [])
+            ids, names = _person_keys(services, session, matched)
         base = _filtered(f, cursor)
         branches = [
             base.where(AuditEvent.actor.in_(sorted(ids | names))),
@@ -206,19 +210,40 @@ def search(
     more = len(rows) > size
     rows = rows[:size]
     nxt = Cursor(rows[-1].at, rows[-1].id) if more and rows else None
-    return Page(rows, nxt, matched, display_names(session, rows))
+    return Page(rows, nxt, matched, display_names(session, rows, services.directory))
 
 
-def display_names(session: Session, rows: Sequence[AuditEvent]) -> dict[str, str]:
-    """The people behind the ids on a page, as "Name (username)"."""
+def display_names(
+    session: Session, rows: Sequence[AuditEvent], directory: Any = None, *, ask: int = 10
+) -> dict[str, str]:
+    """The people behind the ids on a page, as "Name (username)": accounts the provider knows,
+    then (up to ``ask`` of the rest, when ``directory`` is given) the directory's — an admin
+    account that never signed in here is named too, not shown as a GUID."""
     ids = {v for r in rows for v in (r.actor, r.subject) if v}
     if not ids:
         return {}
     out: dict[str, str] = {}
+
+    def label(name: str | None, username: str) -> str:
+        return f"{name} ({username})" if name and name != username else username
+
     for row in session.scalars(select(Identity).where(Identity.sub.in_(ids))):
-        label = row.display_name or row.username
-        out[row.sub] = f"{label} ({row.username})" if label != row.username else row.username
+        out[row.sub] = label(row.display_name, row.username)
+    if directory is not None:
+        unknown = sorted(i for i in ids - set(out) if _looks_like_id(i))[:ask]
+        for sub in unknown:
+            try:
+                user = directory.get_user(sub)
+            except Exception:  # noqa: BLE001 — the directory down: the id stays as it is
+                break
+            if user is not None:
+                out[sub] = label(user.name, user.username)
     return out
+
+
+def _looks_like_id(value: str) -> bool:
+    """A directory id (objectGUID) — not a typed username, ``system`` or ``client:…``."""
+    return len(value) == 36 and value.count("-") == 4
 
 
 CSV_COLUMNS = (
