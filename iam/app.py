@@ -12,7 +12,7 @@ from flask import Flask, has_request_context, request
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
-from iam import core_jobs, views, web  # noqa: F401 — core_jobs registers job handlers
+from iam import admin, core_jobs, views, web  # noqa: F401 — core_jobs registers job handlers
 from iam.config import Settings, load_settings
 from iam.services import Services
 
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     from iam.audit_report import views as audit_views
 
     audit_views.init_app(app)  # audit reports and the monthly review (security officers, auditors)
+    admin.init_app(app)  # the console's shell; features add their pages (iam.admin)
     for feature in load_features():
         feature.init_app(app, services)
     for view in app.view_functions.values():

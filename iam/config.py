@@ -385,6 +385,8 @@ class Settings(BaseSettings):
     """The weekly signed archive of the audit log (``iam/audit_archive.py``)."""
     audit_review: AuditReviewSettings = Field(default_factory=lambda: AuditReviewSettings())
     """The monthly review of significant and critical audit events (``iam/audit_report``)."""
+    admin: AdminSettings = Field(default_factory=lambda: AdminSettings())
+    """The administration console under ``/admin/`` (who holds which administrative role)."""
 
     @classmethod
     def settings_customise_sources(
@@ -862,6 +864,45 @@ class AuditReviewSettings(Section):
     """Usernames who may read audit reports (read only; security officers may too)."""
     interval: float = Field(default=3600.0, gt=0)
     """Seconds between the worker's checks for an overdue review."""
+
+
+class AdminSettings(Section):
+    """The administration console (``/admin/``): who holds which administrative role. A person
+    holds a role when they are in its directory group (nested membership counts) or their
+    username is in its list. Roles add up; nobody holds one by default."""
+
+    it_admin_group: str = "iam-it-admins"
+    """Directory group of the IT administrators (applications, keys, jobs, settings view)."""
+    helpdesk_group: str = "iam-helpdesk"
+    """Directory group of the help desk (people: look up, unlock, end sessions, reset the
+    password and second factor of ordinary accounts — never of privileged ones)."""
+    security_officer_group: str = ""
+    """Directory group of the security officers (audit, alerts, PIM, reviews). Default (''):
+    ``reviews.security_officer_group``; ``pim.security_officer_group`` counts as well."""
+    hr_operator_group: str = ""
+    """Directory group of the HR operators (the HR pages). Default (''):
+    ``provisioning.operators_group``."""
+    auditor_group: str = "iam-auditors"
+    """Directory group of the auditors: they read every console page and change nothing."""
+    it_admins: list[str] = Field(default_factory=list)
+    """Usernames who are IT administrators besides the group's members."""
+    helpdesk: list[str] = Field(default_factory=list)
+    """Usernames who are help desk besides the group's members."""
+    security_officers: list[str] = Field(default_factory=list)
+    """Usernames who are security officers besides the group's members
+    (``pim.security_officers`` and ``reviews.security_officers`` count as well)."""
+    hr_operators: list[str] = Field(default_factory=list)
+    """Usernames who are HR operators besides the group's members."""
+    auditors: list[str] = Field(default_factory=list)
+    """Usernames who are auditors besides the group's members."""
+    minimum_level: str = "mfa"
+    """Sign-in level (one of ``mfa.levels``) needed to enter the console; a session below it is
+    sent to the step-up flow first."""
+    page_size: int = Field(default=50, ge=5, le=500)
+    """Rows per page in the console's lists (people search, audit search)."""
+    audit_verify_interval: int = Field(default=3600, ge=60)
+    """Seconds between the worker's verifications of the whole audit chain; the console's
+    audit page shows the latest result and when it ran."""
 
 
 Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

@@ -120,3 +120,20 @@ def review_reminders(services: Services) -> None:
     from iam.audit_report.review import remind_overdue
 
     remind_overdue(services)
+
+
+@periodic("iam.audit.verify", 60.0)
+def verify_audit(services: Services) -> None:
+    """Verify the whole chain every ``admin.audit_verify_interval`` seconds (the time of the last
+    verification is kept in the database); the console shows the latest result (R-AUD-3)."""
+    from iam.admin.service.audit_search import verify_if_due
+
+    verify_if_due(services, float(services.settings.admin.audit_verify_interval))
+
+
+@handler("iam.audit.verify")
+def _verify_requested(services: Services, session: Session, payload: dict[str, Any]) -> None:
+    """A verification a security officer asked for in the console."""
+    from iam.admin.service.audit_search import verify_and_record
+
+    verify_and_record(services, actor=str(payload.get("actor") or "system"))
