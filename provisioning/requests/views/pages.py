@@ -89,7 +89,7 @@ def register_navigation(app: Flask) -> None:
     """Requests and the one inbox in the header; this feature's sources of the inbox."""
     register_nav(
         app,
-        NavLink("requests.inbox", _l("Waiting for me"), _signed_in, order=65),
+        NavLink("requests.inbox_page", _l("Waiting for me"), _signed_in, order=65),
         NavLink("requests.mine", _l("Access requests"), _signed_in, order=66),
     )
     inbox.register("access_requests", _request_steps)
