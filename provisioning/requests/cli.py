@@ -110,7 +110,12 @@ def request_show(ctx: Ctx, request_id: int, as_json: bool) -> None:
 @access_group.command("decide")
 @click.argument("request_id", type=int)
 @click.option("--as", "username", required=True, help="Username of the approver deciding (their step).")
-@click.option("--outcome", type=click.Choice(["grant", "grant_reduced", "refuse"]), required=True)
+@click.option(
+    "--outcome",
+    type=click.Choice(["grant", "grant_reduced", "refuse"]),
+    required=True,
+    help="grant (next step, or the grant at the last), grant_reduced (a lesser item), refuse.",
+)
 @click.option("--comment", required=True, help="Why (every outcome carries a comment).")
 @click.option("--reduce-to", help="The lesser catalogue item, with --outcome grant_reduced.")
 @json_option

@@ -179,11 +179,17 @@ def api_submit() -> Any:
     return jsonify(_out(req)), 201
 
 
-@api.get("/api/v1/requests/<int:request_id>")
+def _number(text: str) -> int:
+    if not text.isdigit() or len(text) > 12:
+        raise NotFound(f"There is no access request {text!r}.")
+    return int(text)
+
+
+@api.get("/api/v1/requests/<request_id>")
 @require_scope(SCOPE)
-def api_get(request_id: int) -> Any:
+def api_get(request_id: str) -> Any:
     try:
-        req = get(db(), request_id)
+        req = get(db(), _number(request_id))
     except NotFound as exc:
         return _errors(exc)
     me = _person()
@@ -194,9 +200,9 @@ def api_get(request_id: int) -> Any:
     return jsonify(_out(req))
 
 
-@api.post("/api/v1/requests/<int:request_id>/decision")
+@api.post("/api/v1/requests/<request_id>/decision")
 @require_scope(SCOPE)
-def api_decide(request_id: int) -> Any:
+def api_decide(request_id: str) -> Any:
     me = _person()
     if me is None:
         return _problem(403, "forbidden", "A decision is made by a person's token.")
@@ -208,7 +214,7 @@ def api_decide(request_id: int) -> Any:
         req = deciding.decide(
             services(),
             db(),
-            request_id=request_id,
+            request_id=_number(request_id),
             actor=me,
             outcome=body.outcome,
             comment=body.comment,
