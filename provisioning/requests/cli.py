@@ -167,7 +167,7 @@ def request_tick(ctx: Ctx, as_json: bool) -> None:
 def calendar(ctx: Ctx, days: int, start: dt.datetime | None, as_json: bool) -> None:
     """When a deadline of DAYS working days ends, and which days in between are not working days."""
     try:
-        cal = WorkingCalendar.of(ctx.settings)
+        cal = WorkingCalendar.of(ctx.services.settings)
     except ConfigError as exc:
         fail(str(exc))
     at = start.replace(hour=12, tzinfo=cal.zone) if start else clock.now()
