@@ -239,3 +239,43 @@ def test_cli_catalogue_list_decide_calendar(services: Services, people: dict[str
     data = json.loads(cal.output)
     assert data["due"] == "2026-12-31T00:00:00+00:00"  # end of Wednesday 30 December (UTC here)
     assert [d["date"] for d in data["days_off"]] == ["2026-12-24", "2026-12-25", "2026-12-26", "2026-12-27"]
+
+
+def test_pages_ask_check_inbox_decide(services: Services, people: dict[str, Any], app: Any) -> None:
+    from iam.jobs import run_due
+    from tests.sso.helpers import csrf_from, login
+
+    ivo = app.test_client()
+    assert login(ivo, "ivo", PASSWORD).status_code == 302
+    page = ivo.get("/requests/new?item=records").get_data(as_text=True)
+    assert 'id="no-conflicts"' in page and "Records: read" in page
+    form = {"item": "records", "person": people["ivo"].id, "justification": "Filing", "scope": "2026 files"}
+    assert ivo.post("/requests/new", data=form).status_code == 400  # no CSRF token: nothing stored
+    assert _count(services) == 0
+    empty = ivo.post("/requests/new", data={**form, "justification": " ", "csrf_token": csrf_from(page)})
+    assert empty.status_code == 400 and _count(services) == 0
+    sent = ivo.post("/requests/new", data={**form, "csrf_token": csrf_from(page)})
+    assert sent.status_code == 302, sent.get_data(as_text=True)
+    with services.reader() as s:
+        rid = s.scalar(select(AccessRequest.id))
+    assert ivo.get(f"/requests/{rid}").status_code == 200
+
+    mara = app.test_client()
+    assert login(mara, "mara", PASSWORD).status_code == 302
+    inbox = mara.get("/requests/inbox").get_data(as_text=True)
+    assert f'href="/requests/{rid}"' in inbox
+    shown = mara.get(f"/requests/{rid}").get_data(as_text=True)
+    assert 'id="decide"' in shown
+    decided = mara.post(
+        f"/requests/{rid}/decide", data={"outcome": "grant", "comment": "ok", "csrf_token": csrf_from(shown)}
+    )
+    assert decided.status_code == 302
+    assert "Nothing waits for you." in mara.get("/requests/inbox").get_data(as_text=True)
+    run_due(services, limit=50)
+    mine = ivo.get("/requests/").get_data(as_text=True)
+    assert "granted" in mine and f"AR/{clock.now().year}/{rid}" in mine
+    # someone else's request is not open to a third person
+    sec = app.test_client()
+    make_user(services, "zora")
+    assert login(sec, "zora", PASSWORD).status_code == 302
+    assert sec.get(f"/requests/{rid}").status_code == 403
