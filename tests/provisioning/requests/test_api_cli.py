@@ -17,6 +17,7 @@ import provisioning
 from iam import clock
 from iam.cli import Ctx, cli
 from iam.models.identity import Identity
+from iam.models.jobs import Job
 from iam.services import Services
 from provisioning import jobs as _provisioning_jobs  # noqa: F401
 from provisioning.models import HrPerson, PersonStatus
@@ -271,7 +272,20 @@ def test_pages_ask_check_inbox_decide(services: Services, people: dict[str, Any]
     )
     assert decided.status_code == 302
     assert "Nothing waits for you." in mara.get("/requests/inbox").get_data(as_text=True)
+    with services.reader() as s:  # the approver was told by mail, then the requester
+        mails = [
+            j.payload for j in s.scalars(select(Job).where(Job.kind == "iam.mail").order_by(Job.created_at))
+        ]
+    assert (mails[0]["to"], mails[0]["subject"]) == (
+        "mara@example.test",
+        f"[IAM] Access request {rid} waits for your decision",
+    )
     run_due(services, limit=50)
+    with services.reader() as s:
+        told = [j.payload for j in s.scalars(select(Job).where(Job.kind == "iam.mail"))]
+    assert any(
+        m["to"] == "ivo@example.test" and m["subject"] == f"[IAM] Access request {rid} granted" for m in told
+    )
     mine = ivo.get("/requests/").get_data(as_text=True)
     assert "granted" in mine and f"AR/{clock.now().year}/{rid}" in mine
     # someone else's request is not open to a third person
