@@ -16,6 +16,7 @@ from iam.errors import Conflict, Forbidden, ValidationFailed
 from provisioning.requests import catalogue
 from provisioning.requests.calendar import WorkingCalendar
 from provisioning.requests.models import AccessRequest, Outcome, Status
+from provisioning.requests.service import asking
 from provisioning.requests.service.asking import start_step
 from provisioning.requests.service.common import MAX_TEXT, SYSTEM, Actor, event, get, reviewers, tell
 from provisioning.reviews.service.decisions import Reviewer, person_key
@@ -149,12 +150,37 @@ def decide(
     if req.step < len(req.chain):
         start_step(services, session, req)
         return req
+    _recheck_sod(services, session, req, actor)
     final = Outcome.GRANT_REDUCED if req.item != req.requested_item else Outcome.GRANT
     _final(services, session, req, final, actor, comment, now)
     req.status = Status.APPROVED
     req.decision_number = decision_number(services, req, now)
     jobs.enqueue(session, FULFIL_JOB, {"request": req.id}, dedup_key=f"request-fulfil:{req.id}")
     return req
+
+
+def _recheck_sod(services: Services, session: Session, req: AccessRequest, actor: Actor) -> None:
+    """Before granting, separation of duties is checked again against what the person holds
+    now (a conflicting right may have come since the request was made, PABIANICE §4)."""
+    item = catalogue.get(services, req.item)
+    found = asking.conflicts(services, item, asking.target(services, session, req.person_sub).held)
+    new = [c for c in found if c not in (req.sod_conflicts or [])]
+    if not new:
+        return
+    if item.sod == "block":
+        audit.record_refusal(
+            session,
+            "request.decision_refused",
+            actor=actor.ref,
+            subject=req.person_sub,
+            details={"request": req.id, "reason": "separation of duties", "conflicts": new},
+        )
+        raise Conflict(
+            "Separation of duties with rights held now: "
+            + "; ".join(new)
+            + ". Refuse, or grant a lesser right."
+        )
+    req.sod_conflicts, req.sod_exception = [*(req.sod_conflicts or []), *new], True
 
 
 def _final(

@@ -17,7 +17,7 @@ from ldap3 import Connection
 from sqlalchemy import select
 
 from iam import clock
-from iam.errors import Forbidden, ValidationFailed
+from iam.errors import Conflict, Forbidden, ValidationFailed
 from iam.models.audit import AuditEvent
 from iam.models.jobs import Job
 from provisioning.models import Authorisation
@@ -304,6 +304,15 @@ def test_separation_of_duties_blocked_or_recorded_exception(hr: Hr, samba_dc: An
     assert _decide(hr, p["officer"], rid, comment="exception for the audit") == "approved"
     hr.work()
     assert AUDIT in _member_of(samba_dc, petar.dn)
+    # checked again before granting: a conflicting right that came meanwhile stops the grant
+    hr.directory.remove_member(ENTRY, petar.id)
+    rid = _ask(hr, petar, "approval")
+    _decide(hr, p["manager"], rid)
+    hr.directory.add_member(ENTRY, petar.id)
+    with pytest.raises(Conflict):
+        _decide(hr, p["owner"], rid, comment="fine")
+    assert _row(hr, rid).status == "pending"
+    assert _decide(hr, p["owner"], rid, "refuse", comment="conflict with payments entry") == "refused"
     # who may ask: the IT-only item is not for Finance
     with pytest.raises(Forbidden):
         _ask(hr, petar, "it-only")
