@@ -22,6 +22,8 @@ from iam.services import Services
 from provisioning import jobs as _provisioning_jobs  # noqa: F401
 from provisioning.models import HrPerson, PersonStatus
 from provisioning.requests.models import AccessRequest
+from provisioning.reviews.definitions import Definition
+from provisioning.reviews.service import campaigns
 from tests.sso.helpers import (
     API_RESOURCE,
     PASSWORD,
@@ -261,17 +263,26 @@ def test_pages_ask_check_inbox_decide(services: Services, people: dict[str, Any]
         rid = s.scalar(select(AccessRequest.id))
     assert ivo.get(f"/requests/{rid}").status_code == 200
 
+    services.directory.add_member("Records", people["mara"].id)  # for a review item of mara's team
+    services.directory.create_group("Archive")
+    services.directory.add_member("Archive", people["ivo"].id)
+    definition = Definition.model_validate({"name": "t", "title": "Registry review", "birthright": "review"})
+    with services.transaction() as s:
+        campaigns.start(services, s, definition=definition, actor="test")
     mara = app.test_client()
     assert login(mara, "mara", PASSWORD).status_code == 302
     inbox = mara.get("/requests/inbox").get_data(as_text=True)
-    assert f'href="/requests/{rid}"' in inbox
+    # one place for everything waiting: the request step and the review items of her team
+    assert f'href="/requests/{rid}"' in inbox and "Access request" in inbox
+    assert 'href="/reviews/"' in inbox and "Access review" in inbox
     shown = mara.get(f"/requests/{rid}").get_data(as_text=True)
     assert 'id="decide"' in shown
     decided = mara.post(
         f"/requests/{rid}/decide", data={"outcome": "grant", "comment": "ok", "csrf_token": csrf_from(shown)}
     )
     assert decided.status_code == 302
-    assert "Nothing waits for you." in mara.get("/requests/inbox").get_data(as_text=True)
+    after = mara.get("/requests/inbox").get_data(as_text=True)
+    assert f'href="/requests/{rid}"' not in after and 'href="/reviews/"' in after
     with services.reader() as s:  # the approver was told by mail, then the requester
         mails = [
             j.payload for j in s.scalars(select(Job).where(Job.kind == "iam.mail").order_by(Job.created_at))
