@@ -36,8 +36,10 @@ def init_app(app: Flask, services: Services) -> None:
     app.extensions["iam.openapi_paths"].append(review_views.openapi_paths())
     from provisioning.requests import catalogue as request_catalogue
     from provisioning.requests import views as request_views
+    from provisioning.requests.calendar import WorkingCalendar
 
     request_catalogue.catalogue(services)  # an invalid catalogue stops the start, naming the key
+    WorkingCalendar.of(services.settings)  # so does a country the holidays library does not know
     app.register_blueprint(request_views.bp)
     request_views.register_navigation(app)
     app.register_blueprint(request_views.api)
