@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from iam import entitlements
+from iam import entitlements, events
 from iam.directory.errors import DirectoryUnavailable
 from iam.errors import ConfigError
 from iam.jobs import RetryLater, handler, periodic
@@ -59,3 +59,4 @@ def _tick(services: Services) -> None:
 
 
 entitlements.register_origins("access_requests", fulfilment.origins)
+events.identity_disabled.connect(deciding.on_identity_disabled, weak=False)

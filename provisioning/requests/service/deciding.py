@@ -15,7 +15,7 @@ from iam import audit, clock, jobs, persons
 from iam.errors import Conflict, Forbidden, ValidationFailed
 from provisioning.requests import catalogue
 from provisioning.requests.calendar import WorkingCalendar
-from provisioning.requests.models import AccessRequest, Outcome, Status
+from provisioning.requests.models import OPEN, AccessRequest, Outcome, Status
 from provisioning.requests.service import asking
 from provisioning.requests.service.asking import start_step
 from provisioning.requests.service.common import MAX_TEXT, SYSTEM, Actor, event, get, reviewers, tell
@@ -206,6 +206,17 @@ def withdraw(session: Session, *, request_id: int, actor: Actor) -> AccessReques
     req.status, req.approver, req.step_due_at = Status.WITHDRAWN, None, None
     event(session, "request.withdrawn", req, actor)
     return req
+
+
+def on_identity_disabled(sub: str, *, session: Session, reason: str = "", **_: Any) -> None:
+    """A person who leaves (or whose account is disabled) asks for nothing any more: their open
+    requests are withdrawn in the same transaction (grants are taken away by the leaver)."""
+    rows = session.scalars(
+        select(AccessRequest).where(AccessRequest.person_sub == sub, AccessRequest.status.in_(OPEN))
+    ).all()
+    for req in rows:
+        req.status, req.approver, req.step_due_at = Status.WITHDRAWN, None, None
+        event(session, "request.withdrawn", req, SYSTEM, reason=f"account disabled: {reason}")
 
 
 def tick(services: Services, session: Session) -> dict[str, int]:

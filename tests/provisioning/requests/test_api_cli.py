@@ -304,3 +304,27 @@ def test_pages_ask_check_inbox_decide(services: Services, people: dict[str, Any]
     make_user(services, "zora")
     assert login(sec, "zora", PASSWORD).status_code == 302
     assert sec.get(f"/requests/{rid}").status_code == 403
+
+
+def test_open_requests_are_withdrawn_when_the_account_is_disabled(
+    services: Services, people: dict[str, Any]
+) -> None:
+    from iam import events
+    from provisioning.requests.service import asking
+    from provisioning.requests.service.common import Actor
+
+    ivo = people["ivo"]
+    with services.transaction() as s:
+        rid = asking.submit(
+            services,
+            s,
+            actor=Actor("ivo", ivo.id),
+            item_name="records",
+            person_sub=ivo.id,
+            justification="Filing",
+        ).id
+    with services.transaction() as s:
+        events.identity_disabled.send(ivo.id, session=s, reason="leaver")
+    with services.reader() as s:
+        row = s.get(AccessRequest, rid)
+        assert row is not None and (row.status, row.approver) == ("withdrawn", None)
