@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from iam import audit, clock, jobs, persons
@@ -38,7 +38,11 @@ def waiting_for(services: Services, session: Session, actor: Actor) -> list[Acce
     _, names = names_of(services, session, actor)
     rows = session.scalars(
         select(AccessRequest)
-        .where(AccessRequest.status == Status.PENDING)
+        .where(
+            AccessRequest.status == Status.PENDING,
+            # the approver's own steps (index), or escalated ones (few; their list is JSON)
+            or_(func.lower(AccessRequest.approver).in_(names), AccessRequest.escalated_at.is_not(None)),
+        )
         .order_by(AccessRequest.step_due_at)
     ).all()
     return [r for r in rows if _may_decide(r, names)]
