@@ -61,15 +61,28 @@ def reviewers(services: Services, session: Session) -> Reviewers:
     return Reviewers(services, session, definition)
 
 
-def tell(services: Services, session: Session, usernames: list[str], subject: str, text: str) -> int:
-    """Queue a mail to each of ``usernames`` that has an address (the directory's, else HR's)."""
+def tell(
+    services: Services,
+    session: Session,
+    usernames: list[str],
+    subject: str,
+    text: str,
+    *,
+    cache: dict[str, str | None] | None = None,
+) -> int:
+    """Queue a mail to each of ``usernames`` that has an address (the directory's, else HR's);
+    ``cache`` keeps the addresses found over one pass (the worker's deadline pass)."""
     sent = 0
+    known = cache if cache is not None else {}
     for username in dict.fromkeys(u for u in usernames if u):
-        user = services.directory.find_user(username=username)
-        address = user.email if user else None
-        if not address and user is not None:
-            hr = hr_of(session, user.id)
-            address = hr.email if hr else None
+        if username.casefold() not in known:
+            user = services.directory.find_user(username=username)
+            found = user.email if user else None
+            if not found and user is not None:
+                hr = hr_of(session, user.id)
+                found = hr.email if hr else None
+            known[username.casefold()] = found
+        address = known[username.casefold()]
         if address:
             jobs.enqueue(session, "iam.mail", {"to": address, "subject": f"[IAM] {subject}", "text": text})
             sent += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from iam import audit, clock, jobs, persons
@@ -229,11 +229,23 @@ def tick(services: Services, session: Session) -> dict[str, int]:
     settings = services.settings.requests
     now = clock.now()
     reminded = escalated = 0
+    # only steps that may need something: n working days never span more than n weeks plus
+    # three weeks of holidays (Tết), so later deadlines are not read at all
+    window = now + dt.timedelta(days=7 * settings.remind_working_days + 21)
     rows = session.scalars(
         select(AccessRequest)
-        .where(AccessRequest.status == Status.PENDING, AccessRequest.step_due_at.is_not(None))
+        .where(
+            AccessRequest.status == Status.PENDING,
+            AccessRequest.step_due_at.is_not(None),
+            or_(
+                and_(AccessRequest.reminded_at.is_(None), AccessRequest.step_due_at <= window),
+                and_(AccessRequest.escalated_at.is_(None), AccessRequest.step_due_at <= now),
+            ),
+        )
         .with_for_update(skip_locked=True)
     ).all()
+    addresses: dict[str, str | None] = {}
+    resolve = reviewers(services, session) if rows else None
     for req in rows:
         due = req.step_due_at
         assert due is not None
@@ -248,6 +260,7 @@ def tick(services: Services, session: Session) -> dict[str, int]:
                 f"Reminder: access request {req.id} is due {due:%Y-%m-%d %H:%M} UTC",
                 f"The {step.replace('_', ' ')} step of request {req.id} ({req.item} for "
                 f"{req.person_username}) waits for you.\n{services.settings.issuer}/requests/inbox",
+                cache=addresses,
             )
             event(
                 session,
@@ -259,7 +272,7 @@ def tick(services: Services, session: Session) -> dict[str, int]:
                 due_at=due.isoformat(),
             )
         if req.escalated_at is None and now >= due:
-            resolve = reviewers(services, session)
+            assert resolve is not None
             to = [
                 n
                 for n in dict.fromkeys(settings.escalate_to or resolve.officers)
@@ -276,6 +289,7 @@ def tick(services: Services, session: Session) -> dict[str, int]:
                 f"{req.person_username}) "
                 f"was due {due:%Y-%m-%d %H:%M} UTC and is not decided. It is escalated to: {', '.join(to)}."
                 f"\n{services.settings.issuer}/requests/inbox",
+                cache=addresses,
             )
             audit.record(
                 session,

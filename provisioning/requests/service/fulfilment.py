@@ -188,12 +188,21 @@ def end(services: Services, session: Session, request_id: int) -> str | None:
 def origins(services: Services, session: Session) -> dict[tuple[str, str], KnownOrigin]:
     """Rights given by requests, for access reviews: "granted by request N (decision …)"."""
     out: dict[tuple[str, str], KnownOrigin] = {}
-    for req in session.scalars(select(AccessRequest).where(AccessRequest.status == Status.GRANTED)):
-        out[(req.person_sub, req.group.casefold())] = KnownOrigin(
+    q = select(
+        AccessRequest.id,
+        AccessRequest.person_sub,
+        AccessRequest.group,
+        AccessRequest.decision_number,
+        AccessRequest.granted_at,
+        AccessRequest.decided_by,
+        AccessRequest.justification,
+    ).where(AccessRequest.status == Status.GRANTED)
+    for rid, sub, group, number, granted_at, by, why in session.execute(q):
+        out[(sub, group.casefold())] = KnownOrigin(
             origin=Origin.ACCESS_REQUEST,
-            origin_ref=f"access request {req.id}, decision {req.decision_number}",
-            granted_at=req.granted_at,
-            granted_by=req.decided_by,
-            justification=req.justification,
+            origin_ref=f"access request {rid}, decision {number}",
+            granted_at=granted_at,
+            granted_by=by,
+            justification=why,
         )
     return out
