@@ -8,6 +8,7 @@ present) → environment ``IAM_*`` with ``__`` as the nested delimiter
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 from pathlib import Path
@@ -387,6 +388,8 @@ class Settings(BaseSettings):
     """The monthly review of significant and critical audit events (``iam/audit_report``)."""
     admin: AdminSettings = Field(default_factory=lambda: AdminSettings())
     """The administration console under ``/admin/`` (who holds which administrative role)."""
+    requests: RequestSettings = Field(default_factory=lambda: RequestSettings())
+    """Access requests (catalogue, approval chain, working calendar, ``provisioning/requests``)."""
 
     @classmethod
     def settings_customise_sources(
@@ -903,6 +906,35 @@ class AdminSettings(Section):
     audit_verify_interval: int = Field(default=3600, ge=60)
     """Seconds between the worker's verifications of the whole audit chain; the console's
     audit page shows the latest result and when it ran."""
+
+
+class RequestSettings(Section):
+    """Access requests: a person (or their manager) asks for a right from the catalogue, the
+    approval chain decides within working-day deadlines, the grant reaches AD (R-JML-7)."""
+
+    catalogue_file: Path = PROVISIONING_POLICY_DIR / "requestable.toml"
+    """The catalogue of requestable rights (AD groups, application assignments), validated at start."""
+    country: str = ""
+    """Country whose public holidays are not working days (ISO code: ``RS``, ``PL``, ``RO``,
+    ``VN``; empty: weekends only)."""
+    subdivision: str = ""
+    """Region of ``country`` whose holidays also count, if any (as the ``holidays`` library names it)."""
+    weekend: list[int] = Field(default_factory=lambda: [5, 6])
+    """Days of the week that are not working days (0 = Monday … 6 = Sunday)."""
+    extra_holidays: list[dt.date] = Field(default_factory=list)
+    """Further days off (bridge days, a local feast) as ``YYYY-MM-DD``."""
+    extra_working_days: list[dt.date] = Field(default_factory=list)
+    """Weekend days that are working days (a Saturday worked in exchange for a bridge day)."""
+    step_working_days: int = Field(default=3, ge=1, le=60)
+    """Working days each approval step has (the security officer's opinion: 3, PABIANICE §3)."""
+    remind_working_days: int = Field(default=1, ge=0, le=30)
+    """Remind the approver this many working days before the step's deadline."""
+    escalate_to: list[str] = Field(default_factory=list)
+    """Who is told (and may decide) when a step is overdue (default: the security officers)."""
+    decision_prefix: str = "AR"
+    """Decision numbers read ``<prefix>/<year>/<request number>`` (register of authorised persons)."""
+    tick_interval: float = Field(default=300.0, gt=0)
+    """Seconds between the worker's passes over deadlines (reminders, escalation)."""
 
 
 Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from iam.backup.service import after_restore
 from iam.directory.errors import DirectoryUnavailable
 from iam.jobs import RetryLater, handler, periodic
+from provisioning.requests import jobs as _request_jobs  # noqa: F401 — registers access-request jobs
 from provisioning.reviews import jobs as _review_jobs  # noqa: F401 — registers access-review jobs
 from provisioning.service import delivery, engine
 
