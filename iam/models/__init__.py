@@ -2,6 +2,7 @@
 
 from iam.db import Base
 from iam.models.audit import AuditEvent, AuditHead
+from iam.models.directory import DirectoryWrite
 from iam.models.identity import Identity, LocalGroup, LocalGroupMember, LocalUser
 from iam.models.jobs import Job, JobStatus
 from iam.models.lockout import LockoutCounter
@@ -11,6 +12,7 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "Base",
+    "DirectoryWrite",
     "Identity",
     "Job",
     "JobStatus",
