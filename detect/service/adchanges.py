@@ -96,27 +96,20 @@ def diff(before: dict[str, Any] | None, seen: Seen, groups: set[str]) -> list[Ch
     return out
 
 
-def _store(session: Session, seen: Seen) -> None:
+def _store(session: Session, seen: Seen, read_at: dt.datetime) -> None:
+    """Keep the state seen; ``read_at`` is when the poll began reading (before the search), so
+    a write of ours noted after it was possibly not in what was read, and still explains."""
     row = session.get(DirectoryObject, seen.guid)
     if row is None:
-        session.add(
-            DirectoryObject(
-                guid=seen.guid,
-                dn=seen.dn[:512],
-                kind=seen.kind,
-                state=seen.state,
-                usn=seen.usn,
-                seen_at=clock.now(),
-            )
-        )
-    else:
-        row.dn, row.kind, row.state, row.usn, row.seen_at = (
-            seen.dn[:512],
-            seen.kind,
-            seen.state,
-            seen.usn,
-            clock.now(),
-        )
+        row = DirectoryObject(guid=seen.guid)
+        session.add(row)
+    row.dn, row.kind, row.state, row.usn, row.seen_at = (
+        seen.dn[:512],
+        seen.kind,
+        seen.state,
+        seen.usn,
+        read_at,
+    )
 
 
 def poll(services: Services) -> int:
@@ -128,24 +121,33 @@ def poll(services: Services) -> int:
     if ad.ledger is not None:
         ad.ledger.flush()  # our writes of this process are on the ledger before we compare
     base = settings.detect.ad_base_dn or settings.directory.base_dn
+    read_at = clock.now()
     dc, highest = ad_changes.root(ad)
     with services.transaction() as session:
         position = cursor.lock(session, CURSOR)
         source = session.scalar(select(Cursor.source).where(Cursor.name == CURSOR))
         if position == 0 or source != dc:
-            return _baseline(session, ad, base, dc, highest, position)
+            return _baseline(session, ad, base, dc, highest, position, read_at)
         seen = ad_changes.changed_since(ad, base, position)
-        recorded = record(session, services, seen)
+        recorded = record(session, services, seen, read_at)
         cursor.move(session, CURSOR, max(highest, position), source=dc)
         since = clock.now() - dt.timedelta(seconds=settings.detect.ad_own_write_window)
         ad_changes.purge_writes(session, before=since)
         return recorded
 
 
-def _baseline(session: Session, ad: ActiveDirectory, base: str, dc: str, highest: int, position: int) -> int:
+def _baseline(
+    session: Session,
+    ad: ActiveDirectory,
+    base: str,
+    dc: str,
+    highest: int,
+    position: int,
+    read_at: dt.datetime,
+) -> int:
     log.info("taking the baseline of %s from %s at USN %s (was %s)", base, dc, highest, position)
     for seen in ad_changes.changed_since(ad, base, 0):
-        _store(session, seen)
+        _store(session, seen, read_at)
     cursor.move(session, CURSOR, highest, source=dc)
     audit.record(
         session,
@@ -156,9 +158,12 @@ def _baseline(session: Session, ad: ActiveDirectory, base: str, dc: str, highest
     return 0
 
 
-def record(session: Session, services: Services, seen: Sequence[Seen]) -> int:
+def record(session: Session, services: Services, seen: Sequence[Seen], read_at: dt.datetime) -> int:
+    """Record what changed in ``seen`` and was not written by the provider: a write of ours
+    explains a change only if it was noted after the entry was last read (and within
+    ``detect.ad_own_write_window``), so an old write never hides a later change by another."""
     window = dt.timedelta(seconds=services.settings.detect.ad_own_write_window)
-    since = clock.now() - window
+    oldest = clock.now() - window
     groups = {
         normalise_dn(dn)
         for dn in session.scalars(select(DirectoryObject.dn).where(DirectoryObject.kind == "group"))
@@ -173,9 +178,9 @@ def record(session: Session, services: Services, seen: Sequence[Seen]) -> int:
     recorded = 0
     for entry in seen:
         before = known.get(entry.guid)
+        since = max(oldest, before.seen_at) if before is not None else oldest
         for change in diff(before.state if before else None, entry, groups):
             if ad_changes.ours(session, entry.dn, change.attributes, since=since):
-                ad_changes.forget_writes(session, entry.dn, [a for a in change.attributes if a != "*"])
                 continue
             details = {"change": change.change, "dn": entry.dn[:400], "usn": entry.usn, **change.details}
             event_id = audit.record(
@@ -200,7 +205,7 @@ def record(session: Session, services: Services, seen: Sequence[Seen]) -> int:
                 )
             )
             recorded += 1
-        _store(session, entry)
+        _store(session, entry, read_at)
     return recorded
 
 

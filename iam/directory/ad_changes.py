@@ -138,17 +138,6 @@ def ours(session: Session, dn: str, attributes: Iterable[str], *, since: dt.date
     )
 
 
-def forget_writes(session: Session, dn: str, attributes: Iterable[str]) -> None:
-    """A change explained by the ledger uses its notes up: a later change of the same attribute
-    by someone else is reported."""
-    wanted = [a.lower() for a in attributes]
-    session.execute(
-        delete(DirectoryWrite).where(
-            DirectoryWrite.dn == normalise_dn(dn)[:512], DirectoryWrite.attribute.in_(wanted)
-        )
-    )
-
-
 def purge_writes(session: Session, *, before: dt.datetime) -> None:
     session.execute(delete(DirectoryWrite).where(DirectoryWrite.at < before))
 
