@@ -41,11 +41,15 @@ def _stats() -> Any:
     if start > end or (end - start).days > 366:
         return _bad("The period must start before it ends and last at most 367 days.")
     agency = request.args.get("agency")
+    client_id = request.args.get("client_id") or None
+    for value, size in ((agency, 64), (client_id, 128)):
+        if value is not None and (len(value) > size or "\x00" in value):
+            return _bad("client_id or agency is too long or holds characters no client has.")
     report = stats.report(
         reader(),
         start=start,
         end=end,
-        client_id=request.args.get("client_id") or None,
+        client_id=client_id,
         agency=agency if agency not in (None, "") else None,
     )
     resp = jsonify(report.model_dump(mode="json"))

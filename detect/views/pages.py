@@ -114,6 +114,9 @@ def _period() -> tuple[dt.date, dt.date, str | None, str | None]:
         abort(400, _("The period must start before it ends and last at most a year."))
     client = request.args.get("client_id") or None
     agency = request.args.get("agency")
+    for value, size in ((agency, 64), (client, 128)):
+        if value is not None and (len(value) > size or "\x00" in value):
+            abort(400, _("No application or agency has such a name."))
     return start, end, client, agency if agency not in (None, "") else None
 
 

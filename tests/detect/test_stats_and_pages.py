@@ -163,5 +163,9 @@ def test_statistics_page_csv_and_api(services: Services, officer_app: Flask) -> 
     body: dict[str, Any] = resp.get_json()
     assert resp.status_code == 200, body
     assert body["clients"][0]["agency"] == "AG-7" and body["clients"][0]["metrics"]["signin"] == 4
+    bad = api.get("/api/v1/stats?agency=%00", headers={"Authorization": f"Bearer {token('stats')}"})
+    assert bad.status_code == 400
+    metrics = api.get("/metrics").get_data(as_text=True)
+    assert f'iam_agency_events_total{{agency="AG-7",client="{a}",metric="signin"}} 4.0' in metrics
     doc = api.get("/api/v1/openapi.json").get_json()
     assert "/api/v1/stats" in doc["paths"]
