@@ -763,9 +763,10 @@ class DetectSettings(Section):
     """Scope an access token needs for ``/api/v1/stats``."""
     stats_top_clients: int = Field(default=20, ge=1, le=1000)
     """Prometheus labels: the clients with most events get their own label, the rest ``other``."""
-    officers_group: str = ""
-    """Directory group whose members may read alerts, directory changes and statistics, besides
-    the security officers the other features know (PIM, access reviews)."""
+    officers_group: str = "iam-security-officers"
+    """Directory group whose members may read and handle alerts, directory changes and statistics
+    (the access reviews' officer group by default), besides the security officers registered in
+    the core (``pim.security_officers`` and PIM's officer group)."""
 
 
 Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

@@ -18,8 +18,15 @@ from sqlalchemy import func, select
 
 from detect.models import Alert, Cursor
 from iam.models.audit import AuditEvent
-from tests.e2e.conftest import LiveProvider, _provider_env, free_port
+from tests.e2e.conftest import CI, DEMO_PASSWORD, LiveProvider, _provider_env, free_port
 from tests.smtp import SmtpSink
+
+try:
+    from playwright.sync_api import Page, expect
+except ImportError:
+    if CI:
+        raise
+    pytest.skip("the playwright Python package is not installed", allow_module_level=True)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -104,7 +111,7 @@ def attempt(provider: LiveProvider, username: str) -> None:
 
 
 def test_spraying_and_brute_force_raise_one_alert_each_mailed(
-    provider: LiveProvider, smtp_sink: SmtpSink
+    provider: LiveProvider, smtp_sink: SmtpSink, page: Page
 ) -> None:
     svc = provider.services()
 
@@ -155,3 +162,21 @@ def test_spraying_and_brute_force_raise_one_alert_each_mailed(
         raised = s.scalars(select(AuditEvent).where(AuditEvent.event == "alert.raised")).all()
     assert sorted(str(e.details["rule"]) for e in raised) == ["brute_force", "password_spraying"]
     assert all(e.severity == "critical" for e in raised)
+
+    # the security officer (the demo's admin) closes the spraying alert in Chromium
+    page.goto(f"{provider.issuer}/login")
+    page.get_by_label("Username", exact=True).fill("admin")
+    page.get_by_label("Password", exact=True).fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).not_to_have_url(re.compile(r"/login$"))
+    page.goto(f"{provider.issuer}/security/alerts")
+    expect(page.locator("#alerts tbody tr")).to_have_count(2)
+    page.locator('#alerts tr[data-rule="password_spraying"] a').click()
+    page.get_by_role("button", name="Close").click()
+    expect(page.locator("#form-error")).to_contain_text("needs a comment")
+    page.get_by_label("Comment (needed to close)").fill("Blocked 127.0.0.0/24 at the firewall")
+    page.get_by_role("button", name="Close").click()
+    expect(page.locator("#alert-state")).to_have_text("closed")
+    with svc.reader() as s:
+        closed = s.scalars(select(Alert).where(Alert.rule == "password_spraying")).one()
+    assert (closed.state, closed.comment) == ("closed", "Blocked 127.0.0.0/24 at the firewall")
