@@ -209,7 +209,8 @@ def test_header_names_the_organisation_and_navigation_follows_rights(
         ],
         "admin": [
             "Your account", "Security devices", "Change password", "Privileged roles",
-            "Security overview", "Access reviews", "Review campaigns", "Sign out",
+            "Security overview", "Access reviews", "Review campaigns", "Security alerts",
+            "AD changes outside the provider", "Statistics per agency", "Sign out",
         ],
     }  # fmt: skip
     for username, links in expected.items():
