@@ -347,6 +347,8 @@ def test_pages_fit_a_390_px_phone(town: LiveProvider, browser: Any, shots: Path)
         admin.set_viewport_size(NARROW)
         box = revoke.bounding_box()
         assert box is not None and box["x"] + box["width"] <= 390, box
+        for path in ("/security/alerts", "/security/directory-changes", "/security/statistics"):
+            _check_fits(admin, path, shots, "detect-" + path.rsplit("/", 1)[1])
 
         _dead_joiner(town)
         _check_fits(bob, "/hr/events", shots, "hr-events")
