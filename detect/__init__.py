@@ -22,7 +22,7 @@ def init_app(app: Flask, services: Services) -> None:
     pages.register_navigation(app)
     app.register_blueprint(api.bp)
     app.extensions.setdefault("iam.openapi_paths", []).append(api.openapi_paths())
-    api.register_metrics(services)
+    api.register_metrics(app, services)
 
 
 def register(cli: click.Group) -> None:

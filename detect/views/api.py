@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Flask, jsonify, request
 
 from detect.service import stats
 from iam import clock
@@ -135,8 +135,9 @@ class StatsCollector:
 _collector: StatsCollector | None = None
 
 
-def register_metrics(svc: Services) -> None:
-    """Once per process (the default registry is global); a later app's services replace it."""
+def register_metrics(app: Flask, svc: Services) -> None:
+    """In the default registry once per process (it is global; a later app's services replace
+    it), and in the app's list for multi-process scrapes (``iam serve``)."""
     global _collector
     if _collector is None:
         from prometheus_client import REGISTRY
@@ -145,3 +146,4 @@ def register_metrics(svc: Services) -> None:
         REGISTRY.register(_collector)
     else:
         _collector.services = svc
+    app.extensions.setdefault("iam.metrics_collectors", []).append(StatsCollector(svc))

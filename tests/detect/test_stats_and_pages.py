@@ -5,6 +5,7 @@ CSRF, alert handling)."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,7 +122,7 @@ def test_pages_deny_by_default_and_officer_closes_alert(services: Services, offi
         assert alert is not None and (alert.state, alert.comment) == ("closed", "Known scanner")
 
 
-def test_statistics_page_csv_and_api(services: Services, officer_app: Flask) -> None:
+def test_statistics_page_csv_and_api(services: Services, officer_app: Flask, tmp_path: Path) -> None:
     a, _b = _traffic(services)
     stats.run(services)
     clock.freeze(DAY1 + dt.timedelta(days=2))
@@ -165,7 +166,10 @@ def test_statistics_page_csv_and_api(services: Services, officer_app: Flask) -> 
     assert body["clients"][0]["agency"] == "AG-7" and body["clients"][0]["metrics"]["signin"] == 4
     bad = api.get("/api/v1/stats?agency=%00", headers={"Authorization": f"Bearer {token('stats')}"})
     assert bad.status_code == 400
-    metrics = api.get("/metrics").get_data(as_text=True)
-    assert f'iam_agency_events_total{{agency="AG-7",client="{a}",metric="signin"}} 4.0' in metrics
+    line = f'iam_agency_events_total{{agency="AG-7",client="{a}",metric="signin"}} 4.0'
+    assert line in api.get("/metrics").get_data(as_text=True)
+    with pytest.MonkeyPatch.context() as mp:  # as under `iam serve` (gunicorn, several processes)
+        mp.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+        assert line in api.get("/metrics").get_data(as_text=True)
     doc = api.get("/api/v1/openapi.json").get_json()
     assert "/api/v1/stats" in doc["paths"]
