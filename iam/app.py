@@ -17,7 +17,7 @@ from iam.config import Settings, load_settings
 from iam.services import Services
 
 #: Feature packages, loaded by name so the core never imports them statically.
-FEATURES: tuple[str, ...] = ("sso", "pim", "provisioning")
+FEATURES: tuple[str, ...] = ("sso", "pim", "provisioning", "detect")
 
 ROOT = Path(__file__).resolve().parent.parent
 

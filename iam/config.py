@@ -390,6 +390,8 @@ class Settings(BaseSettings):
     """The administration console under ``/admin/`` (who holds which administrative role)."""
     requests: RequestSettings = Field(default_factory=lambda: RequestSettings())
     """Access requests (catalogue, approval chain, working calendar, ``provisioning/requests``)."""
+    detect: DetectSettings = Field(default_factory=lambda: DetectSettings())
+    """Detection and alerts, AD changes outside the provider, per-agency statistics (``detect``)."""
 
     @classmethod
     def settings_customise_sources(
@@ -935,6 +937,44 @@ class RequestSettings(Section):
     """Decision numbers read ``<prefix>/<year>/<request number>`` (register of authorised persons)."""
     tick_interval: float = Field(default=300.0, gt=0)
     """Seconds between the worker's passes over deadlines (reminders, escalation)."""
+
+
+DETECT_RULES_FILE = Path(__file__).resolve().parent.parent / "policies" / "alerts.toml"
+"""The detection rules shipped with the project (``policies/alerts.toml``)."""
+
+
+class DetectSettings(Section):
+    """Detection and immediate alerts, changes made in AD outside the provider, per-agency
+    statistics (the ``detect`` package; R-AUD-2, R-AUD-4, Cluj)."""
+
+    rules_file: Path = DETECT_RULES_FILE
+    """Detection rules, thresholds, windows and alert recipients (TOML), validated at start."""
+    interval: float = Field(default=1.0, gt=0)
+    """Seconds between the worker's passes over new (sealed) audit events: detection and the
+    per-agency counters. With the audit seal every second, an alert follows its event within
+    about two seconds."""
+    batch: int = Field(default=5000, ge=1)
+    """Audit events read per pass."""
+    hits_retention: int = Field(default=7 * 24 * 3600, ge=60)
+    """Seconds rule hits are kept (at least the longest rule window)."""
+    ad_changes: bool = True
+    """Follow changes in Active Directory (``directory.kind = "ad"``) and report those the
+    provider did not make."""
+    ad_poll_interval: float = Field(default=60.0, gt=0)
+    """Seconds between polls of the directory's ``uSNChanged``."""
+    ad_base_dn: str = ""
+    """Subtree followed (default ``directory.base_dn``)."""
+    ad_own_write_window: int = Field(default=24 * 3600, ge=60)
+    """Seconds a write of the provider stays on its ledger: a change of that attribute on that
+    entry seen by a poll within this time is ours, not reported."""
+    stats_api_scope: str = "stats"
+    """Scope an access token needs for ``/api/v1/stats``."""
+    stats_top_clients: int = Field(default=20, ge=1, le=1000)
+    """Prometheus labels: the clients with most events get their own label, the rest ``other``."""
+    officers_group: str = "iam-security-officers"
+    """Directory group whose members may read and handle alerts, directory changes and statistics
+    (the access reviews' officer group by default), besides the security officers registered in
+    the core (``pim.security_officers`` and PIM's officer group)."""
 
 
 Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

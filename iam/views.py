@@ -23,6 +23,10 @@ from iam.web import db, ip_allowed, require_scope, services
 
 bp = Blueprint("iam", __name__)
 
+METRICS_COLLECTORS = "iam.metrics_collectors"
+"""``app.extensions`` key: Prometheus collectors features add (computed at scrape time, e.g. from
+the database); with gunicorn's multi-process metrics they join each scrape's registry."""
+
 REQUESTS = Counter("iam_http_requests_total", "HTTP requests", ["endpoint", "status"])
 LATENCY = Histogram("iam_http_request_seconds", "HTTP request latency", ["endpoint"])
 
@@ -74,6 +78,8 @@ def metrics() -> Response:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        for collector in current_app.extensions.get(METRICS_COLLECTORS, []):
+            registry.register(collector)  # features' collectors that read the database
     body = generate_latest(registry) if registry else generate_latest()
     if services().settings.siem.destinations:
         from iam.siem.service import metrics_text

@@ -4,6 +4,7 @@ from iam.db import Base
 from iam.models.audit import AuditEvent, AuditHead
 from iam.models.audit_ops import AuditArchive, AuditReview, SiemCursor
 from iam.models.backup import BackupRecord
+from iam.models.directory import DirectoryWrite
 from iam.models.identity import Identity, LocalGroup, LocalGroupMember, LocalUser
 from iam.models.jobs import Job, JobStatus
 from iam.models.lockout import LockoutCounter
@@ -16,6 +17,7 @@ __all__ = [
     "BackupRecord",
     "AuditReview",
     "Base",
+    "DirectoryWrite",
     "Identity",
     "Job",
     "JobStatus",
