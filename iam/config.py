@@ -377,6 +377,8 @@ class Settings(BaseSettings):
     """HR-driven joiners, movers and leavers (the ``provisioning`` package)."""
     reviews: ReviewSettings = Field(default_factory=lambda: ReviewSettings())
     """Access reviews (recertification campaigns, ``provisioning/reviews``)."""
+    operations: OperationsSettings = Field(default_factory=lambda: OperationsSettings())
+    """The console's Operations pages: worker heartbeats and dependency health checks."""
 
     @classmethod
     def settings_customise_sources(
@@ -727,6 +729,17 @@ class ReviewSettings(Section):
     """No sign-in for this many days → the recommendation is to revoke."""
     tick_interval: float = Field(default=60.0, gt=0)
     """Seconds between the worker's passes: scheduled starts, reminders, escalation, deadlines."""
+
+
+class OperationsSettings(Section):
+    """The console's Operations pages (jobs, workers, health of each dependency)."""
+
+    worker_heartbeat_interval: float = Field(default=15.0, gt=0)
+    """Seconds between a worker's heartbeats (a row in ``worker_heartbeats``)."""
+    worker_alive_seconds: int = Field(default=60, ge=5)
+    """A worker not seen for this many seconds is shown as not alive (and health says so)."""
+    health_timeout: float = Field(default=3.0, gt=0, le=30)
+    """Seconds each health check (e.g. the mail relay) may take before it counts as failing."""
 
 
 Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

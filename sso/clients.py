@@ -17,10 +17,17 @@ from sqlalchemy.orm import Session
 from iam import audit, events
 from iam.crypto import Cipher, equal, token_hash
 from iam.errors import Conflict, NotFound, ValidationFailed
+from iam.models.audit import AuditEvent
 from sso.models import AuthMethod, Client
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 SUPPORTED_SCOPES = ("openid", "profile", "email", "groups", "offline_access")
+SECRET_METHODS = (
+    AuthMethod.CLIENT_SECRET_BASIC,
+    AuthMethod.CLIENT_SECRET_POST,
+    AuthMethod.CLIENT_SECRET_JWT,
+)
+"""Authentication methods that use a client secret."""
 
 
 @dataclass
@@ -129,15 +136,8 @@ def create_client(
         require_acr=spec.require_acr or None,
         disabled=False,
     )
-    if method in (
-        AuthMethod.CLIENT_SECRET_BASIC,
-        AuthMethod.CLIENT_SECRET_POST,
-        AuthMethod.CLIENT_SECRET_JWT,
-    ):
-        secret = secrets.token_urlsafe(32)
-        row.secret_hash = token_hash(secret)
-        if method == AuthMethod.CLIENT_SECRET_JWT:
-            row.secret_encrypted = cipher.encrypt(secret.encode(), context=client_id.encode())
+    if method in SECRET_METHODS:
+        secret = _new_secret(row, cipher)
     session.add(row)
     session.flush()
     events.client_changed.send(client_id)
@@ -163,22 +163,36 @@ def list_clients(session: Session) -> list[Client]:
     return list(session.scalars(select(Client).order_by(Client.name)))
 
 
-def remove_client(session: Session, client_id: str, *, actor: str) -> None:
+def remove_client(
+    session: Session, client_id: str, *, actor: str, reason: str = "", ip: str | None = None
+) -> None:
     row = get_client(session, client_id)
     session.delete(row)
     session.flush()
     events.client_changed.send(client_id)
+    details: dict[str, Any] = {"name": row.name}
+    if reason:
+        details["reason"] = reason
     audit.record(
         session,
         "client.removed",
         severity=audit.Severity.SIGNIFICANT,
         actor=actor,
         client_id=client_id,
-        details={"name": row.name},
+        ip=ip,
+        details=details,
     )
 
 
-def set_disabled(session: Session, client_id: str, disabled: bool, *, actor: str) -> Client:
+def set_disabled(
+    session: Session,
+    client_id: str,
+    disabled: bool,
+    *,
+    actor: str,
+    reason: str = "",
+    ip: str | None = None,
+) -> Client:
     row = get_client(session, client_id)
     row.disabled = disabled
     session.flush()
@@ -189,6 +203,8 @@ def set_disabled(session: Session, client_id: str, disabled: bool, *, actor: str
         severity=audit.Severity.SIGNIFICANT,
         actor=actor,
         client_id=client_id,
+        ip=ip,
+        details={"reason": reason} if reason else None,
     )
     return row
 
@@ -209,6 +225,130 @@ def set_required_level(session: Session, client_id: str, level: str | None, *, a
         details={"before": before, "after": row.require_acr},
     )
     return row
+
+
+def spec_of(client: Client) -> ClientSpec:
+    """The registration of a client as a :class:`ClientSpec` (to edit it)."""
+    return ClientSpec(
+        name=client.name,
+        client_id=client.client_id,
+        redirect_uris=list(client.redirect_uris),
+        post_logout_redirect_uris=list(client.post_logout_redirect_uris),
+        grant_types=list(client.grant_types),
+        scopes=list(client.scopes),
+        audiences=list(client.audiences),
+        token_endpoint_auth_method=client.token_endpoint_auth_method,
+        backchannel_logout_uri=client.backchannel_logout_uri,
+        allowed_networks=list(client.allowed_networks),
+        agency_code=client.agency_code,
+        require_consent=client.require_consent,
+        jwks=dict(client.jwks) if client.jwks else None,
+        id_token_alg=client.id_token_alg,
+        require_acr=client.require_acr,
+    )
+
+
+def _new_secret(row: Client, cipher: Cipher) -> str:
+    secret = secrets.token_urlsafe(32)
+    row.secret_hash = token_hash(secret)
+    row.secret_encrypted = (
+        cipher.encrypt(secret.encode(), context=row.client_id.encode())
+        if row.token_endpoint_auth_method == AuthMethod.CLIENT_SECRET_JWT
+        else None
+    )
+    return secret
+
+
+def update_client(
+    session: Session,
+    cipher: Cipher,
+    client_id: str,
+    spec: ClientSpec,
+    *,
+    actor: str,
+    allow_http: bool,
+    reason: str = "",
+    ip: str | None = None,
+) -> tuple[Client, str | None]:
+    """Change a client's registration (same validation as :func:`create_client`). Returns the
+    client and, when it moved to a secret-based method without a secret, its new secret (shown
+    once); a move away from a secret-based method deletes the stored secret."""
+    validate_spec(spec, allow_http=allow_http)
+    row = get_client(session, client_id)
+    before = client_as_dict(row)
+    method = AuthMethod(spec.token_endpoint_auth_method)
+    old_method = row.token_endpoint_auth_method
+    row.name = spec.name.strip()
+    row.token_endpoint_auth_method = method
+    row.redirect_uris = list(dict.fromkeys(spec.redirect_uris))
+    row.post_logout_redirect_uris = list(dict.fromkeys(spec.post_logout_redirect_uris))
+    row.grant_types = list(dict.fromkeys(spec.grant_types))
+    row.scopes = list(dict.fromkeys(spec.scopes))
+    row.audiences = list(dict.fromkeys(spec.audiences))
+    row.jwks = spec.jwks if method == AuthMethod.PRIVATE_KEY_JWT else None
+    row.backchannel_logout_uri = spec.backchannel_logout_uri or None
+    row.allowed_networks = list(spec.allowed_networks)
+    row.agency_code = spec.agency_code or None
+    row.require_consent = spec.require_consent
+    row.id_token_alg = spec.id_token_alg or None
+    row.require_acr = spec.require_acr or None
+    secret: str | None = None
+    if method in SECRET_METHODS:
+        jwt_change = (method == AuthMethod.CLIENT_SECRET_JWT) != (old_method == AuthMethod.CLIENT_SECRET_JWT)
+        if not row.secret_hash or jwt_change:
+            secret = _new_secret(row, cipher)
+    else:
+        row.secret_hash = None
+        row.secret_encrypted = None
+    session.flush()
+    after = client_as_dict(row)
+    changed = sorted(k for k in after if k not in ("updated_at",) and after.get(k) != before.get(k))
+    events.client_changed.send(client_id)
+    audit.record(
+        session,
+        "client.updated",
+        severity=audit.Severity.SIGNIFICANT,
+        actor=actor,
+        client_id=client_id,
+        ip=ip,
+        details={"changed": changed, "reason": reason, "new_credential": secret is not None},
+    )
+    return row, secret
+
+
+def rotate_secret(
+    session: Session, cipher: Cipher, client_id: str, *, actor: str, reason: str = "", ip: str | None = None
+) -> str:
+    """A new secret for a confidential client; the old one stops working at once. The secret
+    is returned once and stored only as a hash (encrypted too for ``client_secret_jwt``)."""
+    row = get_client(session, client_id)
+    if row.token_endpoint_auth_method not in SECRET_METHODS:
+        raise ValidationFailed("This application does not authenticate with a secret.")
+    secret = _new_secret(row, cipher)
+    session.flush()
+    events.client_changed.send(client_id)
+    audit.record(
+        session,
+        "client.credential_rotated",
+        severity=audit.Severity.SIGNIFICANT,
+        actor=actor,
+        client_id=client_id,
+        ip=ip,
+        details={"reason": reason},
+    )
+    return secret
+
+
+def recent_activity(session: Session, client_id: str, *, limit: int = 20) -> list[AuditEvent]:
+    """The latest audit events about one client (sign-ins, tokens, changes), newest first."""
+    return list(
+        session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.client_id == client_id)
+            .order_by(AuditEvent.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 def check_secret(client: Client, secret: str) -> bool:

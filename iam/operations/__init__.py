@@ -1,0 +1,1 @@
+"""The console's Operations pages (core): jobs, workers, effective settings, health."""
