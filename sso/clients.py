@@ -52,59 +52,84 @@ class ClientSpec:
     """Minimum level of assurance (a name from ``mfa.levels``; checked by the caller)."""
 
 
-def _check_uri(uri: str, what: str, *, allow_http: bool) -> None:
-    parts = urlsplit(uri)
+class InvalidClient(ValidationFailed):
+    """A registration was refused; ``field`` names the setting at fault (the console shows the
+    message next to it; the CLI and API show the message)."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _check_uri(uri: str, what: str, *, allow_http: bool, field: str) -> None:
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        raise InvalidClient(f"The {what} {uri!r} is not an absolute http(s) URL.", field) from None
     if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise ValidationFailed(f"The {what} {uri!r} is not an absolute http(s) URL.")
+        raise InvalidClient(f"The {what} {uri!r} is not an absolute http(s) URL.", field)
     if parts.fragment:
-        raise ValidationFailed(f"The {what} {uri!r} must not contain a fragment.")
+        raise InvalidClient(f"The {what} {uri!r} must not contain a fragment.", field)
     local = parts.hostname in ("localhost", "127.0.0.1", "::1")
     if parts.scheme == "http" and not (allow_http or local):
-        raise ValidationFailed(f"The {what} {uri!r} must use https.")
+        raise InvalidClient(f"The {what} {uri!r} must use https.", field)
 
 
 def validate_spec(spec: ClientSpec, *, allow_http: bool) -> None:
+    """Refuse an invalid registration with :class:`InvalidClient` (nothing is stored)."""
     if not spec.name.strip():
-        raise ValidationFailed("A client needs a name.")
+        raise InvalidClient("A client needs a name.", "name")
     try:
         method = AuthMethod(spec.token_endpoint_auth_method)
     except ValueError:
         allowed = ", ".join(m.value for m in AuthMethod)
-        raise ValidationFailed(
-            f"Unknown token endpoint auth method {spec.token_endpoint_auth_method!r}; use one of {allowed}."
+        raise InvalidClient(
+            f"Unknown token endpoint auth method {spec.token_endpoint_auth_method!r}; use one of {allowed}.",
+            "token_endpoint_auth_method",
         ) from None
     bad = [g for g in spec.grant_types if g not in GRANT_TYPES]
     if bad or not spec.grant_types:
-        raise ValidationFailed(f"Unsupported grant type(s) {bad or '(none)'}; use {', '.join(GRANT_TYPES)}.")
+        raise InvalidClient(
+            f"Unsupported grant type(s) {bad or '(none)'}; use {', '.join(GRANT_TYPES)}.", "grant_types"
+        )
     if "authorization_code" in spec.grant_types and not spec.redirect_uris:
-        raise ValidationFailed("A client using the authorization code grant needs a redirect URI.")
+        raise InvalidClient(
+            "A client using the authorization code grant needs a redirect URI.", "redirect_uris"
+        )
     if "refresh_token" in spec.grant_types and "authorization_code" not in spec.grant_types:
-        raise ValidationFailed("The refresh_token grant needs the authorization_code grant.")
+        raise InvalidClient("The refresh_token grant needs the authorization_code grant.", "grant_types")
     if method == AuthMethod.NONE and "client_credentials" in spec.grant_types:
-        raise ValidationFailed("A public client cannot use the client credentials grant.")
+        raise InvalidClient(
+            "A public client cannot use the client credentials grant.", "token_endpoint_auth_method"
+        )
     if method == AuthMethod.PRIVATE_KEY_JWT:
         if not spec.jwks:
-            raise ValidationFailed("private_key_jwt needs the client's public keys (--jwks).")
+            raise InvalidClient("private_key_jwt needs the client's public keys (--jwks).", "jwks")
         try:
             KeySet.import_key_set(spec.jwks)  # type: ignore[arg-type]
         except (JoseError, ValueError, KeyError, TypeError):
-            raise ValidationFailed("The client's JWKS is not a valid JSON Web Key Set.") from None
+            raise InvalidClient("The client's JWKS is not a valid JSON Web Key Set.", "jwks") from None
     for uri in spec.redirect_uris:
-        _check_uri(uri, "redirect URI", allow_http=allow_http)
+        _check_uri(uri, "redirect URI", allow_http=allow_http, field="redirect_uris")
     for uri in spec.post_logout_redirect_uris:
-        _check_uri(uri, "post-logout redirect URI", allow_http=allow_http)
+        _check_uri(uri, "post-logout redirect URI", allow_http=allow_http, field="post_logout_redirect_uris")
     if spec.backchannel_logout_uri:
-        _check_uri(spec.backchannel_logout_uri, "back-channel logout URI", allow_http=allow_http)
+        _check_uri(
+            spec.backchannel_logout_uri,
+            "back-channel logout URI",
+            allow_http=allow_http,
+            field="backchannel_logout_uri",
+        )
     for net in spec.allowed_networks:
         try:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
-            raise ValidationFailed(f"{net!r} is not an IP address or network.") from None
+            raise InvalidClient(f"{net!r} is not an IP address or network.", "allowed_networks") from None
     unknown = [s for s in spec.scopes if not s or " " in s]
     if unknown:
-        raise ValidationFailed("Scopes must be single words.")
+        raise InvalidClient("Scopes must be single words.", "scopes")
     if spec.id_token_alg and spec.id_token_alg not in ("ES256", "RS256"):
-        raise ValidationFailed("The ID token algorithm must be ES256 or RS256.")
+        raise InvalidClient("The ID token algorithm must be ES256 or RS256.", "id_token_alg")
 
 
 def create_client(
@@ -406,7 +431,28 @@ def parse_jwks(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
-        raise ValidationFailed("The JWKS is not valid JSON.") from None
+        raise InvalidClient("The JWKS is not valid JSON.", "jwks") from None
     if not isinstance(value, dict) or "keys" not in value:
-        raise ValidationFailed('The JWKS must be an object with a "keys" list.')
+        raise InvalidClient('The JWKS must be an object with a "keys" list.', "jwks")
     return value
+
+
+def parse_public_keys(text: str) -> dict[str, Any]:
+    """The client's public keys as a JWKS, from a JWKS (JSON) or a PEM public key."""
+    text = text.strip()
+    if not text.startswith("-----BEGIN"):
+        return parse_jwks(text)
+    from joserfc.jwk import ECKey, RSAKey
+
+    for kind in (RSAKey, ECKey):
+        try:
+            key = kind.import_key(text)
+        except (JoseError, ValueError, TypeError):
+            continue
+        if key.is_private:
+            raise InvalidClient("Paste the public key only, never the private key.", "jwks")
+        data = key.as_dict(private=False)
+        data["kid"] = key.thumbprint()
+        data.setdefault("use", "sig")
+        return {"keys": [data]}
+    raise InvalidClient("The PEM text is not an RSA or EC public key.", "jwks")
