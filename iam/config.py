@@ -379,6 +379,8 @@ class Settings(BaseSettings):
     """Access reviews (recertification campaigns, ``provisioning/reviews``)."""
     operations: OperationsSettings = Field(default_factory=lambda: OperationsSettings())
     """The console's Operations pages: worker heartbeats and dependency health checks."""
+    admin: AdminSettings = Field(default_factory=lambda: AdminSettings())
+    """The administration console under ``/admin/`` (who holds which administrative role)."""
 
     @classmethod
     def settings_customise_sources(
@@ -740,6 +742,42 @@ class OperationsSettings(Section):
     """A worker not seen for this many seconds is shown as not alive (and health says so)."""
     health_timeout: float = Field(default=3.0, gt=0, le=30)
     """Seconds each health check (e.g. the mail relay) may take before it counts as failing."""
+
+
+class AdminSettings(Section):
+    """The administration console (``/admin/``): who holds which administrative role. A person
+    holds a role when they are in its directory group (nested membership counts) or their
+    username is in its list. Roles add up; nobody holds one by default."""
+
+    it_admin_group: str = "iam-it-admins"
+    """Directory group of the IT administrators (applications, keys, jobs, settings view)."""
+    helpdesk_group: str = "iam-helpdesk"
+    """Directory group of the help desk (people: look up, unlock, end sessions, reset the
+    password and second factor of ordinary accounts — never of privileged ones)."""
+    security_officer_group: str = ""
+    """Directory group of the security officers (audit, alerts, PIM, reviews). Default (''):
+    ``reviews.security_officer_group``; ``pim.security_officer_group`` counts as well."""
+    hr_operator_group: str = ""
+    """Directory group of the HR operators (the HR pages). Default (''):
+    ``provisioning.operators_group``."""
+    auditor_group: str = "iam-auditors"
+    """Directory group of the auditors: they read every console page and change nothing."""
+    it_admins: list[str] = Field(default_factory=list)
+    """Usernames who are IT administrators besides the group's members."""
+    helpdesk: list[str] = Field(default_factory=list)
+    """Usernames who are help desk besides the group's members."""
+    security_officers: list[str] = Field(default_factory=list)
+    """Usernames who are security officers besides the group's members
+    (``pim.security_officers`` and ``reviews.security_officers`` count as well)."""
+    hr_operators: list[str] = Field(default_factory=list)
+    """Usernames who are HR operators besides the group's members."""
+    auditors: list[str] = Field(default_factory=list)
+    """Usernames who are auditors besides the group's members."""
+    minimum_level: str = "mfa"
+    """Sign-in level (one of ``mfa.levels``) needed to enter the console; a session below it is
+    sent to the step-up flow first."""
+    page_size: int = Field(default=50, ge=5, le=500)
+    """Rows per page in the console's lists (people search, audit search)."""
 
 
 Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

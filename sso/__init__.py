@@ -29,6 +29,9 @@ def init_app(app: Flask, services: Services) -> None:
     app.register_blueprint(views.bp)
     app.register_blueprint(views.mfa.bp)  # second factors and step-up (/mfa/…)
     views.account.register_navigation(app)
+    from sso.views import admin_auth
+
+    admin_auth.init_app(app)  # the console (iam.admin) asks us who is signed in
     from sso.mfa import openapi as mfa_openapi
 
     app.extensions.setdefault("iam.openapi_paths", []).append(mfa_openapi.paths())
