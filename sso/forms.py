@@ -71,7 +71,7 @@ KINDS: dict[str, dict[str, object]] = {
 }
 
 
-class MultiCheckboxField(SelectMultipleField):  # type: ignore[misc]
+class MultiCheckboxField(SelectMultipleField):
     widget = ListWidget(prefix_label=False)
     option_widget = CheckboxInput()
 
@@ -84,7 +84,7 @@ class KindForm(FlaskForm):  # type: ignore[misc]
 
     kind = RadioField(
         _l("Kind of application"),
-        choices=[(k, v["label"]) for k, v in KINDS.items()],
+        choices=[(k, str(v["label"])) for k, v in KINDS.items()],
         validators=[DataRequired(message=_l("Choose the kind of application."))],
     )
 

@@ -21,6 +21,7 @@ from iam.operations import service
 from iam.web import db, reader, services
 
 bp = Blueprint("admin_ops", __name__, url_prefix="/admin/operations")
+IT = frozenset({Role.IT_ADMIN})
 
 JOB_LABELS = {
     "pending": _l("Waiting"),
@@ -58,12 +59,12 @@ def _job_action(job_id: str, action: str) -> Any:
     try:
         if action == "retry":
             job = service.retry_job(
-                db(), job_id, actor=admin_actor(), reason=form.reason.data, ip=g.get("client_ip")
+                db(), job_id, actor=admin_actor(), reason=form.reason.data or "", ip=g.get("client_ip")
             )
             flash(_("The job %(kind)s will run again now.", kind=job.kind))
         else:
             job = service.discard_job(
-                db(), job_id, actor=admin_actor(), reason=form.reason.data, ip=g.get("client_ip")
+                db(), job_id, actor=admin_actor(), reason=form.reason.data or "", ip=g.get("client_ip")
             )
             flash(_("The job %(kind)s was discarded.", kind=job.kind))
     except NotFound:
@@ -120,9 +121,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     register_admin_page(
         app,
-        AdminPage("admin_ops.jobs", _l("Jobs"), Section.OPERATIONS, roles={Role.IT_ADMIN}, order=10),
-        AdminPage("admin_ops.health", _l("Health"), Section.OPERATIONS, roles={Role.IT_ADMIN}, order=40),
-        AdminPage(
-            "admin_ops.settings", _l("Settings in effect"), Section.OPERATIONS, roles={Role.IT_ADMIN}, order=50
-        ),
+        AdminPage("admin_ops.jobs", _l("Jobs"), Section.OPERATIONS, roles=IT, order=10),
+        AdminPage("admin_ops.health", _l("Health"), Section.OPERATIONS, roles=IT, order=40),
+        AdminPage("admin_ops.settings", _l("Settings in effect"), Section.OPERATIONS, roles=IT, order=50),
     )
