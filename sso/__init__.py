@@ -32,6 +32,10 @@ def init_app(app: Flask, services: Services) -> None:
     from sso.views import admin_auth
 
     admin_auth.init_app(app)  # the console (iam.admin) asks us who is signed in
+    from sso.views import admin_apps, admin_keys
+
+    admin_apps.init_app(app)  # the console's Applications pages
+    admin_keys.init_app(app)  # the console's signing keys and card trust anchors
     from sso.mfa import openapi as mfa_openapi
 
     app.extensions.setdefault("iam.openapi_paths", []).append(mfa_openapi.paths())

@@ -259,8 +259,7 @@ def keys_rotate(ctx: Ctx, alg: tuple[str, ...], as_json: bool) -> None:
     from sso.models import KeyStatus, SigningKey
 
     services = ctx.services
-    t = services.settings.tokens
-    grace = max(t.key_rotation_grace, t.access_token_lifetime, t.id_token_lifetime)
+    grace = key_service.rotation_grace(services.settings)
     algs = alg or key_service.ALGORITHMS
     with services.transaction() as session:
         previous = {

@@ -336,7 +336,7 @@ def update_client(
         actor=actor,
         client_id=client_id,
         ip=ip,
-        details={"changed": changed, "reason": reason, "new_credential": secret is not None},
+        details={"changed": changed, "reason": reason, "new_key_issued": secret is not None},
     )
     return row, secret
 

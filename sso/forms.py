@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     HiddenField,
     PasswordField,
-    RadioField,
     SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # wtforms >= 3.3
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -76,17 +78,14 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class KindForm(FlaskForm):  # type: ignore[misc]
-    """Step 1 of the wizard: what kind of application."""
+class ChoiceField(SelectField):
+    """A select whose value, when a client leaves it out, is its default (as a browser sends)."""
 
-    class Meta:
-        csrf = False  # a GET form that changes nothing
-
-    kind = RadioField(
-        _l("Kind of application"),
-        choices=[(k, str(v["label"])) for k, v in KINDS.items()],
-        validators=[DataRequired(message=_l("Choose the kind of application."))],
-    )
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if valuelist:
+            super().process_formdata(valuelist)
+        else:
+            self.data = self.default
 
 
 class ApplicationForm(FlaskForm):  # type: ignore[misc]
@@ -98,9 +97,9 @@ class ApplicationForm(FlaskForm):  # type: ignore[misc]
     grant_types = MultiCheckboxField(
         _l("Grant types"),
         choices=[
-            ("authorization_code", _l("Authorization code (people sign in)")),
-            ("refresh_token", _l("Refresh tokens")),
-            ("client_credentials", _l("Client credentials (the application itself)")),
+            SelectChoice("authorization_code", _l("Authorization code (people sign in)")),
+            SelectChoice("refresh_token", _l("Refresh tokens")),
+            SelectChoice("client_credentials", _l("Client credentials (the application itself)")),
         ],
     )
     redirect_uris = TextAreaField(_l("Redirect URIs (one per line, exact)"), validators=[Length(max=8000)])
@@ -110,15 +109,18 @@ class ApplicationForm(FlaskForm):  # type: ignore[misc]
     backchannel_logout_uri = StringField(
         _l("Back-channel logout URI (optional)"), validators=[Optional(), Length(max=1024)]
     )
-    token_endpoint_auth_method = SelectField(
+    token_endpoint_auth_method = ChoiceField(
         _l("How the application authenticates"),
         choices=[
-            ("client_secret_basic", _l("Secret in the Authorization header (client_secret_basic)")),
-            ("client_secret_post", _l("Secret in the request body (client_secret_post)")),
-            ("client_secret_jwt", _l("JWT signed with the secret (client_secret_jwt)")),
-            ("private_key_jwt", _l("JWT signed with its private key (private_key_jwt)")),
-            ("none", _l("None: a public client (PKCE)")),
+            SelectChoice(
+                "client_secret_basic", _l("Secret in the Authorization header (client_secret_basic)")
+            ),
+            SelectChoice("client_secret_post", _l("Secret in the request body (client_secret_post)")),
+            SelectChoice("client_secret_jwt", _l("JWT signed with the secret (client_secret_jwt)")),
+            SelectChoice("private_key_jwt", _l("JWT signed with its private key (private_key_jwt)")),
+            SelectChoice("none", _l("None: a public client (PKCE)")),
         ],
+        default="client_secret_basic",
     )
     jwks = TextAreaField(
         _l("Public key for private_key_jwt: a JWKS (JSON) or a PEM public key"),
@@ -135,10 +137,15 @@ class ApplicationForm(FlaskForm):  # type: ignore[misc]
     agency_code = StringField(
         _l("Agency code (claim agency_code, optional)"), validators=[Optional(), Length(max=64)]
     )
-    require_acr = SelectField(_l("Minimum sign-in level"), choices=[])
-    id_token_alg = SelectField(
+    require_acr = ChoiceField(_l("Minimum sign-in level"), choices=[], default="")
+    id_token_alg = ChoiceField(
         _l("ID token signature"),
-        choices=[("", _l("The provider's default")), ("ES256", "ES256"), ("RS256", "RS256")],
+        choices=[
+            SelectChoice("", _l("The provider's default")),
+            SelectChoice("ES256", "ES256"),
+            SelectChoice("RS256", "RS256"),
+        ],
+        default="",
     )
     require_consent = BooleanField(_l("Third-party application: ask each person's consent"))
     reason = TextAreaField(_l("Reason (kept in the audit log)"), validators=[Length(max=500)])
