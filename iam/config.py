@@ -778,6 +778,9 @@ class AdminSettings(Section):
     sent to the step-up flow first."""
     page_size: int = Field(default=50, ge=5, le=500)
     """Rows per page in the console's lists (people search, audit search)."""
+    audit_verify_interval: int = Field(default=3600, ge=60)
+    """Seconds between the worker's verifications of the whole audit chain; the console's
+    audit page shows the latest result and when it ran."""
 
 
 Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

@@ -100,3 +100,23 @@ def seal_audit(services: Services) -> None:
     """Link new audit rows into the hash chain (R-AUD-3)."""
     with services.transaction() as session:
         audit.seal(session)
+
+
+def _verify_interval(settings: Any) -> float:
+    return float(settings.admin.audit_verify_interval)
+
+
+@periodic("iam.audit.verify", _verify_interval)
+def verify_audit(services: Services) -> None:
+    """Verify the whole chain now and then; the console shows the latest result (R-AUD-3)."""
+    from iam.admin.service.audit_search import verify_and_record
+
+    verify_and_record(services, actor="system")
+
+
+@handler("iam.audit.verify")
+def _verify_requested(services: Services, session: Session, payload: dict[str, Any]) -> None:
+    """A verification a security officer asked for in the console."""
+    from iam.admin.service.audit_search import verify_and_record
+
+    verify_and_record(services, actor=str(payload.get("actor") or "system"))

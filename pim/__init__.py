@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 def init_app(app: Flask, services: Services) -> None:
     from iam.app import csrf
     from pim import jobs, privileged, roles, tokens, views  # noqa: F401 — jobs register handlers
+    from pim.views import person_panel  # noqa: F401 — elevations on the console's person page
 
     roles.file_roles(services)  # invalid role files stop the start, naming file and key
     check_levels(services)

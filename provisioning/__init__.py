@@ -21,6 +21,7 @@ def init_app(app: Flask, services: Services) -> None:
         views,
     )
     from provisioning.reviews import definitions
+    from provisioning.views import person_panel  # noqa: F401 — HR record on the console's person page
 
     definitions.definitions(services)  # invalid definition files stop the start, naming file and key
     app.register_blueprint(views.bp)

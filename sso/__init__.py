@@ -29,9 +29,10 @@ def init_app(app: Flask, services: Services) -> None:
     app.register_blueprint(views.bp)
     app.register_blueprint(views.mfa.bp)  # second factors and step-up (/mfa/…)
     views.account.register_navigation(app)
-    from sso.views import admin_auth
+    from sso.views import admin_auth, admin_people
 
     admin_auth.init_app(app)  # the console (iam.admin) asks us who is signed in
+    admin_people.init_app(app)  # sessions, second factors and cards on a person's console page
     from sso.views import admin_apps, admin_keys
 
     admin_apps.init_app(app)  # the console's Applications pages

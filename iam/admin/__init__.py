@@ -408,7 +408,18 @@ def _shell_guard() -> Response | None:
 
 
 def init_app(app: Flask) -> None:
+    from iam.admin import views  # noqa: F401 — the core's pages: people, audit
+
     app.register_blueprint(bp)
+    register_admin_page(
+        app,
+        AdminPage(
+            "admin.people", _l("People"), Section.PEOPLE, roles=frozenset(views.people.LOOKUP), order=10
+        ),
+        AdminPage(
+            "admin.audit_search", _l("Audit log"), Section.AUDIT, roles=frozenset({Role.SECURITY_OFFICER})
+        ),
+    )
     app.before_request(_shell_guard)
 
     @app.context_processor

@@ -830,7 +830,10 @@ class ActiveDirectory:
         flt = _USERS
         if query:
             q = escape_filter_chars(query)
-            flt = f"(&{_USERS}(|({_A['username']}=*{q}*)({_A['display_name']}=*{q}*)({_A['email']}=*{q}*)))"
+            wanted = ("username", "display_name", "email", "given_name", "family_name", "upn")
+            terms = "".join(f"({_A[k]}=*{q}*)" for k in wanted)
+            # employeeNumber exactly: it is not indexed for substrings in a default AD schema
+            flt = f"(&{_USERS}(|{terms}({_A['employee_number']}={q})))"
         page_size = max(1, page_size)
 
         def page(conn: Connection, cookie: bytes | None) -> tuple[list[_Entry], bytes | None]:

@@ -1,7 +1,7 @@
 """worker heartbeats (the console's Operations pages)
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0016 (chained after the admin branch's 0016, merged here)
 Create Date: 2026-12-04 17:40:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import iam.db
 
 revision: str = "0017"
-down_revision: str | None = "0014"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -68,3 +68,19 @@ def test_a_view_without_roles_is_refused(services: Services) -> None:
     assert client.get("/admin/stray/").status_code == 403
     page = client.get("/admin/").get_data(as_text=True)
     assert "Stray" not in page  # a link never leads to a refusal
+
+
+@pytest.mark.parametrize("services", ["sqlite"], indirect=True)
+def test_demo_puts_a_person_in_every_role(services: Services) -> None:
+    from iam import demo
+    from iam.admin import roles_of
+
+    info = demo.seed(services, password="Demo-password-1")
+    settings = services.settings.model_copy(
+        update={"pim": services.settings.pim.model_copy(update={"security_officers": ["bob"]})}
+    )
+    for role, username in info["admin_roles"].items():
+        user = services.directory.find_user(username=username)
+        assert user is not None
+        assert Role(role) in roles_of(settings, username, services.directory.user_groups(user.id)), role
+    assert "/admin/" in info["message"]
