@@ -263,10 +263,10 @@ def eligibility_add() -> Any:
     return redirect(url_for("pim_admin.eligibility"))
 
 
-@bp.post("/eligibility/<int:row_id>/remove")
+@bp.post("/eligibility/<row_id>/remove")
 @require_admin(Role.SECURITY_OFFICER)
-def eligibility_remove(row_id: int) -> Any:
-    row = db().get(Eligibility, row_id)
+def eligibility_remove(row_id: str) -> Any:
+    row = db().get(Eligibility, int(row_id)) if row_id.isdigit() else None
     if row is None:
         abort(404)
     reason = _reason(ReasonForm())
