@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +48,8 @@ class ClientSpec:
     agency_code: str | None = None
     require_consent: bool = False
     jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
+    """Where the client publishes its public keys (``private_key_jwt``; instead of ``jwks``)."""
     id_token_alg: str | None = None
     client_id: str | None = None
     require_acr: str | None = None
@@ -102,7 +106,13 @@ def validate_spec(spec: ClientSpec, *, allow_http: bool) -> None:
         raise InvalidClient(
             "A public client cannot use the client credentials grant.", "token_endpoint_auth_method"
         )
-    if method == AuthMethod.PRIVATE_KEY_JWT:
+    if spec.jwks_uri:
+        if method != AuthMethod.PRIVATE_KEY_JWT:
+            raise InvalidClient("A JWKS URI is only used with private_key_jwt.", "jwks_uri")
+        if spec.jwks:
+            raise InvalidClient("Give the public keys or a JWKS URI, not both.", "jwks_uri")
+        _check_uri(spec.jwks_uri, "JWKS URI", allow_http=allow_http, field="jwks_uri")
+    if method == AuthMethod.PRIVATE_KEY_JWT and not spec.jwks_uri:
         if not spec.jwks:
             raise InvalidClient("private_key_jwt needs the client's public keys (--jwks).", "jwks")
         try:
@@ -153,6 +163,7 @@ def create_client(
         scopes=list(dict.fromkeys(spec.scopes)),
         audiences=list(dict.fromkeys(spec.audiences)),
         jwks=spec.jwks,
+        jwks_uri=spec.jwks_uri or None,
         backchannel_logout_uri=spec.backchannel_logout_uri,
         allowed_networks=spec.allowed_networks,
         agency_code=spec.agency_code,
@@ -268,6 +279,7 @@ def spec_of(client: Client) -> ClientSpec:
         agency_code=client.agency_code,
         require_consent=client.require_consent,
         jwks=dict(client.jwks) if client.jwks else None,
+        jwks_uri=client.jwks_uri,
         id_token_alg=client.id_token_alg,
         require_acr=client.require_acr,
     )
@@ -311,6 +323,7 @@ def update_client(
     row.scopes = list(dict.fromkeys(spec.scopes))
     row.audiences = list(dict.fromkeys(spec.audiences))
     row.jwks = spec.jwks if method == AuthMethod.PRIVATE_KEY_JWT else None
+    row.jwks_uri = (spec.jwks_uri or None) if method == AuthMethod.PRIVATE_KEY_JWT else None
     row.backchannel_logout_uri = spec.backchannel_logout_uri or None
     row.allowed_networks = list(spec.allowed_networks)
     row.agency_code = spec.agency_code or None
@@ -422,6 +435,8 @@ def client_as_dict(client: Client, secret: str | None = None) -> dict[str, Any]:
     }
     if client.jwks:
         data["jwks"] = client.jwks
+    if client.jwks_uri:
+        data["jwks_uri"] = client.jwks_uri
     if secret is not None:
         data["client_secret"] = secret
     return data
@@ -456,3 +471,48 @@ def parse_public_keys(text: str) -> dict[str, Any]:
         data.setdefault("use", "sig")
         return {"keys": [data]}
     raise InvalidClient("The PEM text is not an RSA or EC public key.", "jwks")
+
+
+# -- keys published by the client (private_key_jwt with a jwks_uri) -------------------------------
+JWKS_URI_TTL = 300.0
+"""Seconds a client's fetched key set is used before it is fetched again."""
+JWKS_URI_REFETCH = 10.0
+"""An unknown ``kid`` fetches the set again (the client rotated), at most this often."""
+JWKS_URI_TIMEOUT = 5.0
+JWKS_URI_MAX_BYTES = 64 * 1024
+
+_remote: dict[str, tuple[float, dict[str, Any]]] = {}
+_remote_lock = threading.Lock()
+
+
+def _fetch(uri: str) -> dict[str, Any]:
+    import httpx
+
+    with httpx.Client(timeout=JWKS_URI_TIMEOUT, follow_redirects=False, trust_env=False) as http:
+        resp = http.get(uri, headers={"Accept": "application/json"})
+    if resp.status_code != 200 or len(resp.content) > JWKS_URI_MAX_BYTES:
+        raise ValidationFailed("The client's JWKS URI did not answer with a key set.")
+    return parse_jwks(resp.text)
+
+
+def remote_jwks(uri: str, *, kid: str | None = None) -> dict[str, Any]:
+    """The key set a client publishes at ``uri`` (cached ``JWKS_URI_TTL`` seconds; fetched again
+    when ``kid`` is not in it, at most every ``JWKS_URI_REFETCH`` seconds). Raises
+    :class:`ValidationFailed` when it cannot be fetched."""
+    now = time.monotonic()
+    with _remote_lock:
+        cached = _remote.get(uri)
+    if cached is not None:
+        fetched_at, keys = cached
+        known = kid is None or any(k.get("kid") == kid for k in keys.get("keys", []))
+        if now - fetched_at < JWKS_URI_TTL and (known or now - fetched_at < JWKS_URI_REFETCH):
+            return keys
+    try:
+        keys = _fetch(uri)
+    except ValidationFailed:
+        raise
+    except Exception:
+        raise ValidationFailed("The client's JWKS URI could not be fetched.") from None
+    with _remote_lock:
+        _remote[uri] = (now, keys)
+    return keys

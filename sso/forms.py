@@ -126,6 +126,10 @@ class ApplicationForm(FlaskForm):  # type: ignore[misc]
         _l("Public key for private_key_jwt: a JWKS (JSON) or a PEM public key"),
         validators=[Length(max=20000)],
     )
+    jwks_uri = StringField(
+        _l("…or the address where it publishes its public keys (JWKS URI)"),
+        validators=[Optional(), Length(max=1024)],
+    )
     scopes = StringField(_l("Allowed scopes (separated by spaces)"), validators=[Length(max=2000)])
     audiences = TextAreaField(
         _l("Allowed audiences / resources (one per line)"), validators=[Length(max=4000)]

@@ -58,6 +58,7 @@ def _form(kind: str | None = None, client: Client | None = None) -> ApplicationF
             form.redirect_uris.data = "\n".join(spec.redirect_uris)
             form.post_logout_redirect_uris.data = "\n".join(spec.post_logout_redirect_uris)
             form.backchannel_logout_uri.data = spec.backchannel_logout_uri or ""
+            form.jwks_uri.data = spec.jwks_uri or ""
             form.token_endpoint_auth_method.data = spec.token_endpoint_auth_method
             form.scopes.data = " ".join(spec.scopes)
             form.audiences.data = "\n".join(spec.audiences)
@@ -81,7 +82,8 @@ def _spec(form: ApplicationForm, existing: Client | None) -> client_service.Clie
     """The registration the form describes (:class:`sso.clients.InvalidClient` if unreadable)."""
     method = form.token_endpoint_auth_method.data or AuthMethod.CLIENT_SECRET_BASIC
     jwks: dict[str, Any] | None = None
-    if method == AuthMethod.PRIVATE_KEY_JWT:
+    jwks_uri = (form.jwks_uri.data or "").strip() or None
+    if method == AuthMethod.PRIVATE_KEY_JWT and not jwks_uri:
         if (form.jwks.data or "").strip():
             jwks = client_service.parse_public_keys(form.jwks.data or "")
         elif existing is not None and existing.jwks:
@@ -100,6 +102,7 @@ def _spec(form: ApplicationForm, existing: Client | None) -> client_service.Clie
         agency_code=(form.agency_code.data or "").strip() or None,
         require_consent=bool(form.require_consent.data),
         jwks=jwks,
+        jwks_uri=jwks_uri,
         id_token_alg=form.id_token_alg.data or None,
         require_acr=form.require_acr.data or None,
     )

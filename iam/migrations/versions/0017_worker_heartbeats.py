@@ -1,4 +1,4 @@
-"""worker heartbeats (the console's Operations pages)
+"""worker heartbeats (the console's Operations pages); clients.jwks_uri
 
 Revision ID: 0017
 Revises: 0016 (chained after the admin branch's 0016, merged here)
@@ -29,9 +29,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("worker_heartbeats", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_worker_heartbeats_seen_at"), ["seen_at"], unique=False)
+    with op.batch_alter_table("clients", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("jwks_uri", sa.String(length=1024), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("clients", schema=None) as batch_op:
+        batch_op.drop_column("jwks_uri")
     with op.batch_alter_table("worker_heartbeats", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_worker_heartbeats_seen_at"))
     op.drop_table("worker_heartbeats")
