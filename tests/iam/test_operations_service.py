@@ -141,3 +141,22 @@ def test_effective_settings_mask_every_secret(tmp_path) -> None:  # type: ignore
     assert by_key[("mail", "host")].value == "smtp.example" and not by_key[("mail", "host")].secret
     # the field docstrings are the explanations
     assert "heartbeats" in by_key[("operations", "worker_heartbeat_interval")].doc
+
+
+def test_cli_discards_with_a_reason(services: Services) -> None:
+    from click.testing import CliRunner
+
+    from iam.cli import cli
+    from iam.clitools import Ctx
+
+    dead = _job(services, "t.dead", status=JobStatus.DEAD, attempts=12, last_error="boom")
+    runner = CliRunner()
+    obj_env = Ctx()
+    obj_env._settings, obj_env._services = services.settings, services
+    result = runner.invoke(cli, ["jobs", "discard", dead, "--json"], obj=obj_env)
+    assert result.exit_code != 0  # --reason is required
+    result = runner.invoke(cli, ["jobs", "discard", dead, "--reason", "by hand", "--json"], obj=obj_env)
+    assert result.exit_code == 0, result.output
+    with services.transaction() as s:
+        assert s.get(Job, dead).status == JobStatus.DISCARDED
+    assert _events(services, "job.discarded")[0].details["reason"] == "by hand"
