@@ -130,6 +130,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--profile", action="store_true", help="cProfile one warm HTTP page (to stdout)")
     args = ap.parse_args()
 
     from sqlalchemy import select
@@ -197,6 +198,16 @@ def main() -> None:
                 {"since": day, "until": day_end, "severity": "critical"},
             ),
         ]
+        if args.profile:
+            import cProfile
+            import pstats
+
+            client.get("/admin/audit", query_string={"event": "login.failed"})
+            prof = cProfile.Profile()
+            prof.enable()
+            client.get("/admin/audit", query_string={"event": "login.failed"})
+            prof.disable()
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
         print(f"\nfirst page ({size} rows), ms — target < 300")
         heads = ("service cold", "service warm", "HTTP cold", "HTTP warm")
         print(f"{'filter':36} {'rows':>5} " + " ".join(f"{h:>13}" for h in heads))

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, func, or_, select, tuple_
+from sqlalchemy import Select, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from iam import persons
@@ -57,6 +57,8 @@ class Filters:
     severity: str = ""
     outcome: str = ""
     ip: str = ""
+    accounts: tuple[str, ...] = ()
+    """Account ids (a person's page): instead of a name, exactly these accounts."""
 
     def check(self) -> None:
         if self.severity and self.severity not in SEVERITIES:
@@ -102,28 +104,30 @@ class Page:
 def resolve_people(services: Services, session: Session, text: str, *, limit: int = 20) -> list[Matched]:
     """People whose name, username or e-mail contains ``text``: accounts the provider knows
     (signed in at least once) and the directory's (which also knows employee numbers)."""
-    text = text.strip()
-    if not text:
+    words = text.split()
+    if not words:
         return []
-    like = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    from iam.admin.service.people import matches
+
+    longest = max(words, key=len)
+
+    def like(word: str) -> str:
+        return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
     found: dict[str, Matched] = {}
-    rows = session.scalars(
-        select(Identity)
-        .where(
-            or_(
-                func.lower(Identity.username).like(like, escape="\\"),
-                func.lower(Identity.display_name).like(like, escape="\\"),
-                func.lower(Identity.email).like(like, escape="\\"),
-            )
+    every_word = [
+        or_(
+            Identity.username.ilike(like(w), escape="\\"),
+            Identity.display_name.ilike(like(w), escape="\\"),
+            Identity.email.ilike(like(w), escape="\\"),
         )
-        .order_by(Identity.username)
-        .limit(limit)
-    )
-    for row in rows:
+        for w in words
+    ]
+    for row in session.scalars(select(Identity).where(*every_word).order_by(Identity.username).limit(limit)):
         found[row.sub] = Matched(row.sub, row.username, row.display_name or row.username)
     try:
-        users = services.directory.search_users(query=text, page_size=limit)
-        for user in itertools.islice(users, limit):
+        users = services.directory.search_users(query=longest, page_size=limit * 5)
+        for user in itertools.islice((u for u in users if matches(u, words)), limit):
             found.setdefault(user.id, Matched(user.id, user.username, user.name))
         close = getattr(users, "close", None)
         if close is not None:
@@ -141,9 +145,12 @@ def _person_keys(
     ids: set[str] = set()
     for m in matched:
         ids |= persons.accounts_of(session, m.sub)
-    names = {m.username for m in matched}
-    for row in session.scalars(select(Identity).where(Identity.sub.in_(ids))):
-        names.add(row.username)
+    ids, names = _account_keys(session, ids)
+    return ids, names | {m.username for m in matched}
+
+
+def _account_keys(session: Session, ids: set[str]) -> tuple[set[str], set[str]]:
+    names = set(session.scalars(select(Identity.username).where(Identity.sub.in_(ids))))
     return ids, names
 
 
@@ -180,11 +187,14 @@ def search(
     """One page of events matching ``f``, newest first, after ``cursor``."""
     f.check()
     matched: list[Matched] = []
-    if f.person.strip():
-        matched = resolve_people(services, session, f.person)
-        if not matched:
-            return Page([], None, [])
-        ids, names = _person_keys(services, session, matched)
+    if f.person.strip() or f.accounts:
+        if f.accounts:
+            ids, names = _account_keys(session, set(f.accounts))
+        else:
+            matched = resolve_people(services, session, f.person)
+            if not matched:
+                return Page([], None, [])
+            ids, names = _person_keys(services, session, matched)
         base = _filtered(f, cursor)
         branches = [
             base.where(AuditEvent.actor.in_(sorted(ids | names))),
@@ -200,19 +210,40 @@ def search(
     more = len(rows) > size
     rows = rows[:size]
     nxt = Cursor(rows[-1].at, rows[-1].id) if more and rows else None
-    return Page(rows, nxt, matched, display_names(session, rows))
+    return Page(rows, nxt, matched, display_names(session, rows, services.directory))
 
 
-def display_names(session: Session, rows: Sequence[AuditEvent]) -> dict[str, str]:
-    """The people behind the ids on a page, as "Name (username)"."""
+def display_names(
+    session: Session, rows: Sequence[AuditEvent], directory: Any = None, *, ask: int = 10
+) -> dict[str, str]:
+    """The people behind the ids on a page, as "Name (username)": accounts the provider knows,
+    then (up to ``ask`` of the rest, when ``directory`` is given) the directory's — an admin
+    account that never signed in here is named too, not shown as a GUID."""
     ids = {v for r in rows for v in (r.actor, r.subject) if v}
     if not ids:
         return {}
     out: dict[str, str] = {}
+
+    def label(name: str | None, username: str) -> str:
+        return f"{name} ({username})" if name and name != username else username
+
     for row in session.scalars(select(Identity).where(Identity.sub.in_(ids))):
-        label = row.display_name or row.username
-        out[row.sub] = f"{label} ({row.username})" if label != row.username else row.username
+        out[row.sub] = label(row.display_name, row.username)
+    if directory is not None:
+        unknown = sorted(i for i in ids - set(out) if _looks_like_id(i))[:ask]
+        for sub in unknown:
+            try:
+                user = directory.get_user(sub)
+            except Exception:  # noqa: BLE001 — the directory down: the id stays as it is
+                break
+            if user is not None:
+                out[sub] = label(user.name, user.username)
     return out
+
+
+def _looks_like_id(value: str) -> bool:
+    """A directory id (objectGUID) — not a typed username, ``system`` or ``client:…``."""
+    return len(value) == 36 and value.count("-") == 4
 
 
 CSV_COLUMNS = (

@@ -32,13 +32,32 @@ def search(services: Services, query: str, *, limit: int) -> list[DirectoryUser]
         raise ValidationFailed(
             f"Type {MIN_QUERY} to {MAX_QUERY} characters of a name, username, e-mail or number."
         )
-    found = services.directory.search_users(query=text, page_size=limit + 1)
+    words = text.split()
+    # the directory matches one attribute at a time: ask for the longest word, keep those
+    # matching every word ("Đurđa Šćepanović" = given name + family name)
+    found = services.directory.search_users(query=max(words, key=len), page_size=limit + 1)
     try:
-        return list(itertools.islice(found, limit + 1))
+        matching = (u for u in found if matches(u, words))
+        return list(itertools.islice(matching, limit + 1))
     finally:
         close = getattr(found, "close", None)
         if close is not None:
             close()  # the AD pager hands its connection back
+
+
+def matches(user: DirectoryUser, words: list[str]) -> bool:
+    """Whether every word is in one of the user's names, mail or employee number."""
+    fields = [
+        user.username,
+        user.upn,
+        user.display_name,
+        user.given_name,
+        user.family_name,
+        user.email,
+        user.employee_number,
+    ]
+    hay = " ".join(f for f in fields if f).casefold()
+    return all(w.casefold() in hay for w in words)
 
 
 def person(services: Services, session: Session, user_id: str) -> PersonRef:

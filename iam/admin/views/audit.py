@@ -11,15 +11,18 @@ from urllib.parse import urlencode
 
 from flask import Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from iam import audit, clock, jobs
 from iam.admin import Role, admin_actor, bp, require_admin
+from iam.admin.hooks import Action
 from iam.admin.service import audit_search as service
-from iam.admin.views.common import client_ip
+from iam.admin.views.common import client_ip, may
 from iam.errors import ValidationFailed
 from iam.pages import organisation_zone
 from iam.web import db, reader, services
 
+VERIFY = Action(_l("Verify now"), "admin.audit_verify", {}, frozenset({Role.SECURITY_OFFICER}), reason=False)
 FIELDS = ("since", "until", "person", "client_id", "event", "severity", "outcome", "ip")
 
 
@@ -84,6 +87,7 @@ def audit_search() -> Any:
         paged="after" in request.args,
         csv_href=url_for("admin.audit_csv") + ("?" + urlencode(query) if query else ""),
         verification=service.last_verification(reader()),
+        may_verify=may(VERIFY),
         severities=service.SEVERITIES,
         outcomes=service.OUTCOMES,
     )

@@ -69,7 +69,7 @@ def person(user_id: str) -> Any:
     trail = audit_search.search(
         svc,
         session,
-        audit_search.Filters(person=who.main.username),
+        audit_search.Filters(accounts=tuple(who.subs)),
         size=20,
     )
     unlock = Action(_("Unlock"), "admin.unlock", {}, HELPDESK)
