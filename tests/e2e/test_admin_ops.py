@@ -8,7 +8,7 @@ SSO as AD people whose console roles come from AD groups on the real Samba DC (u
 - the auditor sees the pages and every change is refused (403), nothing changed.
 
 Entering the console needs the ``mfa`` level: each person has an authenticator (TOTP) and
-passes the step-up. With ``IAM_E2E_SCREENS=<folder>`` the main pages are saved as PNG
+passes the step-up. With ``IAM_SCREENS=<folder>`` the main pages are saved as PNG
 (390 px and 1280 px wide) for the README.
 """
 
@@ -38,7 +38,7 @@ GROUPS = {
     "auditor": unique("e2e-auditors-"),
     "security_officer": unique("e2e-officers-"),
 }
-SCREENS = os.environ.get("IAM_E2E_SCREENS")
+SCREENS = os.environ.get("IAM_SCREENS")
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def _enter(page: Page, p: LiveProvider, who: tuple[str, str, str], path: str) ->
 
 
 def _screen(page: Page, name: str, *, narrow: bool = False) -> None:
-    """Save the page at 1280 px (and at 390 px with ``narrow``) when IAM_E2E_SCREENS is set."""
+    """Save the page at 1280 px (and at 390 px with ``narrow``) when IAM_SCREENS is set."""
     if not SCREENS:
         return
     folder = Path(SCREENS)
