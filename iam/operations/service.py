@@ -164,9 +164,14 @@ def discard_job(session: Session, job_id: str, *, actor: str, reason: str, ip: s
 
 
 # -- worker heartbeats ---------------------------------------------------------------------------
+HEARTBEAT_KEEP = dt.timedelta(days=7)
+"""Rows of workers not seen for this long (crashed, never stopped cleanly) are deleted."""
+
+
 def beat(session: Session, worker: str, *, ran: int = 0) -> None:
     """Record that ``worker`` is alive (called by the worker loop every few seconds)."""
     now = clock.now()
+    session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.seen_at < now - HEARTBEAT_KEEP))
     row = session.get(WorkerHeartbeat, worker)
     if row is None:
         session.add(WorkerHeartbeat(worker=worker, started_at=now, seen_at=now, jobs_run=ran))

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from iam import clock, jobs
 from iam.errors import Conflict, ValidationFailed
 from iam.models.audit import AuditEvent
-from iam.models.jobs import Job, JobStatus
+from iam.models.jobs import Job, JobStatus, WorkerHeartbeat
 from iam.operations import service as ops
 from iam.services import Services
 from tests.conftest import make_settings
@@ -160,3 +160,14 @@ def test_cli_discards_with_a_reason(services: Services) -> None:
     with services.transaction() as s:
         assert s.get(Job, dead).status == JobStatus.DISCARDED
     assert _events(services, "job.discarded")[0].details["reason"] == "by hand"
+
+
+def test_heartbeats_of_long_gone_workers_are_deleted(services: Services) -> None:
+    with services.transaction() as s:
+        ops.beat(s, "crashed:1:1")
+    clock.advance(ops.HEARTBEAT_KEEP + dt.timedelta(minutes=1))
+    with services.transaction() as s:
+        ops.beat(s, "alive:2:2")
+    with services.transaction() as s:
+        assert [w.worker for w in ops.workers(s, 60)] == ["alive:2:2"]
+        assert s.get(WorkerHeartbeat, "crashed:1:1") is None
