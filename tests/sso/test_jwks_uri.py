@@ -16,6 +16,7 @@ from joserfc.jwk import ECKey
 
 from iam.errors import ValidationFailed
 from sso import clients as client_service
+from sso.clients import keys as client_keys
 from tests.sso.test_clients_and_tokens import _assert_login, _assertion, _refused, cc_client
 
 
@@ -50,11 +51,11 @@ class KeyServer:
 @pytest.fixture
 def key_server() -> Iterator[KeyServer]:
     ks = KeyServer()
-    client_service._remote.clear()
+    client_keys._remote.clear()
     yield ks
     ks.server.shutdown()
     ks.server.server_close()
-    client_service._remote.clear()
+    client_keys._remote.clear()
 
 
 def _key(kid: str) -> ECKey:
@@ -71,8 +72,8 @@ def test_private_key_jwt_with_jwks_uri(services: Any, client: Any, key_server: K
     assert _refused(_assert_login(client, _assertion(cid, _key("k1"), "ES256")))  # a stranger's key
     # the client rotates: a kid we do not know makes us fetch the set again (within the cache's
     # lifetime, but not more often than JWKS_URI_REFETCH)
-    fetched = time.monotonic() - client_service.JWKS_URI_REFETCH - 1
-    client_service._remote[key_server.url] = (fetched, client_service._remote[key_server.url][1])
+    fetched = time.monotonic() - client_keys.JWKS_URI_REFETCH - 1
+    client_keys._remote[key_server.url] = (fetched, client_keys._remote[key_server.url][1])
     hits = key_server.hits
     second = _key("k2")
     key_server.publish(second)
