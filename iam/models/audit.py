@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iam.db import Base
@@ -67,3 +67,19 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
     mac: Mapped[str] = mapped_column(String(64))
     """HMAC over seq and hash: the head cannot be rewound without the key."""
+
+
+class AuditVerification(Base):
+    """One verification of the whole chain (``iam.audit.verify``): by the worker every
+    ``admin.audit_verify_interval`` seconds, or asked for in the console. The console shows the
+    latest; a failed one is also a critical audit event."""
+
+    __tablename__ = "audit_verifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime]
+    ok: Mapped[bool]
+    checked: Mapped[int] = mapped_column(BigInteger)
+    unsealed: Mapped[int] = mapped_column(BigInteger)
+    problem: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(256))

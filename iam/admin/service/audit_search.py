@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from iam import persons
 from iam.errors import ValidationFailed
-from iam.models.audit import AuditEvent, Severity
+from iam.models.audit import AuditEvent, AuditVerification, Severity
 from iam.models.identity import Identity
 
 if TYPE_CHECKING:
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
 OUTCOMES = ("success", "failure")
 SEVERITIES = tuple(s.value for s in Severity)
-VERIFIED_EVENT = "audit.verified"
-"""The event the periodic (or requested) chain verification records: its latest is the status."""
 
 
 @dataclass(frozen=True)
@@ -300,30 +298,51 @@ class Verification:
 
 
 def last_verification(session: Session) -> Verification | None:
-    """The chain's latest verification (recorded as an ``audit.verified`` event)."""
-    row = session.scalars(_filtered(Filters(event=VERIFIED_EVENT), None).limit(1)).first()
+    """The chain's latest verification."""
+    row = session.scalars(select(AuditVerification).order_by(AuditVerification.id.desc()).limit(1)).first()
     if row is None:
         return None
-    details = row.details or {}
-    return Verification(
-        row.at, row.outcome == "success", int(details.get("checked", 0) or 0), details.get("problem")
-    )
+    return Verification(row.at, row.ok, row.checked, row.problem)
 
 
 def verify_and_record(services: Services, *, actor: str) -> Verification:
-    """Verify the whole chain (:func:`iam.audit.verify`) and record the result as an
-    ``audit.verified`` event (critical when it fails)."""
+    """Verify the whole chain (:func:`iam.audit.verify`) and keep the result; a failure is also
+    a critical audit event (the security officer is told)."""
     from iam import audit, clock
 
     with services.reader() as session:
         result = audit.verify(session)
+    now = clock.now()
     with services.transaction() as session:
-        audit.record(
-            session,
-            VERIFIED_EVENT,
-            severity=audit.Severity.NORMAL if result.ok else audit.Severity.CRITICAL,
-            outcome="success" if result.ok else "failure",
-            actor=actor,
-            details={"checked": result.checked, "unsealed": result.unsealed, "problem": result.problem},
+        session.add(
+            AuditVerification(
+                at=now,
+                ok=result.ok,
+                checked=result.checked,
+                unsealed=result.unsealed,
+                problem=result.problem,
+                actor=actor,
+            )
         )
-    return Verification(clock.now(), result.ok, result.checked, result.problem)
+        if not result.ok:
+            audit.record(
+                session,
+                "audit.verify_failed",
+                severity=audit.Severity.CRITICAL,
+                outcome="failure",
+                actor=actor,
+                details={"checked": result.checked, "problem": result.problem},
+            )
+    return Verification(now, result.ok, result.checked, result.problem)
+
+
+def verify_if_due(services: Services, interval: float) -> Verification | None:
+    """The worker's periodic check: verify when the latest verification is older than
+    ``interval`` seconds (kept in the database, so a restarted worker does not verify again)."""
+    from iam import clock
+
+    with services.reader() as session:
+        last = last_verification(session)
+    if last is not None and (clock.now() - last.at).total_seconds() < interval:
+        return None
+    return verify_and_record(services, actor="system")

@@ -1,4 +1,4 @@
-"""administration console: audit search indexes
+"""administration console: audit search indexes, audit chain verifications
 
 Every filter of the console's audit search (event, actor, subject, application, address) leads
 an index ending in (at, id), the order the search pages in (keyset: newest first, never
@@ -11,7 +11,10 @@ Create Date: 2026-12-04 17:40:00
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
+
+import iam.db
 
 revision: str = "0016"
 down_revision: str | None = "0014"
@@ -36,6 +39,17 @@ NEW = {
 
 
 def upgrade() -> None:
+    op.create_table(
+        "audit_verifications",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("at", iam.db.UTCDateTime(), nullable=False),
+        sa.Column("ok", sa.Boolean(), nullable=False),
+        sa.Column("checked", sa.BigInteger(), nullable=False),
+        sa.Column("unsealed", sa.BigInteger(), nullable=False),
+        sa.Column("problem", sa.Text(), nullable=True),
+        sa.Column("actor", sa.String(length=256), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
     for name, columns in NEW.items():
         op.create_index(name, "audit_events", columns, unique=False)
     for name in OLD:
@@ -43,6 +57,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("audit_verifications")
     for name, columns in OLD.items():
         op.create_index(name, "audit_events", columns, unique=False)
     for name in NEW:

@@ -136,3 +136,60 @@ def test_verify_now_records_the_status(client: Any, services: Services) -> None:
     jobs.run_due(services)
     page = client.get("/admin/audit").get_data(as_text=True)
     assert "verified intact" in page
+
+
+def test_sessions_and_second_factor_from_the_person_page(client: Any, services: Services) -> None:
+    """The sso panel: end a session (reason, audited); a help desk may reset an ordinary
+    person's second factor but not a security officer's; a security officer may."""
+    from sso.mfa import service as mfa
+
+    desk = person(services, Role.HELPDESK)
+    target = person(services)
+    other = client.application.test_client()
+    sign_in(other, services, target, level="password")
+    with services.transaction() as s:
+        view = mfa.start_enrollment(
+            s, services.settings.mfa, services.cipher, sub=target.id, account_name="t", issuer_label="t"
+        )
+        import pyotp
+
+        mfa.confirm_enrollment(
+            s,
+            services.settings.mfa,
+            services.cipher,
+            sub=target.id,
+            credential_id=view.credential_id,
+            code=pyotp.TOTP(view.secret).now(),
+        )
+    sign_in(client, services, desk)
+    page = client.get(f"/admin/people/{target.id}").get_data(as_text=True)
+    assert "End this session" in page and "Reset second factor" in page
+    token = _token(page)
+    sid = re.search(r'action="/admin/sso/sessions/([^/"]+)/end"', page)
+    assert sid
+    resp = client.post(
+        f"/admin/sso/sessions/{sid.group(1)}/end", data={"csrf_token": token, "reason": "lost laptop"}
+    )
+    assert resp.status_code == 303
+    assert other.get("/account").status_code in (302, 303)  # signed out
+    (ev,) = _events(services, "admin.session_ended")
+    assert ev.actor == desk.id and ev.details["reason"] == "lost laptop"
+    resp = client.post(
+        f"/admin/sso/people/{target.id}/mfa/reset", data={"csrf_token": token, "reason": "new phone"}
+    )
+    assert resp.status_code == 303
+    with services.reader() as s:
+        assert not mfa.has_totp(s, target.id)
+
+    officer = person(services)
+    services_settings = services.settings.pim.security_officers
+    services.settings.pim.security_officers = [officer.username]  # a PIM security officer: privileged
+    try:
+        resp = client.post(
+            f"/admin/sso/people/{officer.id}/mfa/reset", data={"csrf_token": token, "reason": "new phone"}
+        )
+        assert resp.status_code == 303
+        refused = _events(services, "mfa.reset_refused")
+        assert refused and refused[0].severity == "critical" and refused[0].actor == desk.id
+    finally:
+        services.settings.pim.security_officers = services_settings
