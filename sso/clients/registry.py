@@ -20,7 +20,14 @@ from sso.models import AuthMethod, Client
 
 
 def create_client(
-    session: Session, cipher: Cipher, spec: ClientSpec, *, actor: str, allow_http: bool
+    session: Session,
+    cipher: Cipher,
+    spec: ClientSpec,
+    *,
+    actor: str,
+    allow_http: bool,
+    reason: str = "",
+    ip: str | None = None,
 ) -> tuple[Client, str | None]:
     """Register a client; return it and, for confidential clients, the secret (shown once)."""
     validate_spec(spec, allow_http=allow_http)
@@ -60,7 +67,13 @@ def create_client(
         severity=audit.Severity.SIGNIFICANT,
         actor=actor,
         client_id=client_id,
-        details={"name": row.name, "grant_types": row.grant_types, "auth_method": str(method)},
+        ip=ip,
+        details={
+            "name": row.name,
+            "grant_types": row.grant_types,
+            "auth_method": str(method),
+            **({"reason": reason} if reason else {}),
+        },
     )
     return row, secret
 

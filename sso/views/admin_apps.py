@@ -118,6 +118,27 @@ def _field_errors(form: ApplicationForm) -> dict[str, str]:
     return {name: str(errors[0]) for name, errors in form.errors.items() if errors and name != "csrf_token"}
 
 
+def _check(form: ApplicationForm, existing: Client | None) -> tuple[dict[str, str], str]:
+    """Every refusal of a submitted form at once (the form's fields, the registration rules,
+    the reason), and the reason. Nothing is stored here."""
+    if form.csrf_token.errors or not form.is_submitted():
+        abort(400)
+    form.validate()
+    errors = _field_errors(form)
+    reason = (form.reason.data or "").strip()
+    if len(reason) < 3:
+        errors["reason"] = _("Say why: the audit log keeps the reason.")
+    if not set(errors) - {"reason"}:
+        try:
+            spec = _spec(form, existing)
+            client_service.validate_spec(spec, allow_http=services().settings.dev_mode)
+        except client_service.InvalidClient as exc:
+            errors[exc.field or "form"] = str(exc)
+    if errors:
+        _forget_private_key(form)
+    return errors, reason
+
+
 def _secret_page(client: Client, secret: str, *, created: bool) -> Response:
     """The only time the secret is shown: this response, never cached, never in a URL,
     a flash message, a log or the audit log."""
@@ -149,20 +170,21 @@ def new() -> Any:
     form = _form(kind)
     errors: dict[str, str] = {}
     if request.method == "POST":
-        if form.validate_on_submit():
+        errors, reason = _check(form, None)
+        if not errors:
             try:
-                spec = _spec(form, None)
                 row, secret = client_service.create_client(
                     db(),
                     services().cipher,
-                    spec,
+                    _spec(form, None),
                     actor=admin_actor(),
                     allow_http=services().settings.dev_mode,
+                    reason=reason,
+                    ip=g.get("client_ip"),
                 )
             except client_service.InvalidClient as exc:
                 db().rollback()
                 errors[exc.field or "form"] = str(exc)
-                _forget_private_key(form)
             except ValidationFailed as exc:  # a client id taken, …
                 db().rollback()
                 errors["form"] = str(exc)
@@ -171,8 +193,6 @@ def new() -> Any:
                     return _secret_page(row, secret, created=True)
                 flash(_("The application %(name)s is registered.", name=row.name))
                 return redirect(url_for("admin_apps.detail", client_id=row.client_id))
-        else:
-            errors = _field_errors(form)
     status = 422 if errors else 200
     return render_template(
         "sso/admin/application_form.html",
@@ -213,8 +233,8 @@ def edit(client_id: str) -> Any:
     form = _form(client=client)
     errors: dict[str, str] = {}
     if request.method == "POST":
-        reason = (form.reason.data or "").strip()
-        if form.validate_on_submit() and len(reason) >= 3:
+        errors, reason = _check(form, client)
+        if not errors:
             try:
                 spec = _spec(form, client)
                 spec.client_id = client_id
@@ -231,7 +251,6 @@ def edit(client_id: str) -> Any:
             except client_service.InvalidClient as exc:
                 db().rollback()
                 errors[exc.field or "form"] = str(exc)
-                _forget_private_key(form)
             except ValidationFailed as exc:
                 db().rollback()
                 errors["form"] = str(exc)
@@ -240,10 +259,6 @@ def edit(client_id: str) -> Any:
                     return _secret_page(row, secret, created=False)
                 flash(_("The changes to %(name)s are saved.", name=row.name))
                 return redirect(url_for("admin_apps.detail", client_id=client_id))
-        else:
-            errors = _field_errors(form)
-            if len(reason) < 3:
-                errors["reason"] = _("Say why: the audit log keeps the reason.")
     return render_template(
         "sso/admin/application_form.html",
         form=form,

@@ -138,6 +138,7 @@ def test_it_admin_registers_an_application_and_openid_client_signs_in(
     _screen(page, "admin-application-wizard", narrow=True)
     page.get_by_label("Redirect URIs (one per line, exact)").fill(f"{base}/cb")
     page.get_by_label("Post-logout redirect URIs (one per line)").fill(f"{base}/bye")
+    page.get_by_label("Reason (kept in the audit log)").fill("payroll project, ticket CHG-7")
     page.locator("#application-save").click()
     expect(page.locator("#client-secret")).to_be_visible()
     client_id = page.locator("#client-id").inner_text().strip()

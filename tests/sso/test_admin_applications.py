@@ -41,6 +41,7 @@ def _wizard(client: Any, kind: str, **fields: Any) -> Any:
         "token_endpoint_auth_method": "client_secret_basic",
         "redirect_uris": REDIRECT,
         "scopes": "openid profile email",
+        "reason": "ticket CHG-1",
     }
     data.update(fields)
     return client.post(f"/admin/applications/new?kind={kind}", data=data)
@@ -66,7 +67,6 @@ def test_wizard_registers_and_shows_the_secret_once(client: Any, services: Servi
         post_logout_redirect_uris="https://app.example/bye",
         audiences="https://api.example",
         require_consent="y",
-        reason="",
     )
     assert resp.status_code == 200, re.findall(r"field-error.*", resp.get_data(as_text=True))
     assert resp.headers["Cache-Control"] == "no-store"
@@ -79,7 +79,7 @@ def test_wizard_registers_and_shows_the_secret_once(client: Any, services: Servi
         assert row.allowed_networks == ["10.0.0.0/8"] and row.agency_code == "AG-1"
         assert row.require_acr == "mfa" and row.require_consent and row.audiences == ["https://api.example"]
         [ev] = s.scalars(select(AuditEvent).where(AuditEvent.event == "client.created")).all()
-        assert ev.actor == admin.id
+        assert ev.actor == admin.id and ev.details["reason"] == "ticket CHG-1"
         assert secret not in str(ev.details)
     # never again: not on the application's page, not in the log
     detail = client.get(f"/admin/applications/{cid}").get_data(as_text=True)
@@ -95,6 +95,9 @@ def test_invalid_settings_are_shown_in_place_and_nothing_is_stored(client: Any, 
     assert resp.status_code == 422
     assert 'id="redirect_uris-error"' in html and "not an absolute http(s) URL" in html
     assert 'aria-invalid="true"' in html
+    resp = _wizard(client, "web", reason="", redirect_uris="https://app.example/cb#frag")
+    html = resp.get_data(as_text=True)  # every refusal at once
+    assert resp.status_code == 422 and 'id="reason-error"' in html and 'id="redirect_uris-error"' in html
     resp = _wizard(client, "web", allowed_networks="not-a-net")
     assert 'id="allowed_networks-error"' in resp.get_data(as_text=True)
     resp = _wizard(client, "web", token_endpoint_auth_method="private_key_jwt", jwks="")
