@@ -13,18 +13,11 @@ from iam.models.identity import Identity
 from iam.web import db, services
 from sso.mfa import levels
 from sso.views import signin
-from sso.views.common import current_sso
+from sso.views.common import current_sso, local_path
 from sso.views.mfa import DEVICES_KEY
 
 RETURN_KEY = "return_to"
 """Flask-session key: a page of ours to go back to after signing in (a local path)."""
-
-
-def local_path(value: str | None) -> str | None:
-    """``value`` when it is a path on this site (``/admin/…``), else None (never an open redirect)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return None
-    return value
 
 
 def _viewer() -> Viewer | None:

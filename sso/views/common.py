@@ -39,6 +39,16 @@ def _cookie_name() -> str:
     return str(_settings().session.cookie_name)
 
 
+def local_path(value: str | None) -> str | None:
+    """``value`` when it is a path on this site (``/admin/…``), else None: never another site
+    (``//host``, ``/\\host``, whitespace or control characters a browser would strip)."""
+    if not value or not value.startswith("/") or value.startswith("//"):
+        return None
+    if any(c == "\\" or c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        return None
+    return value
+
+
 def current_sso() -> SsoSession | None:
     if "sso_session" not in g:
         row = service.load_sso_session(db(), _settings(), request.cookies.get(_cookie_name()))

@@ -41,6 +41,7 @@ from sso.views.common import (
     _settings,
     bp,
     current_sso,
+    local_path,
     server,
 )
 
@@ -192,8 +193,8 @@ def _require_level(row: Client, sso: Any, prompt: set[str], fail: Any) -> Any:
 def _resume() -> Any:
     flow = session.get("flow")
     if not flow:
-        back = str(session.pop("return_to", "") or "")  # a page of ours that sent here to sign in
-        if back.startswith("/") and not back.startswith("//") and "\\" not in back:
+        back = local_path(str(session.pop("return_to", "") or ""))  # a page of ours sent here
+        if back:
             return redirect(back)
         return redirect(url_for("sso.account"))
     session["fresh_login"] = flow["key"]
@@ -381,9 +382,7 @@ def complete_authentication(user: DirectoryUser, *, amr: Sequence[str], method: 
         required = session.get(REQUIRED_KEY) or {}
         if required.get("key") == "devices":
             session.pop(REQUIRED_KEY, None)  # asked for by "my security devices" or the console
-            back = str(required.get("next") or "")
-            local = back.startswith("/") and not back.startswith("//") and "\\" not in back
-            return redirect(back if local else url_for("mfa.devices"))
+            return redirect(local_path(str(required.get("next") or "")) or url_for("mfa.devices"))
         return _resume()
     pending = session.pop(PENDING_KEY, None)
     first: list[str] = []

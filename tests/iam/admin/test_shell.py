@@ -84,3 +84,11 @@ def test_demo_puts_a_person_in_every_role(services: Services) -> None:
         assert user is not None
         assert Role(role) in roles_of(settings, username, services.directory.user_groups(user.id)), role
     assert "/admin/" in info["message"]
+
+
+def test_only_local_paths_are_returned_to() -> None:
+    from sso.views.common import local_path
+
+    assert local_path("/admin/people?q=x") == "/admin/people?q=x"
+    for bad in ("//evil.example/", "/\\evil.example", "/\t/evil.example", "https://evil.example/", "", None):
+        assert local_path(bad) is None, bad
