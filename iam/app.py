@@ -12,7 +12,7 @@ from flask import Flask, has_request_context, request
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
-from iam import admin, core_jobs, views, web  # noqa: F401 — core_jobs registers job handlers
+from iam import admin, core_jobs, operations, views, web  # noqa: F401 — core_jobs registers job handlers
 from iam.config import Settings, load_settings
 from iam.services import Services
 
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     audit_views.init_app(app)  # audit reports and the monthly review (security officers, auditors)
     admin.init_app(app)  # the console's shell; features add their pages (iam.admin)
+    operations.init_app(app)  # the console's Operations pages (jobs, health, settings)
     for feature in load_features():
         feature.init_app(app, services)
     for view in app.view_functions.values():

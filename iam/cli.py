@@ -471,7 +471,7 @@ def jobs() -> None:
 @jobs.command("list")
 @click.option(
     "--status",
-    type=click.Choice(["pending", "running", "done", "dead"]),
+    type=click.Choice(["pending", "running", "done", "dead", "discarded"]),
     default=None,
     help="Only jobs in this state (dead: given up after worker.max_attempts).",
 )
@@ -522,6 +522,26 @@ def jobs_retry(ctx: Ctx, job_id: str | None, as_json: bool) -> None:
     if not n:
         nothing(f"There is no dead job {job_id!r}." if job_id else "There are no dead jobs.")
     emit(as_json, {"requeued": n}, f"{n} job(s) queued again.")
+
+
+@jobs.command("discard")
+@click.argument("job_id")
+@click.option("--reason", required=True, help="Why the job can never succeed (kept in the audit log).")
+@json_option
+@pass_ctx
+def jobs_discard(ctx: Ctx, job_id: str, reason: str, as_json: bool) -> None:
+    """Give up on a dead or waiting job for good: it is never run again and stays listed as
+    discarded, with the reason in the audit log (as the console's Jobs page does)."""
+    from iam.errors import IamError
+    from iam.operations.service import discard_job
+
+    try:
+        with ctx.services.transaction() as session:
+            job = discard_job(session, job_id, actor="cli", reason=reason)
+            data = {"id": job.id, "kind": job.kind, "status": job.status}
+    except IamError as exc:
+        fail(str(exc))
+    emit(as_json, data, f"Discarded {data['kind']} job {data['id']}.")
 
 
 # -- demo -------------------------------------------------------------------------------------

@@ -386,6 +386,8 @@ class Settings(BaseSettings):
     """The weekly signed archive of the audit log (``iam/audit_archive.py``)."""
     audit_review: AuditReviewSettings = Field(default_factory=lambda: AuditReviewSettings())
     """The monthly review of significant and critical audit events (``iam/audit_report``)."""
+    operations: OperationsSettings = Field(default_factory=lambda: OperationsSettings())
+    """The console's Operations pages: worker heartbeats and dependency health checks."""
     admin: AdminSettings = Field(default_factory=lambda: AdminSettings())
     """The administration console under ``/admin/`` (who holds which administrative role)."""
     requests: RequestSettings = Field(default_factory=lambda: RequestSettings())
@@ -869,6 +871,17 @@ class AuditReviewSettings(Section):
     """Usernames who may read audit reports (read only; security officers may too)."""
     interval: float = Field(default=3600.0, gt=0)
     """Seconds between the worker's checks for an overdue review."""
+
+
+class OperationsSettings(Section):
+    """The console's Operations pages (jobs, workers, health of each dependency)."""
+
+    worker_heartbeat_interval: float = Field(default=15.0, gt=0)
+    """Seconds between a worker's heartbeats (a row in ``worker_heartbeats``)."""
+    worker_alive_seconds: int = Field(default=60, ge=5)
+    """A worker not seen for this many seconds is shown as not alive (and health says so)."""
+    health_timeout: float = Field(default=3.0, gt=0, le=30)
+    """Seconds each health check (e.g. the mail relay) may take before it counts as failing."""
 
 
 class AdminSettings(Section):

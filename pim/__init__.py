@@ -24,6 +24,9 @@ def init_app(app: Flask, services: Services) -> None:
     privileged.register()  # the help desk cannot reset admin/shared accounts, officers
     app.register_blueprint(views.bp)
     views.register_navigation(app)
+    from pim.views import admin
+
+    admin.init_app(app)  # the console's PIM administration pages (iam.admin)
     csrf.exempt(views.api)
     app.register_blueprint(views.api)
     from pim.openapi import paths

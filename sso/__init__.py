@@ -33,6 +33,10 @@ def init_app(app: Flask, services: Services) -> None:
 
     admin_auth.init_app(app)  # the console (iam.admin) asks us who is signed in
     admin_people.init_app(app)  # sessions, second factors and cards on a person's console page
+    from sso.views import admin_apps, admin_keys
+
+    admin_apps.init_app(app)  # the console's Applications pages
+    admin_keys.init_app(app)  # the console's signing keys and card trust anchors
     from sso.mfa import openapi as mfa_openapi
 
     app.extensions.setdefault("iam.openapi_paths", []).append(mfa_openapi.paths())
