@@ -1,7 +1,7 @@
 """worker heartbeats (the console's Operations pages); clients.jwks_uri
 
 Revision ID: 0017
-Revises: 0016 (chained after the admin branch's 0016, merged here)
+Revises: 0019
 Create Date: 2026-12-04 17:40:00
 """
 
