@@ -377,6 +377,8 @@ class Settings(BaseSettings):
     """HR-driven joiners, movers and leavers (the ``provisioning`` package)."""
     reviews: ReviewSettings = Field(default_factory=lambda: ReviewSettings())
     """Access reviews (recertification campaigns, ``provisioning/reviews``)."""
+    policy: PolicySettings = Field(default_factory=lambda: PolicySettings())
+    """Acknowledgement of the security policy before first use (R-SSO-6, ``sso/policy``)."""
 
     @classmethod
     def settings_customise_sources(
@@ -727,6 +729,21 @@ class ReviewSettings(Section):
     """No sign-in for this many days → the recommendation is to revoke."""
     tick_interval: float = Field(default=60.0, gt=0)
     """Seconds between the worker's passes: scheduled starts, reminders, escalation, deadlines."""
+
+
+class PolicySettings(Section):
+    """Acknowledgement of the organisation's security policy (R-SSO-6; Čačak Član 4,
+    BISTrezor Član 4 and 10): a person accepts the current text before their first sign-in to
+    an application, and again whenever the text changes."""
+
+    required: bool = False
+    """Ask for the acknowledgement at sign-in (``make run`` turns it on for the demo)."""
+    dir: Path = PROVISIONING_POLICY_DIR / "security-policy"
+    """Folder of the policy text, one Markdown file per language (``en.md``, ``sr-Latn.md``,
+    ``pl.md`` …). The version is the SHA-256 of all files together: any change asks everyone
+    again. A language without a file is shown the first of ``languages`` that has one."""
+    auditors: list[str] = Field(default_factory=list)
+    """Usernames who may read the acceptance report besides the security officers."""
 
 
 Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

@@ -29,6 +29,8 @@ def init_app(app: Flask, services: Services) -> None:
     app.register_blueprint(views.bp)
     app.register_blueprint(views.mfa.bp)  # second factors and step-up (/mfa/…)
     views.account.register_navigation(app)
+    views.portal.register_navigation(app)
+    views.policy.register_navigation(app)
     from sso.mfa import openapi as mfa_openapi
 
     app.extensions.setdefault("iam.openapi_paths", []).append(mfa_openapi.paths())
@@ -53,6 +55,9 @@ def register(cli: click.Group) -> None:
 
     cli.add_command(client_group)
     cli.add_command(keys_group)
+    from sso.policy import cli as policy_cli
+
+    policy_cli.register(cli)
     from sso.mfa.cli import mfa_group
 
     cli.add_command(mfa_group)

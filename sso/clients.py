@@ -43,6 +43,10 @@ class ClientSpec:
     client_id: str | None = None
     require_acr: str | None = None
     """Minimum level of assurance (a name from ``mfa.levels``; checked by the caller)."""
+    description: str | None = None
+    logo_uri: str | None = None
+    launch_uri: str | None = None
+    allowed_groups: list[str] = field(default_factory=list)
 
 
 def _check_uri(uri: str, what: str, *, allow_http: bool) -> None:
@@ -98,6 +102,70 @@ def validate_spec(spec: ClientSpec, *, allow_http: bool) -> None:
         raise ValidationFailed("Scopes must be single words.")
     if spec.id_token_alg and spec.id_token_alg not in ("ES256", "RS256"):
         raise ValidationFailed("The ID token algorithm must be ES256 or RS256.")
+    check_portal_fields(
+        PortalFields(spec.description, spec.logo_uri, spec.launch_uri, spec.allowed_groups),
+        allow_http=allow_http,
+    )
+
+
+@dataclass
+class PortalFields:
+    """How the portal shows an application, and who may use it (issue 13)."""
+
+    description: str | None = None
+    logo_uri: str | None = None
+    """An http(s) URL or a path under ``/static/``."""
+    launch_uri: str | None = None
+    allowed_groups: list[str] = field(default_factory=list)
+
+
+def check_portal_fields(fields: PortalFields, *, allow_http: bool) -> None:
+    if fields.launch_uri:
+        _check_uri(fields.launch_uri, "launch URL", allow_http=allow_http)
+    if fields.logo_uri and not fields.logo_uri.startswith("/static/"):
+        _check_uri(fields.logo_uri, "logo URL", allow_http=allow_http)
+    if fields.logo_uri and ".." in fields.logo_uri:
+        raise ValidationFailed("The logo path must not contain '..'.")
+    if fields.description is not None and len(fields.description) > 2000:
+        raise ValidationFailed("The description is longer than 2000 characters.")
+    if any(not g.strip() or len(g) > 256 for g in fields.allowed_groups):
+        raise ValidationFailed("A group name is empty or longer than 256 characters.")
+
+
+def set_portal_fields(
+    session: Session, client_id: str, fields: PortalFields, *, actor: str, allow_http: bool
+) -> Client:
+    """Set how the portal shows the application and which groups may use it."""
+    check_portal_fields(fields, allow_http=allow_http)
+    row = get_client(session, client_id)
+    before = {"allowed_groups": list(row.allowed_groups or [])}
+    row.description = (fields.description or "").strip() or None
+    row.logo_uri = fields.logo_uri or None
+    row.launch_uri = fields.launch_uri or None
+    row.allowed_groups = list(dict.fromkeys(g.strip() for g in fields.allowed_groups))
+    session.flush()
+    events.client_changed.send(client_id)
+    audit.record(
+        session,
+        "client.portal_changed",
+        severity=audit.Severity.SIGNIFICANT,
+        actor=actor,
+        client_id=client_id,
+        details={
+            "before": before,
+            "allowed_groups": row.allowed_groups,
+            "launch_uri": row.launch_uri,
+            "logo_uri": row.logo_uri,
+        },
+    )
+    return row
+
+
+def may_use(client: Client, groups: list[str]) -> bool:
+    """Whether a person in ``groups`` (nested membership, any case) may use ``client``: an
+    empty "who may use it" list lets everyone in."""
+    wanted = {g.casefold() for g in client.allowed_groups or []}
+    return not wanted or bool(wanted & {g.casefold() for g in groups})
 
 
 def create_client(
@@ -127,6 +195,10 @@ def create_client(
         require_consent=spec.require_consent,
         id_token_alg=spec.id_token_alg,
         require_acr=spec.require_acr or None,
+        description=(spec.description or "").strip() or None,
+        logo_uri=spec.logo_uri or None,
+        launch_uri=spec.launch_uri or None,
+        allowed_groups=list(dict.fromkeys(g.strip() for g in spec.allowed_groups)),
         disabled=False,
     )
     if method in (
@@ -253,6 +325,10 @@ def client_as_dict(client: Client, secret: str | None = None) -> dict[str, Any]:
         "disabled": client.disabled,
         "public": client.public,
         "require_acr": client.require_acr,
+        "description": client.description,
+        "logo_uri": client.logo_uri,
+        "launch_uri": client.launch_uri,
+        "allowed_groups": list(client.allowed_groups or []),
         "created_at": client.created_at.isoformat(),
     }
     if client.jwks:

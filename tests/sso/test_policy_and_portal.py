@@ -1,0 +1,220 @@
+"""Policy acknowledgement before the first code (R-SSO-6), application assignment enforced at
+/authorize, the portal and "my access" (issue 13 parts 3 and 4), through Flask's test client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from iam.models.audit import AuditEvent
+from iam.services import Services
+from sso.models import PolicyAcceptance
+from sso.policy import service as policy
+from tests.sso.helpers import (
+    REDIRECT,
+    authorize_url,
+    csrf_from,
+    follow_to_code,
+    login,
+    make_client,
+    make_user,
+)
+
+
+@pytest.fixture
+def policy_on(services: Services, tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "security-policy"
+    folder.mkdir()
+    (folder / "en.md").write_text("# Rules\n\nKeep your password secret.\n\n<script>alert(1)</script>\n")
+    (folder / "sr-Latn.md").write_text("# Pravila\n\nČuvajte lozinku.\n")
+    settings = services.settings.policy
+    before = (settings.required, settings.dir)
+    settings.required, settings.dir = True, folder
+    yield folder
+    settings.required, settings.dir = before
+
+
+def _events(services: Services, name: str) -> list[AuditEvent]:
+    with services.transaction() as s:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.event == name)))
+
+
+def _start(client, cid: str, **extra: str):  # type: ignore[no-untyped-def]
+    url, flow = authorize_url(cid, **extra)
+    resp = client.get(url)
+    if resp.headers.get("Location", "").endswith("/login"):
+        resp = login(client, "alice", "Corr3ct-Horse-Battery")
+    return resp, flow
+
+
+def _follow_inside(client, resp):  # type: ignore[no-untyped-def]
+    """Follow the provider's own redirects; return the last response (a page or an exit)."""
+    for _ in range(10):
+        if resp.status_code not in (302, 303):
+            return resp
+        loc = resp.headers["Location"]
+        if loc.startswith(REDIRECT):
+            return resp
+        parts = urlsplit(loc)
+        resp = client.get(parts.path + ("?" + parts.query if parts.query else ""))
+    raise AssertionError("too many redirects")
+
+
+def test_first_sign_in_asks_for_the_policy_then_issues_the_code(services, client, policy_on):
+    user = make_user(services)
+    cid, _ = make_client(services)
+    resp, flow = _start(client, cid)
+    page = _follow_inside(client, resp)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'id="policy-text"' in html and "Keep your password secret." in html
+    assert "<script>alert(1)</script>" not in html  # raw HTML in the file is shown as text
+    version = policy.version_of(policy_on)
+    resp = client.post(
+        "/policy",
+        data={"csrf_token": csrf_from(html), "action": version},
+        environ_base={"REMOTE_ADDR": "192.0.2.7"},
+    )
+    params = follow_to_code(client, resp)
+    assert params["code"] and params["state"] == flow.state
+    with services.transaction() as s:
+        rows = list(s.scalars(select(PolicyAcceptance)))
+    assert [(r.sub, r.version, r.language, r.username) for r in rows] == [(user.id, version, "en", "alice")]
+    assert rows[0].ip and rows[0].accepted_at is not None
+    events = _events(services, "policy.accepted")
+    assert len(events) == 1 and events[0].subject == user.id and events[0].details["version"] == version
+    # accepted once: the next authorization goes straight to the code
+    url, flow = authorize_url(cid)
+    assert follow_to_code(client, client.get(url))["code"]
+
+
+def test_a_new_version_asks_again_and_prompt_none_is_interaction_required(services, client, policy_on):
+    make_user(services)
+    cid, _ = make_client(services)
+    resp, _flow = _start(client, cid)
+    html = _follow_inside(client, resp).get_data(as_text=True)
+    client.post("/policy", data={"csrf_token": csrf_from(html), "action": policy.version_of(policy_on)})
+    (policy_on / "en.md").write_text("# Rules, 2nd edition\n\nAlso lock your screen.\n")
+    url, flow = authorize_url(cid, prompt="none")
+    params = follow_to_code(client, client.get(url))
+    assert params["error"] == "interaction_required" and params["state"] == flow.state
+    url, _ = authorize_url(cid)
+    page = _follow_inside(client, client.get(url))
+    assert "Also lock your screen." in page.get_data(as_text=True)
+    # an acceptance of the page shown before the change does not count for the new text
+    stale = client.post(
+        "/policy", data={"csrf_token": csrf_from(page.get_data(as_text=True)), "action": "0" * 64}
+    )
+    assert stale.headers["Location"].endswith("/policy")
+
+
+def test_report_lists_who_has_not_accepted_page_csv_and_cli(services, client, app, policy_on):
+    officer = make_user(services, "sec")
+    services.settings.pim.security_officers = ["sec"]
+    make_user(services, "bob")
+    with services.transaction() as s:
+        from iam.identities import upsert_identity
+
+        upsert_identity(s, services.directory.get_user(officer.id), kind="local")
+        upsert_identity(s, services.directory.find_user(username="bob"), kind="local")
+    try:
+        # bob (not an officer) is refused the report
+        login(client, "bob", "Corr3ct-Horse-Battery")
+        html = client.get("/policy").get_data(as_text=True)
+        client.post("/policy", data={"csrf_token": csrf_from(html), "action": policy.version_of(policy_on)})
+        assert client.get("/policy/acceptances").status_code == 403
+        assert client.get("/policy/acceptances.csv").status_code == 403
+        other = app.test_client()
+        login(other, "sec", "Corr3ct-Horse-Battery")
+        page = other.get("/policy/acceptances")
+        assert page.status_code == 200
+        text = page.get_data(as_text=True)
+        assert "1 of 2 people" in text
+        csv = other.get("/policy/acceptances.csv").get_data(as_text=True)
+        lines = {line.split(",")[0]: line.split(",") for line in csv.splitlines()[2:]}
+        assert lines["bob"][2] == "true" and lines["bob"][3] == policy.version_of(policy_on)
+        assert lines["sec"][2] == "false" and lines["sec"][3] == ""
+        runner = CliRunner()
+        from iam.cli import cli
+        from sso.policy import cli as policy_cli
+
+        policy_cli.register(cli)
+        env = {"IAM_POLICY__REQUIRED": "true", "IAM_POLICY__DIR": str(policy_on)}
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("iam.clitools.Ctx.services", property(lambda self: services))
+            mp.setattr("iam.clitools.Ctx.settings", property(lambda self: services.settings))
+            result = runner.invoke(cli, ["policy", "acceptances", "--json"], env=env)
+            assert result.exit_code == 0, result.output
+            import json
+
+            data = json.loads(result.output)
+            assert data["accepted"] == 1 and data["not_accepted"] == 1
+            pending = runner.invoke(cli, ["policy", "acceptances", "--pending", "--json"], env=env)
+            assert [p["username"] for p in json.loads(pending.output)["people"]] == ["sec"]
+    finally:
+        services.settings.pim.security_officers = []
+
+
+def test_assignment_refuses_outsiders_at_authorize_and_hides_the_app(services, client):
+    make_user(services, groups=["staff"])
+    make_user(services, "hana", groups=["finance"])
+    cid, _ = make_client(
+        services,
+        name="Ledger",
+        launch_uri="https://ledger.example/",
+        description="The finance ledger",
+        allowed_groups=["finance"],
+    )
+    open_cid, _ = make_client(services, name="Intranet", launch_uri="https://intranet.example/")
+    url, flow = authorize_url(cid)
+    client.get(url)
+    resp = login(client, "alice", "Corr3ct-Horse-Battery")
+    page = _follow_inside(client, resp)
+    assert page.status_code == 403
+    html = page.get_data(as_text=True)
+    assert "You may not use Ledger" in html
+    back = parse_qs(
+        urlsplit(html.split('id="error-next" href="')[1].split('"')[0].replace("&amp;", "&")).query
+    )
+    assert back["error"] == ["access_denied"] and back["state"] == [flow.state]
+    assert _events(services, "authorize.not_assigned")[0].client_id == cid
+    # prompt=none: no page may be shown — access_denied at the redirect URI
+    url, flow = authorize_url(cid, prompt="none")
+    params = follow_to_code(client, client.get(url))
+    assert params["error"] == "access_denied"
+    portal = client.get("/").get_data(as_text=True)
+    assert "Intranet" in portal and "Ledger" not in portal
+    # a member signs in and sees it
+    other = client.application.test_client()
+    url, flow = authorize_url(cid)
+    other.get(url)
+    params = follow_to_code(other, login(other, "hana", "Corr3ct-Horse-Battery"))
+    assert params["code"]
+    portal = other.get("/").get_data(as_text=True)
+    assert "Ledger" in portal and "The finance ledger" in portal and "Intranet" in portal
+    assert open_cid
+
+
+def test_my_access_lists_groups_sessions_and_password_expiry(services, client):
+    make_user(services, groups=["staff"])
+    login(client, "alice", "Corr3ct-Horse-Battery")
+    page = client.get("/my-access")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'data-group="staff"' in html and 'data-origin="unknown"' in html
+    assert "Found in the directory" in html
+    assert 'id="password-expiry"' in html
+    assert 'id="access-sso-sessions"' in html
+
+
+def test_portal_needs_sign_in_and_the_policy(services, client, policy_on):
+    assert client.get("/").headers["Location"].endswith("/login")
+    make_user(services)
+    login(client, "alice", "Corr3ct-Horse-Battery")
+    assert client.get("/").headers["Location"].endswith("/policy")
+    assert client.get("/my-access").headers["Location"].endswith("/policy")
