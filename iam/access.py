@@ -1,5 +1,5 @@
-""" "My access": what one person holds and why, assembled from every feature without the core
-naming any of them (issue 13).
+"""The "my access" page's data: what one person holds and why, assembled from every feature
+without the core naming any of them (issue 13).
 
 Two registries, in the style of :mod:`iam.entitlements` and :mod:`iam.persons`:
 

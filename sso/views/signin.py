@@ -251,6 +251,8 @@ def _require_level(row: Client, sso: Any, prompt: set[str], fail: Any) -> Any:
 def _resume() -> Any:
     flow = session.get("flow")
     if not flow:
+        if policy_views.pending_for_current():  # R-SSO-6: shown right after signing in
+            return redirect(url_for("sso.acknowledge"))
         return redirect(url_for("sso.account"))
     session["fresh_login"] = flow["key"]
     session.pop("flow", None)
