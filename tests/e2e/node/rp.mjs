@@ -144,7 +144,8 @@ function totp(secret) {
 }
 
 function pageError(html) {
-  const m = html.match(/<p class="error"[^>]*>([\s\S]*?)<\/p>/i);
+  // a form's error, or the message of the provider's error page (a refusal)
+  const m = html.match(/<p class="error"[^>]*>([\s\S]*?)<\/p>/i) || html.match(/<p id="error-message"[^>]*>([\s\S]*?)<\/p>/i);
   return m ? decodeEntities(m[1].trim()) : undefined;
 }
 
