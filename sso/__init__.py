@@ -34,6 +34,10 @@ def init_app(app: Flask, services: Services) -> None:
     from sso.mfa import openapi as mfa_openapi
 
     app.extensions.setdefault("iam.openapi_paths", []).append(mfa_openapi.paths())
+    from sso import clients_api  # /api/v1/clients (portal fields, who may use an application)
+
+    app.register_blueprint(clients_api.bp)
+    app.extensions["iam.openapi_paths"].append(clients_api.paths())
     views.exempt_from_csrf(csrf)
     from iam.web import BEARER_VERIFIER
     from sso.views.endpoints import verify_bearer

@@ -218,3 +218,56 @@ def test_portal_needs_sign_in_and_the_policy(services, client, policy_on):
     login(client, "alice", "Corr3ct-Horse-Battery")
     assert client.get("/").headers["Location"].endswith("/policy")
     assert client.get("/my-access").headers["Location"].endswith("/policy")
+
+
+def test_client_admin_api_sets_portal_fields_and_documents_them(services, client):
+    from tests.sso.helpers import API_RESOURCE, basic
+
+    cid, _ = make_client(services, name="Ledger")
+    admin, secret = make_client(
+        services, grant_types=["client_credentials"], scopes=["clients:admin", "other"], redirect_uris=[]
+    )
+
+    def token(scope: str) -> str:
+        resp = client.post(
+            "/token",
+            data={"grant_type": "client_credentials", "scope": scope, "resource": API_RESOURCE},
+            headers=basic(admin, secret or ""),
+        )
+        assert resp.status_code == 200, resp.get_json()
+        return str(resp.get_json()["access_token"])
+
+    auth = {"Authorization": f"Bearer {token('clients:admin')}"}
+    assert client.get("/api/v1/clients").status_code == 401
+    weak = {"Authorization": f"Bearer {token('other')}"}
+    assert client.patch(f"/api/v1/clients/{cid}/portal", json={}, headers=weak).status_code == 403
+    resp = client.patch(
+        f"/api/v1/clients/{cid}/portal",
+        json={"launch_uri": "https://ledger.example/", "allowed_groups": ["finance"]},
+        headers=auth,
+    )
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    assert body["launch_uri"] == "https://ledger.example/" and body["allowed_groups"] == ["finance"]
+    assert "client_secret" not in body
+    # a partial update keeps the rest; bad input changes nothing
+    resp = client.patch(f"/api/v1/clients/{cid}/portal", json={"description": "Books"}, headers=auth)
+    assert resp.get_json()["allowed_groups"] == ["finance"] and resp.get_json()["description"] == "Books"
+    bad = client.patch(f"/api/v1/clients/{cid}/portal", json={"launch_uri": "javascript:x"}, headers=auth)
+    assert bad.status_code == 400 and bad.get_json()["error"] == "invalid_request"
+    assert client.patch(f"/api/v1/clients/{cid}/portal", json={"nope": 1}, headers=auth).status_code == 400
+    assert (
+        client.get(f"/api/v1/clients/{cid}", headers=auth).get_json()["launch_uri"]
+        == "https://ledger.example/"
+    )
+    assert client.get("/api/v1/clients/none", headers=auth).status_code == 404
+    listed = client.get("/api/v1/clients", headers=auth).get_json()
+    assert {c["client_id"] for c in listed} == {cid, admin}
+    events = _events(services, "client.portal_changed")
+    assert len(events) == 2 and events[0].actor == f"client:{admin}"
+    doc = client.get("/api/v1/openapi.json").get_json()
+    patch = doc["paths"]["/api/v1/clients/{client_id}/portal"]["patch"]
+    schema = patch["requestBody"]["content"]["application/json"]["schema"]
+    assert set(schema["properties"]) == {"description", "logo_uri", "launch_uri", "allowed_groups"}
+    out = doc["paths"]["/api/v1/clients/{client_id}"]["get"]["responses"]["200"]["content"]
+    assert "allowed_groups" in out["application/json"]["schema"]["properties"]
