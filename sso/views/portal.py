@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, redirect, render_template, url_for
+from flask import Flask, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from iam.models.identity import Identity
 from iam.pages import NavLink, register_nav
 from iam.passwords import service as passwords
 from iam.services import Services
-from iam.web import db, services
+from iam.web import CSP_IMG_SOURCES, db, services
 from sso import clients as client_service
 from sso import service
 from sso.mfa.models import TotpCredential
@@ -76,6 +76,7 @@ def index() -> Any:
     except dir_errors.DirectoryError:
         return _unavailable()
     identity = db().get(Identity, sso.sub)
+    g.setdefault(CSP_IMG_SOURCES, ("https:",))  # application logos may live on the applications' sites
     return render_template("sso/portal.html", apps=portal_apps(db(), groups), identity=identity)
 
 

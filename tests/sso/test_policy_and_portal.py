@@ -189,6 +189,9 @@ def test_assignment_refuses_outsiders_at_authorize_and_hides_the_app(services, c
     assert params["error"] == "access_denied"
     portal = client.get("/").get_data(as_text=True)
     assert "Intranet" in portal and "Ledger" not in portal
+    # logos may come from the applications' https sites — on the portal only
+    assert "img-src 'self' data: https:;" in client.get("/").headers["Content-Security-Policy"]
+    assert "img-src 'self' data:;" in client.get("/account").headers["Content-Security-Policy"]
     # a member signs in and sees it
     other = client.application.test_client()
     url, flow = authorize_url(cid)
