@@ -21,6 +21,10 @@ def init_app(app: Flask, services: Services) -> None:
     from sso.server import IamAuthorizationServer
     from sso.tokens import Signer
 
+    if services.settings.policy.required:  # R-SSO-6: no start without a policy text to show
+        from sso.policy import service as policy
+
+        policy.version_of(services.settings.policy.dir)
     ring = keys.keyring_for(services)
     signer = Signer(ring, services.settings.issuer, services.settings.tokens.signing_alg)
     app.extensions["sso.keyring"] = ring

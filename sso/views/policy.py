@@ -16,13 +16,21 @@ from iam.pages import NavLink, page_language, register_nav
 from iam.web import db, services
 from sso.forms import ConfirmForm
 from sso.policy import service as policy
-from sso.views.common import _error_page, _record, bp, current_sso
+from sso.views.common import _error_page, _record, bp, current_sso, log
 
 
 def pending_for_current() -> bool:
-    """Whether the signed-in person must accept the current policy before going on."""
+    """Whether the signed-in person must accept the current policy before going on. A policy
+    folder that cannot be read counts as "not accepted" (deny by default): the policy page
+    then says the sign-in is unavailable."""
     sso = current_sso()
-    return sso is not None and policy.pending(db(), services().settings, sso.sub)
+    if sso is None:
+        return False
+    try:
+        return policy.pending(db(), services().settings, sso.sub)
+    except ConfigError:
+        log.error("the security policy cannot be read; sign-ins to applications wait", exc_info=True)
+        return True
 
 
 def _resume() -> Any:

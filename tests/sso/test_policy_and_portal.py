@@ -274,3 +274,21 @@ def test_client_admin_api_sets_portal_fields_and_documents_them(services, client
     assert set(schema["properties"]) == {"description", "logo_uri", "launch_uri", "allowed_groups"}
     out = doc["paths"]["/api/v1/clients/{client_id}"]["get"]["responses"]["200"]["content"]
     assert "allowed_groups" in out["application/json"]["schema"]["properties"]
+
+
+def test_an_unreadable_policy_folder_holds_sign_ins_back_and_stops_the_start(services, client, policy_on):
+    from iam.app import create_app
+    from iam.errors import ConfigError
+
+    make_user(services)
+    cid, _ = make_client(services)
+    for f in policy_on.iterdir():
+        f.unlink()
+    url, flow = authorize_url(cid, prompt="none")
+    resp, _ = _start(client, cid)
+    page = _follow_inside(client, resp)
+    assert page.status_code == 503 and "security policy cannot be shown" in page.get_data(as_text=True)
+    params = follow_to_code(client, client.get(url))
+    assert params["error"] == "interaction_required"
+    with pytest.raises(ConfigError, match="holds no <language>.md file"):
+        create_app(services=services)
