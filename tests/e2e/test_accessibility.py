@@ -77,6 +77,10 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveProvider]
             "--launch-uri", "https://intranet.example/", "--description", "News and forms",
             "--logo-uri", "/static/iam.css",
         )  # fmt: skip
+        live.cli(
+            "client", "add", "--name", "Third party", "--client-id", "third-party", "--require-consent",
+            "--redirect-uri", "https://third.example/cb",
+        )  # fmt: skip
         yield live
     finally:
         live.stop()
@@ -149,6 +153,17 @@ def test_every_page_has_no_serious_or_critical_axe_violation(
         # the harness can fail: a picture without a text alternative is a critical violation
         pages[None].set_content('<html lang="en"><body><main><img src="x.png"></main></body></html>')
         assert "image-alt" in {v["id"] for v in _axe(pages[None])}
+        # pages that exist only inside a flow (before the sign-out routes at the end): the
+        # consent question of a third-party client
+        page = pages["alice"]
+        page.goto(
+            f"{provider.issuer}/authorize?response_type=code&client_id=third-party&scope=openid"
+            "&redirect_uri=https://third.example/cb&state=s1"
+            "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+        )
+        expect(page).to_have_url(f"{provider.issuer}/consent")
+        checked["/consent"] = "alice → /consent (in a flow)"
+        violations += [{"page": "/consent", "viewer": "alice", **v} for v in _axe(page)]
         for path in routes:
             last: tuple[Page, str] | None = None
             for who in VIEWERS:
