@@ -292,3 +292,24 @@ def test_an_unreadable_policy_folder_holds_sign_ins_back_and_stops_the_start(ser
     assert params["error"] == "interaction_required"
     with pytest.raises(ConfigError, match="holds no <language>.md file"):
         create_app(services=services)
+
+
+def test_policy_text_language_choice_version_and_safe_markdown(tmp_path: Path) -> None:
+    from iam.config import load_settings
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "en.md").write_text("# Rules\n\n[click](javascript:alert(1)) <img src=x onerror=alert(1)>\n")
+    (folder / "sr-Latn.md").write_text("# Pravila\n")
+    settings = load_settings(
+        dev_mode=True, var_dir=tmp_path, languages=["sr-Latn", "en"], policy={"required": True, "dir": folder}
+    )
+    assert policy.load(settings, "sr-Latn").language == "sr-Latn"
+    assert policy.load(settings, "sr").language == "sr-Latn"
+    assert policy.load(settings, "en-GB").language == "en"
+    assert policy.load(settings, "pl").language == "sr-Latn"  # the first configured language with a file
+    html = policy.load(settings, "en").html()
+    assert "href" not in html and "<img" not in html and "&lt;img" in html  # link refused, HTML as text
+    before = policy.version_of(folder)
+    (folder / "sr-Latn.md").write_text("# Pravila, izmena\n")  # any language's change is a new version
+    assert policy.version_of(folder) != before and len(before) == 64
