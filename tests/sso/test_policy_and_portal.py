@@ -313,3 +313,38 @@ def test_policy_text_language_choice_version_and_safe_markdown(tmp_path: Path) -
     before = policy.version_of(folder)
     (folder / "sr-Latn.md").write_text("# Pravila, izmena\n")  # any language's change is a new version
     assert policy.version_of(folder) != before and len(before) == 64
+
+
+def test_my_access_shows_pim_roles_and_hr_birthright(services, client):
+    import datetime as dt
+
+    from pim.models import Eligibility
+    from provisioning.models import HrPerson, PersonStatus
+
+    user = make_user(services, groups=["staff", "finance"])
+    with services.transaction() as s:
+        s.add(Eligibility(role="server-operators", username="alice", sub=user.id, created_by="bob"))
+        s.add(
+            HrPerson(
+                employee_number="E-1",
+                given_name="Alice",
+                family_name="A",
+                department="Finance",
+                title="Clerk",
+                engagement="staff",
+                start_date=dt.date(2026, 1, 1),
+                status=PersonStatus.ACTIVE,
+                username="alice",
+                sub=user.id,
+                groups=["finance"],
+            )
+        )
+    login(client, "alice", "Corr3ct-Horse-Battery")
+    html = client.get("/my-access").get_data(as_text=True)
+    finance = html.split('data-group="finance"')[1].split("</tr>")[0]
+    assert 'data-origin="birthright"' in finance and "Finance / Clerk" in finance
+    staff = html.split('data-group="staff"')[1].split("</tr>")[0]
+    assert "Found in the directory" in staff
+    roles = html.split('id="access-pim-roles"')[1].split("</table>")[0]
+    assert "Server operators" in roles and "eligible (request when needed)" in roles and "bob" in roles
+    assert 'id="access-pim-elevations"' in html
