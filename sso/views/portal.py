@@ -12,18 +12,18 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam import access, clock
+from iam import access, audit, clock
 from iam.directory import errors as dir_errors
 from iam.entitlements import Origin
 from iam.models.identity import Identity
-from iam.pages import NavLink, register_nav
+from iam.pages import NavLink, error_page, register_nav
 from iam.passwords import service as passwords
 from iam.services import Services
 from iam.web import CSP_IMG_SOURCES, db, services
 from sso import clients as client_service
 from sso import service
 from sso.mfa.models import TotpCredential
-from sso.models import Client
+from sso.models import Client, SsoSession
 from sso.views.common import _error_page, bp, current_sso
 from sso.views.policy import pending_for_current
 from sso.x509.models import CardBinding
@@ -137,4 +137,47 @@ def _sessions(services: Services, session: Session, sub: str) -> access.Section:
             for s in service.user_sessions(session, sub)
         ],
         empty=_l("No sessions."),
+    )
+
+
+def require_assignment(row: Client, sso: SsoSession, prompt: set[str], fail: Any) -> Any:
+    """The client's "who may use it" (issue 13): a person outside its groups is refused after
+    signing in. ``prompt=none`` gets ``access_denied`` at the redirect URI (no page may be
+    shown); otherwise our refusal page says why, and its link returns ``access_denied`` to the
+    application (RFC 6749 4.1.2.1), so the application learns the outcome too."""
+    if not row.allowed_groups:
+        return None
+    try:
+        groups = services().directory.user_groups(sso.sub)
+    except dir_errors.DirectoryError:
+        return _error_page(
+            _("Sign-in is unavailable right now. Please try again in a few minutes."),
+            _("The directory could not be asked which groups you belong to."),
+            503,
+        )
+    if client_service.may_use(row, groups):
+        return None
+    audit.record_refusal(
+        db(),
+        "authorize.not_assigned",
+        actor=sso.sub,
+        subject=sso.sub,
+        client_id=row.client_id,
+        ip=g.client_ip,
+        user_agent=g.user_agent,
+        details={"allowed_groups": list(row.allowed_groups)},
+    )
+    denied = fail("access_denied", "You are not assigned to this application.")
+    if "none" in prompt:
+        return denied
+    return error_page(
+        403,
+        title=_("You may not use %(app)s", app=row.name),
+        message=_(
+            "You are signed in, but this application is open only to members of certain groups, "
+            "and you are not one of them. If you need it for your work, ask your manager or the "
+            "help desk to assign it to you."
+        ),
+        next_href=denied.location,
+        next_label=_("Return to %(app)s", app=row.name),
     )

@@ -26,10 +26,8 @@ from iam import audit, clock, lockout
 from iam.directory import errors as dir_errors
 from iam.directory.base import DirectoryUser
 from iam.identities import upsert_identity
-from iam.pages import error_page
 from iam.passwords import service as passwords
 from iam.web import db, services
-from sso import clients as client_service
 from sso import service
 from sso.forms import LoginForm
 from sso.mfa import flow as mfa_flow
@@ -37,6 +35,7 @@ from sso.mfa import levels
 from sso.models import Client, Consent
 from sso.server import OAuthClient, OAuthUser
 from sso.views import policy as policy_views
+from sso.views import portal as portal_views
 from sso.views.common import (
     _error_page,
     _record,
@@ -127,7 +126,7 @@ def authorize() -> Any:
     assert sso is not None
     session.pop("fresh_login", None)
     row = client.row
-    refused = _require_assignment(row, sso, prompt, fail)
+    refused = portal_views.require_assignment(row, sso, prompt, fail)
     if refused is not None:
         return refused
     stronger = _require_level(row, sso, prompt, fail)
@@ -158,49 +157,6 @@ def authorize() -> Any:
     service.link_client(db(), sso, row.client_id)
     ctx = service.AuthContext.of(sso)
     return srv.create_authorization_response(grant=grant, grant_user=OAuthUser(ctx))
-
-
-def _require_assignment(row: Client, sso: Any, prompt: set[str], fail: Any) -> Any:
-    """The client's "who may use it" (issue 13): a person outside its groups is refused after
-    signing in. ``prompt=none`` gets ``access_denied`` at the redirect URI (no page may be
-    shown); otherwise our refusal page says why, and its link returns ``access_denied`` to the
-    application (RFC 6749 4.1.2.1), so the application learns the outcome too."""
-    if not row.allowed_groups:
-        return None
-    try:
-        groups = services().directory.user_groups(sso.sub)
-    except dir_errors.DirectoryError:
-        return _error_page(
-            _("Sign-in is unavailable right now. Please try again in a few minutes."),
-            _("The directory could not be asked which groups you belong to."),
-            503,
-        )
-    if client_service.may_use(row, groups):
-        return None
-    audit.record_refusal(
-        db(),
-        "authorize.not_assigned",
-        actor=sso.sub,
-        subject=sso.sub,
-        client_id=row.client_id,
-        ip=g.client_ip,
-        user_agent=g.user_agent,
-        details={"allowed_groups": list(row.allowed_groups)},
-    )
-    denied = fail("access_denied", "You are not assigned to this application.")
-    if "none" in prompt:
-        return denied
-    return error_page(
-        403,
-        title=_("You may not use %(app)s", app=row.name),
-        message=_(
-            "You are signed in, but this application is open only to members of certain groups, "
-            "and you are not one of them. If you need it for your work, ask your manager or the "
-            "help desk to assign it to you."
-        ),
-        next_href=denied.location,
-        next_label=_("Return to %(app)s", app=row.name),
-    )
 
 
 REQUIRED_KEY = "mfa_required"
