@@ -38,9 +38,11 @@ fi
 # 3. Python environment
 VENV=$VENV deploy/venv.sh test
 
-# 4. the independent OIDC client (npm openid-client)
+# 4. the independent OIDC client (npm openid-client) and axe-core; installed again whenever
+#    package-lock.json is newer than what node_modules holds (npm writes .package-lock.json)
 if command -v npm >/dev/null; then
-  (cd tests/e2e/node && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; })
+  (cd tests/e2e/node && { [ node_modules/.package-lock.json -nt package-lock.json ] \
+    || npm ci --no-audit --no-fund --loglevel=error; })
 fi
 
 # 5. static checks

@@ -394,6 +394,8 @@ class Settings(BaseSettings):
     """Access requests (catalogue, approval chain, working calendar, ``provisioning/requests``)."""
     detect: DetectSettings = Field(default_factory=lambda: DetectSettings())
     """Detection and alerts, AD changes outside the provider, per-agency statistics (``detect``)."""
+    policy: PolicySettings = Field(default_factory=lambda: PolicySettings())
+    """Acknowledgement of the security policy before first use (R-SSO-6, ``sso/policy``)."""
 
     @classmethod
     def settings_customise_sources(
@@ -988,6 +990,21 @@ class DetectSettings(Section):
     """Directory group whose members may read and handle alerts, directory changes and statistics
     (the access reviews' officer group by default), besides the security officers registered in
     the core (``pim.security_officers`` and PIM's officer group)."""
+
+
+class PolicySettings(Section):
+    """Acknowledgement of the organisation's security policy (R-SSO-6; Čačak Član 4,
+    BISTrezor Član 4 and 10): a person accepts the current text before their first sign-in to
+    an application, and again whenever the text changes."""
+
+    required: bool = False
+    """Ask for the acknowledgement at sign-in (``make run`` turns it on for the demo)."""
+    dir: Path = PROVISIONING_POLICY_DIR / "security-policy"
+    """Folder of the policy text, one Markdown file per language (``en.md``, ``sr-Latn.md``,
+    ``pl.md`` …). The version is the SHA-256 of all files together: any change asks everyone
+    again. A language without a file is shown the first of ``languages`` that has one."""
+    auditors: list[str] = Field(default_factory=list)
+    """Usernames who may read the acceptance report besides the security officers."""
 
 
 Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

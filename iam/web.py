@@ -286,12 +286,18 @@ class DatabaseOutage:
             )
 
 
+CSP_IMG_SOURCES = "csp_img_sources"
+"""``flask.g`` key: further ``img-src`` sources a page allows (e.g. ``("https:",)``)."""
+
+
 def _security_headers(response: Response) -> None:
     nonce = g.get("csp_nonce", "")
+    # a page may allow pictures from further sources (the portal: https application logos)
+    img = " ".join(["'self'", "data:", *g.get(CSP_IMG_SOURCES, ())])
     h = response.headers
     h.setdefault(
         "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+        f"default-src 'self'; img-src {img}; style-src 'self'; "
         f"script-src 'self' 'nonce-{nonce}'; form-action 'self' http: https:; "
         "frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
     )

@@ -24,7 +24,7 @@ from iam.backup.service import after_restore
 from iam.directory.errors import DirectoryUnavailable, NoSuchEntry
 from iam.jobs import RetryLater, handler, periodic
 from iam.models.identity import Identity
-from pim import entitlements
+from pim import access, entitlements
 from pim.models import ElevationRequest
 from pim.roles import all_roles
 from pim.service import directory as ops
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pim.jobs")
 
 entitlements.register()  # eligibilities, admin accounts and role groups for access reviews
+access.register()  # roles, elevations and approvals on "my access" (iam.access)
 
 
 def _directory_job(fn: Callable[[Services, Session, dict[str, Any]], None]) -> Callable[..., None]:

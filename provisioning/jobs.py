@@ -11,12 +11,15 @@ from sqlalchemy.orm import Session
 from iam.backup.service import after_restore
 from iam.directory.errors import DirectoryUnavailable
 from iam.jobs import RetryLater, handler, periodic
+from provisioning import access
 from provisioning.requests import jobs as _request_jobs  # noqa: F401 — registers access-request jobs
 from provisioning.reviews import jobs as _review_jobs  # noqa: F401 — registers access-review jobs
 from provisioning.service import delivery, engine
 
 if TYPE_CHECKING:
     from iam.services import Services
+
+access.register()  # birthright and HR origins, reviews waiting, on "my access" (iam.access)
 
 
 @handler("provisioning.apply")

@@ -21,6 +21,10 @@ def init_app(app: Flask, services: Services) -> None:
     from sso.server import IamAuthorizationServer
     from sso.tokens import Signer
 
+    if services.settings.policy.required:  # R-SSO-6: no start without a policy text to show
+        from sso.policy import service as policy
+
+        policy.version_of(services.settings.policy.dir)
     ring = keys.keyring_for(services)
     signer = Signer(ring, services.settings.issuer, services.settings.tokens.signing_alg)
     app.extensions["sso.keyring"] = ring
@@ -37,9 +41,15 @@ def init_app(app: Flask, services: Services) -> None:
 
     admin_apps.init_app(app)  # the console's Applications pages
     admin_keys.init_app(app)  # the console's signing keys and card trust anchors
+    views.portal.register_navigation(app)
+    views.policy.register_navigation(app)
     from sso.mfa import openapi as mfa_openapi
 
     app.extensions.setdefault("iam.openapi_paths", []).append(mfa_openapi.paths())
+    from sso import clients_api  # /api/v1/clients (portal fields, who may use an application)
+
+    app.register_blueprint(clients_api.bp)
+    app.extensions["iam.openapi_paths"].append(clients_api.paths())
     views.exempt_from_csrf(csrf)
     from iam.web import BEARER_VERIFIER
     from sso.views.endpoints import verify_bearer
@@ -65,6 +75,9 @@ def register(cli: click.Group) -> None:
 
     cli.add_command(client_group)
     cli.add_command(keys_group)
+    from sso.policy import cli as policy_cli
+
+    policy_cli.register(cli)
     from sso.mfa.cli import mfa_group
 
     cli.add_command(mfa_group)

@@ -91,6 +91,17 @@ def client_group() -> None:
     metavar="LEVEL",
     help="Minimum level of assurance for signing in to this client (a name from mfa.levels, e.g. mfa).",
 )
+@click.option("--description", default=None, help="What the application is for (shown on the portal).")
+@click.option("--logo-uri", default=None, help="Logo on the portal: an https URL or a /static/… path.")
+@click.option(
+    "--launch-uri", default=None, help="Where the portal opens the application (unset: not on the portal)."
+)
+@click.option(
+    "--allowed-group",
+    "allowed_groups",
+    multiple=True,
+    help="Only members of this directory group may use it (nested counts). Repeatable. Default: everyone.",
+)
 @json_option
 @pass_ctx
 def client_add(
@@ -112,6 +123,10 @@ def client_add(
     require_consent: bool,
     id_token_alg: str | None,
     require_acr: str | None,
+    description: str | None,
+    logo_uri: str | None,
+    launch_uri: str | None,
+    allowed_groups: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Register a client. The secret is printed once and stored only as a hash (with --json:
@@ -135,6 +150,10 @@ def client_add(
         jwks=client_service.parse_jwks(jwks_file.read_text()) if jwks_file else None,
         jwks_uri=jwks_uri,
         require_acr=require_acr,
+        description=description,
+        logo_uri=logo_uri,
+        launch_uri=launch_uri,
+        allowed_groups=list(allowed_groups),
     )
     if grant_types:
         spec.grant_types = list(grant_types)
@@ -239,6 +258,55 @@ def client_require_acr(ctx: Ctx, client_id: str, level: str, as_json: bool) -> N
         row = client_service.set_required_level(session, client_id, wanted, actor="cli")
         data = client_service.client_as_dict(row)
     emit(as_json, data, f"{client_id}: minimum level {wanted or '(none)'}.")
+
+
+@client_group.command("portal")
+@click.argument("client_id")
+@click.option("--description", default=None, help="What the application is for ('' clears it).")
+@click.option("--logo-uri", default=None, help="An https URL or a /static/… path ('' clears it).")
+@click.option("--launch-uri", default=None, help="Where the portal opens it ('' takes it off the portal).")
+@click.option(
+    "--allowed-group",
+    "allowed_groups",
+    multiple=True,
+    help="Only members of this directory group may use it. Repeatable; replaces the list.",
+)
+@click.option("--everyone", is_flag=True, help="Clear the list: everyone may use the application.")
+@json_option
+@pass_ctx
+def client_portal(
+    ctx: Ctx,
+    client_id: str,
+    description: str | None,
+    logo_uri: str | None,
+    launch_uri: str | None,
+    allowed_groups: tuple[str, ...],
+    everyone: bool,
+    as_json: bool,
+) -> None:
+    """Set how the portal shows a client and who may use it (enforced at sign-in). Options not
+    given keep their value."""
+    if everyone and allowed_groups:
+        fail("Give either --allowed-group or --everyone, not both.")
+    with ctx.services.transaction() as session:
+        row = client_service.get_client(session, client_id)
+        fields = client_service.PortalFields(
+            description=row.description if description is None else description,
+            logo_uri=row.logo_uri if logo_uri is None else logo_uri,
+            launch_uri=row.launch_uri if launch_uri is None else launch_uri,
+            allowed_groups=[]
+            if everyone
+            else list(allowed_groups)
+            if allowed_groups
+            else list(row.allowed_groups or []),
+        )
+        row = client_service.set_portal_fields(
+            session, client_id, fields, actor="cli", allow_http=ctx.settings.dev_mode
+        )
+        data = client_service.client_as_dict(row)
+    who = ", ".join(data["allowed_groups"]) or "everyone"
+    launch = data["launch_uri"] or "(not on the portal)"
+    emit(as_json, data, f"{client_id}: launch {launch}; may use it: {who}.")
 
 
 @click.group("keys")

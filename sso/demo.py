@@ -33,6 +33,8 @@ def seed(services: Services) -> dict[str, Any]:
         post_logout_redirect_uris=[f"{issuer}/demo/"],
         token_endpoint_auth_method="none",  # noqa: S106 — a public client
         agency_code="DEMO-001",
+        description="An application signing in through the provider (OpenID Connect, code + PKCE).",
+        launch_uri=f"{issuer}/demo/",
     )
     try:
         with services.transaction() as session:
@@ -43,7 +45,10 @@ def seed(services: Services) -> dict[str, Any]:
     return {
         "client_id": DEMO_CLIENT_ID,
         "url": f"{issuer}/demo/",
-        "lines": [f"  Open      {issuer}/demo/  (an application signing in through the provider)"],
+        "lines": [
+            f"  Open      {issuer}/demo/  (an application signing in through the provider)",
+            f"  Portal    {issuer}/  (the applications a person may open, and 'my access')",
+        ],
     }
 
 

@@ -46,6 +46,15 @@ class Client(Base):
     id_token_alg: Mapped[str | None] = mapped_column(String(16))
     require_acr: Mapped[str | None] = mapped_column(String(32))
     """Minimum level of assurance (an ``mfa.levels`` name) for signing in to this client."""
+    description: Mapped[str | None] = mapped_column(Text)
+    """What the application is for, shown on the portal."""
+    logo_uri: Mapped[str | None] = mapped_column(String(1024))
+    """Logo shown on the portal: an https URL or a path under ``/static/``."""
+    launch_uri: Mapped[str | None] = mapped_column(String(1024))
+    """Where the portal opens the application; without it the portal does not list it."""
+    allowed_groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Who may use it: directory groups (nested membership counts). Empty: everyone. Enforced
+    at ``/authorize``; the portal lists the application only to members."""
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[dt.datetime] = mapped_column(default=clock.now, onupdate=clock.now)
@@ -191,3 +200,21 @@ class Consent(Base):
 # the tables of the second factors belong to this package's metadata too
 from sso.mfa import models as _mfa_models  # noqa: E402, F401
 from sso.x509 import models as _x509_models  # noqa: E402, F401
+
+
+class PolicyAcceptance(Base):
+    """A person accepted a version of the security policy (R-SSO-6: the signed statement)."""
+
+    __tablename__ = "policy_acceptances"
+    __table_args__ = (Index("ix_policy_acceptances_sub_version", "sub", "version", unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    sub: Mapped[str] = mapped_column(String(64))
+    username: Mapped[str] = mapped_column(String(256))
+    version: Mapped[str] = mapped_column(String(64), index=True)
+    """SHA-256 of the policy files at the time (see ``sso.policy.service.load``)."""
+    language: Mapped[str] = mapped_column(String(16))
+    """The language of the text the person was shown."""
+    accepted_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))

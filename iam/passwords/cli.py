@@ -15,7 +15,9 @@ from iam.passwords.service import identity_facts
 
 @click.group("policy")
 def policy() -> None:
-    """The password policy: show the effective profile, test a password against it."""
+    """The organisation's policies: the password policy (show the effective profile, test a
+    password, check the directory's own) and those the features add (e.g. the security policy
+    people accept at sign-in: text, acceptances)."""
 
 
 def _profile(ctx: Ctx, name: str | None) -> PasswordProfile:

@@ -15,7 +15,13 @@ from iam import audit, events
 from iam.crypto import Cipher, equal, token_hash
 from iam.errors import Conflict, NotFound, ValidationFailed
 from iam.models.audit import AuditEvent
-from sso.clients.validation import SECRET_METHODS, ClientSpec, validate_spec
+from sso.clients.validation import (
+    SECRET_METHODS,
+    ClientSpec,
+    PortalFields,
+    check_portal_fields,
+    validate_spec,
+)
 from sso.models import AuthMethod, Client
 
 
@@ -54,6 +60,10 @@ def create_client(
         require_consent=spec.require_consent,
         id_token_alg=spec.id_token_alg,
         require_acr=spec.require_acr or None,
+        description=(spec.description or "").strip() or None,
+        logo_uri=spec.logo_uri or None,
+        launch_uri=spec.launch_uri or None,
+        allowed_groups=list(dict.fromkeys(g.strip() for g in spec.allowed_groups)),
         disabled=False,
     )
     if method in SECRET_METHODS:
@@ -172,6 +182,10 @@ def spec_of(client: Client) -> ClientSpec:
         jwks_uri=client.jwks_uri,
         id_token_alg=client.id_token_alg,
         require_acr=client.require_acr,
+        description=client.description,
+        logo_uri=client.logo_uri,
+        launch_uri=client.launch_uri,
+        allowed_groups=list(client.allowed_groups or []),
     )
 
 
@@ -220,6 +234,10 @@ def update_client(
     row.require_consent = spec.require_consent
     row.id_token_alg = spec.id_token_alg or None
     row.require_acr = spec.require_acr or None
+    row.description = (spec.description or "").strip() or None
+    row.logo_uri = spec.logo_uri or None
+    row.launch_uri = spec.launch_uri or None
+    row.allowed_groups = list(dict.fromkeys(g.strip() for g in spec.allowed_groups))
     secret: str | None = None
     if method in SECRET_METHODS:
         jwt_change = (method == AuthMethod.CLIENT_SECRET_JWT) != (old_method == AuthMethod.CLIENT_SECRET_JWT)
@@ -321,6 +339,10 @@ def client_as_dict(client: Client, secret: str | None = None) -> dict[str, Any]:
         "disabled": client.disabled,
         "public": client.public,
         "require_acr": client.require_acr,
+        "description": client.description,
+        "logo_uri": client.logo_uri,
+        "launch_uri": client.launch_uri,
+        "allowed_groups": list(client.allowed_groups or []),
         "created_at": client.created_at.isoformat(),
     }
     if client.jwks:
@@ -330,3 +352,39 @@ def client_as_dict(client: Client, secret: str | None = None) -> dict[str, Any]:
     if secret is not None:
         data["client_secret"] = secret
     return data
+
+
+def set_portal_fields(
+    session: Session, client_id: str, fields: PortalFields, *, actor: str, allow_http: bool
+) -> Client:
+    """Set how the portal shows the application and which groups may use it."""
+    check_portal_fields(fields, allow_http=allow_http)
+    row = get_client(session, client_id)
+    before = {"allowed_groups": list(row.allowed_groups or [])}
+    row.description = (fields.description or "").strip() or None
+    row.logo_uri = fields.logo_uri or None
+    row.launch_uri = fields.launch_uri or None
+    row.allowed_groups = list(dict.fromkeys(g.strip() for g in fields.allowed_groups))
+    session.flush()
+    events.client_changed.send(client_id)
+    audit.record(
+        session,
+        "client.portal_changed",
+        severity=audit.Severity.SIGNIFICANT,
+        actor=actor,
+        client_id=client_id,
+        details={
+            "before": before,
+            "allowed_groups": row.allowed_groups,
+            "launch_uri": row.launch_uri,
+            "logo_uri": row.logo_uri,
+        },
+    )
+    return row
+
+
+def may_use(client: Client, groups: list[str]) -> bool:
+    """Whether a person in ``groups`` (nested membership, any case) may use ``client``: an
+    empty "who may use it" list lets everyone in."""
+    wanted = {g.casefold() for g in client.allowed_groups or []}
+    return not wanted or bool(wanted & {g.casefold() for g in groups})

@@ -48,6 +48,10 @@ class ClientSpec:
     client_id: str | None = None
     require_acr: str | None = None
     """Minimum level of assurance (a name from ``mfa.levels``; checked by the caller)."""
+    description: str | None = None
+    logo_uri: str | None = None
+    launch_uri: str | None = None
+    allowed_groups: list[str] = field(default_factory=list)
 
 
 class InvalidClient(ValidationFailed):
@@ -134,6 +138,34 @@ def validate_spec(spec: ClientSpec, *, allow_http: bool) -> None:
         raise InvalidClient("Scopes must be single words.", "scopes")
     if spec.id_token_alg and spec.id_token_alg not in ("ES256", "RS256"):
         raise InvalidClient("The ID token algorithm must be ES256 or RS256.", "id_token_alg")
+    check_portal_fields(
+        PortalFields(spec.description, spec.logo_uri, spec.launch_uri, spec.allowed_groups),
+        allow_http=allow_http,
+    )
+
+
+@dataclass
+class PortalFields:
+    """How the portal shows an application, and who may use it (issue 13)."""
+
+    description: str | None = None
+    logo_uri: str | None = None
+    """An http(s) URL or a path under ``/static/``."""
+    launch_uri: str | None = None
+    allowed_groups: list[str] = field(default_factory=list)
+
+
+def check_portal_fields(fields: PortalFields, *, allow_http: bool) -> None:
+    if fields.launch_uri:
+        _check_uri(fields.launch_uri, "launch URL", allow_http=allow_http, field="launch_uri")
+    if fields.logo_uri and not fields.logo_uri.startswith("/static/"):
+        _check_uri(fields.logo_uri, "logo URL", allow_http=allow_http, field="logo_uri")
+    if fields.logo_uri and ".." in fields.logo_uri:
+        raise InvalidClient("The logo path must not contain '..'.", "logo_uri")
+    if fields.description is not None and len(fields.description) > 2000:
+        raise InvalidClient("The description is longer than 2000 characters.", "description")
+    if any(not g.strip() or len(g) > 256 for g in fields.allowed_groups):
+        raise InvalidClient("A group name is empty or longer than 256 characters.", "allowed_groups")
 
 
 def parse_jwks(text: str) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from sso.views import (  # noqa: F401 — importing registers the routes
     mfa,
     mfa_devices,
     password,
+    policy,
+    portal,
     signin,
 )
 from sso.views.common import bp

@@ -40,11 +40,6 @@ def register_navigation(app: Flask) -> None:
     )
 
 
-@bp.get("/")
-def index() -> Any:
-    return redirect(url_for("sso.account"))
-
-
 @bp.route("/account", methods=["GET"])
 def account() -> Any:
     sso = current_sso()

@@ -34,6 +34,8 @@ from sso.mfa import flow as mfa_flow
 from sso.mfa import levels
 from sso.models import Client, Consent
 from sso.server import OAuthClient, OAuthUser
+from sso.views import policy as policy_views
+from sso.views import portal as portal_views
 from sso.views.common import (
     _error_page,
     _record,
@@ -125,9 +127,22 @@ def authorize() -> Any:
     assert sso is not None
     session.pop("fresh_login", None)
     row = client.row
+    refused = portal_views.require_assignment(row, sso, prompt, fail)
+    if refused is not None:
+        return refused
     stronger = _require_level(row, sso, prompt, fail)
     if stronger is not None:
         return stronger
+    if policy_views.pending_for_current():
+        # R-SSO-6: the current security policy is accepted before the first code or token
+        if "none" in prompt:
+            return fail("interaction_required", "The security policy must be accepted first.")
+        session["flow"] = {
+            "query": request.query_string.decode(),
+            "key": _flow_key(),
+            "client": row.client_id,
+        }
+        return redirect(url_for("sso.acknowledge"))
     scope = grant.request.payload.scope or ""
     if row.require_consent:
         consent = db().get(Consent, (sso.sub, row.client_id))
@@ -193,6 +208,8 @@ def _require_level(row: Client, sso: Any, prompt: set[str], fail: Any) -> Any:
 def _resume() -> Any:
     flow = session.get("flow")
     if not flow:
+        if policy_views.pending_for_current():  # R-SSO-6: shown right after signing in
+            return redirect(url_for("sso.acknowledge"))
         back = local_path(str(session.pop("return_to", "") or ""))  # a page of ours sent here
         if back:
             return redirect(back)

@@ -200,18 +200,18 @@ def test_header_names_the_organisation_and_navigation_follows_rights(
 
     expected = {
         "alice": [
-            "Your account", "Security devices", "Change password", "Privileged roles", "Access reviews",
-            "Sign out",
+            "Applications", "Your account", "My access", "Security devices", "Change password",
+            "Privileged roles", "Access reviews", "Sign out",
         ],
         "bob": [
-            "Your account", "Security devices", "Change password", "Privileged roles", "Approvals",
-            "HR events", "Access reviews", "Sign out",
+            "Applications", "Your account", "My access", "Security devices", "Change password",
+            "Privileged roles", "Approvals", "HR events", "Access reviews", "Sign out",
         ],
         "admin": [
-            "Your account", "Security devices", "Change password", "Privileged roles",
-            "Security overview", "Access reviews", "Review campaigns", "Security alerts",
-            "AD changes outside the provider", "Statistics per agency", "Audit reports",
-            "Monthly audit review", "Sign out",
+            "Applications", "Your account", "My access", "Security devices", "Change password",
+            "Privileged roles", "Security overview", "Access reviews", "Review campaigns",
+            "Security alerts", "AD changes outside the provider", "Statistics per agency",
+            "Policy acceptances", "Audit reports", "Monthly audit review", "Sign out",
         ],
     }  # fmt: skip
     for username, links in expected.items():

@@ -125,7 +125,9 @@ def test_signed_in_navigation_follows_rights(town: Flask, services: Services) ->
     html = client.get("/account").get_data(as_text=True)
     nav = re.findall(r'<li><a href="([^"]+)" id="nav-[^"]+"', html)
     assert nav == [
+        "/",
         "/account",
+        "/my-access",
         "/mfa/devices",
         "/password/change",
         "/pim/",

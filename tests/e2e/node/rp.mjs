@@ -3,7 +3,7 @@
 // page (no browser: fetch with a cookie jar), then exercises the token, userinfo, refresh and
 // logout endpoints the way a real application would.
 //
-// usage: node rp.mjs [full|login|refresh|stepup]
+// usage: node rp.mjs [full|login|refresh|stepup|policy]
 //
 //   full     sign in, code grant (+PKCE S256, state, nonce), userinfo, refresh-token rotation,
 //            reuse detection, family revocation, RP-initiated logout (the default)
@@ -12,7 +12,11 @@
 //            error code (e.g. invalid_grant) and decides the exit code
 //   stepup   sign in without acr_values, then authorize again on the same SSO session with
 //            acr_values=RP_STEP_UP_ACR (default "mfa"): the provider's step-up asks for a code
+//   policy   first sign-in stops at the security-policy page; prompt=none must then answer
+//            interaction_required; accepting it (same session) ends in a validated code grant
 //
+// The security-policy page (R-SSO-6) is submitted when RP_POLICY=accept; otherwise its
+// appearance fails the run (the pages it showed are listed in "policy_pages").
 // Second factors: with RP_TOTP_SECRET (base32) a page with a form field "code" is answered
 // with the current TOTP code (RFC 6238, SHA1, RP_TOTP_DIGITS digits, RP_TOTP_PERIOD s).
 // RP_ACR_VALUES and RP_MAX_AGE are added to the (first) authorization request when set.
@@ -140,7 +144,8 @@ function totp(secret) {
 }
 
 function pageError(html) {
-  const m = html.match(/<p class="error"[^>]*>([\s\S]*?)<\/p>/i);
+  // a form's error, or the message of the provider's error page (a refusal)
+  const m = html.match(/<p class="error"[^>]*>([\s\S]*?)<\/p>/i) || html.match(/<p id="error-message"[^>]*>([\s\S]*?)<\/p>/i);
   return m ? decodeEntities(m[1].trim()) : undefined;
 }
 
@@ -163,6 +168,26 @@ async function signIn(authorizationUrl, redirectUri, username, password) {
     const html = await response.text();
     if (response.status !== 200) fail(`GET ${url} answered ${response.status}: ${pageError(html) || html.slice(0, 300)}`);
     const form = parseForm(html, url);
+    if (form.action.pathname.endsWith('/policy') && 'action' in form.fields) {
+      // the security-policy acknowledgement (R-SSO-6): RP_POLICY=accept submits it, =stop
+      // returns here (the sign-in is left waiting for it), anything else is a failure
+      const policy = { url: new URL(url).pathname, version: form.fields.action, hidden: Object.keys(form.fields).sort() };
+      out.policy_pages = [...(out.policy_pages || []), policy];
+      if (process.env.RP_POLICY === 'stop') return { policy, trail };
+      if (process.env.RP_POLICY !== 'accept') fail(`the provider asks to accept its security policy at ${url}`);
+      response = await browserFetch(form.action, {
+        method: 'POST',
+        body: new URLSearchParams(form.fields),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      trail.push(`POST ${form.action.pathname}`);
+      if (![302, 303].includes(response.status)) {
+        const text = await response.text();
+        fail(`POST ${form.action.pathname} answered ${response.status}: ${pageError(text) || text.slice(0, 300)}`);
+      }
+      url = new URL(response.headers.get('location'), form.action).href;
+      continue;
+    }
     if (form.names.includes('code') && process.env.RP_TOTP_SECRET && !codeSubmitted) {
       // the provider asks for a second factor (after the password, or a step-up)
       out.code_form = { action: form.action.pathname, hidden: Object.keys(form.fields).sort() };
@@ -394,7 +419,42 @@ async function stepUp() {
   if (out.step_up.id_token_claims.acr !== wanted) fail(`after step-up acr is ${out.step_up.id_token_claims.acr}, want ${wanted}`);
 }
 
-const modes = { full, login: loginOnly, refresh: refreshOnly, stepup: stepUp };
+// R-SSO-6: sign in and stop at the policy page; a silent request (prompt=none) must answer
+// interaction_required (with the state); then accept on the same browser session and finish
+// with a code grant that openid-client validates.
+async function policyFlow() {
+  const config = await configure();
+  const redirectUri = env('RP_REDIRECT_URI');
+  const authorization = async (extra) =>
+    client.buildAuthorizationUrl(config, {
+      redirect_uri: redirectUri,
+      scope: 'openid',
+      state: client.randomState(),
+      code_challenge: await client.calculatePKCECodeChallenge(client.randomPKCECodeVerifier()),
+      code_challenge_method: 'S256',
+      ...extra,
+    });
+  process.env.RP_POLICY = 'stop';
+  const first = await signIn(await authorization({}), redirectUri, env('RP_USERNAME'), env('RP_PASSWORD'));
+  if (!first.policy) fail('the first sign-in finished without showing the security policy');
+  out.stopped_at = first.policy.url;
+  const silentUrl = await authorization({ prompt: 'none' });
+  const silent = await browserFetch(silentUrl);
+  const location = silent.headers.get('location');
+  if (!location) fail(`prompt=none answered ${silent.status} without a redirect`);
+  const answer = new URL(location, silentUrl);
+  out.prompt_none = {
+    to: `${answer.origin}${answer.pathname}`,
+    error: answer.searchParams.get('error'),
+    state_matches: answer.searchParams.get('state') === silentUrl.searchParams.get('state'),
+  };
+  if (out.prompt_none.error !== 'interaction_required') fail(`prompt=none before acceptance gave ${out.prompt_none.error}, want interaction_required`);
+  process.env.RP_POLICY = 'accept';
+  await login(config);
+  if (!out.sign_in_trail.includes('POST /policy')) fail(`the code came without accepting the policy: ${out.sign_in_trail.join(' -> ')}`);
+}
+
+const modes = { full, login: loginOnly, refresh: refreshOnly, stepup: stepUp, policy: policyFlow };
 
 try {
   if (!modes[mode]) fail(`unknown mode ${mode}; use one of ${Object.keys(modes).join(', ')}`);
