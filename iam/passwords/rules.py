@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
+from iam.passwords import wordlists
 from iam.passwords.profiles import CharClass, PasswordProfile
 
 __all__ = ["IdentityFacts", "Violation", "check", "fold"]
@@ -235,7 +236,10 @@ def _dictionary(profile: PasswordProfile, password: str) -> list[Violation]:
             )
     if profile.refuse_dictionary_words:
         letters = "".join(c for c in pw if c.isalpha())
-        if len(letters) >= 4 and letters in dictionary_words():
+        if (len(letters) >= 4 and letters in dictionary_words()) or (
+            profile.dictionary_languages
+            and wordlists.is_word(wordlists.fold_word(password), profile.dictionary_languages)
+        ):
             out.append(
                 Violation(
                     "dictionary_word",

@@ -1,0 +1,169 @@
+"""The language of a page or a mail.
+
+A page's language is, in this order (the first that names a configured language wins):
+
+1. the application's ``ui_locales`` of the sign-in under way (remembered in the flow cookie
+   when ``/authorize`` is asked; a language switch replaces it);
+2. the person's saved choice: for a signed-in person their stored language (``identities.
+   language``), for a visitor the ``iam_lang`` cookie the language switch sets;
+3. the browser's ``Accept-Language``;
+4. the organisation's default, the first of ``settings.languages``.
+
+Mails go out in the recipient's saved language, else the organisation's default; they are
+rendered outside any request (the worker), with :func:`translations`.
+
+Who is signed in is a feature's business (``sso``): it registers a finder with
+:func:`person_finder`, and the core imports no feature.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from babel.support import NullTranslations, Translations
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from iam.config import Settings
+
+__all__ = [
+    "COOKIE",
+    "FLOW_KEY",
+    "TRANSLATIONS_DIR",
+    "match",
+    "person_finder",
+    "saved_language",
+    "save_language",
+    "select_tag",
+    "translations",
+]
+
+TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
+"""Where the catalogues live (``translations/<catalogue>/LC_MESSAGES/messages.po|.mo``)."""
+
+COOKIE = "iam_lang"
+"""The cookie that remembers a visitor's language choice (a BCP 47 tag, one year)."""
+
+FLOW_KEY = "iam_ui_locale"
+"""Flask-session key: the language the application asked for with ``ui_locales``."""
+
+COOKIE_MAX_AGE = 365 * 24 * 3600
+
+_finders: list[Callable[[], str | None]] = []
+
+
+def person_finder(fn: Callable[[], str | None]) -> Callable[[], str | None]:
+    """Register a function that answers the ``sub`` of the person signed in to this request (or
+    ``None``). Idempotent by function."""
+    if fn not in _finders:
+        _finders.append(fn)
+    return fn
+
+
+def current_person() -> str | None:
+    """The ``sub`` of the signed-in person of this request, if a feature knows one."""
+    for fn in _finders:
+        sub = fn()
+        if sub:
+            return sub
+    return None
+
+
+def match(requested: Iterable[str], languages: list[str]) -> str | None:
+    """The first configured language that a requested BCP 47 tag names: exactly (case does not
+    matter), else by language and script (``sr-Cyrl-RS`` → ``sr-Cyrl``), else by language alone
+    (``pl-PL`` → ``pl``, ``sr`` → the first ``sr-…``)."""
+    by_lower = {tag.lower(): tag for tag in languages}
+    for raw in requested:
+        tag = raw.strip().replace("_", "-").lower()
+        if not tag:
+            continue
+        if tag in by_lower:
+            return by_lower[tag]
+        parts = tag.split("-")
+        if len(parts) > 1 and "-".join(parts[:2]) in by_lower:
+            return by_lower["-".join(parts[:2])]
+        for known_lower, known in by_lower.items():
+            if known_lower.split("-")[0] == parts[0]:
+                return known
+    return None
+
+
+def select_tag(
+    settings: Settings,
+    *,
+    ui_locale: str | None,
+    saved: str | None,
+    cookie: str | None,
+    accept: Callable[[list[str]], str | None],
+) -> str:
+    """The page's language tag from the sources in order (see the module's text)."""
+    languages = settings.languages
+    for candidate in (ui_locale, saved, cookie):
+        if candidate:
+            found = match([candidate], languages)
+            if found:
+                return found
+    return accept(languages) or languages[0]
+
+
+# -- stored choice ---------------------------------------------------------------------------------
+def saved_language(session: Session, sub: str) -> str | None:
+    """The language a person chose (a BCP 47 tag), if any."""
+    from iam.models.identity import Identity
+
+    row = session.get(Identity, sub)
+    return row.language if row is not None else None
+
+
+def save_language(session: Session, sub: str, tag: str) -> bool:
+    """Remember a person's language; ``False`` when no identity row exists for ``sub``."""
+    from iam.models.identity import Identity
+
+    row = session.get(Identity, sub)
+    if row is None:
+        return False
+    row.language = tag
+    return True
+
+
+def recipient_language(settings: Settings, session: Session | None, sub: str | None) -> str:
+    """The language of a mail to ``sub``: their saved choice if configured, else the default."""
+    if session is not None and sub:
+        found = match([saved_language(session, sub) or ""], settings.languages)
+        if found:
+            return found
+    return settings.languages[0]
+
+
+# -- catalogues outside a request ------------------------------------------------------------------
+@lru_cache(maxsize=32)
+def translations(catalogue: str) -> NullTranslations:
+    """The compiled catalogue ``catalogue`` (``sr_Latn``), or English (the source) when missing."""
+    return Translations.load(str(TRANSLATIONS_DIR), [catalogue])
+
+
+def catalogue_of(settings: Settings, tag: str) -> str:
+    return settings.catalogues.get(tag) or settings.catalogues[settings.languages[0]]
+
+
+def install(env: Any, settings: Settings, tag: str) -> None:
+    """Give a Jinja environment (``jinja2.ext.i18n``) the catalogue of ``tag``."""
+    env.install_gettext_translations(translations(catalogue_of(settings, tag)), newstyle=True)
+
+
+def format_moment(value: dt.datetime, zone: Any, catalogue: str, style: str = "datetime") -> str:
+    """A UTC time in ``zone``, written the way ``catalogue``'s locale writes it (Babel)."""
+    from babel.dates import format_date, format_datetime
+
+    moment = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    local = moment.astimezone(zone)
+    if style == "date":
+        return format_date(local.date(), format="medium", locale=catalogue)
+    fmt = "medium" if style == "seconds" else "short"
+    return f"{format_datetime(local, format=fmt, tzinfo=zone, locale=catalogue)} {local.tzname()}"
