@@ -19,6 +19,7 @@ Who is signed in is a feature's business (``sso``): it registers a finder with
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -159,11 +160,42 @@ def install(env: Any, settings: Settings, tag: str) -> None:
 
 def format_moment(value: dt.datetime, zone: Any, catalogue: str, style: str = "datetime") -> str:
     """A UTC time in ``zone``, written the way ``catalogue``'s locale writes it (Babel)."""
-    from babel.dates import format_date, format_datetime
+    from babel.dates import format_date, format_time
 
     moment = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
     local = moment.astimezone(zone)
+    day = format_date(local.date(), format="medium", locale=catalogue)
     if style == "date":
-        return format_date(local.date(), format="medium", locale=catalogue)
-    fmt = "medium" if style == "seconds" else "short"
-    return f"{format_datetime(local, format=fmt, tzinfo=zone, locale=catalogue)} {local.tzname()}"
+        return day
+    clock_time = format_time(
+        local.time(), format="medium" if style == "seconds" else "short", locale=catalogue
+    )
+    return f"{day} {clock_time} {local.tzname()}"
+
+
+# -- the page's language ---------------------------------------------------------------------------
+def page_language_tag() -> str:
+    """The language of the page being answered (see the module's text), once per request."""
+    from flask import current_app, g, request, session
+
+    if "iam_language" in g:
+        return str(g.iam_language)
+    settings: Settings = current_app.extensions["iam.settings"]
+    saved: str | None = None
+    try:
+        sub = current_person()
+        if sub:
+            from iam.web import reader
+
+            saved = saved_language(reader(), sub)
+    except Exception:  # noqa: BLE001 — no language is worth a failed page: fall back
+        logging.getLogger("iam.i18n").warning("the saved language could not be read", exc_info=True)
+    tag = select_tag(
+        settings,
+        ui_locale=session.get(FLOW_KEY),
+        saved=saved,
+        cookie=request.cookies.get(COOKIE),
+        accept=lambda languages: request.accept_languages.best_match(languages),
+    )
+    g.iam_language = tag
+    return tag

@@ -71,3 +71,9 @@ def _error_page(title: str, message: str, status: int = 400) -> Any:
 
 
 # -- discovery and keys -----------------------------------------------------------------------
+
+
+def signed_in_sub() -> str | None:
+    """The person signed in to this request (for the core's language choice, ``iam.i18n``)."""
+    row = current_sso()
+    return row.sub if row is not None else None
