@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 VENV=$VENV deploy/venv.sh run  # the service's dependencies only; `make test` adds the test tools
+VENV=$VENV deploy/translations.sh compile  # the .mo catalogues (not committed)
 BIN=$(cd "$VENV/bin" && pwd)
 export PATH="$BIN:$PATH"
 HOST=${HOST:-127.0.0.1}

@@ -35,6 +35,7 @@ fi
 
 # 3. Python environment
 VENV=$VENV deploy/venv.sh test
+VENV=$VENV deploy/translations.sh compile  # the .mo catalogues (not committed)
 
 # 4. the independent OIDC client (npm openid-client)
 if command -v npm >/dev/null; then

@@ -158,12 +158,21 @@ def install(env: Any, settings: Settings, tag: str) -> None:
     env.install_gettext_translations(translations(catalogue_of(settings, tag)), newstyle=True)
 
 
+ISO_FORMATS = {"datetime": "%Y-%m-%d %H:%M", "seconds": "%Y-%m-%d %H:%M:%S", "date": "%Y-%m-%d"}
+"""English keeps ISO 8601 (no US month-first dates in a European administration)."""
+
+
 def format_moment(value: dt.datetime, zone: Any, catalogue: str, style: str = "datetime") -> str:
-    """A UTC time in ``zone``, written the way ``catalogue``'s locale writes it (Babel)."""
+    """A UTC time in ``zone`` with the zone's abbreviation, written the way ``catalogue``'s
+    locale writes it (Babel; English: ISO 8601): ``16. 1. 2026. 00:30 CET``,
+    ``2026-01-16 00:30 CET``. ``style``: ``datetime``, ``seconds`` or ``date``."""
     from babel.dates import format_date, format_time
 
     moment = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
     local = moment.astimezone(zone)
+    if catalogue.split("_")[0] == "en":
+        text = local.strftime(ISO_FORMATS.get(style, ISO_FORMATS["datetime"]))
+        return text if style == "date" else f"{text} {local.tzname()}"
     day = format_date(local.date(), format="medium", locale=catalogue)
     if style == "date":
         return day
