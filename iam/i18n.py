@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COOKIE",
+    "N_",
     "FLOW_KEY",
     "TRANSLATIONS_DIR",
     "match",
@@ -41,6 +43,8 @@ __all__ = [
     "saved_language",
     "save_language",
     "select_tag",
+    "translate",
+    "translate_plural",
     "translations",
 ]
 
@@ -111,6 +115,33 @@ def select_tag(
             if found:
                 return found
     return accept(languages) or languages[0]
+
+
+# -- marking and translating outside templates -----------------------------------------------------
+def N_(message: str) -> str:  # noqa: N802 — the gettext convention for "mark, translate later"
+    """Mark ``message`` for extraction; it is translated where it is shown (:func:`translate`)."""
+    return message
+
+
+def translate(message: str, **params: Any) -> str:
+    """``message`` in the page's language (the default language outside a request), with
+    ``%(name)s`` placeholders filled from ``params``. Never fails on a bad translation."""
+    from flask_babel import gettext
+
+    try:
+        return str(gettext(message, **params))
+    except (KeyError, ValueError, TypeError):
+        return message % params if params else message
+
+
+def translate_plural(singular: str, plural: str, num: int, **params: Any) -> str:
+    """The plural form of the page's language for ``num`` (``%(num)d`` in the texts)."""
+    from flask_babel import ngettext
+
+    try:
+        return str(ngettext(singular, plural, num, **params))
+    except (KeyError, ValueError, TypeError):
+        return (singular if num == 1 else plural) % {"num": num, **params}
 
 
 # -- stored choice ---------------------------------------------------------------------------------
@@ -208,3 +239,55 @@ def page_language_tag() -> str:
     )
     g.iam_language = tag
     return tag
+
+
+def message_of(exc: BaseException) -> str:
+    """An error's sentence for a page, in the page's language (``IamError.localized``)."""
+    from iam.errors import IamError
+
+    return exc.localized() if isinstance(exc, IamError) else str(exc)
+
+
+@dataclass(frozen=True)
+class Msg:
+    """A sentence to show later in the reader's language: a marked template, its named
+    parameters (which may be :class:`Msg` themselves, or tuples of them for a list), and for a
+    number a plural template (``%(num)d`` in both). ``str()`` is the English sentence."""
+
+    template: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    plural: str | None = None
+
+    def _render(self, localized: bool) -> str:
+        values = {k: _value(v, localized) for k, v in self.params.items()}
+        if self.plural is not None:
+            num = int(values.pop("num"))
+            if localized:
+                return translate_plural(self.template, self.plural, num, **values)
+            return (self.template if num == 1 else self.plural) % {"num": num, **values}
+        if localized:
+            return translate(self.template, **values)
+        return self.template % values if values else self.template
+
+    def localized(self) -> str:
+        return self._render(True)
+
+    def __str__(self) -> str:
+        return self._render(False)
+
+
+def _value(value: Any, localized: bool) -> Any:
+    if isinstance(value, Msg):
+        return value._render(localized)
+    if isinstance(value, tuple):
+        items = [str(_value(v, localized)) for v in value]
+        if len(items) <= 1:
+            return "".join(items)
+        first, last = ", ".join(items[:-1]), items[-1]
+        template = N_("%(first)s and %(last)s")
+        return (
+            translate(template, first=first, last=last)
+            if localized
+            else template % {"first": first, "last": last}
+        )
+    return value

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from iam import audit, clock, jobs
 from iam.crypto import random_token, token_hash
 from iam.errors import NotFound
+from iam.i18n import N_
 from provisioning.models import Activation, HrPerson, PersonStatus
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def reveal(session: Session, services: Services, token: str, *, ip: str | None) 
     """Use the one-time link: returns (username, password) once, then erases the password."""
     row = _pending_by_token(session, token)
     if row is None:
-        raise NotFound("This activation link is not valid, was already used or has expired.")
+        raise NotFound(N_("This activation link is not valid, was already used or has expired."))
     assert row.password_encrypted is not None
     password = services.cipher.decrypt(row.password_encrypted, context=_context(row.id)).decode()
     row.password_encrypted = None

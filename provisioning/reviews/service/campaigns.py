@@ -16,6 +16,7 @@ from iam import audit, clock, jobs
 from iam.audit import Severity
 from iam.db import is_postgres, new_id
 from iam.errors import Conflict, NotFound
+from iam.i18n import N_
 from iam.models.jobs import Job, JobStatus
 from provisioning.reviews import definitions
 from provisioning.reviews.definitions import Definition
@@ -124,7 +125,11 @@ def start(
             )
         )
         if running:
-            raise Conflict(f"A campaign of {definition.name!r} is already open ({running}).")
+            raise Conflict(
+                N_("A campaign of %(name)s is already open (%(running)s)."),
+                name=definition.name,
+                running=running,
+            )
     builder = Builder(services, session, definition, person=person)
     reviewers = Reviewers(services, session, definition, builder.usernames)
     now = clock.now()
@@ -279,7 +284,7 @@ def _mail_summary(services: Services, session: Session, campaign: Campaign) -> N
 def get(session: Session, campaign_id: str) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise NotFound(f"There is no review campaign {campaign_id!r}.")
+        raise NotFound(N_("There is no review campaign %(campaign_id)s."), campaign_id=campaign_id)
     return campaign
 
 
@@ -364,7 +369,7 @@ def close_stage(
     the fallback reviewer, once); approved items go on to the next stage; the rest is settled
     and revocations are queued for the directory. ``final``: the whole campaign ends now."""
     if campaign.status != CampaignStatus.OPEN:
-        raise Conflict("This campaign is closed.")
+        raise Conflict(N_("This campaign is closed."))
     definition = definition_of(services, campaign)
     outcome = definition.default_outcome
     if outcome is Outcome.ESCALATE and campaign.escalated_at is None and not final:
@@ -493,11 +498,11 @@ def close(services: Services, session: Session, *, campaign_id: str, actor: str)
 def extend(session: Session, *, campaign_id: str, days: int, actor: str) -> Campaign:
     campaign = get(session, campaign_id)
     if campaign.status != CampaignStatus.OPEN:
-        raise Conflict("This campaign is closed.")
+        raise Conflict(N_("This campaign is closed."))
     if not 1 <= days <= 90:
         from iam.errors import ValidationFailed
 
-        raise ValidationFailed("Extend by 1 to 90 days.")
+        raise ValidationFailed(N_("Extend by 1 to 90 days."))
     campaign.due_at = campaign.due_at + dt.timedelta(days=days)
     audit.record(session, "review.extended", actor=actor, details={"campaign": campaign.id, "days": days})
     return campaign
