@@ -291,3 +291,59 @@ def _value(value: Any, localized: bool) -> Any:
             else template % {"first": first, "last": last}
         )
     return value
+
+
+# -- mails composed in code ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Translator:
+    """``gettext``/``ngettext`` of one language, for a mail composed in code outside a request
+    (``%(name)s`` placeholders filled from keyword arguments)."""
+
+    tag: str
+    catalogue: str
+
+    def gettext(self, message: str, **params: Any) -> str:
+        text = str(translations(self.catalogue).ugettext(message))
+        try:
+            return text % params if params else text
+        except (KeyError, ValueError, TypeError):
+            return message % params if params else message
+
+    def ngettext(self, singular: str, plural: str, num: int, **params: Any) -> str:
+        text = str(translations(self.catalogue).ungettext(singular, plural, num))
+        values = {"num": num, **params}
+        try:
+            return text % values
+        except (KeyError, ValueError, TypeError):
+            return (singular if num == 1 else plural) % values
+
+    def moment(self, value: dt.datetime, zone: Any) -> str:
+        return format_moment(value, zone, self.catalogue)
+
+
+def translator(settings: Settings, tag: str | None = None) -> Translator:
+    """The translator of ``tag`` (a configured language; else the organisation's default)."""
+    found = match([tag or ""], settings.languages) or settings.languages[0]
+    return Translator(found, catalogue_of(settings, found))
+
+
+def for_recipient(
+    settings: Settings, session: Session | None, *, sub: str | None = None, email: str | None = None
+) -> Translator:
+    """The translator of a mail's recipient: their saved language (found by ``sub`` or by their
+    e-mail address), else the organisation's default."""
+    tag: str | None = None
+    if session is not None:
+        from sqlalchemy import func, select
+
+        from iam.models.identity import Identity
+
+        if sub:
+            tag = saved_language(session, sub)
+        elif email:
+            tag = session.scalar(
+                select(Identity.language)
+                .where(func.lower(Identity.email) == email.lower(), Identity.language.is_not(None))
+                .limit(1)
+            )
+    return translator(settings, tag)

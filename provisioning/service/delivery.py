@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam import audit, clock, jobs
+from iam import audit, clock, i18n, jobs
 from iam.crypto import random_token, token_hash
 from iam.errors import NotFound
 from iam.i18n import N_
@@ -76,14 +77,21 @@ def send_link(services: Services, session: Session, activation_id: str, to: str)
     token = random_token(TOKEN_PREFIX)
     row.token_hash = token_hash(token)
     link = f"{services.settings.issuer}/hr/activate/{token}"
+    t = i18n.for_recipient(services.settings, session, email=to)
+    expires = t.moment(row.expires_at, ZoneInfo(services.settings.timezone))
     body = (
-        f"A new account was created for a member of your team: {row.username}.\n\n"
-        f"Open this link once to see the initial password and hand it over in person:\n{link}\n\n"
-        f"The link works once and expires {row.expires_at:%Y-%m-%d %H:%M} UTC. "
-        "The password must be changed at the first sign-in.\n"
+        t.gettext("A new account was created for a member of your team: %(username)s.", username=row.username)
+        + "\n\n"
+        + t.gettext("Open this link once to see the initial password and hand it over in person:")
+        + f"\n{link}\n\n"
+        + t.gettext("The link works once and expires %(when)s.", when=expires)
+        + " "
+        + t.gettext("The password must be changed at the first sign-in.")
+        + "\n"
     )
     session.flush()
-    send_mail(services, to=to, subject=f"New account {row.username}: initial password", body=body)
+    subject = t.gettext("New account %(username)s: initial password", username=row.username)
+    send_mail(services, to=to, subject=subject, body=body)
 
 
 def _pending_by_token(session: Session, token: str) -> Activation | None:
