@@ -11,7 +11,7 @@ VENV=${VENV:-.venv}
 PYBABEL="$VENV/bin/pybabel"
 PY="$VENV/bin/python"
 LANGS=(en sr_Latn pl ro vi)  # sr_Cyrl is generated from sr_Latn
-KEYWORDS=(-k _l -k lazy_gettext -k N_ -k ngettext:1,2 -k lazy_ngettext:1,2 -k _n:1,2)
+KEYWORDS=(-k _l -k lazy_gettext -k N_ -k Nn_:1,2 -k ngettext:1,2 -k lazy_ngettext:1,2 -k _n:1,2)
 case "${1:-}" in
   extract)
     "$PYBABEL" -q extract -F babel.cfg "${KEYWORDS[@]}" --add-comments=Translators: --sort-by-file \

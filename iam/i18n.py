@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COOKIE",
     "N_",
+    "Nn_",
     "FLOW_KEY",
     "TRANSLATIONS_DIR",
     "match",
@@ -121,6 +122,11 @@ def select_tag(
 def N_(message: str) -> str:  # noqa: N802 — the gettext convention for "mark, translate later"
     """Mark ``message`` for extraction; it is translated where it is shown (:func:`translate`)."""
     return message
+
+
+def Nn_(singular: str, plural: str) -> tuple[str, str]:  # noqa: N802 — as N_, with a plural
+    """Mark a singular and plural pair for extraction (``%(num)d`` in both)."""
+    return singular, plural
 
 
 def translate(message: str, **params: Any) -> str:

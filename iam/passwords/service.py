@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from iam import audit
 from iam.directory.base import DirectoryUser
-from iam.i18n import N_, Msg
+from iam.i18n import N_, Msg, Nn_
 from iam.models.passwords import PasswordHistory
 from iam.passwords import history
 from iam.passwords.profiles import CharClass, PasswordProfile
@@ -91,7 +91,8 @@ def evaluate(
 
 
 def _days(n: int) -> Msg:
-    return Msg(N_("%(num)d day"), {"num": n}, plural=N_("%(num)d days"))
+    singular, plural = Nn_("%(num)d day", "%(num)d days")
+    return Msg(singular, {"num": n}, plural=plural)
 
 
 def _history_message(profile: PasswordProfile) -> tuple[str, dict[str, Any]]:
@@ -112,7 +113,8 @@ def _history_message(profile: PasswordProfile) -> tuple[str, dict[str, Any]]:
 def _last(n: int) -> Msg:
     if n == 1:
         return Msg(N_("your current password"))
-    return Msg(N_("your last %(num)d password"), {"num": n}, plural=N_("your last %(num)d passwords"))
+    singular, plural = Nn_("your last %(num)d password", "your last %(num)d passwords")
+    return Msg(singular, {"num": n}, plural=plural)
 
 
 # Temporary passwords avoid characters that are easily confused when read out or copied
