@@ -39,6 +39,42 @@ _LETTERS = dict(
 #: Words where n+j or d+ž are two letters, not one (prefix + root).
 _SPLIT_WORDS = {"konjunkt": "коњункт", "injekc": "инјекц", "nadživ": "наджив", "podžanr": "поджанр"}
 
+#: Acronyms and names that stay in Latin letters in a Cyrillic text.
+LATIN_WORDS = {
+    "AD",
+    "API",
+    "CSV",
+    "HR",
+    "HTTP",
+    "IAM",
+    "ID",
+    "JSON",
+    "OAuth",
+    "OIDC",
+    "PDF",
+    "PIM",
+    "PIN",
+    "PKCE",
+    "QR",
+    "RFC",
+    "SHA",
+    "SMS",
+    "SSO",
+    "TOTP",
+    "URL",
+    "UTC",
+    "Aegis",
+    "Authenticator",
+    "FreeOTP",
+    "Google",
+    "Microsoft",
+    "Userinfo",
+    "Windows",
+    "Entra",
+    "Keycloak",
+    "ms",
+}
+
 _KEEP = re.compile(
     r"%\([A-Za-z0-9_]+\)[-#0 +]*\d*(?:\.\d+)?[a-zA-Z]"  # %(name)s
     r"|%[-#0 +]*\d*(?:\.\d+)?[sdifr%]"  # %s %d %%
@@ -47,7 +83,7 @@ _KEEP = re.compile(
     r"|&[A-Za-z#0-9]+;"  # entities
     r"|https?://\S+|[\w.+-]+@[\w-]+\.[\w.-]+"  # URLs, mail addresses
     r"|\b[\w]*[\d_.][\w.]*\w\b|\b\w*\d\w*\b"  # words with digits, underscores, dots
-    r"|\b[A-ZŠĐČĆŽ]{2,}s?\b"  # acronyms (PIM, HR, TOTP, OIDCs)
+    r"|\b(?:" + "|".join(sorted(LATIN_WORDS, key=len, reverse=True)) + r")\b"  # names and acronyms
     r"|\b(?:[A-Za-z]*[qwxyQWXY][A-Za-z]*)\b"  # foreign words (Windows, proxy, Entra)
 )
 
