@@ -73,6 +73,7 @@ LATIN_WORDS = {
     "Entra",
     "Keycloak",
     "ms",
+    "break-glass",
 }
 
 _KEEP = re.compile(
