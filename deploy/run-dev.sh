@@ -25,6 +25,7 @@ export IAM_VAR_DIR='$VAR_DIR'
 export IAM_DATABASE__URL='${IAM_DATABASE__URL:-sqlite:///$VAR_DIR/iam.db}'
 export IAM_ISSUER='${IAM_ISSUER:-http://$HOST:$PORT}'
 export IAM_PIM__SECURITY_OFFICERS='${IAM_PIM__SECURITY_OFFICERS:-[\"bob\"]}'
+export IAM_LANGUAGES='${IAM_LANGUAGES:-[\"en\",\"sr-Latn\",\"sr-Cyrl\",\"pl\",\"ro\",\"vi\"]}'
 export PATH='$BIN':"\$PATH"
 ENV
 if [ -n "${IAM_CONFIG:-}" ] || [ -f iam.toml ]; then  # a settings file the demo was started with
