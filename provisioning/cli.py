@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from iam import i18n
 from iam.clitools import Ctx, echo_json, emit, fail, json_option, nothing, pass_ctx
 from iam.errors import Conflict, ValidationFailed
 from provisioning.models import EventStatus
@@ -236,7 +237,13 @@ def register_command(ctx: Ctx, as_pdf: bool, out: Path | None, as_json: bool) ->
     else:
         if out is None:
             fail("A PDF needs --out FILE.")
-        out.write_bytes(reports.register_pdf(rows, organisation=ctx.services.settings.organisation))
+        out.write_bytes(
+            reports.register_pdf(
+                rows,
+                organisation=ctx.services.settings.organisation,
+                t=i18n.translator(ctx.services.settings),
+            )
+        )
         click.echo(f"{len(rows)} person(s) written to {out}.")
         return
     if out:
@@ -260,7 +267,10 @@ def envelopes_command(ctx: Ctx, out: Path, as_json: bool) -> None:
         if not items:
             nothing("There are no envelopes to print.")
         pdf = delivery.envelope_pdf(
-            items, organisation=services.settings.organisation, issuer=services.settings.issuer
+            items,
+            organisation=services.settings.organisation,
+            issuer=services.settings.issuer,
+            t=i18n.translator(services.settings),  # the organisation's default language
         )
         out.touch(mode=0o600)
         out.write_bytes(pdf)

@@ -50,8 +50,12 @@ class StepUpRequired(Forbidden):
 
     def __init__(self, required: str, achieved: str) -> None:
         super().__init__(
-            f"This role needs sign-in level '{required}'; this session has '{achieved}'. "
-            "Sign in again with a stronger method."
+            N_(
+                "This role needs sign-in level '%(required)s'; this session has '%(achieved)s'. "
+                "Sign in again with a stronger method."
+            ),
+            required=required,
+            achieved=achieved,
         )
         self.required = required
         self.achieved = achieved

@@ -183,10 +183,14 @@ def envelopes(session: Session, services: Services, *, actor: str) -> list[tuple
     return out
 
 
-def envelope_pdf(items: list[tuple[str, str, str]], *, organisation: str, issuer: str) -> bytes:
-    """One A5 "sealed envelope" sheet per person: username and initial password; the
-    organisation's name as written (embedded Unicode font)."""
+def envelope_pdf(
+    items: list[tuple[str, str, str]], *, organisation: str, issuer: str, t: i18n.Translator | None = None
+) -> bytes:
+    """One A5 "sealed envelope" sheet per person: username and initial password, in the language
+    of ``t`` (English by default); the organisation's name as written (embedded Unicode font)."""
     from provisioning.service.pdf import FAMILY, document
+
+    t = t or i18n.Translator("en", "en")
 
     pdf = document(format=(148, 210))  # A5
     pdf.set_auto_page_break(auto=False)
@@ -195,19 +199,32 @@ def envelope_pdf(items: list[tuple[str, str, str]], *, organisation: str, issuer
         pdf.set_font(FAMILY, "B", 14)
         pdf.cell(0, 10, organisation, new_x="LMARGIN", new_y="NEXT")
         pdf.set_font(FAMILY, "", 10)
-        pdf.cell(0, 6, "Personal and confidential – open only in person", new_x="LMARGIN", new_y="NEXT")
+        confidential = t.gettext("Personal and confidential – open only in person")
+        pdf.cell(0, 6, confidential, new_x="LMARGIN", new_y="NEXT")
         pdf.ln(8)
         pdf.set_font(FAMILY, "", 11)
-        pdf.cell(0, 7, f"Employee number: {employee_number}", new_x="LMARGIN", new_y="NEXT")
-        pdf.cell(0, 7, f"Username: {username}", new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(
+            0,
+            7,
+            t.gettext("Employee number: %(number)s", number=employee_number),
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
+        pdf.cell(0, 7, t.gettext("Username: %(username)s", username=username), new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("Courier", "B", 14)  # generated passwords are ASCII; a fixed width reads best
-        pdf.cell(0, 10, f"Initial password: {password}", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(FAMILY, "B", 12)
+        pdf.cell(0, 7, t.gettext("Initial password:"), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Courier", "B", 14)
+        pdf.cell(0, 10, password, new_x="LMARGIN", new_y="NEXT")
         pdf.set_font(FAMILY, "", 9)
         pdf.ln(4)
         pdf.multi_cell(
             0,
             5,
-            f"Sign in at {issuer} – you must choose a new password at the first sign-in. "
-            "Destroy this sheet afterwards.",
+            t.gettext(
+                "Sign in at %(issuer)s – you must choose a new password at the first sign-in. "
+                "Destroy this sheet afterwards.",
+                issuer=issuer,
+            ),
         )
     return bytes(pdf.output())

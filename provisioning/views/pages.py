@@ -13,6 +13,7 @@ from sqlalchemy import select
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
+from iam import i18n
 from iam.directory.errors import DirectoryError
 from iam.errors import Conflict, NotFound, ValidationFailed
 from iam.i18n import message_of
@@ -174,7 +175,9 @@ def register() -> Any:
             headers={"Content-Disposition": "attachment; filename=register.csv"},
         )
     if fmt == "pdf":
-        pdf = reports.register_pdf(rows, organisation=services().settings.organisation)
+        settings = services().settings
+        t = i18n.translator(settings, i18n.page_language_tag())
+        pdf = reports.register_pdf(rows, organisation=settings.organisation, t=t)
         return Response(pdf, mimetype="application/pdf")
     return render_template("provisioning/register.html", rows=rows, fields=reports.REGISTER_FIELDS)
 
