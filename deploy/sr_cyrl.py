@@ -4,7 +4,8 @@
 
 Gaj's Latin alphabet maps one to one onto Vuk's Cyrillic (lj → љ, nj → њ, dž → џ). Never
 transliterated: placeholders (``%(name)s``, ``%s``, ``{name}``), HTML tags and entities, URLs and
-e-mail addresses, and words that are not Serbian words — acronyms in capitals (PIM, HR, TOTP,
+e-mail addresses, code in backticks and command-line options (``--out``), and words that are not
+Serbian words — acronyms in capitals (PIM, HR, TOTP,
 CSV), words with digits, underscores or dots inside (``ui_locales``, ``iam.toml``). A fuzzy or
 empty sr_Latn entry stays empty (untranslated) in sr_Cyrl.
 """
@@ -81,6 +82,8 @@ _KEEP = re.compile(
     r"|%[-#0 +]*\d*(?:\.\d+)?[sdifr%]"  # %s %d %%
     r"|\{[A-Za-z0-9_.\[\]:!]*\}"  # {name}
     r"|<[^>]*>"  # HTML tags
+    r"|`[^`]*`|--[A-Za-z][\w-]*"  # code and command-line options
+    r"|\b[A-Z][A-Z0-9_]*=[^\s)]+"  # settings (IAM_DEV_MODE=true)
     r"|&[A-Za-z#0-9]+;"  # entities
     r"|https?://\S+|[\w.+-]+@[\w-]+\.[\w.-]+"  # URLs, mail addresses
     r"|\b[\w]*[\d_.][\w.]*\w\b|\b\w*\d\w*\b"  # words with digits, underscores, dots
