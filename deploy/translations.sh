@@ -15,7 +15,7 @@ KEYWORDS=(-k _l -k lazy_gettext -k N_ -k Nn_:1,2 -k ngettext:1,2 -k lazy_ngettex
 case "${1:-}" in
   extract)
     "$PYBABEL" -q extract -F babel.cfg "${KEYWORDS[@]}" --add-comments=Translators: --sort-by-file \
-      --no-wrap --project=iam -o "${2:-translations/messages.pot}" . ;;
+      --no-wrap --add-location=file --project=iam -o "${2:-translations/messages.pot}" . ;;
   update)
     "$0" extract
     for lang in "${LANGS[@]}"; do

@@ -206,7 +206,7 @@ def _notify(services: Services, session: Session, payload: dict[str, Any]) -> No
             f"{subject}\n\n"
             + "".join(f"{label + ':':<15}{value}\n" for label, value in rows)
             + "\n"
-            + t.gettext("Open %(url)s to see or act on it.", url=f"{services.settings.issuer}/pim/")
+            + t.gettext("Open %(url)s to see or act on it.", url=services.settings.issuer + "/pim/")
             + "\n"
         )
         jobs.enqueue(session, "iam.mail", {"to": to, "subject": f"[IAM PIM] {subject}", "text": body})

@@ -242,7 +242,7 @@ def _mail_reviewers(
             + "\n\n"
             + t.gettext("Campaign: %(title)s", title=campaign.title)
             + "\n"
-            + t.gettext("Open your review inbox: %(url)s", url=f"{services.settings.issuer}/reviews/")
+            + t.gettext("Open your review inbox: %(url)s", url=services.settings.issuer + "/reviews/")
             + "\n"
         )
         mail_subject = "[IAM] " + t.gettext(subject, title=campaign.title)
