@@ -167,7 +167,7 @@ class LocalDirectory:
     def _group(self, s: Session, name: str) -> LocalGroup:
         group = s.scalar(select(LocalGroup).where(LocalGroup.name == name))
         if group is None:
-            raise NoSuchEntry(N_("There is no group named %(name)s."), name=name)
+            raise NoSuchEntry(N_("There is no group named '%(name)s'."), name=name)
         return group
 
     def _user(self, s: Session, user_id: str) -> LocalUser:
@@ -264,7 +264,7 @@ class LocalDirectory:
                 s.flush()
                 return DirectoryGroup(id=g.id, name=g.name, dn=f"cn={g.name}")
         except IntegrityError:
-            raise EntryExists(N_("A group named %(name)s already exists."), name=name) from None
+            raise EntryExists(N_("A group named '%(name)s' already exists."), name=name) from None
 
     def add_group_to_group(self, child: str, parent: str) -> None:
         """Nest ``child`` in ``parent`` (the built-in equivalent of AD group nesting)."""
@@ -298,7 +298,7 @@ class LocalDirectory:
                 return _to_user(row)
         except IntegrityError:
             raise EntryExists(
-                N_("A user named %(username)s already exists."), username=new.username
+                N_("A user named '%(username)s' already exists."), username=new.username
             ) from None
 
     def _check_new_password(self, row: LocalUser, password: str) -> None:

@@ -127,7 +127,7 @@ def start(
         )
         if running:
             raise Conflict(
-                N_("A campaign of %(name)s is already open (%(running)s)."),
+                N_("A campaign of '%(name)s' is already open (%(running)s)."),
                 name=definition.name,
                 running=running,
             )
@@ -295,7 +295,7 @@ def _mail_summary(services: Services, session: Session, campaign: Campaign) -> N
 def get(session: Session, campaign_id: str) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise NotFound(N_("There is no review campaign %(campaign_id)s."), campaign_id=campaign_id)
+        raise NotFound(N_("There is no review campaign '%(campaign_id)s'."), campaign_id=campaign_id)
     return campaign
 
 

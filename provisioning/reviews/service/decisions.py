@@ -290,7 +290,7 @@ def delegate(
         raise ValidationFailed(N_("Name who the items go to."))
     target = services.directory.find_user(username=to)
     if target is None:
-        raise ValidationFailed(N_("There is no account named %(to)s."), to=to)
+        raise ValidationFailed(N_("There is no account named '%(to)s'."), to=to)
     target_accounts = persons.accounts_of(session, target.id)
     _, names = person_key(services, session, reviewer)
     officer = is_officer(services, reviewer.username)
