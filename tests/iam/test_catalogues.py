@@ -97,3 +97,18 @@ def test_serbian_cyrillic_is_the_transliteration() -> None:
         'Лозинка за налог %(username)s <a href="https://x">овде</a>, PIM'
     )
     assert transliterate("njegova ljubav, džep, {name}") == "његова љубав, џеп, {name}"
+
+
+def test_every_template_parses() -> None:
+    """A template that does not parse is silently skipped by the extraction: fail here instead."""
+    from jinja2 import Environment
+
+    env = Environment(extensions=["jinja2.ext.i18n"], autoescape=True)
+    broken = []
+    for path in sorted((ROOT / "templates").rglob("*")):
+        if path.suffix in (".html", ".txt"):
+            try:
+                env.parse(path.read_text())
+            except Exception as exc:  # noqa: BLE001 — collect every broken template
+                broken.append(f"{path.relative_to(ROOT)}: {exc}")
+    assert not broken, broken
