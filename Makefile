@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench bench-reviews install clean mutants
+.PHONY: run test lint bench bench-reviews install clean mutants translations translations-missing
 
 install:  ## the full development environment: the service and the test tools
 	VENV=$(VENV) deploy/venv.sh test
@@ -12,6 +12,12 @@ run:  ## start the service on the embedded defaults (SQLite, built-in directory)
 
 test:  ## install what the tests need, lint, type-check, run every test
 	VENV=$(VENV) deploy/test.sh
+
+translations: install  ## extract marked strings, update every catalogue, regenerate sr_Cyrl, list what is missing
+	VENV=$(VENV) deploy/translations.sh update
+
+translations-missing:  ## the untranslated and fuzzy entries of each language (for the merger)
+	VENV=$(VENV) deploy/translations.sh missing
 
 lint: install
 	$(VENV)/bin/ruff check .

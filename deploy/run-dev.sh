@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 VENV=$VENV deploy/venv.sh run  # the service's dependencies only; `make test` adds the test tools
+VENV=$VENV deploy/translations.sh compile  # the .mo catalogues (not committed)
 BIN=$(cd "$VENV/bin" && pwd)
 export PATH="$BIN:$PATH"
 HOST=${HOST:-127.0.0.1}
@@ -25,6 +26,7 @@ export IAM_DATABASE__URL='${IAM_DATABASE__URL:-sqlite:///$VAR_DIR/iam.db}'
 export IAM_ISSUER='${IAM_ISSUER:-http://$HOST:$PORT}'
 export IAM_PIM__SECURITY_OFFICERS='${IAM_PIM__SECURITY_OFFICERS:-[\"bob\"]}'
 export IAM_POLICY__REQUIRED=${IAM_POLICY__REQUIRED:-true}
+export IAM_LANGUAGES='${IAM_LANGUAGES:-[\"en\",\"sr-Latn\",\"sr-Cyrl\",\"pl\",\"ro\",\"vi\"]}'
 export PATH='$BIN':"\$PATH"
 ENV
 if [ -n "${IAM_CONFIG:-}" ] || [ -f iam.toml ]; then  # a settings file the demo was started with

@@ -37,6 +37,7 @@ fi
 
 # 3. Python environment
 VENV=$VENV deploy/venv.sh test
+VENV=$VENV deploy/translations.sh compile  # the .mo catalogues (not committed)
 
 # 4. the independent OIDC client (npm openid-client) and axe-core; installed again whenever
 #    package-lock.json is newer than what node_modules holds (npm writes .package-lock.json)

@@ -8,11 +8,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, has_request_context, request
+from flask import Flask, has_request_context
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
-from iam import admin, core_jobs, operations, views, web  # noqa: F401 — core_jobs registers job handlers
+from iam import admin, core_jobs, i18n, i18n_views, operations, views, web  # noqa: F401 — core_jobs registers job handlers
 from iam.config import Settings, load_settings
 from iam.services import Services
 
@@ -68,13 +68,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     def _locale() -> str | None:
         if not has_request_context():  # mails, the worker, the CLI: the first language
             return catalogues[settings.languages[0]]
-        tag = request.accept_languages.best_match(settings.languages) or settings.languages[0]
-        return catalogues[tag]
+        return catalogues[i18n.page_language_tag()]
 
     Babel(app, locale_selector=_locale)
     web.init_app(app)
     views.init_metrics(app)
     app.register_blueprint(views.bp)
+    i18n_views.init_app(app)
     from iam.audit_report import views as audit_views
 
     audit_views.init_app(app)  # audit reports and the monthly review (security officers, auditors)

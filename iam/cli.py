@@ -13,8 +13,9 @@ from typing import Any
 
 import click
 
-from iam.clitools import Ctx, echo_json, emit, fail, json_option, nothing, pass_ctx, read_secret
+from iam.clitools import Ctx, echo_json, emit, fail, json_option, nothing, pass_ctx, read_secret, tr
 from iam.errors import IamError
+from iam.i18n import N_
 
 __all__ = ["Ctx", "cli", "echo_json", "emit", "fail", "json_option", "main", "nothing", "pass_ctx"]
 
@@ -26,6 +27,8 @@ class IamGroup(click.Group):
         try:
             return super().invoke(ctx)
         except IamError as exc:
+            if len(exc.args) == 1 and isinstance(exc.args[0], str):
+                raise click.ClickException(tr(exc.args[0], **exc.params)) from None
             raise click.ClickException(str(exc)) from None
 
 
@@ -185,7 +188,7 @@ def user_add(
     from iam.users import add_user
 
     if ctx.settings.directory.kind != "local":
-        fail("`iam user add` manages the built-in directory; create AD users in AD.")
+        fail(N_("`iam user add` manages the built-in directory; create AD users in AD."))
     password = read_secret("password")
     created = add_user(
         ctx.services,
@@ -258,7 +261,7 @@ def user_unlock(ctx: Ctx, username: str, as_json: bool) -> None:
         try:
             ctx.services.directory.unlock(user.id)
         except DirectoryError as exc:
-            fail(f"The directory could not unlock {username}: {exc}")
+            fail(N_("The directory could not unlock %(username)s: %(exc)s"), username=username, exc=exc)
     emit(
         as_json,
         {"username": username, "was_locked": was, "directory_unlocked": user is not None},
@@ -450,7 +453,7 @@ def audit_list(ctx: Ctx, limit: int, event_name: str | None, subject: str | None
         asked = " and ".join(
             f"{flag} {value!r}" for flag, value in (("--event", event_name), ("--subject", subject)) if value
         )
-        nothing(f"No audit event matched {asked}.", as_json, [])
+        nothing(N_("No audit event matched %(asked)s."), as_json, [], asked=asked)
     emit(
         as_json,
         data,
@@ -557,7 +560,7 @@ def demo_command(ctx: Ctx, password: str | None, as_json: bool) -> None:
     from iam.demo import seed
 
     if not ctx.settings.dev_mode:
-        fail("`iam demo` runs only in dev mode (IAM_DEV_MODE=true).")
+        fail(N_("`iam demo` runs only in dev mode (IAM_DEV_MODE=true)."))
     info = seed(ctx.services, password=password)
     emit(as_json, info, info["message"])
 

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from iam.i18n import N_
+
 if TYPE_CHECKING:
     from iam.config import Settings
 
@@ -62,28 +64,43 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")(f)
 
 
+def tr(message: str, **params: Any) -> str:
+    """A sentence for the operator in the organisation's default language (the first of
+    ``languages``) once this command has loaded the settings, else English; ``%(name)s``
+    placeholders filled from ``params``. Text nobody translated stays as it is."""
+    click_ctx = click.get_current_context(silent=True)
+    obj = click_ctx.find_object(Ctx) if click_ctx is not None else None
+    settings = obj._settings if obj is not None else None
+    if settings is None:
+        return message % params if params else message
+    from iam import i18n
+
+    return i18n.translator(settings).gettext(message, **params)
+
+
 def emit(as_json: bool, data: Any, text: str | Iterable[str] | None = None) -> None:
-    """Print DATA as JSON with ``--json``, else TEXT (a sentence, or lines; None prints nothing)."""
+    """Print DATA as JSON with ``--json`` (never translated), else TEXT (a sentence, or lines;
+    None prints nothing), translated where a catalogue knows it (:func:`tr`)."""
     if as_json:
         echo_json(data)
     elif isinstance(text, str):
-        click.echo(text)
+        click.echo(tr(text))
     elif text is not None:
         for line in text:
-            click.echo(line)
+            click.echo(tr(line))
 
 
-def fail(sentence: str) -> NoReturn:
-    """Stop the command: ``Error: SENTENCE`` on stderr, exit code 1."""
-    raise click.ClickException(sentence)
+def fail(sentence: str, **params: Any) -> NoReturn:
+    """Stop the command: ``Error: SENTENCE`` on stderr (translated, :func:`tr`), exit code 1."""
+    raise click.ClickException(tr(sentence, **params))
 
 
-def nothing(sentence: str, as_json: bool = False, data: Any = None) -> NoReturn:
+def nothing(sentence: str, as_json: bool = False, data: Any = None, **params: Any) -> NoReturn:
     """Nothing matched or nothing was to be done: with ``--json`` DATA (e.g. ``[]``) is still
     printed on stdout for scripts; the sentence goes to stderr and the exit code is 1."""
     if as_json and data is not None:
         echo_json(data)
-    fail(sentence)
+    fail(sentence, **params)
 
 
 def _interactive() -> bool:
@@ -97,5 +114,5 @@ def read_secret(what: str = "password") -> str:
     else:
         value = sys.stdin.readline().rstrip("\r\n")
     if not value:
-        fail(f"Give the {what} on standard input.")
+        fail(N_("Give the %(what)s on standard input."), what=what)
     return value

@@ -351,10 +351,13 @@ class Settings(BaseSettings):
     organisation: str = "Example Administration"
     """The organisation's name: the header and title of every page, mails, PDFs."""
     languages: list[str] = Field(default_factory=lambda: ["en"])
-    """Languages of the pages as BCP 47 tags (``en``, ``sr-Latn``, ``de-AT``); the browser's
-    ``Accept-Language`` picks one, else the first. Each maps to a catalogue under
-    ``translations/`` (``sr-Latn`` → ``sr_Latn``); English text where none exists. Checked at
-    start: an unknown tag stops the start."""
+    """Languages of the pages, mails and messages as BCP 47 tags (``en``, ``sr-Latn``,
+    ``sr-Cyrl``, ``pl``, ``ro``, ``vi``); the first is the organisation's default. A page is in
+    the application's ``ui_locales``, else the person's choice (language switch), else the
+    browser's ``Accept-Language``, else the first; mails in the recipient's choice, else the
+    first. Each maps to a catalogue under ``translations/`` (``sr-Latn`` → ``sr_Latn``); English
+    text where none exists. Password profiles that refuse dictionary words refuse the words of
+    each of these languages. Checked at start: an unknown tag stops the start."""
     timezone: str = "UTC"
     """The organisation's time zone (IANA name, e.g. ``Europe/Belgrade``): every page shows
     times in it, and HR dates begin and end at its midnight. Storage is always UTC."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from iam import audit
+from iam import audit, i18n
 from iam.directory.errors import DirectoryUnavailable, NoSuchEntry
 from iam.jobs import RetryLater, handler, periodic
 from iam.models.audit import AuditEvent
@@ -68,11 +68,20 @@ def _notify_critical(services: Services, session: Session, payload: dict[str, An
     ev = session.get(AuditEvent, int(payload["event_id"]))
     if not to or ev is None:
         return
+    t = i18n.for_recipient(services.settings, session, email=to)
+    rows = [
+        (t.gettext("Event"), ev.event),
+        (t.gettext("Outcome"), ev.outcome),
+        (t.gettext("Time"), f"{ev.at:%Y-%m-%d %H:%M:%S} UTC"),
+        (t.gettext("Actor"), ev.actor or "-"),
+        (t.gettext("Subject"), ev.subject or "-"),
+        (t.gettext("Address"), ev.ip or "-"),
+        (t.gettext("Audit event id"), str(ev.id)),
+    ]
     body = (
-        f"A critical security event was recorded.\n\n"
-        f"Event:   {ev.event}\nOutcome: {ev.outcome}\nTime:    {ev.at:%Y-%m-%d %H:%M:%S} UTC\n"
-        f"Actor:   {ev.actor or '-'}\nSubject: {ev.subject or '-'}\nAddress: {ev.ip or '-'}\n"
-        f"Audit event id: {ev.id}\n"
+        t.gettext("A critical security event was recorded.")
+        + "\n\n"
+        + "".join(f"{label + ':':<16}{value}\n" for label, value in rows)
     )
     send_mail(services, to=to, subject=f"[IAM critical] {ev.event}", body=body)
 

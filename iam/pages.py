@@ -15,11 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from babel.dates import format_date
+from babel.numbers import format_decimal
 from flask import Flask, current_app, g, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
+
+from iam.i18n import format_moment
 
 log = logging.getLogger("iam.pages")
 
@@ -80,10 +84,20 @@ def organisation_zone() -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo(current_app.extensions["iam.settings"].timezone)
 
 
+def _babel_locale() -> str | None:
+    """The page's Babel locale when it is not English (English pages keep ISO 8601 times)."""
+    locale = get_locale()
+    if locale is None or locale.language == "en":
+        return None
+    return str(locale)
+
+
 def localtime(value: Any, style: str = "datetime") -> str:
     """Jinja filter ``localtime``: a stored (UTC) time in the organisation's time zone, with
-    the zone's abbreviation (``2026-03-01 14:05 CET``). Accepts datetimes (naive ones are UTC),
-    dates and ISO 8601 strings; anything else is shown as it is, nothing as "—"."""
+    the zone's abbreviation. English pages write ISO 8601 (``2026-03-01 14:05 CET``); the other
+    languages write it the way their locale does, through Babel (``1. 3. 2026. 14:05 CET``,
+    ``1.03.2026, 14:05 CET``). Accepts datetimes (naive ones are UTC), dates and ISO 8601
+    strings; anything else is shown as it is, nothing as "—"."""
     if value is None or value == "":
         return "—"
     if isinstance(value, str):
@@ -92,15 +106,29 @@ def localtime(value: Any, style: str = "datetime") -> str:
             value = dt.date.fromisoformat(text) if len(text) == 10 else dt.datetime.fromisoformat(text)
         except ValueError:
             return text
+    babel_locale = _babel_locale()
     if isinstance(value, dt.datetime):
+        if babel_locale is not None:
+            return format_moment(value, organisation_zone(), babel_locale, style)
         moment = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
         local = moment.astimezone(organisation_zone())
         if style == "date":
             return local.strftime(FORMATS["date"])
         return f"{local.strftime(FORMATS.get(style, FORMATS['datetime']))} {local.tzname()}"
     if isinstance(value, dt.date):
+        if babel_locale is not None:
+            return format_date(value, format="medium", locale=babel_locale)
         return value.strftime(FORMATS["date"])
     return str(value)
+
+
+def number(value: Any) -> str:
+    """Jinja filter ``number``: an integer or decimal written the page's way (``1 234,5``)."""
+    locale = get_locale()
+    try:
+        return format_decimal(value, locale=str(locale) if locale is not None else "en")
+    except (TypeError, ValueError, ArithmeticError):
+        return str(value)
 
 
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
@@ -204,6 +232,7 @@ def http_error_page(exc: HTTPException) -> tuple[str, int]:
 def init_app(app: Flask) -> None:
     app.add_template_filter(localtime, "localtime")
     app.add_template_filter(display, "display")
+    app.add_template_filter(number, "number")
 
     @app.context_processor
     def _page_context() -> dict[str, Any]:

@@ -35,7 +35,7 @@ class Services:
         """Per-process objects of feature packages (e.g. the SSO key ring)."""
         from iam.passwords.profiles import profile_from_settings
 
-        self.password_profile = profile_from_settings(settings.passwords)
+        self.password_profile = profile_from_settings(settings.passwords, languages=settings.languages)
         """The organisation's password profile, validated at start (R-PW-1)."""
         self.engine: Engine = make_engine(settings.database)
         self.sessions: sessionmaker[Session] = sessionmaker(

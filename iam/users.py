@@ -12,6 +12,7 @@ from iam import audit, privileged
 from iam.directory.base import DirectoryUser, NewUser
 from iam.directory.errors import DirectoryUnavailable, EntryExists
 from iam.errors import NotFound, PrivilegedAccount
+from iam.i18n import N_
 from iam.identities import disable_identity, enable_identity, upsert_identity
 from iam.models.identity import Identity
 
@@ -106,7 +107,7 @@ def set_enabled(services: Services, *, username: str, enabled: bool, actor: str,
                 disable_identity(session, sub=identity.sub, actor=actor, reason=reason)
         return False
     if user is None:
-        raise NotFound(f"There is no user {username!r}.")
+        raise NotFound(N_("There is no user '%(username)s'."), username=username)
     with services.transaction() as session:
         upsert_identity(session, user, kind=directory.kind)
         session.flush()
@@ -160,7 +161,7 @@ def reset_password(
     directory = services.directory
     user = directory.find_user(username=username)
     if user is None:
-        raise NotFound(f"There is no user {username!r}.")
+        raise NotFound(N_("There is no user '%(username)s'."), username=username)
     refuse_privileged(services, user, operation="password.reset", actor=actor, reason=reason)
     profile = services.password_profile
     temporary = passwords.generate_temporary_password(profile)

@@ -21,11 +21,12 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, HTTPException, Unauthorized, UnsupportedMediaType
 
 from iam import pages
+from iam.i18n import N_, translate
 from iam.services import Services
 
 log = logging.getLogger("iam.web")
 
-UNAVAILABLE = "The service is temporarily unavailable. Please try again in a moment."
+UNAVAILABLE = N_("The service is temporarily unavailable. Please try again in a moment.")
 """What a caller is told while the database cannot be reached (503)."""
 
 
@@ -228,7 +229,9 @@ def unavailable_response(message: str) -> Response:
     html = request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
     if html and not wants_json():
         resp = Response(
-            render_template("iam/error.html", title="Temporarily unavailable", message=message),
+            render_template(
+                "iam/error.html", title=translate("Temporarily unavailable"), message=translate(message)
+            ),
             status=503,
             mimetype="text/html",
         )

@@ -15,6 +15,7 @@ import click
 
 from iam.clitools import Ctx, emit, fail, json_option, pass_ctx
 from iam.errors import NotFound
+from iam.i18n import N_
 from pim import service
 from pim.roles import all_roles, load_dir, source
 from pim.service import Actor
@@ -118,7 +119,7 @@ def roles_validate(ctx: Ctx, directory: Path | None, offline: bool, as_json: boo
     try:
         problems = [(name, g) for name, role in roles.items() for g in missing_groups(ctx.services, role)]
     except DirectoryUnavailable:
-        fail("The directory cannot be reached to check the roles' groups (use --offline to skip this).")
+        fail(N_("The directory cannot be reached to check the roles' groups (use --offline to skip this)."))
     for name, group in problems:
         click.echo(f"role {name}: group {group!r} does not exist in the directory", err=True)
     if problems:

@@ -15,13 +15,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam import jobs
+from iam import i18n, jobs
 from iam.backup.service import after_restore
 from iam.directory.errors import DirectoryUnavailable, NoSuchEntry
+from iam.i18n import N_
 from iam.jobs import RetryLater, handler, periodic
 from iam.models.identity import Identity
 from pim import access, entitlements
@@ -115,16 +117,16 @@ def detect(services: Services) -> None:
 
 # -- mail -------------------------------------------------------------------------------------
 SUBJECTS = {
-    "requested": "Privileged access requested: {role} by {requester}",
-    "approved": "Privileged access approved: {role} for {requester} until {ends_at} UTC",
-    "activated": "Privileged access active: {role} for {requester} until {ends_at} UTC",
-    "failed": "Privileged access FAILED: {role} for {requester} - {reason}",
-    "denied": "Privileged access denied: {role} for {requester}",
-    "expired": "Privileged access ended: {role} for {requester}",
-    "revoked": "Privileged access revoked: {role} for {requester}",
-    "cancelled": "Privileged access request withdrawn: {role} by {requester}",
-    "lapsed": "Privileged access request expired unanswered: {role} by {requester}",
-    "break_glass": "EMERGENCY break-glass access: {role} by {requester}",
+    "requested": N_("Privileged access requested: %(role)s by %(requester)s"),
+    "approved": N_("Privileged access approved: %(role)s for %(requester)s until %(ends_at)s"),
+    "activated": N_("Privileged access active: %(role)s for %(requester)s until %(ends_at)s"),
+    "failed": N_("Privileged access FAILED: %(role)s for %(requester)s - %(reason)s"),
+    "denied": N_("Privileged access denied: %(role)s for %(requester)s"),
+    "expired": N_("Privileged access ended: %(role)s for %(requester)s"),
+    "revoked": N_("Privileged access revoked: %(role)s for %(requester)s"),
+    "cancelled": N_("Privileged access request withdrawn: %(role)s by %(requester)s"),
+    "lapsed": N_("Privileged access request expired unanswered: %(role)s by %(requester)s"),
+    "break_glass": N_("EMERGENCY break-glass access: %(role)s by %(requester)s"),
 }
 
 
@@ -176,24 +178,39 @@ def _notify(services: Services, session: Session, payload: dict[str, Any]) -> No
     if req is None:
         return
     event = str(payload["event"])
-    facts = {
-        "role": req.role,
-        "requester": req.requester_username,
-        "ends_at": f"{req.ends_at:%Y-%m-%d %H:%M}" if req.ends_at else "-",
-        "reason": (req.end_reason or "-")[:120],
-    }
-    subject = SUBJECTS.get(event, "Privileged access: {role}").format(**facts)
-    body = (
-        f"{subject}\n\n"
-        f"Request:       {req.id}\nRole:          {req.role}\nRequester:     {req.requester_username}\n"
-        f"State:         {req.state}\nJustification: {req.justification or '-'}\n"
-        f"Ticket:        {req.ticket or '-'}\nDuration:      {req.duration // 60} minutes\n"
-        f"Window:        {req.starts_at or '-'} .. {req.ends_at or '-'} (UTC)\n"
-        f"Admin account: {req.admin_username or '-'}\n"
-        f"Ended:         {req.end_reason or '-'}\n\n"
-        f"Open {services.settings.issuer}/pim/ to see or act on it.\n"
-    )
+    zone = ZoneInfo(services.settings.timezone)
     for to in recipients(session, services, req, event):  # one durable mail job each
+        t = i18n.for_recipient(services.settings, session, email=to)
+        facts = {
+            "role": req.role,
+            "requester": req.requester_username,
+            "ends_at": t.moment(req.ends_at, zone) if req.ends_at else "-",
+            "reason": (req.end_reason or "-")[:120],
+        }
+        subject = t.gettext(SUBJECTS.get(event, N_("Privileged access: %(role)s")), **facts)
+        window = (
+            f"{t.moment(req.starts_at, zone) if req.starts_at else '-'} .. "
+            f"{t.moment(req.ends_at, zone) if req.ends_at else '-'}"
+        )
+        rows = [
+            (t.gettext("Request"), req.id),
+            (t.gettext("Role"), req.role),
+            (t.gettext("Requester"), req.requester_username),
+            (t.gettext("State"), req.state),
+            (t.gettext("Justification"), req.justification or "-"),
+            (t.gettext("Ticket"), req.ticket or "-"),
+            (t.gettext("Duration"), t.ngettext("%(num)d minute", "%(num)d minutes", req.duration // 60)),
+            (t.gettext("Window"), window),
+            (t.gettext("Admin account"), req.admin_username or "-"),
+            (t.gettext("Ended"), req.end_reason or "-"),
+        ]
+        body = (
+            f"{subject}\n\n"
+            + "".join(f"{label + ':':<15}{value}\n" for label, value in rows)
+            + "\n"
+            + t.gettext("Open %(url)s to see or act on it.", url=services.settings.issuer + "/pim/")
+            + "\n"
+        )
         jobs.enqueue(session, "iam.mail", {"to": to, "subject": f"[IAM PIM] {subject}", "text": body})
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import click
 
+from iam import i18n
 from iam.clitools import Ctx, echo_json, emit, fail, json_option, nothing, pass_ctx
 from iam.errors import Conflict, ValidationFailed
+from iam.i18n import N_
 from provisioning.models import EventStatus
 from provisioning.service import batch, delivery, reports
 from provisioning.service import events as event_service
@@ -49,7 +51,7 @@ def import_command(
     try:
         text = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        fail(f"{file} is not UTF-8 text.")
+        fail(N_("%(file)s is not UTF-8 text."), file=file)
     services = ctx.services
     with services.reader() as session:
         items = batch.parse(text, fmt, session, snapshot=snapshot)
@@ -157,7 +159,7 @@ def replay_command(ctx: Ctx, event_id: str | None, replay_all: bool, as_json: bo
             else [r.id for r in event_service.list_events(session, status=EventStatus.DEAD, limit=100000)]
         )
         if not ids:
-            nothing("There are no dead HR events.")
+            nothing(N_("There are no dead HR events."))
         for one in ids:
             assert one is not None
             event_service.replay(session, one, actor="cli", settings=settings)
@@ -235,8 +237,14 @@ def register_command(ctx: Ctx, as_pdf: bool, out: Path | None, as_json: bool) ->
         data = reports.register_csv(rows)
     else:
         if out is None:
-            fail("A PDF needs --out FILE.")
-        out.write_bytes(reports.register_pdf(rows, organisation=ctx.services.settings.organisation))
+            fail(N_("A PDF needs --out FILE."))
+        out.write_bytes(
+            reports.register_pdf(
+                rows,
+                organisation=ctx.services.settings.organisation,
+                t=i18n.translator(ctx.services.settings),
+            )
+        )
         click.echo(f"{len(rows)} person(s) written to {out}.")
         return
     if out:
@@ -258,9 +266,12 @@ def envelopes_command(ctx: Ctx, out: Path, as_json: bool) -> None:
     with services.transaction() as session:
         items = delivery.envelopes(session, services, actor="cli")
         if not items:
-            nothing("There are no envelopes to print.")
+            nothing(N_("There are no envelopes to print."))
         pdf = delivery.envelope_pdf(
-            items, organisation=services.settings.organisation, issuer=services.settings.issuer
+            items,
+            organisation=services.settings.organisation,
+            issuer=services.settings.issuer,
+            t=i18n.translator(services.settings),  # the organisation's default language
         )
         out.touch(mode=0o600)
         out.write_bytes(pdf)

@@ -31,6 +31,10 @@ def init_app(app: Flask, services: Services) -> None:
     app.extensions["sso.signer"] = signer
     app.extensions["sso.server"] = IamAuthorizationServer(app, services, signer)
     app.register_blueprint(views.bp)
+    from iam import i18n
+    from sso.views.common import signed_in_sub
+
+    i18n.person_finder(signed_in_sub)  # a signed-in person's saved language
     app.register_blueprint(views.mfa.bp)  # second factors and step-up (/mfa/…)
     views.account.register_navigation(app)
     from sso.views import admin_auth, admin_people

@@ -9,6 +9,7 @@ import click
 
 from iam import clock
 from iam.clitools import Ctx, echo_json, emit, fail, json_option, pass_ctx
+from iam.i18n import N_
 from sso import clients as client_service
 from sso import keys as key_service
 from sso.models import AuthMethod
@@ -134,7 +135,7 @@ def client_add(
     _check_level(ctx, require_acr)
     method = auth_method or (AuthMethod.NONE if public else AuthMethod.CLIENT_SECRET_BASIC)
     if public and method != AuthMethod.NONE:
-        fail("A public client authenticates with 'none'.")
+        fail(N_("A public client authenticates with 'none'."))
     spec = client_service.ClientSpec(
         name=name,
         client_id=client_id,

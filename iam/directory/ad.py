@@ -118,6 +118,7 @@ from iam.directory.errors import (
 if TYPE_CHECKING:
     from iam.directory.ad_changes import WriteLedger
 from iam.errors import ConfigError
+from iam.i18n import N_
 
 log = logging.getLogger("iam.directory.ad")
 
@@ -193,7 +194,7 @@ _UNWILLING: Final = 53
 _NOT_ALLOWED_ON_NON_LEAF: Final = 66
 _ENTRY_EXISTS: Final = 68
 
-_BAD_CREDENTIALS: Final = "The user name or password is incorrect."
+_BAD_CREDENTIALS: Final = N_("The user name or password is incorrect.")
 _BIND_SUBCODE = re.compile(r"\bdata ([0-9a-fA-F]{1,8})\b")
 _BIND_ERRORS: Final[Mapping[str, tuple[type[DirectoryError], str]]] = {
     "525": (InvalidCredentials, _BAD_CREDENTIALS),
@@ -207,32 +208,35 @@ _BIND_ERRORS: Final[Mapping[str, tuple[type[DirectoryError], str]]] = {
     "775": (AccountLocked, "The account is locked after too many failed sign-in attempts."),
 }
 
-_POLICY_HINT: Final = (
+_POLICY_HINT: Final = N_(
     "The new password does not meet the password policy (minimum length, complexity, history or minimum age)."
 )
 
 
-def _password_refusal(message: str) -> str:
-    """Plain English for AD's reason to refuse a new password (Samba spells the reason out;
-    Windows only says ``0000052D`` = constraint violation)."""
+def _password_refusal(message: str) -> tuple[str, dict[str, str]]:
+    """Plain words (a translatable template and its parameters) for AD's reason to refuse a new
+    password (Samba spells the reason out; Windows only says ``0000052D`` = constraint violation)."""
     text = message.lower()
     if "complexity" in text:
-        return (
+        return N_(
             "The new password is not complex enough: use characters from at least three of "
             "capital letters, small letters, digits and symbols, and do not include the user "
             "name or the full name."
-        )
+        ), {}
     if "history" in text or "already used" in text:
-        return "The new password was used before. Choose a password you have not used recently."
+        return N_("The new password was used before. Choose a password you have not used recently."), {}
     if "too short" in text:
         found = re.search(r"(\d+) characters", text)
-        least = f" it must have at least {found.group(1)} characters" if found else ""
-        return f"The new password is too short;{least}." if least else "The new password is too short."
+        if found:
+            return N_("The new password is too short; it must have at least %(count)s characters."), {
+                "count": found.group(1)
+            }
+        return N_("The new password is too short."), {}
     if "too long" in text:
-        return "The new password is too long."
+        return N_("The new password is too long."), {}
     if "too young" in text or "too recent" in text or "minimum password age" in text:
-        return "The password was changed too recently. Try again later."
-    return _POLICY_HINT
+        return N_("The password was changed too recently. Try again later."), {}
+    return _POLICY_HINT, {}
 
 
 def _filetime(raw: str | None) -> dt.datetime | None:
@@ -1099,13 +1103,14 @@ class ActiveDirectory:
         code = result.get("result")
         message = str(result.get("message") or "")
         if own and code == _INSUFFICIENT_ACCESS:
-            return PasswordRejected("This account is not allowed to change its password.")
+            return PasswordRejected(N_("This account is not allowed to change its password."))
         if code in (_CONSTRAINT_VIOLATION, _UNWILLING):
             # 00000056 = ERROR_INVALID_PASSWORD: the old password given for a change is wrong
             if message.startswith("00000056") or "old password" in message.lower():
                 return InvalidCredentials(_BAD_CREDENTIALS)
             log.info("%s refused: %s", what, message)
-            return PasswordRejected(_password_refusal(message))
+            template, params = _password_refusal(message)
+            return PasswordRejected(template, **params)
         return self._fail(conn, what)
 
     def change_password(self, username: str, old_password: str, new_password: str) -> None:

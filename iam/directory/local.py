@@ -36,6 +36,7 @@ from iam.directory.errors import (
     PasswordExpired,
     PasswordRejected,
 )
+from iam.i18n import N_
 from iam.models.identity import LocalGroup, LocalGroupMember, LocalUser
 from iam.passwords import hash_password, verify_password
 
@@ -170,13 +171,13 @@ class LocalDirectory:
     def _group(self, s: Session, name: str) -> LocalGroup:
         group = s.scalar(select(LocalGroup).where(LocalGroup.name == name))
         if group is None:
-            raise NoSuchEntry(f"There is no group named {name!r}.")
+            raise NoSuchEntry(N_("There is no group named '%(name)s'."), name=name)
         return group
 
     def _user(self, s: Session, user_id: str) -> LocalUser:
         row = s.get(LocalUser, user_id)
         if row is None:
-            raise NoSuchEntry("There is no such user.")
+            raise NoSuchEntry(N_("There is no such user."))
         return row
 
     def _parents(self, s: Session, group_ids: set[str]) -> set[str]:
@@ -267,7 +268,7 @@ class LocalDirectory:
                 s.flush()
                 return DirectoryGroup(id=g.id, name=g.name, dn=f"cn={g.name}")
         except IntegrityError:
-            raise EntryExists(f"A group named {name!r} already exists.") from None
+            raise EntryExists(N_("A group named '%(name)s' already exists."), name=name) from None
 
     def add_group_to_group(self, child: str, parent: str) -> None:
         """Nest ``child`` in ``parent`` (the built-in equivalent of AD group nesting)."""
@@ -300,11 +301,15 @@ class LocalDirectory:
                 s.flush()
                 return _to_user(row)
         except IntegrityError:
-            raise EntryExists(f"A user named {new.username!r} already exists.") from None
+            raise EntryExists(
+                N_("A user named '%(username)s' already exists."), username=new.username
+            ) from None
 
     def _check_new_password(self, row: LocalUser, password: str) -> None:
         if len(password) < MIN_LENGTH:
-            raise PasswordRejected(f"The password must be at least {MIN_LENGTH} characters long.")
+            raise PasswordRejected(
+                N_("The password must be at least %(MIN_LENGTH)s characters long."), MIN_LENGTH=MIN_LENGTH
+            )
 
     def set_password(self, user_id: str, password: str, *, must_change: bool) -> None:
         with transaction(self._sessions) as s:
@@ -326,7 +331,7 @@ class LocalDirectory:
                 raise AccountLocked("The account is locked.")
             self._check_new_password(row, new_password)
             if verify_password(row.password_hash, new_password):
-                raise PasswordRejected("The new password must differ from the current one.")
+                raise PasswordRejected(N_("The new password must differ from the current one."))
             row.password_hash = hash_password(new_password)
             row.must_change_password = False
             row.password_changed_at = clock.now()

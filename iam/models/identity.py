@@ -27,6 +27,9 @@ class Identity(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[dt.datetime] = mapped_column(default=clock.now, onupdate=clock.now)
     last_login_at: Mapped[dt.datetime | None]
+    language: Mapped[str | None] = mapped_column(String(35))
+    """The language the person chose with the language switch (a BCP 47 tag): their pages and
+    mails are in it (``iam.i18n``)."""
 
 
 class LocalUser(Base):

@@ -21,7 +21,7 @@ def policy() -> None:
 
 
 def _profile(ctx: Ctx, name: str | None) -> PasswordProfile:
-    return profile_from_settings(ctx.settings.passwords, name)
+    return profile_from_settings(ctx.settings.passwords, name, languages=ctx.settings.languages)
 
 
 def _identity(ctx: Ctx, username: str) -> IdentityFacts:

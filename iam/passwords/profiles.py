@@ -8,9 +8,11 @@ invalid file or override is a :class:`~iam.errors.ConfigError` naming the file a
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +90,11 @@ class PasswordProfile:
     """Refuse the most common passwords (zxcvbn's list of 30,000), also with digits or symbols
     added before or after."""
     refuse_dictionary_words: bool = False
-    """Refuse a password whose letters are one dictionary word or common name."""
+    """Refuse a password whose letters are one dictionary word or common name (English words
+    and names, and the frequent words of every language in ``dictionary_languages``)."""
+    dictionary_languages: tuple[str, ...] = ()
+    """Languages (BCP 47 tags) whose word lists are refused besides English: the service sets
+    the organisation's ``languages`` here (see :mod:`iam.passwords.wordlists`)."""
 
     history_count: int = Field(default=0, ge=0, le=100)
     """The new password must differ from the last N passwords (count-based history)."""
@@ -205,9 +211,16 @@ def load_profile(name: str, policy_dir: Path, overrides: dict[str, Any] | None =
         raise ConfigError(f"Invalid setting {where}: {msg}.") from None
 
 
-def profile_from_settings(settings: PasswordSettings, name: str | None = None) -> PasswordProfile:
+def profile_from_settings(
+    settings: PasswordSettings, name: str | None = None, *, languages: Sequence[str] = ()
+) -> PasswordProfile:
     """The effective profile: the configured one with its overrides, or ``name`` as shipped
-    (overrides apply only to the configured profile)."""
+    (overrides apply only to the configured profile); ``languages`` (the organisation's) add
+    their word lists to a profile that refuses dictionary words."""
     if name is None or name == settings.profile:
-        return load_profile(settings.profile, settings.policy_dir, settings.overrides)
-    return load_profile(name, settings.policy_dir)
+        profile = load_profile(settings.profile, settings.policy_dir, settings.overrides)
+    else:
+        profile = load_profile(name, settings.policy_dir)
+    if languages and profile.refuse_dictionary_words:
+        profile = dataclasses.replace(profile, dictionary_languages=tuple(languages))
+    return profile

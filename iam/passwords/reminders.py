@@ -10,10 +10,11 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from iam import audit, clock, jobs
+from iam import audit, clock, i18n, jobs
 from iam.db import insert_if_absent
 from iam.directory.base import DirectoryUser
 from iam.models.passwords import PasswordReminder
@@ -27,19 +28,23 @@ log = logging.getLogger("iam.passwords")
 TEMPLATE = "password_expiry"
 
 
-@lru_cache(maxsize=4)
-def _environment(folder: Path) -> Environment:
-    return Environment(
+@lru_cache(maxsize=32)
+def _environment(folder: Path, catalogue: str) -> Environment:
+    env = Environment(
         loader=FileSystemLoader(folder),
         autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(i18n.translations(catalogue), newstyle=True)  # type: ignore[attr-defined]
+    return env
 
 
-def render(folder: Path, template: str, **values: object) -> tuple[str, str, str]:
-    """Subject, plain text and HTML of the mail ``template`` from ``folder``."""
-    env = _environment(folder)
+def render(folder: Path, template: str, *, catalogue: str = "en", **values: object) -> tuple[str, str, str]:
+    """Subject, plain text and HTML of the mail ``template`` from ``folder``, in the language of
+    ``catalogue`` (``sr_Latn``; the templates mark their text with ``_()``/``ngettext``)."""
+    env = _environment(folder, catalogue)
     subject = env.get_template(f"{template}.subject.txt").render(**values).strip()
     return (
         subject,
@@ -82,17 +87,22 @@ def _queue(
 ) -> bool:
     settings = services.settings
     left_days = max(0, (expires_at - now).days)
-    subject, text, html = render(
-        settings.passwords.reminder_template_dir,
-        TEMPLATE,
-        name=user.name,
-        username=user.username,
-        expires_at=expires_at,
-        days=left_days,
-        change_url=settings.issuer.rstrip("/") + "/password/change",
-        organisation=settings.organisation,
-    )
     with services.transaction() as session:
+        language = i18n.recipient_language(settings, session, user.id)
+        catalogue = i18n.catalogue_of(settings, language)
+        subject, text, html = render(
+            settings.passwords.reminder_template_dir,
+            TEMPLATE,
+            catalogue=catalogue,
+            language=language,
+            name=user.name,
+            username=user.username,
+            expires_at=expires_at,
+            expires=i18n.format_moment(expires_at, ZoneInfo(settings.timezone), catalogue),
+            days=left_days,
+            change_url=settings.issuer.rstrip("/") + "/password/change",
+            organisation=settings.organisation,
+        )
         row = {"sub": user.id, "expires_at": expires_at, "days_before": bucket, "sent_at": now}
         if not insert_if_absent(session, PasswordReminder, row):
             return False  # this reminder went out already (or another worker is sending it)

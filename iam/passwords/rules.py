@@ -14,7 +14,10 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
+from iam.i18n import N_, Msg
+from iam.passwords import wordlists
 from iam.passwords.profiles import CharClass, PasswordProfile
 
 __all__ = ["IdentityFacts", "Violation", "check", "fold"]
@@ -22,10 +25,21 @@ __all__ = ["IdentityFacts", "Violation", "check", "fold"]
 
 @dataclass(frozen=True, slots=True)
 class Violation:
-    """One broken rule. ``rule`` is a stable identifier, ``message`` one plain sentence."""
+    """One broken rule. ``rule`` is a stable identifier, ``message`` one plain English sentence
+    (APIs, ``--json``), ``text`` the same sentence to show in the reader's language."""
 
     rule: str
     message: str
+    text: Msg | None = None
+
+    @classmethod
+    def of(cls, rule: str, template: str, **params: Any) -> Violation:
+        text = Msg(template, params)
+        return cls(rule, str(text), text)
+
+    def localized(self) -> str:
+        """The sentence in the language of the page (English outside a request)."""
+        return self.text.localized() if self.text is not None else self.message
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +92,11 @@ def fold(text: str) -> str:
 
 
 _CLASS_NAMES = {
-    CharClass.LOWER: "a lower-case letter",
-    CharClass.UPPER: "an upper-case letter",
-    CharClass.LETTER: "a letter",
-    CharClass.DIGIT: "a digit",
-    CharClass.SPECIAL: "a special character (such as ! ? # or a space)",
+    CharClass.LOWER: Msg(N_("a lower-case letter")),
+    CharClass.UPPER: Msg(N_("an upper-case letter")),
+    CharClass.LETTER: Msg(N_("a letter")),
+    CharClass.DIGIT: Msg(N_("a digit")),
+    CharClass.SPECIAL: Msg(N_("a special character (such as ! ? # or a space)")),
 }
 _ORDER = list(CharClass)
 
@@ -91,21 +105,23 @@ def _sorted(classes: Iterable[CharClass]) -> list[CharClass]:
     return sorted(classes, key=_ORDER.index)
 
 
-def _join(words: list[str]) -> str:
-    if len(words) <= 1:
-        return "".join(words)
-    return ", ".join(words[:-1]) + " and " + words[-1]
-
-
 def _length(profile: PasswordProfile, password: str) -> list[Violation]:
     n = len(password)
     if n < profile.min_length:
         return [
-            Violation("min_length", f"The password must be at least {profile.min_length} characters long.")
+            Violation.of(
+                "min_length",
+                N_("The password must be at least %(count)d characters long."),
+                count=profile.min_length,
+            )
         ]
     if n > profile.max_length:
         return [
-            Violation("max_length", f"The password must be at most {profile.max_length} characters long.")
+            Violation.of(
+                "max_length",
+                N_("The password must be at most %(count)d characters long."),
+                count=profile.max_length,
+            )
         ]
     return []
 
@@ -116,18 +132,20 @@ def _classes(profile: PasswordProfile, password: str) -> list[Violation]:
     missing = [c for c in _sorted(profile.required_classes) if c not in present]
     if missing:
         out.append(
-            Violation(
+            Violation.of(
                 "character_classes",
-                "The password must contain " + _join([_CLASS_NAMES[c] for c in missing]) + ".",
+                N_("The password must contain %(classes)s."),
+                classes=tuple(_CLASS_NAMES[c] for c in missing),
             )
         )
     if profile.min_classes and len(present & profile.class_choice) < profile.min_classes:
         names = [_CLASS_NAMES[c] for c in _sorted(profile.class_choice)]
         out.append(
-            Violation(
+            Violation.of(
                 "character_classes",
-                f"The password must contain characters of at least {profile.min_classes} of these "
-                f"kinds: {', '.join(names)}.",
+                N_("The password must contain characters of at least %(count)d of these kinds: %(kinds)s."),
+                count=profile.min_classes,
+                kinds=tuple(names),
             )
         )
     return out
@@ -178,23 +196,25 @@ def _personal(profile: PasswordProfile, password: str, identity: IdentityFacts |
         return any(p in pw for p in parts)
 
     if "given_name" in banned and contains_any(_parts(identity.given_name, minimum)):
-        out.append(Violation("personal_data", "The password must not contain your given name."))
+        out.append(Violation.of("personal_data", N_("The password must not contain your given name.")))
     if "family_name" in banned and contains_any(_parts(identity.family_name, minimum)):
-        out.append(Violation("personal_data", "The password must not contain your surname."))
+        out.append(Violation.of("personal_data", N_("The password must not contain your surname.")))
     if "username" in banned and contains_any(_parts(identity.username, minimum)):
-        out.append(Violation("personal_data", "The password must not contain your user name."))
+        out.append(Violation.of("personal_data", N_("The password must not contain your user name.")))
     if "email" in banned and identity.email and "@" in identity.email:
         local = identity.email.rsplit("@", 1)[0]
         if contains_any(_parts(local, minimum)):
-            out.append(Violation("personal_data", "The password must not contain your e-mail address."))
+            out.append(
+                Violation.of("personal_data", N_("The password must not contain your e-mail address."))
+            )
     if "birth_date" in banned and identity.birth_date is not None:
         if any(form in pw for form in birth_date_forms(identity.birth_date)):
-            out.append(Violation("personal_data", "The password must not contain your date of birth."))
+            out.append(Violation.of("personal_data", N_("The password must not contain your date of birth.")))
     if "phone" in banned and identity.phone:
         digits = "".join(c for c in identity.phone if c.isdigit())
         tail = digits[-profile.phone_digits :]
         if len(tail) >= profile.phone_digits and tail in _PHONE_NOISE.sub("", pw):
-            out.append(Violation("personal_data", "The password must not contain your phone number."))
+            out.append(Violation.of("personal_data", N_("The password must not contain your phone number.")))
     return out
 
 
@@ -227,20 +247,27 @@ def _dictionary(profile: PasswordProfile, password: str) -> list[Violation]:
         core = _EDGES.sub("", pw)
         if pw in common_passwords() or (len(core) >= 4 and core in common_passwords()):
             out.append(
-                Violation(
+                Violation.of(
                     "common_password",
-                    "The password is one of the most common passwords (or one with digits or "
-                    "symbols added), which attackers try first.",
+                    N_(
+                        "The password is one of the most common passwords (or one with digits or "
+                        "symbols added), which attackers try first."
+                    ),
                 )
             )
     if profile.refuse_dictionary_words:
         letters = "".join(c for c in pw if c.isalpha())
-        if len(letters) >= 4 and letters in dictionary_words():
+        if (len(letters) >= 4 and letters in dictionary_words()) or (
+            profile.dictionary_languages
+            and wordlists.is_word(wordlists.fold_word(password), profile.dictionary_languages)
+        ):
             out.append(
-                Violation(
+                Violation.of(
                     "dictionary_word",
-                    "The password must not be a dictionary word or a name, even with digits or "
-                    "symbols added.",
+                    N_(
+                        "The password must not be a dictionary word or a name, even with digits or "
+                        "symbols added."
+                    ),
                 )
             )
     return out

@@ -10,13 +10,14 @@ import datetime as dt
 import random
 import secrets
 import string
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from iam import audit
 from iam.directory.base import DirectoryUser
+from iam.i18n import N_, Msg, Nn_
 from iam.models.passwords import PasswordHistory
 from iam.passwords import history
 from iam.passwords.profiles import CharClass, PasswordProfile
@@ -71,35 +72,49 @@ def evaluate(
     if identity is None:
         return violations
     if identity.sub and history.reused(session, profile, sub=identity.sub, password=password, now=now):
-        violations.append(Violation("history", _history_message(profile)))
+        template, params = _history_message(profile)
+        violations.append(Violation.of("history", template, **params))
     if profile.min_age_days and identity.password_set_at is not None and not identity.must_change:
         allowed_from = identity.password_set_at + dt.timedelta(days=profile.min_age_days)
         if now < allowed_from:
             violations.append(
-                Violation(
+                Violation.of(
                     "min_age",
-                    f"The password was changed less than {_days(profile.min_age_days)} ago; it can be "
-                    f"changed again from {allowed_from:%Y-%m-%d %H:%M} UTC.",
+                    N_(
+                        "The password was changed less than %(days)s ago; it can be changed again from %(when)s."  # noqa: E501
+                    ),
+                    days=_days(profile.min_age_days),
+                    when=f"{allowed_from:%Y-%m-%d %H:%M} UTC",
                 )
             )
     return violations
 
 
-def _days(n: int) -> str:
-    return "1 day" if n == 1 else f"{n} days"
+def _days(n: int) -> Msg:
+    singular, plural = Nn_("%(num)d day", "%(num)d days")
+    return Msg(singular, {"num": n}, plural=plural)
 
 
-def _history_message(profile: PasswordProfile) -> str:
-    parts = []
+def _history_message(profile: PasswordProfile) -> tuple[str, dict[str, Any]]:
+    if profile.history_count and profile.history_days:
+        return N_(
+            "The password must differ from %(last)s and from any password you used in the last %(days)s."
+        ), {
+            "last": _last(profile.history_count),
+            "days": _days(profile.history_days),
+        }
     if profile.history_count:
-        parts.append(
-            "your current password"
-            if profile.history_count == 1
-            else f"your last {profile.history_count} passwords"
-        )
-    if profile.history_days:
-        parts.append(f"any password you used in the last {_days(profile.history_days)}")
-    return "The password must differ from " + " and from ".join(parts) + "."
+        return N_("The password must differ from %(last)s."), {"last": _last(profile.history_count)}
+    return N_("The password must differ from any password you used in the last %(days)s."), {
+        "days": _days(profile.history_days)
+    }
+
+
+def _last(n: int) -> Msg:
+    if n == 1:
+        return Msg(N_("your current password"))
+    singular, plural = Nn_("your last %(num)d password", "your last %(num)d passwords")
+    return Msg(singular, {"num": n}, plural=plural)
 
 
 # Temporary passwords avoid characters that are easily confused when read out or copied

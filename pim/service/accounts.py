@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from iam import audit, clock, events, jobs
 from iam.directory.errors import DirectoryError
 from iam.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from iam.i18n import N_
 from pim.models import (
     LIVE_STATES,
     AdminAccount,
@@ -68,10 +69,10 @@ def add_eligibility(
     require_officer(session, services, actor, action="eligibility_add")
     r = get_role(session, services, role)
     if r is None:
-        raise NotFound("There is no such privileged role.")
+        raise NotFound(N_("There is no such privileged role."))
     user = services.directory.find_user(username=username)
     if user is None:
-        raise NotFound("There is no such user in the directory.")
+        raise NotFound(N_("There is no such user in the directory."))
     missing = missing_groups(services, r)
     if missing:
         raise ValidationFailed(
@@ -86,12 +87,12 @@ def add_eligibility(
             subject=user.id,
             details={"role": role, "username": user.username, "reason": "role_policy"},
         )
-        raise Forbidden("The role's policy does not allow this person to be eligible.")
+        raise Forbidden(N_("The role's policy does not allow this person to be eligible."))
     existing = session.scalar(
         select(Eligibility).where(Eligibility.role == role, Eligibility.username == user.username)
     )
     if existing is not None:
-        raise Conflict("This person is already eligible for this role.")
+        raise Conflict(N_("This person is already eligible for this role."))
     row = Eligibility(
         role=role,
         username=user.username,
@@ -149,7 +150,7 @@ def remove_eligibility(
         select(Eligibility).where(Eligibility.role == role, Eligibility.username == username)
     )
     if row is None:
-        raise NotFound("This person is not eligible for this role.")
+        raise NotFound(N_("This person is not eligible for this role."))
     sub = row.sub
     session.delete(row)
     session.flush()
@@ -220,7 +221,7 @@ def delete_role_override(
     require_officer(session, services, actor, action="role_delete")
     row = session.get(RoleOverride, name)
     if row is None:
-        raise NotFound("No role of this name is stored in the database.")
+        raise NotFound(N_("No role of this name is stored in the database."))
     session.delete(row)
     record(
         session,
@@ -245,11 +246,13 @@ def add_shared(
     known = all_roles(session, services, include_disabled=True)
     unknown = [r for r in roles if r not in known]
     if unknown or not roles:
-        raise ValidationFailed("Name at least one existing role whose eligible people may use the account.")
+        raise ValidationFailed(
+            N_("Name at least one existing role whose eligible people may use the account.")
+        )
     if services.directory.find_user(username=username) is None:
-        raise NotFound("There is no such account in the directory.")
+        raise NotFound(N_("There is no such account in the directory."))
     if session.get(SharedAccount, username) is not None:
-        raise Conflict("This shared account is already registered.")
+        raise Conflict(N_("This shared account is already registered."))
     row = SharedAccount(
         username=username, roles=list(roles), created_by=actor.username, created_at=clock.now()
     )
@@ -337,7 +340,7 @@ def checkout_shared(session: Session, services: Services, *, actor: Actor, usern
     so that their leaving rotates it)."""
     row = session.get(SharedAccount, username)
     if row is None:
-        raise NotFound("There is no such shared account.")
+        raise NotFound(N_("There is no such shared account."))
     allowed = any(
         session.scalar(select(Eligibility).where(Eligibility.role == r, Eligibility.sub == actor.sub))
         is not None
@@ -345,9 +348,9 @@ def checkout_shared(session: Session, services: Services, *, actor: Actor, usern
     )
     if not allowed:
         refuse(session, "pim.shared_checkout_refused", actor, details={"account": username})
-        raise Forbidden("You may not use this shared account.")
+        raise Forbidden(N_("You may not use this shared account."))
     if not row.secret:
-        raise Conflict("The password is being rotated; try again in a moment.")
+        raise Conflict(N_("The password is being rotated; try again in a moment."))
     session.add(SharedCheckout(username=username, person_sub=actor.sub, at=clock.now()))
     record(
         session,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from iam import audit, clock, jobs
 from iam.directory.errors import DirectoryError
 from iam.errors import Forbidden
+from iam.i18n import N_
 from pim.models import ElevationRequest, Eligibility
 from pim.roles import Role
 
@@ -99,7 +100,7 @@ def require_officer(session: Session, services: Services, actor: Actor, *, actio
     """Deny (audited) unless the actor is a security officer."""
     if not is_security_officer(services, actor):
         refuse(session, "pim.officer_action_refused", actor, details={"action": action})
-        raise Forbidden("Only a security officer may do this.")
+        raise Forbidden(N_("Only a security officer may do this."))
 
 
 def eligibility(session: Session, role: str, actor: Actor) -> Eligibility | None:

@@ -20,6 +20,7 @@ from iam import audit, clock, events, jobs
 from iam.directory.base import DirectoryGroup, DirectoryUser, NewUser
 from iam.directory.errors import DirectoryError, DirectoryUnavailable, EntryExists, NoSuchEntry
 from iam.errors import Conflict
+from iam.i18n import N_
 from pim.models import LIVE_STATES, AdminAccount, Alert, ElevationRequest, Eligibility, State
 from pim.roles import all_roles
 from pim.service.accounts import store_shared_secret
@@ -149,7 +150,7 @@ def activate(services: Services, session: Session, request_id: str) -> None:
             return  # the window is already over: expiry records it, nothing to grant
         account = r.get(AdminAccount, snap.requester_sub)
         if account is None:
-            raise Conflict("the requester has no admin account")
+            raise Conflict(N_("the requester has no admin account"))
         person_sub, username, account_id = account.person_sub, account.username, account.account_id
         secret, groups = snap.secret, list(snap.groups)
     created_dn = None

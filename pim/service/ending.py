@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from iam import audit, clock, events, jobs
 from iam.errors import Conflict, Forbidden, ValidationFailed
+from iam.i18n import N_
 from iam.models.jobs import Job, JobStatus
 from pim.models import FINAL_STATES, LIVE_STATES, AdminAccount, ElevationRequest, State
 from pim.roles import get_role
@@ -89,9 +90,9 @@ def cancel(
     req = _load(session, request_id)
     if actor.sub != req.requester_sub and not actor.system:
         refuse(session, "pim.cancel_refused", actor, details={"request": req.id})
-        raise Forbidden("Only the requester can cancel a request.")
+        raise Forbidden(N_("Only the requester can cancel a request."))
     if req.state in FINAL_STATES:
-        raise Conflict(f"The request is already {req.state}.")
+        raise Conflict(N_("The request is already %(state)s."), state=req.state)
     _end(session, req, actor, State.CANCELLED, reason or "ended_by_requester", audit.Severity.SIGNIFICANT)
     return req
 
@@ -107,11 +108,13 @@ def revoke(
     )
     if not allowed:
         refuse(session, "pim.revoke_refused", actor, details={"request": req.id})
-        raise Forbidden("Only an approver of this role or a security officer can revoke.")
+        raise Forbidden(N_("Only an approver of this role or a security officer can revoke."))
     if req.state not in LIVE_STATES:
-        raise Conflict(f"The request is {req.state}; only an active elevation can be revoked.")
+        raise Conflict(
+            N_("The request is %(state)s; only an active elevation can be revoked."), state=req.state
+        )
     if not reason.strip():
-        raise ValidationFailed("Give a reason for the revocation.")
+        raise ValidationFailed(N_("Give a reason for the revocation."))
     _end(session, req, actor, State.REVOKED, reason.strip(), audit.Severity.CRITICAL)
     return req
 
@@ -191,7 +194,7 @@ def reveal_secret(session: Session, services: Services, *, actor: Actor, request
     req = _load(session, request_id)
     if actor.sub != req.requester_sub:
         refuse(session, "pim.password_refused", actor, details={"request": req.id})
-        raise Forbidden("Only the requester can see this password.")
+        raise Forbidden(N_("Only the requester can see this password."))
     if req.state != State.ACTIVE or not req.secret or req.secret_shown_at is not None:
         raise Conflict(
             "There is no password to show (it is shown only once, once the directory confirms "
@@ -219,11 +222,11 @@ def review(
     require_officer(session, services, actor, action="break_glass_review")
     req = _load(session, request_id)
     if not req.break_glass:
-        raise ValidationFailed("Only break-glass uses are reviewed here.")
+        raise ValidationFailed(N_("Only break-glass uses are reviewed here."))
     if req.reviewed_at is not None:
-        raise Conflict("This break-glass use was already reviewed.")
+        raise Conflict(N_("This break-glass use was already reviewed."))
     if len(note.strip()) < 5:
-        raise ValidationFailed("Write what the review found (at least 5 characters).")
+        raise ValidationFailed(N_("Write what the review found (at least 5 characters)."))
     req.reviewed_at = clock.now()
     req.reviewed_by = actor.username
     req.review_note = note.strip()[:4000]

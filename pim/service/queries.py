@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from iam import clock, persons
 from iam.audit import Severity
 from iam.errors import Forbidden, NotFound
+from iam.i18n import N_
 from pim.models import LIVE_STATES, Alert, Decision, ElevationRequest, Eligibility, State
 from pim.roles import Role, all_roles
 from pim.service.accounts import eligible_roles
@@ -136,7 +137,7 @@ def show(session: Session, services: Services, actor: Actor, request_id: str) ->
     """One request, to its requester, an approver of its role or a security officer."""
     req = session.get(ElevationRequest, request_id)
     if req is None:
-        raise NotFound("There is no such request.")
+        raise NotFound(N_("There is no such request."))
     role = all_roles(session, services, include_disabled=True).get(req.role)
     visible = (
         req.requester_sub == actor.sub
@@ -144,7 +145,7 @@ def show(session: Session, services: Services, actor: Actor, request_id: str) ->
         or is_security_officer(services, actor)
     )
     if not visible:
-        raise NotFound("There is no such request.")  # no hint that it exists
+        raise NotFound(N_("There is no such request."))  # no hint that it exists
     decisions = list(
         session.scalars(select(Decision).where(Decision.request_id == req.id).order_by(Decision.at))
     )
@@ -208,10 +209,10 @@ def ensure_visible_role(session: Session, services: Services, actor: Actor, name
     roles = all_roles(session, services)
     role = roles.get(name)
     if role is None:
-        raise NotFound("There is no such privileged role.")
+        raise NotFound(N_("There is no such privileged role."))
     if is_security_officer(services, actor):
         return role
     if not any(r.name == name for r, _ in eligible_roles(session, services, actor)):
         refuse(session, "pim.role_read_refused", actor, severity=Severity.NORMAL, details={"role": name})
-        raise Forbidden("You are not eligible for this role.")
+        raise Forbidden(N_("You are not eligible for this role."))
     return role

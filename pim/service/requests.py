@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from iam import audit, clock, events, jobs, persons
 from iam.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from iam.i18n import N_
 from pim import assurance
 from pim.models import (
     LIVE_STATES,
@@ -49,8 +50,12 @@ class StepUpRequired(Forbidden):
 
     def __init__(self, required: str, achieved: str) -> None:
         super().__init__(
-            f"This role needs sign-in level '{required}'; this session has '{achieved}'. "
-            "Sign in again with a stronger method."
+            N_(
+                "This role needs sign-in level '%(required)s'; this session has '%(achieved)s'. "
+                "Sign in again with a stronger method."
+            ),
+            required=required,
+            achieved=achieved,
         )
         self.required = required
         self.achieved = achieved
@@ -67,7 +72,7 @@ def required_level(services: Services, role: Role) -> str:
 def _load(session: Session, request_id: str) -> ElevationRequest:
     req = session.get(ElevationRequest, request_id)
     if req is None:
-        raise NotFound("There is no such request.")
+        raise NotFound(N_("There is no such request."))
     return req
 
 
@@ -77,7 +82,7 @@ def _transition(
     """Move ``req`` to ``to`` only if nobody moved it since we read it (one winner)."""
     allowed = tuple(allowed)
     if req.state not in allowed:
-        raise Conflict(f"The request is {req.state}; it cannot become {to}.")
+        raise Conflict(N_("The request is %(state)s; it cannot become %(to)s."), state=req.state, to=to)
     result = session.execute(
         update(ElevationRequest)
         .where(
@@ -89,14 +94,14 @@ def _transition(
         .execution_options(synchronize_session=False)
     )
     if getattr(result, "rowcount", 0) != 1:
-        raise Conflict("Someone else changed this request at the same moment; nothing was done.")
+        raise Conflict(N_("Someone else changed this request at the same moment; nothing was done."))
     session.refresh(req)
 
 
 def _role(session: Session, services: Services, name: str) -> Role:
     role = get_role(session, services, name)
     if role is None:
-        raise NotFound("There is no such privileged role.")
+        raise NotFound(N_("There is no such privileged role."))
     return role
 
 
@@ -129,7 +134,7 @@ def request_elevation(
     """Ask for a role. Without approval in the role, the window starts at once."""
     r = _role(session, services, role)
     if r.break_glass:
-        raise ValidationFailed("This is an emergency role; use break-glass.")
+        raise ValidationFailed(N_("This is an emergency role; use break-glass."))
     return _create(session, services, r, actor, minutes, justification, ticket)
 
 
@@ -139,7 +144,7 @@ def break_glass(
     """Emergency access (R-PIM-8): no approval, strongest level, fixed duration, alert, review."""
     r = _role(session, services, role)
     if not r.break_glass:
-        raise ValidationFailed("This role is not an emergency (break-glass) role.")
+        raise ValidationFailed(N_("This role is not an emergency (break-glass) role."))
     return _create(session, services, r, actor, r.default_minutes, justification, None)
 
 
@@ -156,20 +161,22 @@ def _create(
     ticket = (ticket or "").strip() or None
     if eligibility(session, role.name, actor) is None:
         refuse(session, "pim.request_refused", actor, details={"role": role.name})
-        raise Forbidden("You are not eligible for this role.")
+        raise Forbidden(N_("You are not eligible for this role."))
     minutes = role.default_minutes if minutes is None else minutes
     if role.break_glass:
         minutes = role.default_minutes
     if not 1 <= minutes <= role.max_minutes:
-        raise ValidationFailed(f"The duration must be between 1 and {role.max_minutes} minutes.")
+        raise ValidationFailed(
+            N_("The duration must be between 1 and %(max_minutes)s minutes."), max_minutes=role.max_minutes
+        )
     if (role.justification_required or role.break_glass) and len(justification) < 10:
-        raise ValidationFailed("A justification of at least 10 characters is required.")
+        raise ValidationFailed(N_("A justification of at least 10 characters is required."))
     if len(justification) > 2000:
-        raise ValidationFailed("The justification is too long (2000 characters at most).")
+        raise ValidationFailed(N_("The justification is too long (2000 characters at most)."))
     if role.ticket_required and not ticket:
-        raise ValidationFailed("A ticket number is required for this role.")
+        raise ValidationFailed(N_("A ticket number is required for this role."))
     if ticket and not re.fullmatch(role.ticket_pattern, ticket):
-        raise ValidationFailed("The ticket number does not have the expected form.")
+        raise ValidationFailed(N_("The ticket number does not have the expected form."))
     try:
         _check_level(services, role, actor)
     except StepUpRequired as exc:
@@ -182,7 +189,7 @@ def _create(
         )
         raise
     if _live_or_open(session, role.name, actor.sub) is not None:
-        raise Conflict("You already have a pending or active request for this role.")
+        raise Conflict(N_("You already have a pending or active request for this role."))
     now = clock.now()
     pending = role.pending_minutes * 60 if role.pending_minutes else services.settings.pim.pending_lifetime
     req = ElevationRequest(
@@ -239,7 +246,9 @@ def _start_window(session: Session, services: Services, req: ElevationRequest, a
     now = clock.now()
     account = session.get(AdminAccount, req.requester_sub)
     if account is None:
-        raise Conflict("The requester has no admin account yet; an officer must make them eligible again.")
+        raise Conflict(
+            N_("The requester has no admin account yet; an officer must make them eligible again.")
+        )
     secret = None
     if services.settings.pim.password_delivery == "show_once":  # noqa: S105 — a mode name
         secret = seal(services, random_password(), context=req.id)
@@ -307,10 +316,12 @@ def decide(
     details = {"request": req.id, "role": req.role, "account": actor.username}
     if _same_person(session, actor, req):
         refuse(session, "pim.self_approval_refused", actor, subject=req.requester_sub, details=details)
-        raise Forbidden("You cannot decide your own request (not through another of your accounts either).")
+        raise Forbidden(
+            N_("You cannot decide your own request (not through another of your accounts either).")
+        )
     if actor.system or not may_approve(services, role, actor):
         refuse(session, "pim.decision_refused", actor, subject=req.requester_sub, details=details)
-        raise Forbidden("You are not an approver of this role.")
+        raise Forbidden(N_("You are not an approver of this role."))
     need = required_level(services, role)
     if not assurance.meets(actor.level, need, services.settings.pim.levels):
         refuse(
@@ -324,18 +335,18 @@ def decide(
     earlier = session.scalars(select(Decision.approver_sub).where(Decision.request_id == req.id)).all()
     if actor.sub not in earlier and any(persons.same_person(session, actor.sub, e) for e in earlier):
         refuse(session, "pim.second_decision_refused", actor, subject=req.requester_sub, details=details)
-        raise Forbidden("You have already decided this request through another of your accounts.")
+        raise Forbidden(N_("You have already decided this request through another of your accounts."))
     if req.state != State.REQUESTED:
-        raise Conflict(f"The request is already {req.state}.")
+        raise Conflict(N_("The request is already %(state)s."), state=req.state)
     if req.pending_until <= clock.now():
-        raise Conflict("The request has expired while waiting for approval.")
+        raise Conflict(N_("The request has expired while waiting for approval."))
     if len(comment) > 2000:
-        raise ValidationFailed("The comment is too long (2000 characters at most).")
+        raise ValidationFailed(N_("The comment is too long (2000 characters at most)."))
     exists = session.scalar(
         select(Decision).where(Decision.request_id == req.id, Decision.approver_sub == actor.sub)
     )
     if exists is not None:
-        raise Conflict("You have already decided this request.")
+        raise Conflict(N_("You have already decided this request."))
     session.add(
         Decision(
             request_id=req.id,

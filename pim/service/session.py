@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from iam import audit
 from iam.errors import Conflict, Forbidden, NotFound
+from iam.i18n import N_
 from iam.identities import upsert_identity
 from pim.models import AdminAccount, ElevationRequest, State
 from pim.service.common import Actor, record
@@ -33,15 +34,15 @@ def start_admin_session(
 
     req = session.get(ElevationRequest, request_id)
     if req is None or req.requester_sub != actor.sub:
-        raise NotFound("There is no such request.")
+        raise NotFound(N_("There is no such request."))
     if req.state != State.ACTIVE or req.ends_at is None:
-        raise Conflict("The elevation is not active (yet).")
+        raise Conflict(N_("The elevation is not active (yet)."))
     account = session.get(AdminAccount, req.requester_sub)
     if account is None or not account.account_id:
-        raise Conflict("The admin account does not exist yet.")
+        raise Conflict(N_("The admin account does not exist yet."))
     user = services.directory.get_user(account.account_id)
     if user is None or not user.enabled:
-        raise Forbidden("The admin account is not enabled.")
+        raise Forbidden(N_("The admin account is not enabled."))
     upsert_identity(session, user, kind=services.directory.kind)
     cookie, row = sso_service.create_sso_session(
         session,

@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 
 from iam import inbox
 from iam.errors import Conflict, Forbidden, IamError, NotFound
+from iam.i18n import message_of
 from iam.pages import NavLink, error_page, register_nav
 from iam.web import db, services
 from pim import service
@@ -173,9 +174,9 @@ def request_form(role: str) -> Any:
             return _step_up(exc, url_for("pim.request_form", role=role))
         except IamError as exc:
             db().rollback()
-            error, status = str(exc), _error_status(exc)
+            error, status = message_of(exc), _error_status(exc)
         else:
-            flash(f"Request sent ({req.state}).")
+            flash(_("Request sent (%(state)s).", state=req.state))
             return redirect(url_for("pim.mine"))
     elif request.method == "POST":
         error, status = "Check the form: " + "; ".join(m for ms in form.errors.values() for m in ms), 400
@@ -212,7 +213,7 @@ def _act(fn: Callable[[], Any], ok: str, back: str) -> Any:
         fn()
     except IamError as exc:
         db().rollback()  # nothing half-written; refusals stay audited (iam.audit.record_refusal)
-        flash(str(exc))
+        flash(message_of(exc))
         return redirect(url_for(back)), 303
     flash(ok)
     return redirect(url_for(back)), 303
@@ -228,7 +229,7 @@ def cancel(rid: str) -> Any:
         lambda: service.cancel(
             db(), services(), actor=_actor(), request_id=rid, reason=form.reason.data or ""
         ),
-        "The request was withdrawn / the elevation ended.",
+        _("The request was withdrawn / the elevation ended."),
         "pim.mine",
     )
 
@@ -242,7 +243,7 @@ def password(rid: str) -> Any:
     try:
         value = service.reveal_secret(db(), services(), actor=_actor(), request_id=rid)
     except IamError as exc:
-        flash(str(exc))
+        flash(message_of(exc))
         return redirect(url_for("pim.mine")), 303
     shown = service.show(db(), services(), _actor(), rid)
     return render_template("pim/password.html", password=value, req=shown)
@@ -289,9 +290,9 @@ def decide(rid: str) -> Any:
         return _step_up(exc, url_for("pim.approvals"))
     except IamError as exc:
         db().rollback()
-        flash(str(exc))
+        flash(message_of(exc))
         return redirect(url_for("pim.approvals")), 303
-    flash("Approved." if verdict == "approve" else "Denied.")
+    flash(_("Approved.") if verdict == "approve" else _("Denied."))
     return redirect(url_for("pim.approvals")), 303
 
 
@@ -328,7 +329,7 @@ def add_eligibility() -> Any:
             username=(form.username.data or "").strip(),
             permanent=bool(form.permanent.data),
         ),
-        "Eligibility added; the admin account is being created.",
+        _("Eligibility added; the admin account is being created."),
         "pim.overview",
     )
 
@@ -347,7 +348,7 @@ def remove_eligibility() -> Any:
             role=(form.role.data or "").strip(),
             username=(form.username.data or "").strip(),
         ),
-        "Eligibility removed.",
+        _("Eligibility removed."),
         "pim.overview",
     )
 
@@ -363,7 +364,7 @@ def revoke(rid: str) -> Any:
         lambda: service.revoke(
             db(), services(), actor=_actor(), request_id=rid, reason=form.reason.data or "revoked"
         ),
-        "The elevation was revoked.",
+        _("The elevation was revoked."),
         back,
     )
 
@@ -373,11 +374,11 @@ def revoke(rid: str) -> Any:
 def review(rid: str) -> Any:
     form = ReviewForm()
     if not form.validate_on_submit():
-        flash("Write what the review found.")
+        flash(_("Write what the review found."))
         return redirect(url_for("pim.overview")), 303
     return _act(
         lambda: service.review(db(), services(), actor=_actor(), request_id=rid, note=form.note.data or ""),
-        "Review recorded.",
+        _("Review recorded."),
         "pim.overview",
     )
 
@@ -403,7 +404,7 @@ def use_admin_account(rid: str) -> Any:
             db(), services(), actor=_actor(), request_id=rid, acr=mine.acr, amr=list(mine.amr)
         )
     except IamError as exc:
-        flash(str(exc))
+        flash(message_of(exc))
         return redirect(url_for("pim.mine")), 303
     sso_service.end_sso_session(db(), mine, reason="pim_admin_session", actor=_actor().sub)
     resp = make_response(redirect(url_for("sso.account"), 303))

@@ -11,6 +11,7 @@ import click
 from sqlalchemy import select
 
 from iam.clitools import Ctx, echo_json, emit, fail, json_option, pass_ctx
+from iam.i18n import N_
 from provisioning.reviews import definitions as defs
 from provisioning.reviews.models import Campaign
 from provisioning.reviews.service import campaigns, decisions, remediation, report
@@ -60,7 +61,7 @@ def definitions_validate(ctx: Ctx, directory: Path | None, as_json: bool) -> Non
     the file and key of the first error."""
     found = defs.load_dir(directory or ctx.settings.reviews.definitions_dir)
     if not found:
-        fail("No review definition files found.")
+        fail(N_("No review definition files found."))
     emit(as_json, {"valid": list(found)}, f"{len(found)} definition(s) valid: {', '.join(found)}")
 
 
@@ -244,9 +245,9 @@ def campaign_report(ctx: Ctx, campaign_id: str, fmt: str, output: Path | None, a
             f"Wrote {output} (sha256 {digest}).",
         )
     elif as_json:
-        fail("With --json, name the report file: add --output FILE.")
+        fail(N_("With --json, name the report file: add --output FILE."))
     elif fmt == "pdf" and sys.stdout.isatty():
-        fail("A PDF goes to a file: add --output FILE.")
+        fail(N_("A PDF goes to a file: add --output FILE."))
     else:
         sys.stdout.buffer.write(data)
 

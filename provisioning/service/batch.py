@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from iam.errors import ValidationFailed
+from iam.i18n import N_
 from provisioning.models import EventKind, HrPerson, PersonStatus, ReservedUsername
 from provisioning.service.schemas import EventIn, PersonIn, errors_of
 
@@ -54,9 +55,11 @@ def _rows(text: str, fmt: str) -> Iterable[tuple[int, dict[str, Any]]]:
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValidationFailed(f"line {number}: not valid JSON ({exc.msg}).") from None
+                raise ValidationFailed(
+                    N_("line %(number)s: not valid JSON (%(msg)s)."), number=number, msg=exc.msg
+                ) from None
             if not isinstance(value, dict):
-                raise ValidationFailed(f"line {number}: each line must be a JSON object.")
+                raise ValidationFailed(N_("line %(number)s: each line must be a JSON object."), number=number)
             yield number, value
         return
     reader = csv.DictReader(io.StringIO(text))
@@ -65,7 +68,7 @@ def _rows(text: str, fmt: str) -> Iterable[tuple[int, dict[str, Any]]]:
         raise ValidationFailed(f"line 1: unknown columns {', '.join(sorted(unknown))}.")
     for number, row in enumerate(reader, 2):
         if None in row:
-            raise ValidationFailed(f"line {number}: more cells than columns.")
+            raise ValidationFailed(N_("line %(number)s: more cells than columns."), number=number)
         clean = {k: v.strip() for k, v in row.items() if v is not None and v.strip() != ""}
         yield (
             number,

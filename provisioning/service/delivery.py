@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam import audit, clock, jobs
+from iam import audit, clock, i18n, jobs
 from iam.crypto import random_token, token_hash
 from iam.errors import NotFound
+from iam.i18n import N_
 from provisioning.models import Activation, HrPerson, PersonStatus
 
 if TYPE_CHECKING:
@@ -75,14 +77,21 @@ def send_link(services: Services, session: Session, activation_id: str, to: str)
     token = random_token(TOKEN_PREFIX)
     row.token_hash = token_hash(token)
     link = f"{services.settings.issuer}/hr/activate/{token}"
+    t = i18n.for_recipient(services.settings, session, email=to)
+    expires = t.moment(row.expires_at, ZoneInfo(services.settings.timezone))
     body = (
-        f"A new account was created for a member of your team: {row.username}.\n\n"
-        f"Open this link once to see the initial password and hand it over in person:\n{link}\n\n"
-        f"The link works once and expires {row.expires_at:%Y-%m-%d %H:%M} UTC. "
-        "The password must be changed at the first sign-in.\n"
+        t.gettext("A new account was created for a member of your team: %(username)s.", username=row.username)
+        + "\n\n"
+        + t.gettext("Open this link once to see the initial password and hand it over in person:")
+        + f"\n{link}\n\n"
+        + t.gettext("The link works once and expires %(when)s.", when=expires)
+        + " "
+        + t.gettext("The password must be changed at the first sign-in.")
+        + "\n"
     )
     session.flush()
-    send_mail(services, to=to, subject=f"New account {row.username}: initial password", body=body)
+    subject = t.gettext("New account %(username)s: initial password", username=row.username)
+    send_mail(services, to=to, subject=subject, body=body)
 
 
 def _pending_by_token(session: Session, token: str) -> Activation | None:
@@ -105,7 +114,7 @@ def reveal(session: Session, services: Services, token: str, *, ip: str | None) 
     """Use the one-time link: returns (username, password) once, then erases the password."""
     row = _pending_by_token(session, token)
     if row is None:
-        raise NotFound("This activation link is not valid, was already used or has expired.")
+        raise NotFound(N_("This activation link is not valid, was already used or has expired."))
     assert row.password_encrypted is not None
     password = services.cipher.decrypt(row.password_encrypted, context=_context(row.id)).decode()
     row.password_encrypted = None
@@ -174,10 +183,14 @@ def envelopes(session: Session, services: Services, *, actor: str) -> list[tuple
     return out
 
 
-def envelope_pdf(items: list[tuple[str, str, str]], *, organisation: str, issuer: str) -> bytes:
-    """One A5 "sealed envelope" sheet per person: username and initial password; the
-    organisation's name as written (embedded Unicode font)."""
+def envelope_pdf(
+    items: list[tuple[str, str, str]], *, organisation: str, issuer: str, t: i18n.Translator | None = None
+) -> bytes:
+    """One A5 "sealed envelope" sheet per person: username and initial password, in the language
+    of ``t`` (English by default); the organisation's name as written (embedded Unicode font)."""
     from iam.pdf import FAMILY, document
+
+    t = t or i18n.Translator("en", "en")
 
     pdf = document(format=(148, 210))  # A5
     pdf.set_auto_page_break(auto=False)
@@ -186,19 +199,32 @@ def envelope_pdf(items: list[tuple[str, str, str]], *, organisation: str, issuer
         pdf.set_font(FAMILY, "B", 14)
         pdf.cell(0, 10, organisation, new_x="LMARGIN", new_y="NEXT")
         pdf.set_font(FAMILY, "", 10)
-        pdf.cell(0, 6, "Personal and confidential – open only in person", new_x="LMARGIN", new_y="NEXT")
+        confidential = t.gettext("Personal and confidential – open only in person")
+        pdf.cell(0, 6, confidential, new_x="LMARGIN", new_y="NEXT")
         pdf.ln(8)
         pdf.set_font(FAMILY, "", 11)
-        pdf.cell(0, 7, f"Employee number: {employee_number}", new_x="LMARGIN", new_y="NEXT")
-        pdf.cell(0, 7, f"Username: {username}", new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(
+            0,
+            7,
+            t.gettext("Employee number: %(number)s", number=employee_number),
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
+        pdf.cell(0, 7, t.gettext("Username: %(username)s", username=username), new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("Courier", "B", 14)  # generated passwords are ASCII; a fixed width reads best
-        pdf.cell(0, 10, f"Initial password: {password}", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(FAMILY, "B", 12)
+        pdf.cell(0, 7, t.gettext("Initial password:"), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Courier", "B", 14)
+        pdf.cell(0, 10, password, new_x="LMARGIN", new_y="NEXT")
         pdf.set_font(FAMILY, "", 9)
         pdf.ln(4)
         pdf.multi_cell(
             0,
             5,
-            f"Sign in at {issuer} – you must choose a new password at the first sign-in. "
-            "Destroy this sheet afterwards.",
+            t.gettext(
+                "Sign in at %(issuer)s – you must choose a new password at the first sign-in. "
+                "Destroy this sheet afterwards.",
+                issuer=issuer,
+            ),
         )
     return bytes(pdf.output())

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from iam import audit, clock, jobs
 from iam.errors import Conflict, NotFound, ValidationFailed
+from iam.i18n import N_
 from provisioning.models import EventStatus, HrEvent
 from provisioning.service.schemas import EventIn
 
@@ -100,14 +101,14 @@ def accept(
 
 def _same(existing: HrEvent, digest: str) -> Accepted:
     if existing.payload_hash != digest:
-        raise Conflict("This idempotency key was already used for a different event.")
+        raise Conflict(N_("This idempotency key was already used for a different event."))
     return Accepted(existing, duplicate=True)
 
 
 def get_event(session: Session, event_id: str) -> HrEvent:
     row = session.get(HrEvent, event_id)
     if row is None:
-        raise NotFound("There is no such HR event.")
+        raise NotFound(N_("There is no such HR event."))
     return row
 
 
@@ -137,7 +138,7 @@ def replay(session: Session, event_id: str, *, actor: str, settings: Provisionin
     """Put a dead event back in the queue (operator action, audited)."""
     row = get_event(session, event_id)
     if row.status != EventStatus.DEAD:
-        raise Conflict("Only events on the dead-letter list can be replayed.")
+        raise Conflict(N_("Only events on the dead-letter list can be replayed."))
     row.status = EventStatus.PENDING
     row.attempts = 0
     row.replays += 1
@@ -160,12 +161,14 @@ def discard(session: Session, event_id: str, *, actor: str, reason: str) -> HrEv
     reason, audited). It stays in the event log as ``discarded``; nothing is applied."""
     reason = " ".join((reason or "").split())
     if not reason:
-        raise ValidationFailed("Give the reason for discarding the event.")
+        raise ValidationFailed(N_("Give the reason for discarding the event."))
     if len(reason) > REASON_MAX:
-        raise ValidationFailed(f"The reason is longer than {REASON_MAX} characters.")
+        raise ValidationFailed(
+            N_("The reason is longer than %(REASON_MAX)s characters."), REASON_MAX=REASON_MAX
+        )
     row = get_event(session, event_id)
     if row.status != EventStatus.DEAD:
-        raise Conflict("Only events on the dead-letter list can be discarded.")
+        raise Conflict(N_("Only events on the dead-letter list can be discarded."))
     row.status = EventStatus.DISCARDED
     row.applied_at = None
     row.result = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from iam import audit, clock
+from iam import audit, clock, i18n
+from iam.i18n import N_
 from provisioning.models import Authorisation, HrPerson, PersonStatus, ReviewItem
 from provisioning.reviews.models import CampaignItem
 from provisioning.service.engine import base_ou
@@ -156,16 +158,16 @@ def findings_csv(findings: list[Finding]) -> str:
 
 
 REGISTER_FIELDS = (
-    ("name", "Name"),
-    ("unit", "Organisational unit"),
-    ("title", "Title"),
-    ("granted", "Date granted"),
-    ("decision", "Decision number"),
-    ("ended", "Date ended"),
-    ("scope", "Scope of authorisation"),
-    ("username", "User identifier"),
-    ("remarks", "Remarks"),
-    ("certified", "Last certified"),
+    ("name", N_("Name")),
+    ("unit", N_("Organisational unit")),
+    ("title", N_("Title")),
+    ("granted", N_("Date granted")),
+    ("decision", N_("Decision number")),
+    ("ended", N_("Date ended")),
+    ("scope", N_("Scope of authorisation")),
+    ("username", N_("User identifier")),
+    ("remarks", N_("Remarks")),
+    ("certified", N_("Last certified")),
 )
 
 
@@ -221,20 +223,25 @@ def register_csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def register_pdf(rows: list[dict[str, Any]], *, organisation: str) -> bytes:
-    """The register as a printable PDF; names and units as written (embedded Unicode font)."""
+def register_pdf(rows: list[dict[str, Any]], *, organisation: str, t: i18n.Translator | None = None) -> bytes:
+    """The register as a printable PDF in the language of ``t`` (English by default); names and
+    units as written (embedded Unicode font)."""
     from iam.pdf import FAMILY, document
+
+    t = t or i18n.Translator("en", "en")
 
     pdf = document(orientation="L", format="A4")
     pdf.add_page()
     pdf.set_font(FAMILY, "B", 12)
-    pdf.cell(0, 8, f"{organisation} – register of authorised persons", new_x="LMARGIN", new_y="NEXT")
+    title = t.gettext("%(organisation)s – register of authorised persons", organisation=organisation)
+    pdf.cell(0, 8, title, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FAMILY, "", 8)
-    pdf.cell(0, 5, f"As of {clock.now():%Y-%m-%d %H:%M} UTC", new_x="LMARGIN", new_y="NEXT")
+    as_of = t.gettext("As of %(when)s", when=t.moment(clock.now(), dt.UTC))
+    pdf.cell(0, 5, as_of, new_x="LMARGIN", new_y="NEXT")
     with pdf.table() as table:
         head = table.row()
         for _, label in REGISTER_FIELDS:
-            head.cell(label)
+            head.cell(t.gettext(label))
         for row in rows:
             r = table.row()
             for key, _ in REGISTER_FIELDS:

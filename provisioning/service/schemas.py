@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from iam.errors import ValidationFailed
+from iam.i18n import N_
 from provisioning.models import Engagement, EventKind
 
 EMPLOYEE_NUMBER = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -121,7 +122,7 @@ def errors_of(exc: ValidationError) -> list[str]:
 def parse_event(data: Any) -> EventIn:
     """Validate one event; raise :class:`ValidationFailed` with every problem listed."""
     if not isinstance(data, dict):
-        raise ValidationFailed("The event must be a JSON object.")
+        raise ValidationFailed(N_("The event must be a JSON object."))
     try:
         return EventIn.model_validate(data)
     except ValidationError as exc:

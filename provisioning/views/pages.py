@@ -6,14 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
+from iam import i18n
 from iam.directory.errors import DirectoryError
 from iam.errors import Conflict, NotFound, ValidationFailed
+from iam.i18n import message_of
 from iam.pages import NavLink, register_nav
 from iam.web import db, services
 from provisioning.models import EventStatus, GroupRemoval, ReviewItem
@@ -114,9 +117,9 @@ def replay(event_id: str) -> Any:
     except NotFound:
         abort(404)
     except Conflict as exc:
-        flash(str(exc))
+        flash(message_of(exc))
         return redirect(url_for("provisioning.dead_letters"))
-    flash("The event was put back in the queue.")
+    flash(_("The event was put back in the queue."))
     return redirect(url_for("provisioning.dead_letters"))
 
 
@@ -131,16 +134,16 @@ def discard(event_id: str) -> Any:
     if not form.validate_on_submit():
         if "csrf_token" in form.errors:
             abort(400)
-        flash("Give the reason for discarding the event.")
+        flash(_("Give the reason for discarding the event."))
         return redirect(url_for("provisioning.dead_letters")), 303
     try:
         event_service.discard(db(), event_id, actor=actor, reason=str(form.reason.data))
     except NotFound:
         abort(404)
     except (Conflict, ValidationFailed) as exc:
-        flash(str(exc))
+        flash(message_of(exc))
         return redirect(url_for("provisioning.dead_letters")), 303
-    flash("The event was discarded; it will not be applied.")
+    flash(_("The event was discarded; it will not be applied."))
     return redirect(url_for("provisioning.dead_letters")), 303
 
 
@@ -172,7 +175,9 @@ def register() -> Any:
             headers={"Content-Disposition": "attachment; filename=register.csv"},
         )
     if fmt == "pdf":
-        pdf = reports.register_pdf(rows, organisation=services().settings.organisation)
+        settings = services().settings
+        t = i18n.translator(settings, i18n.page_language_tag())
+        pdf = reports.register_pdf(rows, organisation=settings.organisation, t=t)
         return Response(pdf, mimetype="application/pdf")
     return render_template("provisioning/register.html", rows=rows, fields=reports.REGISTER_FIELDS)
 

@@ -26,6 +26,7 @@ from wtforms.validators import DataRequired, Length
 from iam import audit, lockout, web
 from iam.directory import errors as dir_errors
 from iam.errors import IamError, NotFound
+from iam.i18n import message_of
 from iam.models.identity import Identity
 from iam.web import db, services
 from sso.mfa import hooks
@@ -125,7 +126,7 @@ def login() -> Any:
                 "sso/card_login.html",
                 form=form,
                 facts=_facts(certs),
-                error=str(exc),
+                error=message_of(exc),
                 reason=exc.reason,
                 offer_request=offer,
                 client_name=signin._flow_client_name(),
@@ -167,9 +168,9 @@ def request_account() -> Any:
         checked = cards.validator_for(services()).validate(certs)
         row = cards.request_account(db(), checked, ip=g.client_ip, user_agent=g.user_agent)
     except CertificateRefused as exc:
-        return _error_page(_("The request was not accepted"), str(exc), 403)
+        return _error_page(_("The request was not accepted"), message_of(exc), 403)
     except IamError as exc:
-        return _error_page(_("The request was not accepted"), str(exc), 409)
+        return _error_page(_("The request was not accepted"), message_of(exc), 409)
     return render_template("sso/card_requested.html", request_row=row)
 
 
@@ -231,7 +232,7 @@ def bind() -> Any:
                     ip=g.client_ip,
                 )
             except (CertificateRefused, IamError) as exc:
-                error = str(exc)
+                error = message_of(exc)
                 _record(
                     "card.bind_refused",
                     outcome="failure",

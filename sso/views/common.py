@@ -95,3 +95,9 @@ def signed_in_person() -> tuple[str, str] | None:
     if identity is None or identity.disabled:
         return None
     return sso.sub, identity.username
+
+
+def signed_in_sub() -> str | None:
+    """The person signed in to this request (for the core's language choice, ``iam.i18n``)."""
+    row = current_sso()
+    return row.sub if row is not None else None

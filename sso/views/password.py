@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from iam import audit, clock
 from iam.directory import errors as dir_errors
 from iam.directory.base import DirectoryUser
+from iam.i18n import message_of
 from iam.models.identity import Identity
 from iam.passwords import service as passwords
 from iam.web import db, reader, services
@@ -24,7 +25,7 @@ def _check_profile(username: str, current: str, new_password: str) -> None:
     """Raise PasswordRejected listing every rule of our profile the new password breaks."""
     violations = _profile_violations(username, current, new_password)
     if violations:
-        raise dir_errors.PasswordRejected(" ".join(v.message for v in violations))
+        raise dir_errors.PasswordRejected(" ".join(v.localized() for v in violations))
 
 
 def _profile_violations(username: str, current: str, new_password: str) -> list[Any]:
@@ -80,7 +81,7 @@ def change_password() -> Any:
                 _check_profile(username, current, new_password)
                 directory.change_password(username, current, new_password)
         except dir_errors.PasswordRejected as exc:
-            error = _("The new password was refused: %(reason)s", reason=str(exc))
+            error = _("The new password was refused: %(reason)s", reason=message_of(exc))
             field_errors["new_password"] = error
             outcome = "rejected"
         except dir_errors.DirectoryError as exc:

@@ -176,9 +176,9 @@ def test_serbian_latin_browser_gets_the_pages(town: LiveProvider, browser: Any) 
         assert response is not None and response.status == 200
         assert response.request.headers.get("accept-language", "").startswith("sr-Latn")
         expect(page.locator("html")).to_have_attribute("lang", "sr-Latn")
-        page.get_by_label("Username", exact=True).fill("alice")
-        page.get_by_label("Password", exact=True).fill(DEMO_PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_label("Korisničko ime", exact=True).fill("alice")
+        page.get_by_label("Lozinka", exact=True).fill(DEMO_PASSWORD)
+        page.get_by_role("button", name="Prijava").click()
         expect(page).to_have_url(f"{town.issuer}/account")
         for path in ("/account", "/pim/", "/password/change", "/no-such-page"):
             response = page.goto(f"{town.issuer}{path}")

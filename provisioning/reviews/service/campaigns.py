@@ -8,14 +8,16 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from iam import audit, clock, jobs
+from iam import audit, clock, i18n, jobs
 from iam.audit import Severity
 from iam.db import is_postgres, new_id
 from iam.errors import Conflict, NotFound
+from iam.i18n import N_, Nn_
 from iam.models.jobs import Job, JobStatus
 from provisioning.reviews import definitions
 from provisioning.reviews.definitions import Definition
@@ -124,7 +126,11 @@ def start(
             )
         )
         if running:
-            raise Conflict(f"A campaign of {definition.name!r} is already open ({running}).")
+            raise Conflict(
+                N_("A campaign of '%(name)s' is already open (%(running)s)."),
+                name=definition.name,
+                running=running,
+            )
     builder = Builder(services, session, definition, person=person)
     reviewers = Reviewers(services, session, definition, builder.usernames)
     now = clock.now()
@@ -200,8 +206,11 @@ def start(
         session,
         campaign,
         per_reviewer,
-        subject=f"Access review: {campaign.title}",
-        text="You have {n} access right(s) to review by {due}.",
+        subject=N_("Access review: %(title)s"),
+        text=Nn_(
+            "You have %(num)d access right to review by %(due)s.",
+            "You have %(num)d access rights to review by %(due)s.",
+        ),
     )
     return {"id": campaign.id, **summary}
 
@@ -213,7 +222,7 @@ def _mail_reviewers(
     counts: Counter[str] | dict[str, int],
     *,
     subject: str,
-    text: str,
+    text: tuple[str, str],
 ) -> int:
     """One ``iam.mail`` job per reviewer with an address (durable; retried while the relay is down),
     inserted together (a campaign can have thousands of reviewers)."""
@@ -226,15 +235,22 @@ def _mail_reviewers(
         user = services.directory.find_user(username=username)
         if user is None or not user.email:
             continue
+        t = i18n.for_recipient(services.settings, session, sub=user.id)
+        due = t.moment(campaign.due_at, ZoneInfo(services.settings.timezone))
         body = (
-            text.format(n=n, due=f"{campaign.due_at:%Y-%m-%d %H:%M} UTC")
-            + f"\n\nCampaign: {campaign.title}\nOpen your review inbox: {services.settings.issuer}/reviews/\n"
+            t.ngettext(text[0], text[1], n, due=due)
+            + "\n\n"
+            + t.gettext("Campaign: %(title)s", title=campaign.title)
+            + "\n"
+            + t.gettext("Open your review inbox: %(url)s", url=services.settings.issuer + "/reviews/")
+            + "\n"
         )
+        mail_subject = "[IAM] " + t.gettext(subject, title=campaign.title)
         mails.append(
             {
                 "id": new_id(),
                 "kind": "iam.mail",
-                "payload": {"to": user.email, "subject": f"[IAM] {subject}", "text": body},
+                "payload": {"to": user.email, "subject": mail_subject, "text": body},
                 "run_at": now,
                 "status": JobStatus.PENDING,
                 "attempts": 0,
@@ -279,7 +295,7 @@ def _mail_summary(services: Services, session: Session, campaign: Campaign) -> N
 def get(session: Session, campaign_id: str) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise NotFound(f"There is no review campaign {campaign_id!r}.")
+        raise NotFound(N_("There is no review campaign '%(campaign_id)s'."), campaign_id=campaign_id)
     return campaign
 
 
@@ -336,8 +352,11 @@ def escalate(services: Services, session: Session, campaign: Campaign, *, actor:
         session,
         campaign,
         moved,
-        subject=f"Escalated access review: {campaign.title}",
-        text="{n} access right(s) nobody reviewed in time were passed to you; please decide by {due}.",
+        subject=N_("Escalated access review: %(title)s"),
+        text=Nn_(
+            "%(num)d access right nobody reviewed in time was passed to you; please decide by %(due)s.",
+            "%(num)d access rights nobody reviewed in time were passed to you; please decide by %(due)s.",
+        ),
     )
     return sum(moved.values())
 
@@ -364,7 +383,7 @@ def close_stage(
     the fallback reviewer, once); approved items go on to the next stage; the rest is settled
     and revocations are queued for the directory. ``final``: the whole campaign ends now."""
     if campaign.status != CampaignStatus.OPEN:
-        raise Conflict("This campaign is closed.")
+        raise Conflict(N_("This campaign is closed."))
     definition = definition_of(services, campaign)
     outcome = definition.default_outcome
     if outcome is Outcome.ESCALATE and campaign.escalated_at is None and not final:
@@ -452,8 +471,11 @@ def close_stage(
             session,
             campaign,
             advanced,
-            subject=f"Access review (next stage): {campaign.title}",
-            text="You have {n} access right(s) to review by {due}.",
+            subject=N_("Access review (next stage): %(title)s"),
+            text=Nn_(
+                "You have %(num)d access right to review by %(due)s.",
+                "You have %(num)d access rights to review by %(due)s.",
+            ),
         )
     else:
         campaign.status, campaign.closed_at, campaign.closed_by = CampaignStatus.CLOSED, now, actor
@@ -493,11 +515,11 @@ def close(services: Services, session: Session, *, campaign_id: str, actor: str)
 def extend(session: Session, *, campaign_id: str, days: int, actor: str) -> Campaign:
     campaign = get(session, campaign_id)
     if campaign.status != CampaignStatus.OPEN:
-        raise Conflict("This campaign is closed.")
+        raise Conflict(N_("This campaign is closed."))
     if not 1 <= days <= 90:
         from iam.errors import ValidationFailed
 
-        raise ValidationFailed("Extend by 1 to 90 days.")
+        raise ValidationFailed(N_("Extend by 1 to 90 days."))
     campaign.due_at = campaign.due_at + dt.timedelta(days=days)
     audit.record(session, "review.extended", actor=actor, details={"campaign": campaign.id, "days": days})
     return campaign
@@ -509,8 +531,11 @@ def remind(services: Services, session: Session, campaign: Campaign, *, actor: s
         session,
         campaign,
         open_counts(session, campaign),
-        subject=f"Reminder: {campaign.title}",
-        text="You still have {n} access right(s) to review by {due}.",
+        subject=N_("Reminder: %(title)s"),
+        text=Nn_(
+            "You still have %(num)d access right to review by %(due)s.",
+            "You still have %(num)d access rights to review by %(due)s.",
+        ),
     )
     audit.record(
         session, "review.reminded", actor=actor, details={"campaign": campaign.id, "reviewers": sent}

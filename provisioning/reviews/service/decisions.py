@@ -16,6 +16,7 @@ from iam import audit, clock, persons
 from iam.audit import Severity
 from iam.db import is_postgres
 from iam.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from iam.i18n import N_
 from provisioning.reviews.models import Campaign, CampaignItem, CampaignStatus, Decision
 from provisioning.reviews.service.reviewers import is_officer
 
@@ -152,11 +153,13 @@ def inbox(
 
 def _check_comment(decision: Decision, comment: str, privileged: bool) -> None:
     if len(comment) > MAX_COMMENT:
-        raise ValidationFailed(f"A comment has at most {MAX_COMMENT} characters.")
+        raise ValidationFailed(
+            N_("A comment has at most %(MAX_COMMENT)s characters."), MAX_COMMENT=MAX_COMMENT
+        )
     if decision in (Decision.REVOKE, Decision.REDUCE) and not comment.strip():
-        raise ValidationFailed("Say why in a comment: it is required to revoke or reduce access.")
+        raise ValidationFailed(N_("Say why in a comment: it is required to revoke or reduce access."))
     if decision is Decision.APPROVE and privileged and not comment.strip():
-        raise ValidationFailed("Say why in a comment: it is required to keep privileged access.")
+        raise ValidationFailed(N_("Say why in a comment: it is required to keep privileged access."))
 
 
 def refuse(session: Session, reviewer: Reviewer, reason: str, details: dict[str, Any]) -> Forbidden:
@@ -190,16 +193,16 @@ def decide(
     try:
         choice = Decision(decision)
     except ValueError:
-        raise ValidationFailed("The decision is one of approve, revoke, reduce.") from None
+        raise ValidationFailed(N_("The decision is one of approve, revoke, reduce.")) from None
     if choice is Decision.REDUCE and not (reduce_to or "").strip():
-        raise ValidationFailed("Name the lesser right to keep (reduce_to).")
+        raise ValidationFailed(N_("Name the lesser right to keep (reduce_to)."))
     if (items is None and flt is None) or (items is not None and not items):
-        raise ValidationFailed("Select at least one item, or decide over a filter.")
+        raise ValidationFailed(N_("Select at least one item, or decide over a filter."))
     mine, names = person_key(services, session, reviewer)
     if items is not None:
         found = session.scalars(select(CampaignItem).where(CampaignItem.id.in_(list(items)))).all()
         if len(found) != len(set(items)):
-            raise NotFound("Some of these review items do not exist.")
+            raise NotFound(N_("Some of these review items do not exist."))
         rows = list(found)
     else:
         assert flt is not None
@@ -212,7 +215,7 @@ def decide(
     linked: dict[str, frozenset[str]] = {}
     for item in rows:
         if campaigns[item.campaign_id].status != CampaignStatus.OPEN or item.final:
-            raise Conflict(f"Review item {item.id} is settled: its stage or campaign has closed.")
+            raise Conflict(N_("Review item %(id)s is settled: its stage or campaign has closed."), id=item.id)
         if _own(session, mine, item, linked):
             raise refuse(
                 session,
@@ -224,7 +227,7 @@ def decide(
             raise refuse(session, reviewer, "This item is not yours to review.", {"item": item.id})
         _check_comment(choice, comment, item.privileged)
         if choice is Decision.REDUCE and item.kind != "group":
-            raise ValidationFailed("Only a group membership can be reduced to a lesser group.")
+            raise ValidationFailed(N_("Only a group membership can be reduced to a lesser group."))
         if choice is not Decision.APPROVE and item.kind == "group" and item.via:
             raise ValidationFailed(
                 f"{item.account} holds {item.resource} through {item.via[0]}: decide on the membership in "
@@ -284,24 +287,24 @@ def delegate(
     """Hand items to another reviewer (the current reviewer or a security officer may)."""
     to = to.strip()
     if not to:
-        raise ValidationFailed("Name who the items go to.")
+        raise ValidationFailed(N_("Name who the items go to."))
     target = services.directory.find_user(username=to)
     if target is None:
-        raise ValidationFailed(f"There is no account named {to!r}.")
+        raise ValidationFailed(N_("There is no account named '%(to)s'."), to=to)
     target_accounts = persons.accounts_of(session, target.id)
     _, names = person_key(services, session, reviewer)
     officer = is_officer(services, reviewer.username)
     rows = list(session.scalars(select(CampaignItem).where(CampaignItem.id.in_(list(items)))).all())
     if len(rows) != len(set(items)):
-        raise NotFound("Some of these review items do not exist.")
+        raise NotFound(N_("Some of these review items do not exist."))
     linked: dict[str, frozenset[str]] = {}
     for item in rows:
         if item.final or item.decision is not None:
-            raise Conflict(f"Review item {item.id} is already decided.")
+            raise Conflict(N_("Review item %(id)s is already decided."), id=item.id)
         if item.reviewer.casefold() not in names and not officer:
             raise refuse(session, reviewer, "This item is not yours to delegate.", {"item": item.id})
         if _own(session, target_accounts, item, linked):
-            raise ValidationFailed(f"{to} cannot review their own access.")
+            raise ValidationFailed(N_("%(to)s cannot review their own access."), to=to)
     for item in rows:
         audit.record(
             session,

@@ -6,11 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 
 from iam.errors import ConfigError, Conflict, Forbidden, NotFound, ValidationFailed
+from iam.i18n import message_of
 from iam.models.identity import Identity
 from iam.pages import NavLink, register_nav
 from iam.web import db, services
@@ -137,9 +140,9 @@ def decide() -> Any:
     except ValueError:
         abort(400)
     except (ValidationFailed, Conflict, Forbidden, NotFound) as exc:
-        flash(str(exc))
+        flash(message_of(exc))
         return redirect(_back())
-    flash(f"{len(done)} item(s): {choice}.")
+    flash(ngettext("%(num)d item: %(choice)s.", "%(num)d items: %(choice)s.", len(done), choice=choice))
     return redirect(_back())
 
 
@@ -176,9 +179,15 @@ def start() -> Any:
         d = defs.get(services(), request.form.get("definition", ""))
         result = campaigns.start(services(), db(), definition=d, actor=me.sub or me.username)
     except (NotFound, Conflict, ConfigError) as exc:
-        flash(str(exc))
+        flash(message_of(exc))
         return redirect(url_for("reviews.dashboard"))
-    flash(f"Campaign started: {result['items']} item(s) for {result['persons']} person(s).")
+    flash(
+        _(
+            "Campaign started: %(items)s for %(persons)s.",
+            items=ngettext("%(num)d item", "%(num)d items", result["items"]),
+            persons=ngettext("%(num)d person", "%(num)d persons", result["persons"]),
+        )
+    )
     return redirect(url_for("reviews.campaign", campaign_id=result["id"]))
 
 
@@ -201,21 +210,21 @@ def campaign_action(campaign_id: str, action: str) -> Any:
     try:
         if action == "close":
             campaigns.close(services(), db(), campaign_id=campaign_id, actor=actor)
-            flash("Closed: unanswered items got the default outcome; revocations are queued.")
+            flash(_("Closed: unanswered items got the default outcome; revocations are queued."))
         elif action == "extend":
             try:
                 days = int(request.form.get("days", "7"))
             except ValueError:
                 raise ValidationFailed("Extend by a whole number of days.") from None
             campaigns.extend(db(), campaign_id=campaign_id, days=days, actor=actor)
-            flash(f"Deadline moved by {days} day(s).")
+            flash(ngettext("Deadline moved by %(num)d day.", "Deadline moved by %(num)d days.", days))
         else:
             n = campaigns.remind(services(), db(), campaigns.get(db(), campaign_id), actor=actor)
-            flash(f"{n} reminder(s) queued.")
+            flash(ngettext("%(num)d reminder queued.", "%(num)d reminders queued.", n))
     except NotFound:
         abort(404)
     except (Conflict, ValidationFailed) as exc:
-        flash(str(exc))
+        flash(message_of(exc))
     return redirect(url_for("reviews.campaign", campaign_id=campaign_id))
 
 

@@ -19,6 +19,7 @@ from iam import audit, clock
 from iam.directory.base import Directory
 from iam.directory.errors import EntryExists, NoSuchEntry
 from iam.errors import IamError
+from iam.i18n import N_
 from provisioning.models import EventStatus, HrEvent, HrPerson, ReservedUsername
 from provisioning.service.schemas import EventIn, PersonIn, local_midnight
 
@@ -109,7 +110,7 @@ def choose_username(
         if directory.find_user(username=candidate) is not None:
             continue
         return candidate
-    raise Permanent("No free username: every name the naming rule allows is taken or reserved.")
+    raise Permanent(N_("No free username: every name the naming rule allows is taken or reserved."))
 
 
 def reserve(session: Session, username: str, employee_number: str) -> None:
@@ -118,7 +119,7 @@ def reserve(session: Session, username: str, employee_number: str) -> None:
         session.add(ReservedUsername(username=username.casefold(), employee_number=employee_number))
         session.flush()
     elif held.employee_number != employee_number:
-        raise Permanent(f"The username {username} is reserved for another person.")
+        raise Permanent(N_("The username %(username)s is reserved for another person."), username=username)
 
 
 def ensure_group(directory: Directory, name: str) -> bool:

@@ -119,3 +119,47 @@ def test_relay_down_keeps_the_mail_queued(cacak: Services, monkeypatch: pytest.M
     with cacak.transaction() as s:
         job = s.scalars(select(Job).where(Job.kind == "iam.mail")).one()
         assert job.status == JobStatus.PENDING and job.attempts == 1 and job.last_error
+
+
+@pytest.mark.parametrize(
+    ("language", "subject", "phrase"),
+    [
+        ("pl", "Twoje hasło wygasa za 13 dni", "Nikt z Grad Pabianice nigdy nie poprosi Cię o hasło"),
+        ("sr-Cyrl", "Ваша лозинка истиче за 13 дана", "Нико из организације Grad Pabianice"),
+        ("vi", "Mật khẩu của bạn hết hạn sau 13 ngày", "Không ai ở Grad Pabianice"),
+    ],
+)
+def test_reminder_in_the_recipients_saved_language(
+    cacak: Services,
+    smtp_sink: SmtpSink,
+    monkeypatch: pytest.MonkeyPatch,
+    language: str,
+    subject: str,
+    phrase: str,
+) -> None:
+    """Issue 13: a mail goes out in the recipient's saved language (else the default)."""
+    from iam import i18n
+    from iam.models.identity import Identity
+
+    settings = cacak.settings.model_copy(
+        update={"languages": ["en", "pl", "sr-Cyrl", "vi"], "organisation": "Grad Pabianice"}
+    )
+    monkeypatch.setattr(cacak, "settings", settings)
+    clock.freeze(START)
+    user = make_user(cacak, "jadwiga")
+    other = make_user(cacak, "marek")  # no saved language: the default (English)
+    with cacak.transaction() as s:
+        s.add(Identity(sub=user.id, directory="local", username="jadwiga"))
+        s.flush()
+        assert i18n.save_language(s, user.id, language)
+    clock.freeze(START + dt.timedelta(days=182 - 13))
+    assert send_due_reminders(cacak) == 2
+    jobs.run_due(cacak)
+    by_to = {m["to"][0]: m["msg"] for m in smtp_sink.messages}
+    mine = by_to[user.email]
+    assert mine["Subject"] == subject
+    text = mine.get_body(preferencelist=("plain",)).get_content()
+    html = mine.get_body(preferencelist=("html",)).get_content()
+    assert phrase in text and phrase in html
+    assert f'<html lang="{language}">' in html
+    assert by_to[other.email]["Subject"] == "Your password expires in 13 days"
