@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from typing import Any
 
@@ -15,11 +16,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from sqlalchemy import text
+from sqlalchemy import update
 
+from iam import clock
 from iam.directory.errors import DirectoryError, DirectoryUnavailable
 from iam.errors import NotFound, PrivilegedAccount
-from iam.web import db, ip_allowed, require_scope, services
+from iam.web import ip_allowed, require_scope, services
 
 bp = Blueprint("iam", __name__)
 
@@ -35,22 +37,57 @@ def healthz() -> Any:
 
 @bp.get("/readyz")
 def readyz() -> Any:
-    """Readiness: the database and the directory are reachable."""
+    """Readiness, for load balancers: 200 only when this node can serve. Each check is listed
+    in the JSON body: the database takes a write (a committed row in ``node_probes``, not only
+    ``SELECT 1``: a read-only replica or a full disk fails it), the directory answers, and the
+    database schema is the one this code expects (alembic head == the database's revision).
+    ``notifications`` (informational, never fails readiness) says whether this process receives
+    change notifications from the other nodes; ``schema`` lists the revisions compared."""
+    from iam import cluster
+    from iam.migrate import schema_state
+
     checks: dict[str, str] = {}
+    schema: dict[str, list[str]]
     ok = True
+    svc = services()
     try:
-        db().execute(text("SELECT 1"))
+        from iam.db import insert_if_absent
+        from iam.models.jobs import NodeProbe
+
+        node = socket.gethostname()[:128]
+        with svc.transaction() as session:
+            if not insert_if_absent(session, NodeProbe, {"node": node, "checked_at": clock.now()}):
+                session.execute(
+                    update(NodeProbe).where(NodeProbe.node == node).values(checked_at=clock.now())
+                )
         checks["database"] = "ok"
     except Exception:  # noqa: BLE001 — any failure means not ready
-        checks["database"] = "unreachable"
+        checks["database"] = "not writable"
         ok = False
     try:
-        services().directory.ping()
+        state = schema_state(svc.engine)
+        checks["migrations"] = "ok" if state.current else "behind" if state.missing else "ahead"
+        schema = {"database": sorted(state.database), "code": sorted(state.code)}
+        ok = ok and state.current
+    except Exception:  # noqa: BLE001
+        checks["migrations"] = "unknown"
+        schema = {}
+        ok = False
+    try:
+        svc.directory.ping()
         checks["directory"] = "ok"
     except DirectoryError:
         checks["directory"] = "unreachable"
         ok = False
-    return jsonify(status="ok" if ok else "unavailable", checks=checks), 200 if ok else 503
+    resp = jsonify(
+        status="ok" if ok else "unavailable",
+        checks=checks,
+        schema=schema,
+        notifications=cluster.listener_state(svc)["status"],
+    )
+    resp.status_code = 200 if ok else 503
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 @bp.get("/metrics")

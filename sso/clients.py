@@ -14,7 +14,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam import audit, events
+from iam import audit, cluster, events
 from iam.crypto import Cipher, equal, token_hash
 from iam.errors import Conflict, NotFound, ValidationFailed
 from sso.models import AuthMethod, Client
@@ -140,7 +140,7 @@ def create_client(
             row.secret_encrypted = cipher.encrypt(secret.encode(), context=client_id.encode())
     session.add(row)
     session.flush()
-    events.client_changed.send(client_id)
+    _changed(session, client_id)
     audit.record(
         session,
         "client.created",
@@ -150,6 +150,13 @@ def create_client(
         details={"name": row.name, "grant_types": row.grant_types, "auth_method": str(method)},
     )
     return row, secret
+
+
+def _changed(session: Session, client_id: str) -> None:
+    """Drop the cached registration in this process now and in every other process when the
+    transaction commits (``iam.cluster``)."""
+    events.client_changed.send(client_id)
+    cluster.notify(session, "client", client_id)
 
 
 def get_client(session: Session, client_id: str) -> Client:
@@ -167,7 +174,7 @@ def remove_client(session: Session, client_id: str, *, actor: str) -> None:
     row = get_client(session, client_id)
     session.delete(row)
     session.flush()
-    events.client_changed.send(client_id)
+    _changed(session, client_id)
     audit.record(
         session,
         "client.removed",
@@ -182,7 +189,7 @@ def set_disabled(session: Session, client_id: str, disabled: bool, *, actor: str
     row = get_client(session, client_id)
     row.disabled = disabled
     session.flush()
-    events.client_changed.send(client_id)
+    _changed(session, client_id)
     audit.record(
         session,
         "client.disabled" if disabled else "client.enabled",
@@ -199,7 +206,7 @@ def set_required_level(session: Session, client_id: str, level: str | None, *, a
     before = row.require_acr
     row.require_acr = level or None
     session.flush()
-    events.client_changed.send(client_id)
+    _changed(session, client_id)
     audit.record(
         session,
         "client.required_level_changed",

@@ -3,7 +3,7 @@
 from iam.db import Base
 from iam.models.audit import AuditEvent, AuditHead
 from iam.models.identity import Identity, LocalGroup, LocalGroupMember, LocalUser
-from iam.models.jobs import Job, JobStatus
+from iam.models.jobs import Job, JobStatus, NodeProbe, PeriodicRun
 from iam.models.lockout import LockoutCounter
 from iam.models.passwords import PasswordHistory, PasswordReminder
 
@@ -18,6 +18,8 @@ __all__ = [
     "LocalGroupMember",
     "LocalUser",
     "LockoutCounter",
+    "NodeProbe",
     "PasswordHistory",
     "PasswordReminder",
+    "PeriodicRun",
 ]

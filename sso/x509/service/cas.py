@@ -6,7 +6,7 @@ from __future__ import annotations
 from cryptography import x509
 from sqlalchemy.orm import Session
 
-from iam import audit
+from iam import audit, cluster
 from iam.errors import NotFound, ValidationFailed
 from sso.x509.certs import CertificateRefused, is_self_issued, load_pem_or_der, thumbprint, to_pem
 from sso.x509.models import UploadedCA
@@ -38,6 +38,7 @@ def add_ca(session: Session, data: bytes, *, actor: str, ip: str | None = None) 
         )
         session.add(row)
         added.append(row)
+        cluster.notify(session, "trust", tp)
         audit.record(
             session,
             "card.ca_added",
@@ -55,6 +56,7 @@ def remove_ca(session: Session, sha256: str, *, actor: str, ip: str | None = Non
     if row is None:
         raise NotFound("There is no uploaded CA with this SHA-256 fingerprint.")
     session.delete(row)
+    cluster.notify(session, "trust", row.sha256)
     audit.record(
         session,
         "card.ca_removed",
