@@ -44,6 +44,9 @@ log = logging.getLogger("iam.cluster")
 CHANNEL = "iam_changes"
 """The PostgreSQL notification channel."""
 
+APPLICATION_NAME = "iam-listener"
+"""How the listeners' connections show in ``pg_stat_activity``."""
+
 ALL = ""
 """The key receivers get when they must drop everything (the listener (re)connected)."""
 
@@ -55,6 +58,12 @@ def on(topic: str, receiver: Receiver) -> None:
     """Call ``receiver(key)`` in this process whenever any process notifies ``topic``."""
     if receiver not in _receivers.setdefault(topic, []):
         _receivers[topic].append(receiver)
+
+
+def off(topic: str, receiver: Receiver) -> None:
+    """Stop calling ``receiver`` for ``topic``."""
+    if receiver in _receivers.get(topic, []):
+        _receivers[topic].remove(receiver)
 
 
 def notify(session: Session, topic: str, key: str = ALL) -> None:
@@ -108,6 +117,7 @@ class Listener(threading.Thread):
                     self.dsn,
                     autocommit=True,
                     connect_timeout=5,
+                    application_name=APPLICATION_NAME,
                     keepalives=1,
                     keepalives_idle=10,
                     keepalives_interval=5,
@@ -118,8 +128,8 @@ class Listener(threading.Thread):
                         log.info("change notifications: listening again")
                     down_logged = False
                     backoff = 0.2
-                    self.connected.set()
                     dispatch(ALL, ALL)  # anything may have changed while we were not listening
+                    self.connected.set()
                     while not self.stop_event.is_set():
                         for n in conn.notifies(timeout=self.check_every):
                             topic, _, key = n.payload.partition(":")

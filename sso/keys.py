@@ -181,7 +181,7 @@ class KeyRing:
 
     def expire(self, _key: str = "") -> None:
         """Read the table again on next use (another process changed the keys)."""
-        self._loaded_at = 0.0
+        self._loaded_at = float("-inf")
 
     def _refresh(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._loaded_at < RELOAD_SECONDS:
