@@ -30,8 +30,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
-from sqlalchemy.engine import URL
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from iam.db import is_postgres
@@ -88,9 +87,14 @@ def dispatch(topic: str, key: str) -> None:
             log.exception("change receiver for %s failed", topic or "all topics")
 
 
-def libpq_dsn(url: URL) -> str:
-    """The SQLAlchemy URL as a libpq connection URI (keeps ``sslmode``, ``sslrootcert`` …)."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+def libpq_dsn(engine: Engine) -> str:
+    """The engine's connection parameters as a libpq connection string, exactly as the engine's
+    own connections get them: several hosts (``?host=a:5432&host=b:5432`` with
+    ``target_session_attrs=read-write``), ``sslmode=verify-full``, ``sslrootcert`` …"""
+    from psycopg.conninfo import make_conninfo
+
+    _, params = engine.dialect.create_connect_args(engine.url)
+    return make_conninfo("", **{k: v for k, v in params.items() if isinstance(v, str | int)})
 
 
 class Listener(threading.Thread):
@@ -174,7 +178,7 @@ def listen(services: Services) -> Listener | None:
         listener = _listeners.get(key)
         if listener is None or not listener.is_alive():
             listener = Listener(
-                libpq_dsn(services.engine.url),
+                libpq_dsn(services.engine),
                 check_every=settings.cluster.check_interval,
                 max_backoff=settings.cluster.reconnect_max,
             )
