@@ -185,3 +185,47 @@ def test_lockout_exact_across_two_nodes(pg: Services, tmp_path: Path) -> None:
             assert lockout.unlock(s, account=account, actor="test")
     finally:
         node_b.dispose()
+
+
+def test_ca_uploaded_elsewhere_is_trusted_here_at_once(
+    pg: Services, heard: dict[str, threading.Event], tmp_path: Path
+) -> None:
+    """``iam ca add`` in another process: this node's trust anchors include it as soon as the
+    notification arrives, although its reload interval is an hour."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from sso.x509.certs import thumbprint
+    from sso.x509.service.validation import validator_for
+
+    pg.settings.x509.reload_interval = 3600
+    try:
+        store = validator_for(pg).trust
+        before = store.anchors()
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Drill Card CA")])
+        now = dt.datetime.now(dt.UTC)
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        pem = tmp_path / "ca.pem"
+        pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        assert thumbprint(ca) not in before.trusted
+        listening(pg, heard)
+        other_node(pg, "ca", "add", str(pem))
+        assert heard["trust"].wait(10)
+        assert thumbprint(ca) in store.anchors().trusted
+    finally:
+        pg.settings.x509.reload_interval = 30
