@@ -57,6 +57,8 @@ PG_BIN = Path(os.environ.get("IAM_DRILL_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PASSWORD = "Drill-Passw0rd-2026"
 REDIRECT = "http://127.0.0.1/cb"
 VENV_BIN = Path(sys.executable).parent
+PIM_PEOPLE, PIM_ROLES = 10, 5
+"""50 elevations: 10 people x 5 roles."""
 
 
 def say(msg: str) -> None:
@@ -163,6 +165,8 @@ class Cluster:
                 "IAM_WORKER__POLL_INTERVAL": "0.2",
                 "IAM_WORKER__LEASE": "10",
                 "IAM_CLUSTER__HEARTBEAT": "2",
+                "IAM_PIM__ROLES_DIR": str(self.base / "roles"),
+                "IAM_PIM__SECURITY_OFFICERS": '["drillsec"]',
                 "XDG_RUNTIME_DIR": str(self.base),
                 "PYTHONUNBUFFERED": "1",
             }
@@ -464,9 +468,36 @@ def setup_data(cluster: Cluster, n_users: int) -> dict[str, str]:
                     s, services.cipher, spec, actor="drill", allow_http=True
                 )
                 out[f"{key}_id"], out[f"{key}_secret"] = row.client_id, secret or ""
+        # PIM: roles without approval, people eligible for each (the elevation drill)
+        from iam.identities import upsert_identity
+        from pim import service as pim_service
+
+        officer = pim_service.Actor.operator("drillsec")
+        for r in range(PIM_ROLES):
+            d.create_group(f"Drill PIM {r}")
+        for i in range(PIM_PEOPLE):
+            user = d.create_user(
+                NewUser(username=f"pim{i}", given_name="Pim", family_name=str(i), enabled=False)
+            )
+            d.set_password(user.id, PASSWORD, must_change=False)
+            d.enable(user.id)
+            with services.transaction() as s:
+                upsert_identity(s, d.get_user(user.id) or user, kind=d.kind)
+                for r in range(PIM_ROLES):
+                    pim_service.add_eligibility(s, services, actor=officer, role=f"r{r}", username=f"pim{i}")
         return out
     finally:
         services.dispose()
+
+
+def write_roles(base: Path) -> None:
+    roles = base / "roles"
+    roles.mkdir(exist_ok=True)
+    for r in range(PIM_ROLES):
+        (roles / f"r{r}.toml").write_text(
+            f'groups = ["Drill PIM {r}"]\napproval = false\nmax_minutes = 60\n'
+            "justification_required = false\n"
+        )
 
 
 def query(db_url: str, sql: str) -> list[tuple[Any, ...]]:
@@ -626,6 +657,106 @@ def drill_worker_kill(cluster: Cluster, app: dict[str, str], n_events: int) -> d
     return result
 
 
+def pim_jobs_left(db_url: str) -> int:
+    return int(
+        query(
+            db_url,
+            "SELECT count(*) FROM jobs WHERE kind LIKE 'pim.%' AND kind <> 'pim.expire' "
+            "AND status IN ('pending', 'running')",
+        )[0][0]
+    )
+
+
+def drill_elevations(cluster: Cluster) -> dict[str, Any]:
+    """50 elevations end within a few seconds; a worker is killed while it removes them."""
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from iam import clock
+    from iam.config import load_settings
+    from iam.models.jobs import Job
+    from iam.services import Services
+    from pim import service as pim_service
+    from pim.models import ElevationRequest
+
+    members_sql = (
+        "SELECT count(*) FROM local_group_members m JOIN local_groups g ON g.id = m.group_id "
+        "WHERE g.name LIKE 'Drill PIM %'"
+    )
+    services = Services(load_settings())
+    try:
+        ids: list[str] = []
+        with services.transaction() as s:
+            for i in range(PIM_PEOPLE):
+                u = services.directory.find_login(f"pim{i}")
+                assert u is not None
+                actor = pim_service.Actor(sub=u.id, username=u.username, level="mfa")
+                for r in range(PIM_ROLES):
+                    req = pim_service.request_elevation(
+                        s, services, actor=actor, role=f"r{r}", minutes=60, justification="drill"
+                    )
+                    ids.append(req.id)
+        deadline = time.monotonic() + 600
+        while pim_jobs_left(cluster.db_url) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        granted = query(cluster.db_url, members_sql)[0][0]
+        for i in (0, 1):
+            cluster.kill(cluster.workers[i])
+        start = clock.now() + dt.timedelta(seconds=2)
+        with services.transaction() as s:
+            for k, rid in enumerate(ids):
+                end = start + dt.timedelta(seconds=5 * k / len(ids))
+                s.execute(update(ElevationRequest).where(ElevationRequest.id == rid).values(ends_at=end))
+                s.execute(
+                    update(Job)
+                    .where(Job.kind == "pim.expire", Job.payload["request_id"].as_string() == rid)
+                    .values(run_at=end)
+                )
+        cluster.start_worker(0)
+        cluster.start_worker(1)
+
+        def removed() -> int:
+            sql = "SELECT count(*) FROM pim_requests WHERE removed_at IS NOT NULL"
+            return int(query(cluster.db_url, sql)[0][0])
+
+        deadline = time.monotonic() + 600
+        while removed() < len(ids) // 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        at_kill = removed()
+        t_kill = time.monotonic()
+        cluster.kill(cluster.workers[0])
+        say(f"worker 1 killed with {at_kill}/{len(ids)} elevations removed")
+        while removed() < len(ids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        done = time.monotonic()
+        cluster.start_worker(0)
+        lags = sorted(
+            float(r[0])
+            for r in query(
+                cluster.db_url,
+                "SELECT EXTRACT(EPOCH FROM removed_at - ends_at) FROM pim_requests "
+                "WHERE removed_at IS NOT NULL",
+            )
+        )
+        events = query(cluster.db_url, "SELECT count(*) FROM audit_events WHERE event = 'pim.access_removed'")
+        result = {
+            "elevations": len(ids),
+            "memberships_granted": granted,
+            "removed_at_kill": at_kill,
+            "removed": removed(),
+            "removal_audit_events": events[0][0],
+            "memberships_left": query(cluster.db_url, members_sql)[0][0],
+            "seconds_from_kill_to_all_removed": round(done - t_kill, 1),
+            "lag_p50_seconds": round(lags[len(lags) // 2], 2) if lags else None,
+            "lag_max_seconds": round(lags[-1], 2) if lags else None,
+        }
+        say(f"elevations: {result}")
+        return result
+    finally:
+        services.dispose()
+
+
 def drill_failover(
     cluster: Cluster, pg: Postgres, load: Load, settle: float, promote_after: float
 ) -> dict[str, Any]:
@@ -674,7 +805,9 @@ def main(argv: list[str] | None = None) -> int:
         "--promote-after", type=float, default=2.0, help="seconds between primary stop and promote"
     )
     ap.add_argument(
-        "--only", default="", help="comma-separated drills (client-disable,node-kill,worker-kill,failover)"
+        "--only",
+        default="",
+        help="comma-separated drills (client-disable,node-kill,worker-kill,elevations,failover)",
     )
     ap.add_argument("--json", dest="json_out", help="also write the numbers to this file")
     ap.add_argument("--keep", action="store_true", help="keep the drill's directory (logs)")
@@ -683,6 +816,7 @@ def main(argv: list[str] | None = None) -> int:
         "client-disable",
         "node-kill",
         "worker-kill",
+        "elevations",
         "failover",
     }
 
@@ -696,6 +830,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"PostgreSQL primary :{pg.p1} and streaming replica :{pg.p2} under {base}")
         pg.start()
         cluster = Cluster(base, pg.url)
+        write_roles(base)
         cluster.iam("db", "upgrade")
         app = setup_data(cluster, args.users)
         for i in (0, 1):
@@ -714,6 +849,8 @@ def main(argv: list[str] | None = None) -> int:
             results["node_kill"] = drill_node_kill(cluster, load, app, args.settle)
         if "worker-kill" in only:
             results["worker_kill"] = drill_worker_kill(cluster, app, args.events)
+        if "elevations" in only:
+            results["elevations"] = drill_elevations(cluster)
         if "failover" in only:
             results["failover"] = drill_failover(cluster, pg, load, args.settle, args.promote_after)
         load.stop()

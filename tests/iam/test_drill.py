@@ -31,7 +31,8 @@ def test_drill_two_nodes_two_workers_replica(tmp_path: Path) -> None:
     out = tmp_path / "drill.json"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "deploy" / "drill.py"), "--users", "2", "--events", "20", "--settle", "2"]
-        + ["--json", str(out)],
+        # the 50-elevation drill takes minutes more on a 2-core machine: run it with the script
+        + ["--only", "client-disable,node-kill,worker-kill,failover", "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
