@@ -187,6 +187,13 @@ def listen(services: Services) -> Listener | None:
     return listener
 
 
+def stop_listening(services: Services) -> None:
+    """Stop this process's listener for ``services`` (``Services.dispose``)."""
+    listener = _listeners.pop((os.getpid(), id(services.engine)), None)
+    if listener is not None:
+        listener.stop()
+
+
 def listener_state(services: Services) -> dict[str, Any]:
     """For ``/readyz``: whether this process receives change notifications."""
     if services.engine.dialect.name != "postgresql":

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from iam import clock
@@ -381,6 +381,8 @@ class Worker:
                 continue
             try:
                 _, self._next_check[task.name] = run_periodic(self.services, task)
+            except DBAPIError:
+                raise  # the database is gone: run() logs it once per outage
             except Exception:
                 log.exception("periodic task %s could not be claimed", task.name)
         return ran
@@ -390,9 +392,19 @@ class Worker:
 
         cluster.listen(self.services)
         log.info("worker %s started", worker_id())
+        failing_since: float | None = None
         while not self.stop_event.is_set():
             try:
                 ran = self.tick()
+                if failing_since is not None:
+                    log.info("worker recovered after %.1f s", clock.now().timestamp() - failing_since)
+                    failing_since = None
+            except DBAPIError as exc:
+                # a database outage (or failover): one line when it begins, one when it ends
+                if failing_since is None:
+                    failing_since = clock.now().timestamp()
+                    log.exception("worker: database unavailable (%s); retrying", type(exc.orig).__name__)
+                ran = 0
             except Exception:
                 log.exception("worker tick failed; retrying")
                 ran = 0

@@ -157,3 +157,36 @@ def test_long_job_keeps_its_lease_while_its_worker_lives(services: Services) -> 
         services.settings.cluster.heartbeat = 5.0
         jobs._handlers.pop(kind, None)
         clock.reset()
+
+
+def test_worker_logs_a_database_outage_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A worker whose database is gone (a failover in progress) logs one error for the outage,
+    not a traceback per poll (the drill saw one every 0.2 s)."""
+    import logging
+
+    settings = make_settings(
+        tmp_path,
+        "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=1",
+        worker={"poll_interval": 0.01},
+    )
+    svc = Services(settings)
+    worker = jobs.Worker(svc)
+    ticks = 0
+    real_tick = worker.tick
+
+    def counted() -> int:
+        nonlocal ticks
+        ticks += 1
+        if ticks >= 20:
+            worker.stop_event.set()
+        return real_tick()
+
+    worker.tick = counted  # type: ignore[method-assign]
+    try:
+        with caplog.at_level(logging.INFO, logger="iam.jobs"):
+            worker.run()
+    finally:
+        svc.dispose()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert ticks == 20
+    assert [r.getMessage() for r in errors] == ["worker: database unavailable (OperationalError); retrying"]
