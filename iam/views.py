@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request
 from prometheus_client import (
@@ -16,6 +16,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import update
 
 from iam import clock
@@ -33,6 +34,27 @@ LATENCY = Histogram("iam_http_request_seconds", "HTTP request latency", ["endpoi
 def healthz() -> Any:
     """Liveness: the process answers."""
     return jsonify(status="ok")
+
+
+class ReadinessChecks(BaseModel):
+    database: Literal["ok", "not writable"]
+    """A row was committed (``node_probes``): not only ``SELECT 1``."""
+    migrations: Literal["ok", "behind", "ahead", "unknown"]
+    """The database's Alembic revision against this code's head (``behind``: run ``iam db upgrade``)."""
+    directory: Literal["ok", "unreachable"]
+
+
+class Readiness(BaseModel):
+    """``GET /readyz``: 200 when ``status`` is ``ok``, else 503."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    status: Literal["ok", "unavailable"]
+    checks: ReadinessChecks
+    schema_: dict[str, list[str]] = Field(alias="schema")
+    """The revisions compared: ``database`` and ``code``."""
+    notifications: Literal["ok", "reconnecting", "off", "single-node"]
+    """Whether this process receives change notifications (informational; never fails readiness)."""
 
 
 @bp.get("/readyz")
@@ -79,12 +101,13 @@ def readyz() -> Any:
     except DirectoryError:
         checks["directory"] = "unreachable"
         ok = False
-    resp = jsonify(
+    body = Readiness(
         status="ok" if ok else "unavailable",
-        checks=checks,
+        checks=ReadinessChecks.model_validate(checks),
         schema=schema,
         notifications=cluster.listener_state(svc)["status"],
     )
+    resp = jsonify(body.model_dump(by_alias=True))
     resp.status_code = 200 if ok else 503
     resp.headers["Cache-Control"] = "no-store"
     return resp

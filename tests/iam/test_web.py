@@ -107,6 +107,12 @@ def test_readyz(client: FlaskClient, services: Services) -> None:
     with services.transaction() as s:
         assert s.scalars(select(NodeProbe)).all()
     assert resp.headers["Cache-Control"] == "no-store"
+    # the OpenAPI document describes this body (generated from the same pydantic model)
+    doc = client.get("/api/v1/openapi.json").get_json()
+    schema = doc["components"]["schemas"]["Readiness"]
+    assert set(schema["required"]) == set(body) == {"status", "checks", "schema", "notifications"}
+    ref = doc["paths"]["/readyz"]["get"]["responses"]["503"]["content"]["application/json"]["schema"]
+    assert ref == {"$ref": "#/components/schemas/Readiness"}
 
 
 def test_readyz_directory_down(
