@@ -18,7 +18,10 @@ client-credentials tokens through nginx:
    code; a refresh chain is lost when its next refresh is refused).
 3. ``worker-kill``: 200 HR joiners posted; one worker is killed with ``kill -9`` in the middle;
    every event is applied exactly once (one account per employee number, 200 accounts).
-4. ``failover``: the PostgreSQL primary is stopped (immediate), the replica promoted
+4. ``elevations``: 50 elevations (10 people x 5 roles, built-in directory) end within 5 s;
+   one worker is killed after a quarter are removed; every one is removed exactly once (one
+   ``pim.access_removed`` audit event each, no group membership left); lag after the end printed.
+5. ``failover``: the PostgreSQL primary is stopped (immediate), the replica promoted
    (``pg_ctl promote``); the nodes — never restarted — reconnect by themselves through the
    multi-host URL (``target_session_attrs=read-write``). Measured: the time without service
    (last success before, first success after) and the failed requests.
