@@ -154,8 +154,10 @@ class MailSettings(Section):
 class WorkerSettings(Section):
     poll_interval: float = 1.0
     """Seconds the worker sleeps when the job table is empty."""
-    lease: int = 300
-    """Seconds a claimed job is reserved before another worker may take it over."""
+    lease: int = Field(default=30, ge=5)
+    """Seconds a claimed job (or periodic task) is reserved before another worker may take it
+    over. The running worker renews it every ``cluster.heartbeat`` seconds, so a long job keeps
+    it while its worker lives; a killed worker's job is taken over within this time."""
     max_attempts: int = 12
     backoff_base: float = 5.0
     """Seconds before the first retry; doubles each attempt (capped at one hour)."""
@@ -399,6 +401,8 @@ class Settings(BaseSettings):
     """Detection and alerts, AD changes outside the provider, per-agency statistics (``detect``)."""
     policy: PolicySettings = Field(default_factory=lambda: PolicySettings())
     """Acknowledgement of the security policy before first use (R-SSO-6, ``sso/policy``)."""
+    cluster: ClusterSettings = Field(default_factory=lambda: ClusterSettings())
+    """Several nodes on one PostgreSQL (change notifications, job and task leases)."""
 
     @classmethod
     def settings_customise_sources(
@@ -1008,6 +1012,28 @@ class PolicySettings(Section):
     again. A language without a file is shown the first of ``languages`` that has one."""
     auditors: list[str] = Field(default_factory=list)
     """Usernames who may read the acceptance report besides the security officers."""
+
+
+class ClusterSettings(Section):
+    """Several ``iam serve`` nodes and ``iam worker`` processes on one PostgreSQL (README,
+    "Operating several nodes"). SQLite is one node: these settings then change nothing."""
+
+    listen: bool = True
+    """Each process listens for change notifications (PostgreSQL ``LISTEN/NOTIFY``): a client
+    disabled or removed, a key rotation or a trust anchor uploaded on one node is seen by every
+    node at once (milliseconds). Off, or while the listener reconnects, the caches' own
+    time-to-live bounds it: client registrations 2 s, keys 10 s, trust anchors
+    ``x509.reload_interval``."""
+    check_interval: float = Field(default=5.0, gt=0)
+    """Seconds between the listener's checks that its connection is alive."""
+    reconnect_max: float = Field(default=5.0, gt=0)
+    """Longest pause (seconds) between the listener's reconnection attempts (it backs off
+    from 0.2 s)."""
+    heartbeat: float = Field(default=5.0, gt=0)
+    """Seconds between a worker's renewals of the lease of the job or periodic task it is
+    running (each renewal extends it by ``worker.lease``): a long job is never taken over by
+    another worker while its worker lives, and a killed worker's job is taken over within
+    ``worker.lease`` seconds."""
 
 
 Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

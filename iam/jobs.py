@@ -5,8 +5,16 @@ needs it committed. ``iam worker`` claims due jobs (``FOR UPDATE SKIP LOCKED`` o
 SQLite serialises writers), runs each in its own transaction, and retries failures with
 exponential backoff until ``max_attempts``, after which the job is ``dead`` — visible and
 re-playable with ``iam jobs retry``. A worker claims one job at a time, just before running it:
-a crashed worker strands only the job it was running, whose lease runs out before another
-worker takes it over; the rest of the queue goes on at once.
+a crashed worker strands only the job it was running, whose lease (``worker.lease``) runs out
+before another worker takes it over; the rest of the queue goes on at once. While a job runs,
+a heartbeat thread renews its lease every ``cluster.heartbeat`` seconds, so a long job is
+never taken over while its worker lives.
+
+Periodic tasks run once per interval across all workers: each has a row in
+``periodic_runs`` whose ``due_at`` a worker moves forward in one conditional UPDATE before
+running the task — the one UPDATE that matches wins, on PostgreSQL and SQLite alike — and
+whose ``running_until`` lease (renewed by the same heartbeat) keeps a slow run from being
+started twice.
 """
 
 from __future__ import annotations
@@ -21,12 +29,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from iam import clock
-from iam.db import is_postgres
-from iam.models.jobs import Job, JobStatus
+from iam.db import insert_if_absent, is_postgres
+from iam.models.jobs import Job, JobStatus, PeriodicRun
 
 if TYPE_CHECKING:
     from iam.services import Services
@@ -153,9 +161,135 @@ def run_due(services: Services, *, limit: int = 20) -> int:
         if not claimed:
             break
         job_id, kind, payload = claimed[0]
-        _run_one(services, job_id, kind, payload, me)
+        with Heartbeat(services, _renew_job(job_id, me)):
+            _run_one(services, job_id, kind, payload, me)
         ran += 1
     return ran
+
+
+class Heartbeat:
+    """While the block runs, call ``renew(session, until)`` every ``cluster.heartbeat`` seconds
+    in its own transaction (a thread), extending a lease to now + ``worker.lease``."""
+
+    def __init__(self, services: Services, renew: Callable[[Session, dt.datetime], None]) -> None:
+        self.services = services
+        self.renew = renew
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        every = self.services.settings.cluster.heartbeat
+        lease = self.services.settings.worker.lease
+        while not self._stop.wait(every):
+            try:
+                with self.services.transaction() as session:
+                    self.renew(session, clock.now() + dt.timedelta(seconds=lease))
+            except Exception as exc:  # the next beat tries again; the lease is the bound
+                log.warning("lease heartbeat failed: %s", type(exc).__name__)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread = threading.Thread(target=self._beat, name="iam-lease-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def _renew_job(job_id: str, me: str) -> Callable[[Session, dt.datetime], None]:
+    def renew(session: Session, until: dt.datetime) -> None:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.locked_by == me, Job.status == JobStatus.RUNNING)
+            .values(locked_until=until)
+        )
+
+    return renew
+
+
+def _renew_periodic(name: str, me: str) -> Callable[[Session, dt.datetime], None]:
+    def renew(session: Session, until: dt.datetime) -> None:
+        session.execute(
+            update(PeriodicRun)
+            .where(PeriodicRun.name == name, PeriodicRun.running_by == me)
+            .values(running_until=until)
+        )
+
+    return renew
+
+
+def claim_periodic(
+    session: Session, name: str, *, every: float, me: str, lease: int
+) -> tuple[bool, dt.datetime]:
+    """Take this interval's run of the periodic task ``name`` (caller commits).
+
+    Returns ``(won, next_check)``: ``won`` is true for exactly one caller per interval across
+    all workers (the next run is then due ``every`` seconds after this one started);
+    ``next_check`` is when the task can next be due (its ``due_at``, or the end of the lease
+    of a run still in progress)."""
+    now = clock.now()
+    for _ in range(2):
+        result = session.execute(
+            update(PeriodicRun)
+            .where(
+                PeriodicRun.name == name,
+                PeriodicRun.due_at <= now,
+                or_(PeriodicRun.running_until.is_(None), PeriodicRun.running_until < now),
+            )
+            .values(
+                due_at=now + dt.timedelta(seconds=every),
+                running_by=me,
+                running_until=now + dt.timedelta(seconds=lease),
+                started_at=now,
+                runs=PeriodicRun.runs + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if int(getattr(result, "rowcount", 0)) == 1:
+            return True, now + dt.timedelta(seconds=every)
+        row = session.execute(
+            select(PeriodicRun.due_at, PeriodicRun.running_until).where(PeriodicRun.name == name)
+        ).first()
+        if row is not None:
+            return False, max(row.due_at, row.running_until or row.due_at)
+        insert_if_absent(session, PeriodicRun, {"name": name, "due_at": now, "runs": 0})
+    return False, now
+
+
+def finish_periodic(session: Session, name: str, *, me: str) -> None:
+    session.execute(
+        update(PeriodicRun)
+        .where(PeriodicRun.name == name, PeriodicRun.running_by == me)
+        .values(running_by=None, running_until=None, finished_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def run_periodic(services: Services, task: Periodic, *, me: str | None = None) -> tuple[bool, dt.datetime]:
+    """Run ``task`` if this interval's run is still free. Returns whether this worker ran it
+    and when the task can next be due."""
+    me = me or worker_id()
+    with services.transaction() as session:
+        won, next_check = claim_periodic(
+            session,
+            task.name,
+            every=task.every(services.settings),
+            me=me,
+            lease=services.settings.worker.lease,
+        )
+    if not won:
+        return False, next_check
+    try:
+        with Heartbeat(services, _renew_periodic(task.name, me)):
+            task.func(services)
+    except Exception:
+        log.exception("periodic task %s failed", task.name)
+    finally:
+        with services.transaction() as session:
+            finish_periodic(session, task.name, me=me)
+    return True, next_check
 
 
 def _missing_handler(services: Services, session: Session, payload: dict[str, Any]) -> None:
@@ -235,7 +369,7 @@ class Worker:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.stop_event = threading.Event()
-        self._last_run: dict[str, float] = {}
+        self._next_check: dict[str, dt.datetime] = {}
         self._last_beat = 0.0
         self._ran_since_beat = 0
         self.name = worker_id()
@@ -254,24 +388,41 @@ class Worker:
 
     def tick(self) -> int:
         ran = run_due(self.services)
-        now = clock.now().timestamp()
+        now = clock.now()
         self._ran_since_beat += ran
-        if now - self._last_beat >= self.services.settings.operations.worker_heartbeat_interval:
-            self._heartbeat(now)
+        if now.timestamp() - self._last_beat >= self.services.settings.operations.worker_heartbeat_interval:
+            self._heartbeat(now.timestamp())
         for task in list(_periodic.values()):
-            if now - self._last_run.get(task.name, 0.0) >= task.every(self.services.settings):
-                self._last_run[task.name] = now
-                try:
-                    task.func(self.services)
-                except Exception:
-                    log.exception("periodic task %s failed", task.name)
+            # ask the database only when the task can be due (another worker's run moves that)
+            due = self._next_check.get(task.name)
+            if due is not None and now < due:
+                continue
+            try:
+                _, self._next_check[task.name] = run_periodic(self.services, task)
+            except DBAPIError:
+                raise  # the database is gone: run() logs it once per outage
+            except Exception:
+                log.exception("periodic task %s could not be claimed", task.name)
         return ran
 
     def run(self) -> None:
+        from iam import cluster
+
+        cluster.listen(self.services)
         log.info("worker %s started", worker_id())
+        failing_since: float | None = None
         while not self.stop_event.is_set():
             try:
                 ran = self.tick()
+                if failing_since is not None:
+                    log.info("worker recovered after %.1f s", clock.now().timestamp() - failing_since)
+                    failing_since = None
+            except DBAPIError as exc:
+                # a database outage (or failover): one line when it begins, one when it ends
+                if failing_since is None:
+                    failing_since = clock.now().timestamp()
+                    log.exception("worker: database unavailable (%s); retrying", type(exc.orig).__name__)
+                ran = 0
             except Exception:
                 log.exception("worker tick failed; retrying")
                 ran = 0

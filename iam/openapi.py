@@ -30,6 +30,10 @@ def document(issuer: str, app: Flask, *, api_resource: str) -> dict[str, Any]:
     )
     ok_json = {"description": "Success", "content": {"application/json": {}}}
     err = {"description": "OAuth error: {error, error_description}"}
+    from iam.views import Readiness
+
+    ready = Readiness.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    defs = ready.pop("$defs", {})
     extra_paths: dict[str, Any] = {}
     for paths in app.extensions.get("iam.openapi_paths", []):
         extra_paths.update(paths)  # feature packages add theirs (the core imports none of them)
@@ -50,6 +54,7 @@ def document(issuer: str, app: Flask, *, api_resource: str) -> dict[str, Any]:
         },
         "servers": [{"url": issuer}],
         "components": {
+            "schemas": {"Readiness": ready, **defs},
             "securitySchemes": {
                 "bearer": {
                     "type": "oauth2",
@@ -64,7 +69,7 @@ def document(issuer: str, app: Flask, *, api_resource: str) -> dict[str, Any]:
                         }
                     },
                 }
-            }
+            },
         },
         "paths": {
             "/.well-known/openid-configuration": {
@@ -228,8 +233,24 @@ def document(issuer: str, app: Flask, *, api_resource: str) -> dict[str, Any]:
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": ok_json}}},
             "/readyz": {
                 "get": {
-                    "summary": "Readiness: database and directory reachable",
-                    "responses": {"200": ok_json, "503": ok_json},
+                    "summary": (
+                        "Readiness for load balancers: the database takes a write, the migrations "
+                        "are current, the directory answers"
+                    ),
+                    "responses": {
+                        "200": {
+                            "description": "Ready",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}
+                            },
+                        },
+                        "503": {
+                            "description": "Not ready: a check failed",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}
+                            },
+                        },
+                    },
                 }
             },
             "/metrics": {

@@ -85,4 +85,7 @@ class Services:
         return LocalDirectory(self.sessions)  # it reads through its own read-only sessions
 
     def dispose(self) -> None:
+        from iam import cluster
+
+        cluster.stop_listening(self)
         self.engine.dispose()

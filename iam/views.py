@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request
 from prometheus_client import (
@@ -15,8 +16,10 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from sqlalchemy import text
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import update
 
+from iam import clock
 from iam.directory.errors import DirectoryError, DirectoryUnavailable
 from iam.errors import NotFound, PrivilegedAccount
 from iam.web import db, ip_allowed, require_scope, services
@@ -37,37 +40,98 @@ def healthz() -> Any:
     return jsonify(status="ok")
 
 
+class ReadinessChecks(BaseModel):
+    model_config = ConfigDict(extra="allow")  # "siem:<destination>": "<n> events waiting"
+
+    database: Literal["ok", "not writable"]
+    """A row was committed (``node_probes``): not only ``SELECT 1``."""
+    migrations: Literal["ok", "behind", "ahead", "unknown"]
+    """The database's Alembic revision against this code's head (``behind``: run ``iam db upgrade``)."""
+    directory: Literal["ok", "unreachable"]
+    siem: Literal["ok", "degraded"] | None = None
+    """Only with SIEM destinations: ``degraded`` when a backlog passes ``siem.backlog_threshold``."""
+
+
+class Readiness(BaseModel):
+    """``GET /readyz``: 200 when ``status`` is ``ok``, else 503."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    status: Literal["ok", "degraded", "unavailable"]
+    checks: ReadinessChecks
+    schema_: dict[str, list[str]] = Field(alias="schema")
+    """The revisions compared: ``database`` and ``code``."""
+    notifications: Literal["ok", "reconnecting", "off", "single-node"]
+    """Whether this process receives change notifications (informational; never fails readiness)."""
+
+
 @bp.get("/readyz")
 def readyz() -> Any:
-    """Readiness: the database and the directory are reachable (503 otherwise); ``degraded``
-    (still 200) when a SIEM destination's backlog passes ``siem.backlog_threshold``."""
+    """Readiness, for load balancers: 200 only when this node can serve. Each check is listed
+    in the JSON body: the database takes a write (a committed row in ``node_probes``, not only
+    ``SELECT 1``: a read-only replica or a full disk fails it), the directory answers, and the
+    database schema is the one this code expects (alembic head == the database's revision).
+    ``notifications`` (informational, never fails readiness) says whether this process receives
+    change notifications from the other nodes; ``schema`` lists the revisions compared.
+    ``degraded`` (still 200) when a SIEM destination's backlog passes ``siem.backlog_threshold``."""
+    from iam import cluster
+    from iam.migrate import schema_state
+
     checks: dict[str, str] = {}
+    schema: dict[str, list[str]]
     ok = True
+    svc = services()
     try:
-        db().execute(text("SELECT 1"))
+        from iam.db import insert_if_absent
+        from iam.models.jobs import NodeProbe
+
+        node = socket.gethostname()[:128]
+        with svc.transaction() as session:
+            if not insert_if_absent(session, NodeProbe, {"node": node, "checked_at": clock.now()}):
+                session.execute(
+                    update(NodeProbe).where(NodeProbe.node == node).values(checked_at=clock.now())
+                )
         checks["database"] = "ok"
     except Exception:  # noqa: BLE001 — any failure means not ready
-        checks["database"] = "unreachable"
+        checks["database"] = "not writable"
         ok = False
     try:
-        services().directory.ping()
+        state = schema_state(svc.engine)
+        checks["migrations"] = "ok" if state.current else "behind" if state.missing else "ahead"
+        schema = {"database": sorted(state.database), "code": sorted(state.code)}
+        ok = ok and state.current
+    except Exception:  # noqa: BLE001
+        checks["migrations"] = "unknown"
+        schema = {}
+        ok = False
+    try:
+        svc.directory.ping()
         checks["directory"] = "ok"
     except DirectoryError:
         checks["directory"] = "unreachable"
         ok = False
-    state = "ok" if ok else "unavailable"
-    if ok and services().settings.siem.destinations:
+    status: Literal["ok", "degraded", "unavailable"] = "ok" if ok else "unavailable"
+    if ok and svc.settings.siem.destinations:
         from iam.siem.service import status as siem_status
 
         try:
-            waiting = {d.name: d.backlog for d in siem_status(db(), services().settings.siem) if d.degraded}
+            waiting = {d.name: d.backlog for d in siem_status(db(), svc.settings.siem) if d.degraded}
         except Exception:  # noqa: BLE001 — the SIEM check never makes the provider unready
             waiting = {}
         checks["siem"] = "degraded" if waiting else "ok"
         if waiting:  # still ready: the provider works, the SIEM copy lags (siem.backlog_threshold)
-            state = "degraded"
+            status = "degraded"
             checks.update({f"siem:{name}": f"{n} events waiting" for name, n in waiting.items()})
-    return jsonify(status=state, checks=checks), 200 if ok else 503
+    body = Readiness(
+        status=status,
+        checks=ReadinessChecks.model_validate(checks),
+        schema=schema,
+        notifications=cluster.listener_state(svc)["status"],
+    )
+    resp = jsonify(body.model_dump(by_alias=True, exclude_none=True))
+    resp.status_code = 200 if ok else 503
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 @bp.get("/metrics")

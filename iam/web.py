@@ -20,7 +20,7 @@ from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, HTTPException, Unauthorized, UnsupportedMediaType
 
-from iam import pages
+from iam import cluster, pages
 from iam.i18n import N_, translate
 from iam.services import Services
 
@@ -157,6 +157,7 @@ def init_app(app: Flask) -> None:
         g.user_agent = request.headers.get("User-Agent", "")[:512]
         g.csp_nonce = secrets.token_urlsafe(12)
         g.services = services()
+        cluster.listen(g.services)  # once per process (after gunicorn forked it)
         return _check_json_body()
 
     @app.after_request

@@ -16,6 +16,7 @@ import logging
 import secrets
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from iam import audit, clock
+from iam import audit, clock, cluster
 from iam.crypto import Cipher
 from sso.models import KeyStatus, SigningKey
 
@@ -122,6 +123,7 @@ def rotate(
         nxt.activated_at = now
         _new_key(session, cipher, alg, KeyStatus.NEXT)
         promoted[alg] = nxt.kid
+    cluster.notify(session, "keys")
     audit.record(
         session,
         "keys.rotated",
@@ -146,6 +148,7 @@ def remove_expired(session: Session) -> list[str]:
     for r in rows:
         r.status = KeyStatus.REMOVED
     if rows:
+        cluster.notify(session, "keys")
         audit.record(session, "keys.removed", actor="system", details={"kids": [r.kid for r in rows]})
     return [r.kid for r in rows]
 
@@ -169,6 +172,17 @@ def keyring_for(services: Any) -> KeyRing:
     return ring  # type: ignore[no-any-return]
 
 
+_rings: weakref.WeakSet[KeyRing] = weakref.WeakSet()
+
+
+def _keys_changed(key: str) -> None:
+    for ring in list(_rings):
+        ring.expire(key)
+
+
+cluster.on("keys", _keys_changed)
+
+
 class KeyRing:
     """The keys of this process, imported once, reloaded when the table changes."""
 
@@ -181,6 +195,11 @@ class KeyRing:
         self._forced_at = 0.0
         self._stale = False
         self._lock = threading.Lock()
+        _rings.add(self)
+
+    def expire(self, _key: str = "") -> None:
+        """Read the table again on next use (another process changed the keys)."""
+        self._loaded_at = float("-inf")
 
     def _refresh(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._loaded_at < RELOAD_SECONDS:

@@ -24,7 +24,7 @@ from authlib.oidc.core.grants.util import is_openid_scope
 from flask import Flask, g
 from joserfc.jwk import KeySet, OctKey
 
-from iam import audit, clock, events
+from iam import audit, clock, cluster, events
 from iam.directory.errors import DirectoryError
 from iam.errors import ValidationFailed
 from iam.web import db as web_db
@@ -154,7 +154,8 @@ class ClientCache:
 
     Reading the registration was a third of the token endpoint's work. A change made in this
     process invalidates the entry at once (``iam.events.client_changed``); a change made
-    elsewhere (the CLI, another worker) is seen within ``TTL`` seconds.
+    elsewhere (the CLI, another node) arrives as a change notification on PostgreSQL
+    (``iam.cluster``, milliseconds) and is seen within ``TTL`` seconds at the latest.
     """
 
     TTL = 2.0
@@ -178,10 +179,14 @@ class ClientCache:
     @classmethod
     def invalidate(cls, client_id: str, **_: Any) -> None:
         for cache in list(cls._all):
-            cache._rows.pop(client_id, None)
+            if client_id == cluster.ALL:
+                cache._rows.clear()
+            else:
+                cache._rows.pop(client_id, None)
 
 
 events.client_changed.connect(ClientCache.invalidate)
+cluster.on("client", ClientCache.invalidate)  # a change committed by another process
 
 
 def load_client(client_id: str | None) -> Client | None:

@@ -24,6 +24,12 @@ def run() -> None:
             compare_type=True,
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # several nodes run `iam db upgrade` as they start (systemd ExecStartPre): one
+                # migrates, the others wait here and then find nothing left to do
+                from sqlalchemy import text
+
+                connection.execute(text("SELECT pg_advisory_xact_lock(7310021)"))
             context.run_migrations()
         connection.commit()
 

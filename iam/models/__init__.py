@@ -6,7 +6,7 @@ from iam.models.audit_ops import AuditArchive, AuditReview, SiemCursor
 from iam.models.backup import BackupRecord
 from iam.models.directory import DirectoryWrite
 from iam.models.identity import Identity, LocalGroup, LocalGroupMember, LocalUser
-from iam.models.jobs import Job, JobStatus, WorkerHeartbeat
+from iam.models.jobs import Job, JobStatus, NodeProbe, PeriodicRun, WorkerHeartbeat
 from iam.models.lockout import LockoutCounter
 from iam.models.passwords import PasswordHistory, PasswordReminder
 
@@ -25,8 +25,10 @@ __all__ = [
     "LocalGroupMember",
     "LocalUser",
     "LockoutCounter",
+    "NodeProbe",
     "PasswordHistory",
     "PasswordReminder",
     "SiemCursor",
     "WorkerHeartbeat",
+    "PeriodicRun",
 ]

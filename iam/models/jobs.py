@@ -50,3 +50,30 @@ class WorkerHeartbeat(Base):
     started_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     seen_at: Mapped[dt.datetime] = mapped_column(default=clock.now, index=True)
     jobs_run: Mapped[int] = mapped_column(default=0)
+
+
+class PeriodicRun(Base):
+    """One row per periodic task: when it is next due across all workers, and who runs it now.
+
+    A worker runs a task only after moving ``due_at`` forward in one conditional UPDATE, so
+    each interval's run happens on exactly one worker (PostgreSQL and SQLite alike)."""
+
+    __tablename__ = "periodic_runs"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    due_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
+    running_by: Mapped[str | None] = mapped_column(String(128))
+    running_until: Mapped[dt.datetime | None]
+    """Lease of the run in progress (renewed by the running worker's heartbeat)."""
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    runs: Mapped[int] = mapped_column(default=0)
+
+
+class NodeProbe(Base):
+    """``/readyz`` writes here: proof that the database takes writes (not only ``SELECT 1``)."""
+
+    __tablename__ = "node_probes"
+
+    node: Mapped[str] = mapped_column(String(128), primary_key=True)
+    checked_at: Mapped[dt.datetime] = mapped_column(default=clock.now)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam import audit, events
+from iam import audit, cluster, events
 from iam.crypto import Cipher, equal, token_hash
 from iam.errors import Conflict, NotFound, ValidationFailed
 from iam.models.audit import AuditEvent
@@ -70,7 +70,7 @@ def create_client(
         secret = _new_secret(row, cipher)
     session.add(row)
     session.flush()
-    events.client_changed.send(client_id)
+    _changed(session, client_id)
     audit.record(
         session,
         "client.created",
@@ -86,6 +86,13 @@ def create_client(
         },
     )
     return row, secret
+
+
+def _changed(session: Session, client_id: str) -> None:
+    """Drop the cached registration in this process now and in every other process when the
+    transaction commits (``iam.cluster``)."""
+    events.client_changed.send(client_id)
+    cluster.notify(session, "client", client_id)
 
 
 def get_client(session: Session, client_id: str) -> Client:
@@ -105,7 +112,7 @@ def remove_client(
     row = get_client(session, client_id)
     session.delete(row)
     session.flush()
-    events.client_changed.send(client_id)
+    _changed(session, client_id)
     details: dict[str, Any] = {"name": row.name}
     if reason:
         details["reason"] = reason
@@ -132,7 +139,7 @@ def set_disabled(
     row = get_client(session, client_id)
     row.disabled = disabled
     session.flush()
-    events.client_changed.send(client_id)
+    _changed(session, client_id)
     audit.record(
         session,
         "client.disabled" if disabled else "client.enabled",
@@ -151,7 +158,7 @@ def set_required_level(session: Session, client_id: str, level: str | None, *, a
     before = row.require_acr
     row.require_acr = level or None
     session.flush()
-    events.client_changed.send(client_id)
+    _changed(session, client_id)
     audit.record(
         session,
         "client.required_level_changed",
@@ -249,7 +256,7 @@ def update_client(
     session.flush()
     after = client_as_dict(row)
     changed = sorted(k for k in after if k not in ("updated_at",) and after.get(k) != before.get(k))
-    events.client_changed.send(client_id)
+    _changed(session, client_id)
     audit.record(
         session,
         "client.updated",
@@ -272,7 +279,7 @@ def rotate_secret(
         raise ValidationFailed("This application does not authenticate with a secret.")
     secret = _new_secret(row, cipher)
     session.flush()
-    events.client_changed.send(client_id)
+    _changed(session, client_id)
     audit.record(
         session,
         "client.credential_rotated",
@@ -366,7 +373,7 @@ def set_portal_fields(
     row.launch_uri = fields.launch_uri or None
     row.allowed_groups = list(dict.fromkeys(g.strip() for g in fields.allowed_groups))
     session.flush()
-    events.client_changed.send(client_id)
+    _changed(session, client_id)
     audit.record(
         session,
         "client.portal_changed",

@@ -51,7 +51,8 @@ def ca_group() -> None:
 @pass_ctx
 def ca_add(ctx: Ctx, file: Path, as_json: bool) -> None:
     """Trust the CA certificate(s) in FILE (PEM or DER) for card sign-in (audited, critical).
-    Every server process picks the change up within x509.reload_interval seconds."""
+    Every server process picks the change up at once on PostgreSQL (change notification),
+    else within x509.reload_interval seconds."""
     with ctx.services.transaction() as session:
         rows = cards.add_ca(session, file.read_bytes(), actor=_actor())
         out = [{"sha256": r.sha256, "subject": r.subject, "not_after": r.not_after.isoformat()} for r in rows]

@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from iam import cluster
 from iam.config import X509Settings
 from sso.x509.certs import CertificateRefused, ext, is_self_issued, load_pem_or_der, thumbprint
 from sso.x509.models import UploadedCA
@@ -55,6 +57,17 @@ class Anchors:
         return thumbprint(cert) in self.trusted
 
 
+_stores: weakref.WeakSet[TrustStore] = weakref.WeakSet()
+
+
+def _trust_changed(key: str) -> None:
+    for store in list(_stores):
+        store.expire(key)
+
+
+cluster.on("trust", _trust_changed)
+
+
 class TrustStore:
     """The per-process view of the trust anchors, reloaded when the folder or the uploaded set
     changes (checked at most every ``reload_interval`` seconds) or on :meth:`reload`."""
@@ -65,6 +78,13 @@ class TrustStore:
         self.sessions = sessions
         self._lock = threading.Lock()
         self._anchors: Anchors | None = None
+        _stores.add(self)
+
+    def expire(self, _key: str = "") -> None:
+        """Compare the folder and the uploaded set again on next use (another process changed it)."""
+        anchors = self._anchors
+        if anchors is not None:
+            anchors.loaded_at = float("-inf")
 
     def _signature(self) -> tuple[object, ...]:
         files: list[tuple[str, int, int]] = []

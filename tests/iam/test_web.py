@@ -11,7 +11,7 @@ from flask import Flask, abort, g, jsonify
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from iam import audit, views
+from iam import audit
 from iam.config import ServerSettings
 from iam.directory.errors import DirectoryUnavailable
 from iam.models.audit import AuditEvent
@@ -86,10 +86,33 @@ def test_healthz(client: FlaskClient) -> None:
     assert resp.get_json() == {"status": "ok"}
 
 
-def test_readyz(client: FlaskClient) -> None:
+def test_readyz(client: FlaskClient, services: Services) -> None:
+    """Every check is listed; the database check committed a row (a write, not SELECT 1)."""
+    from iam import cluster
+    from iam.migrate import code_heads
+    from iam.models.jobs import NodeProbe
+
+    listener = cluster.listen(services)
+    assert (listener is None) == (services.engine.dialect.name == "sqlite")
+    if listener is not None:
+        assert listener.connected.wait(10)
     resp = client.get("/readyz")
     assert resp.status_code == 200
-    assert resp.get_json() == {"status": "ok", "checks": {"database": "ok", "directory": "ok"}}
+    body = resp.get_json()
+    assert body["status"] == "ok"
+    assert body["checks"] == {"database": "ok", "migrations": "ok", "directory": "ok"}
+    assert body["schema"] == {"database": sorted(code_heads()), "code": sorted(code_heads())}
+    expected = "single-node" if services.engine.dialect.name == "sqlite" else "ok"
+    assert body["notifications"] == expected
+    with services.transaction() as s:
+        assert s.scalars(select(NodeProbe)).all()
+    assert resp.headers["Cache-Control"] == "no-store"
+    # the OpenAPI document describes this body (generated from the same pydantic model)
+    doc = client.get("/api/v1/openapi.json").get_json()
+    schema = doc["components"]["schemas"]["Readiness"]
+    assert set(schema["required"]) == set(body) == {"status", "checks", "schema", "notifications"}
+    ref = doc["paths"]["/readyz"]["get"]["responses"]["503"]["content"]["application/json"]["schema"]
+    assert ref == {"$ref": "#/components/schemas/Readiness"}
 
 
 def test_readyz_directory_down(
@@ -101,21 +124,49 @@ def test_readyz_directory_down(
     monkeypatch.setattr(services.directory, "ping", down)
     resp = client.get("/readyz")
     assert resp.status_code == 503
-    assert resp.get_json() == {
-        "status": "unavailable",
-        "checks": {"database": "ok", "directory": "unreachable"},
-    }
+    body = resp.get_json()
+    assert body["status"] == "unavailable"
+    assert body["checks"] == {"database": "ok", "migrations": "ok", "directory": "unreachable"}
 
 
-def test_readyz_database_down(http: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    class Broken:
-        def execute(self, *_: Any) -> None:
-            raise ConnectionError("connection refused")
+def test_readyz_database_read_only(services: Services, tmp_path: Any) -> None:
+    """A database that answers SELECT 1 but takes no write (a hot standby, a read-only
+    default) is not ready: the load balancer must not send sign-ins there."""
+    from iam.app import create_app
+    from tests.conftest import make_settings
 
-    monkeypatch.setattr(views, "db", lambda: Broken())
-    resp = http.get("/readyz")
-    assert resp.status_code == 503
-    assert resp.get_json()["checks"]["database"] == "unreachable"
+    if services.engine.dialect.name != "postgresql":
+        pytest.skip("read-only transactions are a PostgreSQL setting")
+    url = services.engine.url.update_query_dict({"options": "-c default_transaction_read_only=on"})
+    ro = Services(make_settings(tmp_path, url.render_as_string(hide_password=False)))
+    try:
+        with ro.engine.connect() as conn:  # reads work
+            conn.exec_driver_sql("SELECT 1")
+        resp = create_app(services=ro).test_client().get("/readyz")
+        assert resp.status_code == 503
+        body = resp.get_json()
+        assert body["checks"]["database"] == "not writable"
+        assert body["checks"]["migrations"] == "ok"
+    finally:
+        ro.dispose()
+
+
+def test_readyz_migrations_behind(client: FlaskClient, services: Services) -> None:
+    """A node whose code expects a newer schema than the database has is not ready."""
+    from sqlalchemy import text
+
+    with services.engine.begin() as conn:
+        (current,) = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        conn.execute(text("UPDATE alembic_version SET version_num = '0014'"))
+    try:
+        resp = client.get("/readyz")
+        assert resp.status_code == 503
+        body = resp.get_json()
+        assert body["checks"]["migrations"] == "behind"
+        assert body["schema"]["database"] == ["0014"]
+    finally:
+        with services.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": current})
 
 
 # -- metrics ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam import audit
+from iam import audit, cluster
 from iam.errors import NotFound, ValidationFailed
 from sso.x509.certs import CertificateRefused, is_self_issued, load_pem_or_der, thumbprint, to_pem
 from sso.x509.models import UploadedCA
@@ -43,6 +43,7 @@ def add_ca(
         )
         session.add(row)
         added.append(row)
+        cluster.notify(session, "trust", tp)
         audit.record(
             session,
             "card.ca_added",
@@ -85,6 +86,7 @@ def remove_ca(session: Session, sha256: str, *, actor: str, ip: str | None = Non
     if row is None:
         raise NotFound("There is no uploaded CA with this SHA-256 fingerprint.")
     session.delete(row)
+    cluster.notify(session, "trust", row.sha256)
     audit.record(
         session,
         "card.ca_removed",
