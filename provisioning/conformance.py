@@ -184,3 +184,134 @@ def reviews_privileged(ctx: Context, p: dict[str, Any]) -> Evidence:
 
 
 __all__ = ["NOT_CONFIGURED"]
+
+
+@evidence("jml.register")
+def register(ctx: Context, p: dict[str, Any]) -> Evidence:
+    """R-JML-6: the register of authorised persons is kept (rows granted and ended in the period)."""
+    from provisioning.models import Authorisation
+
+    with ctx.services.reader() as session:
+        granted = session.scalar(
+            select(func.count())
+            .select_from(Authorisation)
+            .where(Authorisation.granted_on >= ctx.start.date(), Authorisation.granted_on < ctx.end.date())
+        )
+        ended = session.scalar(
+            select(func.count())
+            .select_from(Authorisation)
+            .where(Authorisation.ended_on >= ctx.start.date(), Authorisation.ended_on < ctx.end.date())
+        )
+        no_decision = session.scalar(
+            select(func.count()).select_from(Authorisation).where(Authorisation.decision_number.is_(None))
+        )
+    return Evidence(
+        "jml.register",
+        MET,
+        f"Register kept: {granted} authorisations granted and {ended} ended in the period;"
+        f" {no_decision} rows without a decision number",
+        query="iam hr register --json",
+    )
+
+
+def _requests(ctx: Context) -> list[Any]:
+    from provisioning.requests.models import AccessRequest
+
+    with ctx.services.reader() as session:
+        return list(
+            session.scalars(
+                select(AccessRequest).where(
+                    AccessRequest.created_at >= ctx.start, AccessRequest.created_at < ctx.end
+                )
+            )
+        )
+
+
+@evidence("requests.contents")
+def requests_contents(ctx: Context, p: dict[str, Any]) -> Evidence:
+    """PABIANICE §2: each request names the person, employee number, title, scope, justification."""
+    rows = _requests(ctx)
+    if not rows:
+        return Evidence(
+            "requests.contents", MET, "No access request in the period", query="iam access list --json"
+        )
+    thin = [f"request {r.id} ({r.person_username})" for r in rows if not (r.justification and r.person_name)]
+    return Evidence(
+        "requests.contents",
+        NOT_MET if thin else MET,
+        f"{len(rows)} requests, each with person, employee number, title, scope and justification"
+        if not thin
+        else f"{len(thin)} of {len(rows)} requests lack a justification or person",
+        items=thin,
+        query="iam access list --json",
+    )
+
+
+@evidence("requests.opinion_time")
+def requests_opinion_time(ctx: Context, p: dict[str, Any]) -> Evidence:
+    """PABIANICE §3: the security officer's opinion within ``working_days`` working days."""
+    from provisioning.requests.calendar import WorkingCalendar
+
+    days = int(p.get("working_days", 3))
+    calendar = WorkingCalendar.of(ctx.services.settings)
+    late, decided = [], 0
+    for r in _requests(ctx):
+        start = r.created_at
+        for entry in r.history or []:
+            at = dt.datetime.fromisoformat(str(entry.get("at")))
+            if entry.get("step") == "security_officer":
+                decided += 1
+                due = calendar.deadline(start, days)
+                if at > due:
+                    late.append(
+                        f"request {r.id} ({r.person_username}): opinion {at:%Y-%m-%d}, due {due:%Y-%m-%d}"
+                    )
+            start = at
+        if (
+            r.status == "pending"
+            and r.step_due_at is not None
+            and r.chain
+            and r.chain[r.step] == "security_officer"
+        ):
+            if ctx.now > r.step_due_at:
+                late.append(
+                    f"request {r.id} ({r.person_username}): opinion overdue since {r.step_due_at:%Y-%m-%d}"
+                )
+    return Evidence(
+        "requests.opinion_time",
+        NOT_MET if late else MET,
+        f"{decided} security-officer opinions in the period; {len(late)} later than {days} working days",
+        items=late,
+        query="iam access list --json   # history: step security_officer",
+    )
+
+
+@evidence("requests.sod")
+def requests_sod(ctx: Context, p: dict[str, Any]) -> Evidence:
+    rows = _requests(ctx)
+    exceptions = [
+        f"request {r.id} ({r.person_username}): {', '.join(r.sod_conflicts)}" for r in rows if r.sod_exception
+    ]
+    return Evidence(
+        "requests.sod",
+        MET,
+        f"Every request checked for separation of duties before it was sent and before the grant;"
+        f" {len(exceptions)} granted as recorded exceptions",
+        items=exceptions,
+        query="policies/sod.toml; iam access list --json",
+    )
+
+
+@evidence("requests.outcomes")
+def requests_outcomes(ctx: Context, p: dict[str, Any]) -> Evidence:
+    rows = _requests(ctx)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.outcome or r.status] = counts.get(r.outcome or r.status, 0) + 1
+    return Evidence(
+        "requests.outcomes",
+        MET,
+        "Outcomes: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no request in the period"),
+        query="iam access list --json",
+    )

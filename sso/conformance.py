@@ -66,3 +66,26 @@ def networks(ctx: Context, p: dict[str, Any]) -> Evidence:
         items=open_,
         query="iam client list --json   # allowed_networks",
     )
+
+
+@evidence("policy.acknowledgement")
+def acknowledgement(ctx: Context, p: dict[str, Any]) -> Evidence:
+    """R-SSO-6: who has not accepted the current security-policy version."""
+    from sso.policy import service as policy
+
+    settings = ctx.services.settings
+    if not settings.policy.required:
+        return Evidence(
+            "policy.acknowledgement", NOT_CONFIGURED, "Acceptance at sign-in is off (policy.required)."
+        )
+    with ctx.services.reader() as session:
+        current, rows = policy.report(session, settings)
+    missing = [f"{r.username} ({r.display_name or '-'})" for r in rows if not r.accepted_current]
+    return Evidence(
+        "policy.acknowledgement",
+        NOT_MET if missing else MET,
+        f"{len(rows) - len(missing)} of {len(rows)} people accepted the current version {current[:12]}",
+        items=missing,
+        count=len(missing),
+        query="iam policy acceptances --pending --json",
+    )

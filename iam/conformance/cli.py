@@ -100,8 +100,10 @@ def report(
 @json_option
 def rulebooks(as_json: bool) -> None:
     """The rulebooks a report can be made for, with their articles and checks."""
+    from iam.app import load_feature_jobs
     from iam.conformance import catalogue, evidence
 
+    load_feature_jobs()  # the features register their evidence
     out = []
     for name in catalogue.known():
         book = catalogue.load(name)

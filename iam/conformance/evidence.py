@@ -340,3 +340,123 @@ def _encryption(ctx: Context, p: dict[str, Any]) -> Evidence:
         items=have,
         query="iam doctor --json",
     )
+
+
+def _first_event(ctx: Context) -> dt.datetime | None:
+    with ctx.services.reader() as session:
+        return session.scalar(select(func.min(AuditEvent.at)))
+
+
+@evidence("audit.weekly_archive")
+def _weekly_archive(ctx: Context, p: dict[str, Any]) -> Evidence:
+    """Čačak Član 28: every complete week of the period (since the log began) archived, signed
+    and verifiable on its own."""
+    from iam.models import AuditArchive
+
+    first = _first_event(ctx)
+    monday = ctx.now - dt.timedelta(days=ctx.now.weekday())
+    last_full_end = monday.replace(hour=0, minute=0, second=0, microsecond=0)  # this week's start
+    weeks: list[str] = []
+    day = max(ctx.start, first) if first else ctx.end
+    while day + dt.timedelta(days=7 - day.weekday()) <= min(ctx.end, last_full_end) + dt.timedelta(days=1):
+        iso = day.isocalendar()
+        weeks.append(f"{iso.year}-W{iso.week:02d}")
+        day += dt.timedelta(days=7)
+    with ctx.services.reader() as session:
+        done = {w: st for w, st in session.execute(select(AuditArchive.week, AuditArchive.status)).all()}
+    missing = [w for w in sorted(set(weeks)) if done.get(w) not in ("written", "empty")]
+    return Evidence(
+        "audit.weekly_archive",
+        NOT_MET if missing else MET,
+        f"{len(set(weeks)) - len(missing)} of {len(set(weeks))} complete weeks archived"
+        + (f"; {len(missing)} missing" if missing else ""),
+        items=missing,
+        query="iam audit archive --json; iam audit verify --archive FILE",
+    )
+
+
+@evidence("audit.monthly_review")
+def _monthly_review(ctx: Context, p: dict[str, Any]) -> Evidence:
+    """Čačak Član 30: each month of the period (since the log began) reviewed and signed off,
+    ``grace_days`` after it ended."""
+    from iam.models import AuditReview
+
+    first = _first_event(ctx)
+    months = []
+    if first is not None:
+        y, m = max(ctx.start, first).year, max(ctx.start, first).month
+        while dt.datetime(y, m, 1, tzinfo=dt.UTC) < ctx.end:
+            nxt = dt.datetime(y + (m == 12), 1 if m == 12 else m + 1, 1, tzinfo=dt.UTC)
+            if nxt + dt.timedelta(days=int(p.get("grace_days", 10))) <= ctx.now:
+                months.append(f"{y}-{m:02d}")
+            y, m = nxt.year, nxt.month
+    with ctx.services.reader() as session:
+        signed = {
+            month: (by, at)
+            for month, by, at in session.execute(
+                select(AuditReview.month, AuditReview.signed_by, AuditReview.signed_at)
+            )
+            if at is not None
+        }
+    missing = [m for m in months if m not in signed]
+    return Evidence(
+        "audit.monthly_review",
+        NOT_MET if missing else MET,
+        f"{len(months) - len(missing)} of {len(months)} months reviewed and signed off",
+        items=[f"{m}: not signed off" for m in missing]
+        + [f"{m}: {signed[m][0]} {signed[m][1]:%Y-%m-%d}" for m in months if m in signed],
+        count=len(missing),
+        query="iam audit review show --json",
+    )
+
+
+@evidence("audit.siem")
+def _siem(ctx: Context, p: dict[str, Any]) -> Evidence:
+    """R-AUD-5: the audit log streamed to the SIEM, without a backlog."""
+    from iam.models import SiemCursor
+
+    s = ctx.services.settings.siem
+    if not s.destinations:
+        return Evidence(
+            "audit.siem", NOT_CONFIGURED, "No SIEM destination is configured (siem.destinations)."
+        )
+    with ctx.services.reader() as session:
+        head = session.scalar(select(func.max(AuditEvent.seq))) or 0
+        rows = {c.destination: c for c in session.scalars(select(SiemCursor))}
+    lagging = []
+    for d in s.destinations:
+        c = rows.get(d.name)
+        behind = head - (c.last_seq if c else 0)
+        if behind > s.backlog_threshold:
+            lagging.append(f"{d.name}: {behind} events waiting")
+    return Evidence(
+        "audit.siem",
+        NOT_MET if lagging else MET,
+        f"{len(s.destinations)} destinations; "
+        + ("backlog over the threshold" if lagging else "no backlog over the threshold"),
+        items=lagging,
+        query="iam audit siem status --json",
+    )
+
+
+@evidence("ops.nodes")
+def _nodes(ctx: Context, p: dict[str, Any]) -> Evidence:
+    """R-OPS-3: several nodes serve as one (readiness probes from more than one host)."""
+    from iam.models.jobs import NodeProbe
+
+    with ctx.services.reader() as session:
+        nodes = session.scalars(
+            select(NodeProbe).where(NodeProbe.checked_at >= ctx.now - dt.timedelta(days=1))
+        ).all()
+    if ctx.services.engine.dialect.name != "postgresql":
+        return Evidence(
+            "ops.nodes", NOT_MET, "The database is SQLite: one node only (PostgreSQL is needed for several)"
+        )
+    names = [f"{n.node} (ready {n.checked_at:%Y-%m-%d %H:%M})" for n in nodes]
+    return Evidence(
+        "ops.nodes",
+        MET if len(nodes) >= 2 else NOT_MET,
+        f"{len(nodes)} nodes answered readiness checks in the last day",
+        items=names,
+        query="SELECT node, checked_at FROM node_probes",
+    )
