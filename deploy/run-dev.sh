@@ -44,6 +44,11 @@ cat <<MSG
   iam is starting at $IAM_ISSUER  (dev mode: plain http, generated secrets in $VAR_DIR/)
   Discovery:  $IAM_ISSUER/.well-known/openid-configuration    Worker log: $VAR_DIR/worker.log
 
+  Administration console:  $IAM_ISSUER/admin/
+      IT administrator admin, help desk dragan, security officer bob, HR operator hana, auditor ivana
+      (password in $PW_FILE; the console asks for a second factor: set up an authenticator
+      app at $IAM_ISSUER/mfa/enroll first)
+
   The CLI against this demo, in another shell:
       . $ENV_FILE      # sets IAM_DEV_MODE, IAM_VAR_DIR, IAM_DATABASE__URL, IAM_ISSUER, PATH (and IAM_CONFIG)
       iam pim status ; iam hr events ; iam audit list --limit 20 ; iam --help

@@ -8,14 +8,16 @@ VENV=${VENV:-.venv}
 export DEBIAN_FRONTEND=noninteractive
 
 # 1. system packages: Samba AD DC, LDAP tools, Chromium, faketime; nginx and a soft smart card
-#    (SoftHSM2 + OpenSC + the OpenSSL PKCS#11 engine) for the card sign-in tests
+#    (SoftHSM2 + OpenSC + the OpenSSL PKCS#11 engine) for the card sign-in tests; rsyslog (+ gnutls) as the
+#    SIEM collector, poppler-utils to render report PDFs
 need_pkgs=()
 for cmd_pkg in samba:samba samba-tool:samba ldapsearch:ldap-utils chromium:chromium faketime:faketime node:nodejs \
-    nginx:nginx-light softhsm2-util:softhsm2 pkcs11-tool:opensc; do
+    nginx:nginx-light softhsm2-util:softhsm2 pkcs11-tool:opensc rsyslogd:rsyslog pdftoppm:poppler-utils; do
   cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg#*:}
   command -v "$cmd" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 compgen -G "/usr/lib/*/engines-3/pkcs11.so" >/dev/null || need_pkgs+=(libengine-pkcs11-openssl)
+compgen -G "/usr/lib/*/rsyslog/lmnsd_gtls.so" >/dev/null || need_pkgs+=(rsyslog-gnutls)  # SIEM tests: RFC 5425
 if ((${#need_pkgs[@]})); then
   if [ "$(id -u)" = 0 ]; then
     echo "installing: ${need_pkgs[*]} samba-ad-provision samba-dsdb-modules winbind krb5-user"

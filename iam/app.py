@@ -12,12 +12,12 @@ from flask import Flask, has_request_context, request
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
-from iam import core_jobs, views, web  # noqa: F401 — core_jobs registers job handlers
+from iam import admin, core_jobs, operations, views, web  # noqa: F401 — core_jobs registers job handlers
 from iam.config import Settings, load_settings
 from iam.services import Services
 
 #: Feature packages, loaded by name so the core never imports them statically.
-FEATURES: tuple[str, ...] = ("sso", "pim", "provisioning")
+FEATURES: tuple[str, ...] = ("sso", "pim", "provisioning", "detect")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,6 +75,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     web.init_app(app)
     views.init_metrics(app)
     app.register_blueprint(views.bp)
+    from iam.audit_report import views as audit_views
+
+    audit_views.init_app(app)  # audit reports and the monthly review (security officers, auditors)
+    admin.init_app(app)  # the console's shell; features add their pages (iam.admin)
+    operations.init_app(app)  # the console's Operations pages (jobs, health, settings)
     for feature in load_features():
         feature.init_app(app, services)
     for view in app.view_functions.values():

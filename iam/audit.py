@@ -505,6 +505,13 @@ def _compare_with_anchor(
             return VerifyResult(False, checked, problem, None, unsealed, anchor=where)
         if entry.get("kind") in ("seal", "genesis"):
             last = entry
+        elif entry.get("kind") == "restore":  # iam backup restore: rows after the backup were lost
+            if batch:
+                check_batch()
+            max_id = int(entry.get("max_id", 0))
+            missing = [m for m in missing if m <= max_id]
+            described = [d for d in described if int(d.split()[1]) <= max_id]
+            last = entry
         elif entry.get("kind") == "rows":
             for row_id, row_hash, event in entry.get("rows", []):
                 batch[int(row_id)] = (str(row_hash), str(event), str(entry.get("at")))

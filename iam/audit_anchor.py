@@ -10,7 +10,11 @@ and the :data:`iam.events.audit_anchored` signal for other streams):
 - ``{"kind": "genesis"}`` — the chain started (the head row was created);
 - ``{"kind": "rows", "rows": [[id, row_hash, event], …]}`` — these rows were committed, before
   they are sealed, so a row deleted in the second before the worker seals it is still missed;
-- ``{"kind": "seal", "seq", "hash", "head_mac"}`` — the head after a seal.
+- ``{"kind": "seal", "seq", "hash", "head_mac"}`` — the head after a seal;
+- ``{"kind": "restore", "seq", "hash", "max_id", "backup"}`` — ``iam backup restore`` put the
+  database back to a backup whose chain ends at ``seq``; rows the anchor listed after it
+  (ids above ``max_id``) were lost with the restore, which ``iam backup restore`` reported, and
+  the chain continues from the restored head.
 
 Each line carries ``mac``, an HMAC keyed from the secret key: a line forged or edited by someone
 without the key is reported. ``iam audit verify`` reads the anchor and names what the database
@@ -82,7 +86,7 @@ class Anchor:
                     "audit anchor %s could not be written: %s", self.path, exc.strerror
                 )
             for entry in entries:
-                if entry["kind"] in ("seal", "genesis"):
+                if entry["kind"] in ("seal", "genesis", "restore"):
                     self._last_seal = entry
             self._to_syslog(lines)
 
@@ -138,7 +142,7 @@ class Anchor:
         with self._lock:
             if not self._scanned:
                 for _, entry in self.entries():
-                    if entry is not None and entry.get("kind") in ("seal", "genesis"):
+                    if entry is not None and entry.get("kind") in ("seal", "genesis", "restore"):
                         self._last_seal = entry
                 self._scanned = True
             return self._last_seal

@@ -328,13 +328,46 @@ def audit() -> None:
     default=None,
     help="Compare with this copy of the anchor file (default: the configured audit.anchor_file).",
 )
+@click.option(
+    "--archive",
+    "archive_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Verify this weekly archive file on its own, without the database (signature, chain links).",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="With --archive: the archive signing key (PEM, from `iam audit archive-key`) the file must match.",
+)
+@click.option(
+    "--check-macs",
+    is_flag=True,
+    help="With --archive: also recompute each row's HMAC with this provider's audit key (its secret key).",
+)
 @json_option
 @pass_ctx
-def audit_verify(ctx: Ctx, no_seal: bool, anchor_file: Path | None, as_json: bool) -> None:
+def audit_verify(
+    ctx: Ctx,
+    no_seal: bool,
+    anchor_file: Path | None,
+    archive_file: Path | None,
+    public_key: Path | None,
+    check_macs: bool,
+    as_json: bool,
+) -> None:
     """Check every row and the hash chain, then compare the database with the external anchor
     (audit.anchor_file): exit 1 if any row was changed, inserted or deleted, if the log was
-    emptied or its head deleted or rolled back, naming the rows that are missing."""
+    emptied or its head deleted or rolled back, naming the rows that are missing. With
+    --archive, check one weekly archive file instead (no database needed)."""
     from iam import audit as audit_mod
+
+    if archive_file is not None:
+        from iam.audit_report.cli import verify_archive
+
+        verify_archive(ctx, archive_file, public_key, check_macs, as_json)
+        return
 
     if not no_seal:
         try:
@@ -438,7 +471,7 @@ def jobs() -> None:
 @jobs.command("list")
 @click.option(
     "--status",
-    type=click.Choice(["pending", "running", "done", "dead"]),
+    type=click.Choice(["pending", "running", "done", "dead", "discarded"]),
     default=None,
     help="Only jobs in this state (dead: given up after worker.max_attempts).",
 )
@@ -491,6 +524,26 @@ def jobs_retry(ctx: Ctx, job_id: str | None, as_json: bool) -> None:
     emit(as_json, {"requeued": n}, f"{n} job(s) queued again.")
 
 
+@jobs.command("discard")
+@click.argument("job_id")
+@click.option("--reason", required=True, help="Why the job can never succeed (kept in the audit log).")
+@json_option
+@pass_ctx
+def jobs_discard(ctx: Ctx, job_id: str, reason: str, as_json: bool) -> None:
+    """Give up on a dead or waiting job for good: it is never run again and stays listed as
+    discarded, with the reason in the audit log (as the console's Jobs page does)."""
+    from iam.errors import IamError
+    from iam.operations.service import discard_job
+
+    try:
+        with ctx.services.transaction() as session:
+            job = discard_job(session, job_id, actor="cli", reason=reason)
+            data = {"id": job.id, "kind": job.kind, "status": job.status}
+    except IamError as exc:
+        fail(str(exc))
+    emit(as_json, data, f"Discarded {data['kind']} job {data['id']}.")
+
+
 # -- demo -------------------------------------------------------------------------------------
 @cli.command("demo")
 @click.option("--password", default=None, help="Password for the demo users (default: generated).")
@@ -514,6 +567,20 @@ def _register_core() -> None:
     from iam.passwords.cli import register as register_passwords  # imports iam.clitools only
 
     register_passwords(cli)
+    from iam.backup.cli import register as register_backup
+    from iam.doctor import register as register_doctor
+
+    register_backup(cli)
+    from iam.conformance.cli import register as register_conformance
+
+    register_conformance(cli)
+    register_doctor(cli)
+    from iam.audit_report.cli import register as register_audit_report  # imports iam.clitools only
+
+    register_audit_report(audit)
+    from iam.siem.cli import register as register_siem  # imports iam.clitools only
+
+    register_siem(audit)
 
 
 _register_core()

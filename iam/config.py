@@ -8,6 +8,7 @@ present) → environment ``IAM_*`` with ``__`` as the nested delimiter
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 from pathlib import Path
@@ -382,6 +383,22 @@ class Settings(BaseSettings):
     """HR-driven joiners, movers and leavers (the ``provisioning`` package)."""
     reviews: ReviewSettings = Field(default_factory=lambda: ReviewSettings())
     """Access reviews (recertification campaigns, ``provisioning/reviews``)."""
+    backup: BackupSettings = Field(default_factory=lambda: BackupSettings())
+    """Encrypted backups, restores and restore drills (``iam backup``)."""
+    siem: SiemSettings = Field(default_factory=lambda: SiemSettings())
+    """Streaming the audit log to a SIEM (``iam/siem``)."""
+    audit_archive: AuditArchiveSettings = Field(default_factory=lambda: AuditArchiveSettings())
+    """The weekly signed archive of the audit log (``iam/audit_archive.py``)."""
+    audit_review: AuditReviewSettings = Field(default_factory=lambda: AuditReviewSettings())
+    """The monthly review of significant and critical audit events (``iam/audit_report``)."""
+    operations: OperationsSettings = Field(default_factory=lambda: OperationsSettings())
+    """The console's Operations pages: worker heartbeats and dependency health checks."""
+    admin: AdminSettings = Field(default_factory=lambda: AdminSettings())
+    """The administration console under ``/admin/`` (who holds which administrative role)."""
+    requests: RequestSettings = Field(default_factory=lambda: RequestSettings())
+    """Access requests (catalogue, approval chain, working calendar, ``provisioning/requests``)."""
+    detect: DetectSettings = Field(default_factory=lambda: DetectSettings())
+    """Detection and alerts, AD changes outside the provider, per-agency statistics (``detect``)."""
 
     @classmethod
     def settings_customise_sources(
@@ -732,6 +749,250 @@ class ReviewSettings(Section):
     """No sign-in for this many days → the recommendation is to revoke."""
     tick_interval: float = Field(default=60.0, gt=0)
     """Seconds between the worker's passes: scheduled starts, reminders, escalation, deadlines."""
+
+
+class BackupSettings(Section):
+    """Backups: one encrypted file per run (``iam backup create``), restores and restore drills
+    (R-OPS-1, R-OPS-2)."""
+
+    recipients: list[str] = Field(default_factory=list)
+    """age public keys (``age1…``) the backup is encrypted to; make a pair with ``iam backup
+    keygen`` and keep the identity (the secret half) offline, not on this host."""
+    folder: Path | None = None
+    """Where ``iam backup create`` writes by default (default ``<var_dir>/backups``)."""
+    drill_interval_days: int = Field(default=182, ge=1)
+    """A restore drill (``iam backup drill``) is due this many days after the last successful
+    one (Pabianice §45: every six months); past it, a critical audit event and a mail to the
+    security officer, repeated weekly until a drill is recorded."""
+    check_interval: float = Field(default=3600.0, gt=0)
+    """Seconds between the worker's checks that a drill is due."""
+
+
+# -- audit log: SIEM streaming, weekly archive, monthly review (issue 15) ---------------------------
+class SiemDestination(Section):
+    """One collector the audit log is streamed to, with its own cursor."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    """Short name of the destination (its cursor, its ``/metrics`` label). Renaming it starts
+    the stream again from the beginning of the log."""
+    url: str
+    """``syslog+tls://host:6514`` (RFC 5425: syslog over TLS, octet-counting framing) or
+    ``https://collector.example/ingest`` (JSON lines, one POST per batch)."""
+    format: Literal["rfc5424", "cef", "json"] = "rfc5424"
+    """What each event looks like: ``rfc5424`` (syslog with structured data ``[iam@32473 …]``),
+    ``cef`` (ArcSight Common Event Format), ``json`` (one JSON object). Over syslog, ``cef`` and
+    ``json`` are the message of an RFC 5424 record; over HTTPS each event is one line."""
+    ca_file: Path | None = None
+    """CA certificates (PEM) that sign the collector's certificate; default ``siem.ca_file``,
+    else the system's trust store."""
+    client_cert: Path | None = None
+    """Client certificate (PEM) when the collector requires mutual TLS; default ``siem.client_cert``."""
+    client_key: Path | None = None
+    """Its private key (PEM); default ``siem.client_key``."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra HTTP headers for an HTTPS collector (e.g. ``Authorization``)."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("syslog+tls", "https") or not parts.hostname:
+            raise ValueError("must be syslog+tls://host:port or https://host/path")
+        if parts.scheme == "syslog+tls" and not parts.port:
+            raise ValueError("a syslog+tls URL needs a port (6514 is RFC 5425's)")
+        return value
+
+
+class SiemSettings(Section):
+    """Streaming the audit log to the organisation's SIEM (R-AUD-5), at least once and in order."""
+
+    destinations: list[SiemDestination] = Field(default_factory=list)
+    """Collectors (``[[siem.destinations]]``); none: nothing leaves the database."""
+    ca_file: Path | None = None
+    """CA certificates (PEM) for every destination that names none."""
+    client_cert: Path | None = None
+    """Client certificate (PEM) for every destination that names none (mutual TLS)."""
+    client_key: Path | None = None
+    """Private key of ``client_cert``."""
+    batch_size: int = Field(default=500, ge=1, le=10000)
+    """Events sent per connection (a batch is retried whole until the collector takes it)."""
+    interval: float = Field(default=2.0, gt=0)
+    """Seconds between the worker's passes over the destinations."""
+    backlog_threshold: int = Field(default=10000, ge=1)
+    """Events waiting for one destination above which ``/readyz`` reports ``degraded``."""
+    lease: int = Field(default=60, ge=5)
+    """Seconds a worker holds a destination's cursor while it sends (another worker takes over
+    after a crash once it ends)."""
+    timeout: float = Field(default=10.0, gt=0)
+    """Seconds to connect to and wait for a collector."""
+    retry_after: float = Field(default=15.0, ge=0)
+    """Seconds the worker waits after a failed delivery before trying that destination again
+    (a collector that does not answer never holds up the worker's other work for long)."""
+    app_name: str = Field(default="iam", pattern=r"^[!-~]{1,48}$")
+    """RFC 5424 APP-NAME."""
+    hostname: str = ""
+    """RFC 5424 HOSTNAME (default: this host's name)."""
+
+    @model_validator(mode="after")
+    def _unique(self) -> SiemSettings:
+        names = [d.name for d in self.destinations]
+        if len(set(names)) != len(names):
+            raise ValueError("two SIEM destinations have the same name")
+        return self
+
+
+class AuditArchiveSettings(Section):
+    """The weekly signed archive of the sealed audit log (R-AUD-3, Čačak Član 28)."""
+
+    folder: Path | None = None
+    """Where the weekly files go (default ``<var_dir>/audit-archive``). Put it on storage that
+    is backed up; the files verify on their own (``iam audit verify --archive FILE``)."""
+    signing_key_file: Path | None = None
+    """Ed25519 private key that signs the archives (PEM, encrypted with the encryption key);
+    generated on first use. Default ``<var_dir>/audit-archive-signing.key``. Its public key
+    (``iam audit archive-key``) is what an auditor checks the files against."""
+    retention_weeks: int = Field(default=520, ge=0)
+    """Weekly files older than this many weeks are deleted from the folder (0 = keep all)."""
+    grace_hours: int = Field(default=6, ge=0, le=7 * 24)
+    """Hours after a week ends (Monday 00:00 UTC) before its archive is written; when it is
+    still missing a day later, a critical alert is raised and mailed to the security officer."""
+    interval: float = Field(default=3600.0, gt=0)
+    """Seconds between the worker's checks."""
+
+
+class AuditReviewSettings(Section):
+    """The security officer's monthly review of the audit log (Čačak Član 30)."""
+
+    due_day: int = Field(default=10, ge=1, le=28)
+    """Day of the following month by which a month must be signed off; after it, a reminder
+    is mailed to the security officer and recorded, every ``reminder_days``."""
+    reminder_days: int = Field(default=3, ge=1)
+    """Days between reminders while a review is overdue."""
+    reviewers: list[str] = Field(default_factory=list)
+    """Usernames who may read and sign off the review (besides the security officers)."""
+    auditors: list[str] = Field(default_factory=list)
+    """Usernames who may read audit reports (read only; security officers may too)."""
+    interval: float = Field(default=3600.0, gt=0)
+    """Seconds between the worker's checks for an overdue review."""
+
+
+class OperationsSettings(Section):
+    """The console's Operations pages (jobs, workers, health of each dependency)."""
+
+    worker_heartbeat_interval: float = Field(default=15.0, gt=0)
+    """Seconds between a worker's heartbeats (a row in ``worker_heartbeats``)."""
+    worker_alive_seconds: int = Field(default=60, ge=5)
+    """A worker not seen for this many seconds is shown as not alive (and health says so)."""
+    health_timeout: float = Field(default=3.0, gt=0, le=30)
+    """Seconds each health check (e.g. the mail relay) may take before it counts as failing."""
+
+
+class AdminSettings(Section):
+    """The administration console (``/admin/``): who holds which administrative role. A person
+    holds a role when they are in its directory group (nested membership counts) or their
+    username is in its list. Roles add up; nobody holds one by default."""
+
+    it_admin_group: str = "iam-it-admins"
+    """Directory group of the IT administrators (applications, keys, jobs, settings view)."""
+    helpdesk_group: str = "iam-helpdesk"
+    """Directory group of the help desk (people: look up, unlock, end sessions, reset the
+    password and second factor of ordinary accounts — never of privileged ones)."""
+    security_officer_group: str = ""
+    """Directory group of the security officers (audit, alerts, PIM, reviews). Default (''):
+    ``reviews.security_officer_group``; ``pim.security_officer_group`` counts as well."""
+    hr_operator_group: str = ""
+    """Directory group of the HR operators (the HR pages). Default (''):
+    ``provisioning.operators_group``."""
+    auditor_group: str = "iam-auditors"
+    """Directory group of the auditors: they read every console page and change nothing."""
+    it_admins: list[str] = Field(default_factory=list)
+    """Usernames who are IT administrators besides the group's members."""
+    helpdesk: list[str] = Field(default_factory=list)
+    """Usernames who are help desk besides the group's members."""
+    security_officers: list[str] = Field(default_factory=list)
+    """Usernames who are security officers besides the group's members
+    (``pim.security_officers`` and ``reviews.security_officers`` count as well)."""
+    hr_operators: list[str] = Field(default_factory=list)
+    """Usernames who are HR operators besides the group's members."""
+    auditors: list[str] = Field(default_factory=list)
+    """Usernames who are auditors besides the group's members."""
+    minimum_level: str = "mfa"
+    """Sign-in level (one of ``mfa.levels``) needed to enter the console; a session below it is
+    sent to the step-up flow first."""
+    page_size: int = Field(default=50, ge=5, le=500)
+    """Rows per page in the console's lists (people search, audit search)."""
+    audit_verify_interval: int = Field(default=3600, ge=60)
+    """Seconds between the worker's verifications of the whole audit chain; the console's
+    audit page shows the latest result and when it ran."""
+
+
+class RequestSettings(Section):
+    """Access requests: a person (or their manager) asks for a right from the catalogue, the
+    approval chain decides within working-day deadlines, the grant reaches AD (R-JML-7)."""
+
+    catalogue_file: Path = PROVISIONING_POLICY_DIR / "requestable.toml"
+    """The catalogue of requestable rights (AD groups, application assignments), validated at start."""
+    country: str = ""
+    """Country whose public holidays are not working days (ISO code: ``RS``, ``PL``, ``RO``,
+    ``VN``; empty: weekends only)."""
+    subdivision: str = ""
+    """Region of ``country`` whose holidays also count, if any (as the ``holidays`` library names it)."""
+    weekend: list[int] = Field(default_factory=lambda: [5, 6])
+    """Days of the week that are not working days (0 = Monday … 6 = Sunday)."""
+    extra_holidays: list[dt.date] = Field(default_factory=list)
+    """Further days off (bridge days, a local feast) as ``YYYY-MM-DD``."""
+    extra_working_days: list[dt.date] = Field(default_factory=list)
+    """Weekend days that are working days (a Saturday worked in exchange for a bridge day)."""
+    step_working_days: int = Field(default=3, ge=1, le=60)
+    """Working days each approval step has (the security officer's opinion: 3, PABIANICE §3)."""
+    remind_working_days: int = Field(default=1, ge=0, le=30)
+    """Remind the approver this many working days before the step's deadline."""
+    escalate_to: list[str] = Field(default_factory=list)
+    """Who is told (and may decide) when a step is overdue (default: the security officers)."""
+    decision_prefix: str = "AR"
+    """Decision numbers read ``<prefix>/<year>/<request number>`` (register of authorised persons)."""
+    tick_interval: float = Field(default=300.0, gt=0)
+    """Seconds between the worker's passes over deadlines (reminders, escalation)."""
+
+
+DETECT_RULES_FILE = Path(__file__).resolve().parent.parent / "policies" / "alerts.toml"
+"""The detection rules shipped with the project (``policies/alerts.toml``)."""
+
+
+class DetectSettings(Section):
+    """Detection and immediate alerts, changes made in AD outside the provider, per-agency
+    statistics (the ``detect`` package; R-AUD-2, R-AUD-4, Cluj)."""
+
+    rules_file: Path = DETECT_RULES_FILE
+    """Detection rules, thresholds, windows and alert recipients (TOML), validated at start."""
+    interval: float = Field(default=1.0, gt=0)
+    """Seconds between the worker's passes over new (sealed) audit events: detection and the
+    per-agency counters. With the audit seal every second, an alert follows its event within
+    about two seconds."""
+    batch: int = Field(default=5000, ge=1)
+    """Audit events read per pass."""
+    hits_retention: int = Field(default=7 * 24 * 3600, ge=60)
+    """Seconds rule hits are kept (at least the longest rule window)."""
+    ad_changes: bool = True
+    """Follow changes in Active Directory (``directory.kind = "ad"``) and report those the
+    provider did not make."""
+    ad_poll_interval: float = Field(default=60.0, gt=0)
+    """Seconds between polls of the directory's ``uSNChanged``."""
+    ad_base_dn: str = ""
+    """Subtree followed (default ``directory.base_dn``)."""
+    ad_own_write_window: int = Field(default=24 * 3600, ge=60)
+    """Seconds a write of the provider stays on its ledger: a change of that attribute on that
+    entry seen by a poll within this time is ours, not reported."""
+    stats_api_scope: str = "stats"
+    """Scope an access token needs for ``/api/v1/stats``."""
+    stats_top_clients: int = Field(default=20, ge=1, le=1000)
+    """Prometheus labels: the clients with most events get their own label, the rest ``other``."""
+    officers_group: str = "iam-security-officers"
+    """Directory group whose members may read and handle alerts, directory changes and statistics
+    (the access reviews' officer group by default), besides the security officers registered in
+    the core (``pim.security_officers`` and PIM's officer group)."""
 
 
 Settings.model_rebuild()  # resolve the sections defined after Settings (pim, x509, provisioning)

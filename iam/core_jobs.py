@@ -13,6 +13,7 @@ from iam import audit
 from iam.directory.errors import DirectoryUnavailable, NoSuchEntry
 from iam.jobs import RetryLater, handler, periodic
 from iam.models.audit import AuditEvent
+from iam.siem import jobs as _siem_jobs  # noqa: F401 — registers the SIEM stream
 
 if TYPE_CHECKING:
     from iam.services import Services
@@ -100,3 +101,39 @@ def seal_audit(services: Services) -> None:
     """Link new audit rows into the hash chain (R-AUD-3)."""
     with services.transaction() as session:
         audit.seal(session)
+
+
+from iam.backup import jobs as _backup_jobs  # noqa: E402, F401 — registers the drill check
+
+
+@periodic("iam.audit.archive", lambda settings: float(settings.audit_archive.interval))
+def archive_audit(services: Services) -> None:
+    """The weekly signed archive of the audit log; a missed week is a critical alert (R-AUD-3)."""
+    from iam import audit_archive
+
+    audit_archive.run(services)
+
+
+@periodic("iam.audit.review_reminders", lambda settings: float(settings.audit_review.interval))
+def review_reminders(services: Services) -> None:
+    """Remind the security officer of an overdue monthly audit review (Čačak Član 30)."""
+    from iam.audit_report.review import remind_overdue
+
+    remind_overdue(services)
+
+
+@periodic("iam.audit.verify", 60.0)
+def verify_audit(services: Services) -> None:
+    """Verify the whole chain every ``admin.audit_verify_interval`` seconds (the time of the last
+    verification is kept in the database); the console shows the latest result (R-AUD-3)."""
+    from iam.admin.service.audit_search import verify_if_due
+
+    verify_if_due(services, float(services.settings.admin.audit_verify_interval))
+
+
+@handler("iam.audit.verify")
+def _verify_requested(services: Services, session: Session, payload: dict[str, Any]) -> None:
+    """A verification a security officer asked for in the console."""
+    from iam.admin.service.audit_search import verify_and_record
+
+    verify_and_record(services, actor=str(payload.get("actor") or "system"))

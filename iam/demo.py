@@ -34,6 +34,11 @@ def seed(services: Services, *, password: str | None) -> dict[str, Any]:
         f"  Sign in   as {', '.join(demo['users'])} with password {demo['password']}",
         f"  Account   {settings.issuer}/account",
     ]
+    from iam.admin import demo as admin_demo
+
+    part = admin_demo.seed(services, demo=demo)  # a person in every console role
+    lines += part.pop("lines", [])
+    demo.update(part)
     for feature in load_features():
         hook = getattr(feature, "seed_demo", None)
         if hook is None:

@@ -34,6 +34,8 @@ class Origin:
     """Kept for review after a move (or carried over by a rehire)."""
     PIM_DECISION = "pim_decision"
     """Eligibility or permanent assignment decided in PIM."""
+    ACCESS_REQUEST = "access_request"
+    """Granted by a decided access request (``origin_ref``: the request and decision number)."""
     UNKNOWN = "unknown"
     """Found in the directory, origin unknown."""
 
@@ -128,9 +130,39 @@ class PrivilegedResources(Protocol):
         """Names of groups whose membership is privileged (e.g. the groups PIM roles grant)."""
 
 
+@dataclass(frozen=True, slots=True)
+class KnownOrigin:
+    """Where a feature knows a right came from (e.g. "granted by access request 12")."""
+
+    origin: str
+    origin_ref: str
+    granted_at: dt.datetime | None = None
+    granted_by: str | None = None
+    justification: str | None = None
+
+
+class Origins(Protocol):
+    def __call__(self, services: Services, session: Session) -> Mapping[tuple[str, str], KnownOrigin]:
+        """``(account id, case-folded resource)`` → the origin of rights this feature gave
+        (one query for all: a review reads it once per campaign)."""
+
+
 _sources: dict[str, EntitlementSource] = {}
 _links: dict[str, AccountLinks] = {}
 _privileged: dict[str, PrivilegedResources] = {}
+_origins: dict[str, Origins] = {}
+
+
+def register_origins(name: str, origins: Origins) -> None:
+    """A feature that gives rights (access requests) tells reviews where they came from."""
+    _origins[name] = origins
+
+
+def known_origins(services: Services, session: Session) -> dict[tuple[str, str], KnownOrigin]:
+    out: dict[tuple[str, str], KnownOrigin] = {}
+    for name in sorted(_origins):
+        out.update(_origins[name](services, session))
+    return out
 
 
 def register_source(source: EntitlementSource) -> EntitlementSource:

@@ -236,10 +236,28 @@ class Worker:
         self.services = services
         self.stop_event = threading.Event()
         self._last_run: dict[str, float] = {}
+        self._last_beat = 0.0
+        self._ran_since_beat = 0
+        self.name = worker_id()
+
+    def _heartbeat(self, now: float) -> None:
+        """Tell the console this worker is alive (``worker_heartbeats``); never stops the loop."""
+        from iam.operations.service import beat
+
+        try:
+            with self.services.transaction() as session:
+                beat(session, self.name, ran=self._ran_since_beat)
+            self._last_beat = now
+            self._ran_since_beat = 0
+        except Exception:
+            log.warning("worker heartbeat could not be written; retrying", exc_info=True)
 
     def tick(self) -> int:
         ran = run_due(self.services)
         now = clock.now().timestamp()
+        self._ran_since_beat += ran
+        if now - self._last_beat >= self.services.settings.operations.worker_heartbeat_interval:
+            self._heartbeat(now)
         for task in list(_periodic.values()):
             if now - self._last_run.get(task.name, 0.0) >= task.every(self.services.settings):
                 self._last_run[task.name] = now
@@ -259,4 +277,11 @@ class Worker:
                 ran = 0
             if not ran:
                 self.stop_event.wait(self.services.settings.worker.poll_interval)
+        try:
+            from iam.operations.service import forget_worker
+
+            with self.services.transaction() as session:
+                forget_worker(session, self.name)
+        except Exception:
+            log.warning("worker heartbeat row could not be removed", exc_info=True)
         log.info("worker %s stopped", worker_id())

@@ -74,9 +74,12 @@ class Services:
         kind = self.settings.directory.kind
         if kind == "ad":
             from iam.directory.ad import ActiveDirectory
+            from iam.directory.ad_changes import WriteLedger
 
-            ad: Directory = ActiveDirectory(self.settings.directory)
-            return ad
+            ad = ActiveDirectory(self.settings.directory)
+            ad.ledger = WriteLedger(self.sessions)  # our own writes, told apart from others'
+            directory: Directory = ad
+            return directory
         from iam.directory.local import LocalDirectory
 
         return LocalDirectory(self.sessions)  # it reads through its own read-only sessions

@@ -23,6 +23,10 @@ from iam.web import db, ip_allowed, require_scope, services
 
 bp = Blueprint("iam", __name__)
 
+METRICS_COLLECTORS = "iam.metrics_collectors"
+"""``app.extensions`` key: Prometheus collectors features add (computed at scrape time, e.g. from
+the database); with gunicorn's multi-process metrics they join each scrape's registry."""
+
 REQUESTS = Counter("iam_http_requests_total", "HTTP requests", ["endpoint", "status"])
 LATENCY = Histogram("iam_http_request_seconds", "HTTP request latency", ["endpoint"])
 
@@ -35,7 +39,8 @@ def healthz() -> Any:
 
 @bp.get("/readyz")
 def readyz() -> Any:
-    """Readiness: the database and the directory are reachable."""
+    """Readiness: the database and the directory are reachable (503 otherwise); ``degraded``
+    (still 200) when a SIEM destination's backlog passes ``siem.backlog_threshold``."""
     checks: dict[str, str] = {}
     ok = True
     try:
@@ -50,7 +55,19 @@ def readyz() -> Any:
     except DirectoryError:
         checks["directory"] = "unreachable"
         ok = False
-    return jsonify(status="ok" if ok else "unavailable", checks=checks), 200 if ok else 503
+    state = "ok" if ok else "unavailable"
+    if ok and services().settings.siem.destinations:
+        from iam.siem.service import status as siem_status
+
+        try:
+            waiting = {d.name: d.backlog for d in siem_status(db(), services().settings.siem) if d.degraded}
+        except Exception:  # noqa: BLE001 — the SIEM check never makes the provider unready
+            waiting = {}
+        checks["siem"] = "degraded" if waiting else "ok"
+        if waiting:  # still ready: the provider works, the SIEM copy lags (siem.backlog_threshold)
+            state = "degraded"
+            checks.update({f"siem:{name}": f"{n} events waiting" for name, n in waiting.items()})
+    return jsonify(status=state, checks=checks), 200 if ok else 503
 
 
 @bp.get("/metrics")
@@ -61,9 +78,14 @@ def metrics() -> Response:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return Response(
-        generate_latest(registry) if registry else generate_latest(), mimetype=CONTENT_TYPE_LATEST
-    )
+        for collector in current_app.extensions.get(METRICS_COLLECTORS, []):
+            registry.register(collector)  # features' collectors that read the database
+    body = generate_latest(registry) if registry else generate_latest()
+    if services().settings.siem.destinations:
+        from iam.siem.service import metrics_text
+
+        body += metrics_text(db(), services().settings.siem)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/.well-known/oauth-protected-resource")

@@ -308,6 +308,18 @@ def _security_headers(response: Response) -> None:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+SIGNED_IN = "iam.signed_in"
+"""``app.extensions`` key of the sign-in feature's answer to "who is signed in to this browser":
+a callable returning ``(sub, username)`` or None. Core pages use :func:`signed_in`."""
+
+
+def signed_in() -> tuple[str, str] | None:
+    """``(sub, username)`` of the person signed in to this browser (None: nobody, or no sign-in
+    feature loaded — deny by default)."""
+    hook = current_app.extensions.get(SIGNED_IN)
+    return hook() if hook is not None else None
+
+
 BEARER_VERIFIER = "iam.bearer_verifier"
 """``app.extensions`` key of the function that checks an OAuth access token and returns its
 claims (or None). The provider package registers it; the core never imports it."""

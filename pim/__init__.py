@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 def init_app(app: Flask, services: Services) -> None:
     from iam.app import csrf
     from pim import jobs, privileged, roles, tokens, views  # noqa: F401 — jobs register handlers
+    from pim.views import person_panel  # noqa: F401 — elevations on the console's person page
 
     roles.file_roles(services)  # invalid role files stop the start, naming file and key
     check_levels(services)
@@ -23,6 +24,9 @@ def init_app(app: Flask, services: Services) -> None:
     privileged.register()  # the help desk cannot reset admin/shared accounts, officers
     app.register_blueprint(views.bp)
     views.register_navigation(app)
+    from pim.views import admin
+
+    admin.init_app(app)  # the console's PIM administration pages (iam.admin)
     csrf.exempt(views.api)
     app.register_blueprint(views.api)
     from pim.openapi import paths

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from iam import jobs
+from iam.backup.service import after_restore
 from iam.directory.errors import DirectoryUnavailable, NoSuchEntry
 from iam.jobs import RetryLater, handler, periodic
 from iam.models.identity import Identity
@@ -193,3 +194,20 @@ def _notify(services: Services, session: Session, payload: dict[str, Any]) -> No
     )
     for to in recipients(session, services, req, event):  # one durable mail job each
         jobs.enqueue(session, "iam.mail", {"to": to, "subject": f"[IAM PIM] {subject}", "text": body})
+
+
+# -- after a restore (iam backup restore): end what ended while the backup was old ---------------
+@after_restore("pim")
+def _after_restore(services: Services) -> str:
+    """Elevations that ended after the backup was made are still "active" in the restored
+    database: end them (and take their groups back in AD), then read the privileged groups."""
+    with services.transaction() as session:
+        done = ending.sweep(session, services)
+    new = ops.detect(services)
+    return (
+        f"{done['expired']} elevation(s) ended, {done['lapsed']} lapsed; "
+        f"{len(new)} privileged member(s) outside PIM alerted"
+    )
+
+
+from pim import conformance as _conformance  # noqa: E402, F401 — registers conformance evidence

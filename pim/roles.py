@@ -164,6 +164,25 @@ def validate_definition(name: str, data: dict[str, Any], settings: PimSettings) 
     return role
 
 
+def field_errors(name: str, data: dict[str, Any], settings: PimSettings) -> dict[str, str]:
+    """What :func:`validate_definition` refuses, per key (``name``, ``groups``, …; ``""`` for
+    a rule across keys), so an editor can show each message next to its field."""
+    errors: dict[str, str] = {}
+    if not NAME.match(name):
+        errors["name"] = "A role name is 1-64 lower-case letters, digits, '.', '_' or '-'."
+    try:
+        role = Role.model_validate({**data, "name": name})
+    except ValidationError as exc:
+        for err in exc.errors():
+            key = str(err["loc"][0]) if err["loc"] else ""
+            message = str(err["msg"]).removeprefix("Value error, ")
+            errors.setdefault(key, message)
+        return errors
+    if role.min_level not in settings.levels:
+        errors["min_level"] = f"{role.min_level!r} is not a known level ({', '.join(settings.levels)})."
+    return errors
+
+
 def source(session: Session, services: Services, name: str) -> str:
     """``database``, ``file`` or ``none``: where the effective definition comes from."""
     if session.get(RoleOverride, name) is not None:

@@ -21,6 +21,7 @@ def init_app(app: Flask, services: Services) -> None:
         views,
     )
     from provisioning.reviews import definitions
+    from provisioning.views import person_panel  # noqa: F401 — HR record on the console's person page
 
     definitions.definitions(services)  # invalid definition files stop the start, naming file and key
     app.register_blueprint(views.bp)
@@ -34,15 +35,27 @@ def init_app(app: Flask, services: Services) -> None:
     review_views.register_navigation(app)
     app.register_blueprint(review_views.api)
     app.extensions["iam.openapi_paths"].append(review_views.openapi_paths())
+    from provisioning.requests import catalogue as request_catalogue
+    from provisioning.requests import views as request_views
+    from provisioning.requests.calendar import WorkingCalendar
+
+    request_catalogue.catalogue(services)  # an invalid catalogue stops the start, naming the key
+    WorkingCalendar.of(services.settings)  # so does a country the holidays library does not know
+    app.register_blueprint(request_views.bp)
+    request_views.register_navigation(app)
+    app.register_blueprint(request_views.api)
+    app.extensions["iam.openapi_paths"].append(request_views.openapi_paths())
 
 
 def register(cli: click.Group) -> None:
     from provisioning import jobs, persons  # noqa: F401
     from provisioning.cli import hr_group
+    from provisioning.requests.cli import access_group
     from provisioning.reviews.cli import review_group
 
     cli.add_command(hr_group)
     cli.add_command(review_group)
+    cli.add_command(access_group)
 
 
 def seed_demo(services: Services, *, demo: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from iam.backup.service import after_restore
 from iam.directory.errors import DirectoryUnavailable
 from iam.jobs import RetryLater, handler, periodic
+from provisioning.requests import jobs as _request_jobs  # noqa: F401 — registers access-request jobs
 from provisioning.reviews import jobs as _review_jobs  # noqa: F401 — registers access-review jobs
 from provisioning.service import delivery, engine
 
@@ -60,3 +62,16 @@ def _reconcile(services: Services) -> None:
         in_use = session.scalar(select(HrPerson.employee_number).limit(1)) is not None
     if in_use:  # before HR sends anyone, every account would be an "orphan"
         reports.reconcile(services, alert=True)
+
+
+@after_restore("hr")
+def _after_restore(services: Services) -> str:
+    """After a restore, compare AD with what HR says before anyone signs in (orphans, accounts
+    of leavers enabled again, missing entitlements) and alert on what differs."""
+    from provisioning.service import reports
+
+    findings = reports.reconcile(services, alert=True)
+    return f"reconciled with the directory: {len(findings)} finding(s) (see `iam hr reconcile`)"
+
+
+from provisioning import conformance as _conformance  # noqa: E402, F401 — registers conformance evidence

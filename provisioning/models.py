@@ -214,4 +214,5 @@ class ScimUser(Base):
 
 # Access reviews keep their tables in their own room; importing them here registers them with
 # the metadata (migrations and tests load ``provisioning.models``).
+from provisioning.requests import models as _requests_models  # noqa: E402, F401
 from provisioning.reviews import models as _reviews_models  # noqa: E402, F401

@@ -29,6 +29,14 @@ def init_app(app: Flask, services: Services) -> None:
     app.register_blueprint(views.bp)
     app.register_blueprint(views.mfa.bp)  # second factors and step-up (/mfa/…)
     views.account.register_navigation(app)
+    from sso.views import admin_auth, admin_people
+
+    admin_auth.init_app(app)  # the console (iam.admin) asks us who is signed in
+    admin_people.init_app(app)  # sessions, second factors and cards on a person's console page
+    from sso.views import admin_apps, admin_keys
+
+    admin_apps.init_app(app)  # the console's Applications pages
+    admin_keys.init_app(app)  # the console's signing keys and card trust anchors
     from sso.mfa import openapi as mfa_openapi
 
     app.extensions.setdefault("iam.openapi_paths", []).append(mfa_openapi.paths())
@@ -37,6 +45,10 @@ def init_app(app: Flask, services: Services) -> None:
     from sso.views.endpoints import verify_bearer
 
     app.extensions[BEARER_VERIFIER] = verify_bearer  # the core's JSON APIs accept our access tokens
+    from iam.web import SIGNED_IN
+    from sso.views.common import signed_in_person
+
+    app.extensions[SIGNED_IN] = signed_in_person  # the core's pages (audit reports) know who asks
     from sso.views import card  # smart-card sign-in (/card/…, /api/v1/x509/…)
 
     card.init_app(app, csrf)

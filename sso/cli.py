@@ -61,6 +61,11 @@ def client_group() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Public keys for private_key_jwt.",
 )
+@click.option(
+    "--jwks-uri",
+    default=None,
+    help="Where the client publishes its public keys for private_key_jwt (instead of --jwks-file).",
+)
 @click.option("--backchannel-logout-uri", default=None, help="Where logout tokens are POSTed.")
 @click.option(
     "--allowed-network",
@@ -100,6 +105,7 @@ def client_add(
     audiences: tuple[str, ...],
     auth_method: str | None,
     jwks_file: Path | None,
+    jwks_uri: str | None,
     backchannel_logout_uri: str | None,
     networks: tuple[str, ...],
     agency_code: str | None,
@@ -127,6 +133,7 @@ def client_add(
         audiences=list(audiences),
         id_token_alg=id_token_alg,
         jwks=client_service.parse_jwks(jwks_file.read_text()) if jwks_file else None,
+        jwks_uri=jwks_uri,
         require_acr=require_acr,
     )
     if grant_types:
@@ -259,8 +266,7 @@ def keys_rotate(ctx: Ctx, alg: tuple[str, ...], as_json: bool) -> None:
     from sso.models import KeyStatus, SigningKey
 
     services = ctx.services
-    t = services.settings.tokens
-    grace = max(t.key_rotation_grace, t.access_token_lifetime, t.id_token_lifetime)
+    grace = key_service.rotation_grace(services.settings)
     algs = alg or key_service.ALGORITHMS
     with services.transaction() as session:
         previous = {

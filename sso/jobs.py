@@ -87,3 +87,6 @@ def housekeeping(services: Services) -> None:
         removed = service.purge_expired(session)
         keys.remove_expired(session)
     log.info("housekeeping: %s", removed)
+
+
+from sso import conformance as _conformance  # noqa: E402, F401 — registers conformance evidence

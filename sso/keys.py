@@ -86,8 +86,21 @@ def ensure_keys(session: Session, cipher: Cipher) -> list[str]:
     return created
 
 
+def rotation_grace(settings: Any) -> int:
+    """Seconds a retired key stays published: until every token it signed has expired."""
+    t = settings.tokens
+    return int(max(t.key_rotation_grace, t.access_token_lifetime, t.id_token_lifetime))
+
+
 def rotate(
-    session: Session, cipher: Cipher, *, grace: int, actor: str, algs: tuple[str, ...] = ALGORITHMS
+    session: Session,
+    cipher: Cipher,
+    *,
+    grace: int,
+    actor: str,
+    algs: tuple[str, ...] = ALGORITHMS,
+    reason: str = "",
+    ip: str | None = None,
 ) -> dict[str, str]:
     """Promote each algorithm's next key, retire the active one, prepare a new next key."""
     ensure_keys(session, cipher)
@@ -114,7 +127,12 @@ def rotate(
         "keys.rotated",
         severity=audit.Severity.SIGNIFICANT,
         actor=actor,
-        details={"active": promoted, "retired_publish_seconds": grace},
+        ip=ip,
+        details={
+            "active": promoted,
+            "retired_publish_seconds": grace,
+            **({"reason": reason} if reason else {}),
+        },
     )
     return promoted
 

@@ -37,6 +37,8 @@ class Client(Base):
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     audiences: Mapped[list[str]] = mapped_column(JSON, default=list)
     jwks: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    jwks_uri: Mapped[str | None] = mapped_column(String(1024))
+    """Where the client publishes its public keys (``private_key_jwt``), instead of ``jwks``."""
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(1024))
     allowed_networks: Mapped[list[str]] = mapped_column(JSON, default=list)
     agency_code: Mapped[str | None] = mapped_column(String(64))

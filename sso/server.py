@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from joserfc.jwk import KeySet, OctKey
 
 from iam import audit, clock, events
 from iam.directory.errors import DirectoryError
+from iam.errors import ValidationFailed
 from iam.web import db as web_db
 from iam.web import reader as web_reader
 from sso import clients as client_service
@@ -244,8 +246,27 @@ class ClientSecretJwt(_ClientAssertion):
 
 class PrivateKeyJwt(_ClientAssertion):
     CLIENT_AUTH_METHOD = "private_key_jwt"
+    _request = threading.local()  # the assertion's ``kid``, per request thread
+
+    def __call__(self, query_client: Any, request: Any) -> Any:
+        assertion = request.form.get("client_assertion")
+        kid = None
+        if assertion:
+            try:
+                kid = self.extract_assertion(assertion)[0].get("kid")
+            except Exception:  # noqa: BLE001 — the parent refuses a malformed assertion itself
+                kid = None
+        self._request.kid = kid
+        return super().__call__(query_client, request)
 
     def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
+        if client.row.jwks_uri:
+            kid = getattr(self._request, "kid", None)
+            try:
+                keys = client_service.remote_jwks(client.row.jwks_uri, kid=kid)
+            except ValidationFailed as exc:
+                raise InvalidClientError(description=str(exc)) from None
+            return KeySet.import_key_set(keys)  # type: ignore[arg-type]
         return KeySet.import_key_set(client.row.jwks or {"keys": []})  # type: ignore[arg-type]
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:

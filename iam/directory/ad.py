@@ -65,8 +65,8 @@ import ssl
 import string
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Final, Literal, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from ldap3 import (
@@ -114,6 +114,9 @@ from iam.directory.errors import (
     PasswordExpired,
     PasswordRejected,
 )
+
+if TYPE_CHECKING:
+    from iam.directory.ad_changes import WriteLedger
 from iam.errors import ConfigError
 
 log = logging.getLogger("iam.directory.ad")
@@ -334,20 +337,34 @@ def _unavailable(exc: BaseException) -> DirectoryError:
 
 
 # ldap3's stubs leave add/modify/delete untyped; these are the only calls into them.
+def _noted(conn: Connection, ok: bool, dn: str, attributes: Iterable[str] | Mapping[str, Any]) -> bool:
+    """After a write the directory accepted, put it on the provider's ledger of its own writes
+    (iam.directory.ad_changes): changes we made are then not reported as made behind our back."""
+    ledger = getattr(conn, "iam_ledger", None)
+    if ok and ledger is not None:
+        ledger.note(dn, attributes)
+    return ok
+
+
 def _ldap_add(conn: Connection, dn: str, classes: list[str], attributes: dict[str, Any]) -> bool:
-    return bool(conn.add(dn, classes, attributes))  # type: ignore[no-untyped-call]
+    ok = bool(conn.add(dn, classes, attributes))  # type: ignore[no-untyped-call]
+    return _noted(conn, ok, dn, ["*", *attributes])
 
 
 def _ldap_modify(conn: Connection, dn: str, changes: dict[str, Any]) -> bool:
-    return bool(conn.modify(dn, changes))  # type: ignore[no-untyped-call]
+    ok = bool(conn.modify(dn, changes))  # type: ignore[no-untyped-call]
+    return _noted(conn, ok, dn, changes)
 
 
 def _ldap_delete(conn: Connection, dn: str, controls: list[Any] | None = None) -> bool:
-    return bool(conn.delete(dn, controls=controls))  # type: ignore[no-untyped-call]
+    ok = bool(conn.delete(dn, controls=controls))  # type: ignore[no-untyped-call]
+    return _noted(conn, ok, dn, ["-"])
 
 
 def _ldap_modify_dn(conn: Connection, dn: str, rdn: str, new_superior: str | None = None) -> bool:
-    return bool(conn.modify_dn(dn, rdn, new_superior=new_superior))
+    ok = bool(conn.modify_dn(dn, rdn, new_superior=new_superior))
+    parent = new_superior or (dn.split(",", 1)[1] if "," in dn else "")
+    return _noted(conn, ok, f"{rdn},{parent}" if parent else rdn, ["@"])
 
 
 def _split_dn(dn: str) -> tuple[str, str]:
@@ -455,6 +472,8 @@ class ActiveDirectory:
         self.upn_suffix = settings.upn_suffix or self._dns_domain
         self._server, self._start_tls = self._make_server(settings)
         self._pool = _Pool(self._open_service, settings.pool_size)
+        self.ledger: WriteLedger | None = None
+        """Where the service account's writes are noted (set by iam.services)."""
 
     # ----------------------------------------------------------------- connections
 
@@ -563,6 +582,7 @@ class ActiveDirectory:
                 result.get("message"),
             )
             raise DirectoryUnavailable("The directory refused the service account.")
+        conn.iam_ledger = self.ledger  # type: ignore[attr-defined]  # our writes go on it
         log.debug("opened a service connection to %s", self._server.host)
         return conn
 
@@ -634,8 +654,9 @@ class ActiveDirectory:
         flt: str,
         attributes: Sequence[str],
         *,
-        scope: Literal["BASE", "SUBTREE"] = "SUBTREE",
+        scope: Literal["BASE", "SUBTREE", "LEVEL"] = "SUBTREE",
         what: str = "Directory search",
+        controls: list[Any] | None = None,
     ) -> list[_Entry]:
         """All entries (paged, 500 per page); ``noSuchObject`` on a base lookup → []."""
         entries: list[_Entry] = []
@@ -648,6 +669,7 @@ class ActiveDirectory:
                 attributes=list(attributes),
                 paged_size=500 if scope != BASE else None,
                 paged_cookie=cookie,
+                controls=controls,
             )
             code = (conn.result or {}).get("result")
             if code == _NO_SUCH_OBJECT and scope == BASE:
@@ -735,6 +757,32 @@ class ActiveDirectory:
                 raise DirectoryUnavailable("The directory did not answer a rootDSE search.")
 
         self._run(op)
+
+    def server_facts(self) -> dict[str, Any]:
+        """For ``iam doctor``: the DC's clock, the transport, and what the service account may
+        do where we write (AD's constructed ``allowed*Effective`` attributes)."""
+
+        def op(conn: Connection) -> dict[str, Any]:
+            facts: dict[str, Any] = {"tls": bool(conn.tls_started or conn.server.ssl)}
+            if conn.search("", "(objectClass=*)", BASE, attributes=["currentTime"]):
+                facts["current_time"] = str(conn.entries[0]["currentTime"].value)
+            ou = self.settings.users_ou or self.settings.base_dn
+            if conn.search(ou, "(objectClass=*)", BASE, attributes=["allowedChildClassesEffective"]):
+                facts["may_create"] = [str(v) for v in conn.entries[0]["allowedChildClassesEffective"].values]
+            if conn.search(
+                ou,
+                "(objectCategory=person)",
+                "SUBTREE",
+                attributes=["allowedAttributesEffective"],
+                size_limit=1,
+            ):
+                if conn.entries:
+                    facts["may_write_user"] = [
+                        str(v) for v in conn.entries[0]["allowedAttributesEffective"].values
+                    ]
+            return facts
+
+        return self._run(op)
 
     def authenticate(self, username: str, password: str) -> DirectoryUser:
         # An empty simple-bind password is an anonymous bind that "succeeds": never send one.
@@ -830,7 +878,10 @@ class ActiveDirectory:
         flt = _USERS
         if query:
             q = escape_filter_chars(query)
-            flt = f"(&{_USERS}(|({_A['username']}=*{q}*)({_A['display_name']}=*{q}*)({_A['email']}=*{q}*)))"
+            wanted = ("username", "display_name", "email", "given_name", "family_name", "upn")
+            terms = "".join(f"({_A[k]}=*{q}*)" for k in wanted)
+            # employeeNumber exactly: it is not indexed for substrings in a default AD schema
+            flt = f"(&{_USERS}(|{terms}({_A['employee_number']}={q})))"
         page_size = max(1, page_size)
 
         def page(conn: Connection, cookie: bytes | None) -> tuple[list[_Entry], bytes | None]:

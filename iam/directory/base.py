@@ -191,7 +191,9 @@ class Directory(Protocol):
         ``mail`` and ``employeeNumber`` and finds nobody by other attributes."""
 
     def search_users(self, *, query: str | None = None, page_size: int = 500) -> Iterator[DirectoryUser]:
-        """All users (paged), optionally those whose username, name or mail contains ``query``."""
+        """All users (paged), optionally those whose username, UPN, display/given/family name
+        or mail contains ``query``, or whose employee number is ``query`` (AD: exactly; the
+        built-in directory: contains)."""
 
     def user_groups(self, user_id: str, *, nested: bool = True) -> list[str]:
         """Names of the groups the user belongs to (transitively when ``nested``), sorted."""

@@ -154,6 +154,10 @@ class LocalDirectory:
                             LocalUser.username.ilike(like, escape="\\"),
                             LocalUser.display_name.ilike(like, escape="\\"),
                             LocalUser.email.ilike(like, escape="\\"),
+                            LocalUser.given_name.ilike(like, escape="\\"),
+                            LocalUser.family_name.ilike(like, escape="\\"),
+                            LocalUser.employee_number.ilike(like, escape="\\"),
+                            LocalUser.upn.ilike(like, escape="\\"),
                         )
                     )
                 rows = s.scalars(stmt.order_by(LocalUser.username).limit(page_size)).all()

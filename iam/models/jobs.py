@@ -17,6 +17,7 @@ class JobStatus(enum.StrEnum):
     RUNNING = "running"
     DONE = "done"
     DEAD = "dead"  # gave up after max attempts; visible, re-playable
+    DISCARDED = "discarded"  # an administrator gave up on it, with a reason (audited)
 
 
 class Job(Base):
@@ -36,3 +37,16 @@ class Job(Base):
     dedup_key: Mapped[str | None] = mapped_column(String(256), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
     finished_at: Mapped[dt.datetime | None]
+
+
+class WorkerHeartbeat(Base):
+    """One row per running ``iam worker`` thread, touched while it runs: the console shows which
+    workers are alive (seen within ``operations.worker_alive_seconds``)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker: Mapped[str] = mapped_column(String(128), primary_key=True)
+    """``host:pid:thread`` of the worker."""
+    started_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
+    seen_at: Mapped[dt.datetime] = mapped_column(default=clock.now, index=True)
+    jobs_run: Mapped[int] = mapped_column(default=0)

@@ -11,6 +11,7 @@ from pim.service.accounts import (
     put_role,
     remove_eligibility,
     rotate_for_person,
+    rotate_shared_now,
 )
 from pim.service.common import SYSTEM, Actor, is_security_officer, may_approve
 from pim.service.ending import cancel, expire, reveal_secret, review, revoke, sweep
@@ -44,6 +45,7 @@ __all__ = [
     "overview",
     "put_role",
     "remove_eligibility",
+    "rotate_shared_now",
     "request_dict",
     "request_elevation",
     "required_level",

@@ -62,6 +62,7 @@ def add_eligibility(
     role: str,
     username: str,
     permanent: bool = False,
+    reason: str = "",
 ) -> Eligibility:
     """Make a person eligible for a role; their admin account is created (disabled) by a job."""
     require_officer(session, services, actor, action="eligibility_add")
@@ -109,7 +110,7 @@ def add_eligibility(
         actor,
         severity=audit.Severity.SIGNIFICANT,
         subject=user.id,
-        details={"role": role, "username": user.username, "permanent": permanent},
+        details={"role": role, "username": user.username, "permanent": permanent, **_why(reason)},
     )
     return row
 
@@ -138,7 +139,7 @@ def ensure_admin_account(
 
 
 def remove_eligibility(
-    session: Session, services: Services, *, actor: Actor, role: str, username: str
+    session: Session, services: Services, *, actor: Actor, role: str, username: str, reason: str = ""
 ) -> None:
     """Eligibility lost: live elevations of the role end, shared accounts of the role rotate."""
     from pim.service.ending import _end
@@ -168,7 +169,7 @@ def remove_eligibility(
         actor,
         severity=audit.Severity.SIGNIFICANT,
         subject=sub,
-        details={"role": role, "username": username},
+        details={"role": role, "username": username, **_why(reason)},
     )
 
 
@@ -182,7 +183,13 @@ def eligible_roles(session: Session, services: Services, actor: Actor) -> list[t
 
 # -- roles through the admin API --------------------------------------------------------------
 def put_role(
-    session: Session, services: Services, *, actor: Actor, name: str, definition: dict[str, Any]
+    session: Session,
+    services: Services,
+    *,
+    actor: Actor,
+    name: str,
+    definition: dict[str, Any],
+    reason: str = "",
 ) -> Role:
     require_officer(session, services, actor, action="role_save")
     role = validate_definition(name, definition, services.settings.pim)
@@ -202,12 +209,14 @@ def put_role(
         "pim.role_saved",
         actor,
         severity=audit.Severity.SIGNIFICANT,
-        details={"role": name, "definition": stored},
+        details={"role": name, "definition": stored, **_why(reason)},
     )
     return role
 
 
-def delete_role_override(session: Session, services: Services, *, actor: Actor, name: str) -> None:
+def delete_role_override(
+    session: Session, services: Services, *, actor: Actor, name: str, reason: str = ""
+) -> None:
     require_officer(session, services, actor, action="role_delete")
     row = session.get(RoleOverride, name)
     if row is None:
@@ -218,13 +227,19 @@ def delete_role_override(session: Session, services: Services, *, actor: Actor, 
         "pim.role_override_deleted",
         actor,
         severity=audit.Severity.SIGNIFICANT,
-        details={"role": name},
+        details={"role": name, **_why(reason)},
     )
 
 
 # -- shared administrator accounts (R-PIM-5) --------------------------------------------------
 def add_shared(
-    session: Session, services: Services, *, actor: Actor, username: str, roles: list[str]
+    session: Session,
+    services: Services,
+    *,
+    actor: Actor,
+    username: str,
+    roles: list[str],
+    reason: str = "",
 ) -> SharedAccount:
     require_officer(session, services, actor, action="shared_add")
     known = all_roles(session, services, include_disabled=True)
@@ -245,10 +260,32 @@ def add_shared(
         "pim.shared_added",
         actor,
         severity=audit.Severity.SIGNIFICANT,
-        details={"account": username, "roles": roles},
+        details={"account": username, "roles": roles, **_why(reason)},
     )
     request_rotation(session, username=username, reason="registered")
     return row
+
+
+def rotate_shared_now(
+    session: Session, services: Services, *, actor: Actor, username: str, reason: str
+) -> None:
+    """A security officer asks for a new password of a shared account now (a job sets it in
+    the directory; until then the account keeps its current password)."""
+    require_officer(session, services, actor, action="shared_rotate")
+    if session.get(SharedAccount, username) is None:
+        raise NotFound("There is no such shared account.")
+    request_rotation(session, username=username, reason="officer: " + reason[:200])
+    record(
+        session,
+        "pim.shared_rotation_requested",
+        actor,
+        severity=audit.Severity.SIGNIFICANT,
+        details={"account": username, **_why(reason)},
+    )
+
+
+def _why(reason: str) -> dict[str, str]:
+    return {"reason": reason[:500]} if reason else {}
 
 
 def request_rotation(session: Session, *, username: str, reason: str) -> None:

@@ -34,6 +34,9 @@ class Actor:
     user_agent: str | None = None
     system: bool = False
     """The worker or an operator at the CLI (trusted: no personal restrictions)."""
+    officer: bool = False
+    """Vouched for as a security officer by the administration console's role check
+    (``iam.admin``, role ``security_officer``: the ``[admin]`` groups and lists)."""
 
     @classmethod
     def operator(cls, name: str = "cli") -> Actor:
@@ -70,7 +73,7 @@ def _same_name(a: str, b: str) -> bool:
 
 
 def is_security_officer(services: Services, actor: Actor) -> bool:
-    if actor.system:
+    if actor.system or actor.officer:
         return True
     s = services.settings.pim
     if any(_same_name(actor.username, u) for u in s.security_officers):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from iam import inbox
 from iam.errors import Conflict, Forbidden, IamError, NotFound
 from iam.pages import NavLink, error_page, register_nav
 from iam.web import db, services
@@ -18,6 +19,11 @@ from pim.forms import DecisionForm, EligibilityForm, ReasonForm, RequestForm, Re
 from pim.roles import all_roles, get_role
 from pim.service import Actor, StepUpRequired
 from pim.views.common import dev_recheck, page_actor
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from iam.services import Services
 
 bp = Blueprint("pim", __name__, url_prefix="/pim")
 
@@ -82,6 +88,21 @@ def register_navigation(app: Flask) -> None:
         NavLink("pim.approvals", _l("Approvals"), _may_approve_any, order=45),
         NavLink("pim.overview", _l("Security overview"), _is_officer, order=50),
     )
+    inbox.register("pim_approvals", _waiting)
+
+
+def _waiting(svc: Services, session: Session, me: inbox.Me) -> list[inbox.Waiting]:
+    """Elevation requests the person may approve, for the one "waiting for me" inbox."""
+    rows = service.inbox(session, svc, Actor(sub=me.sub, username=me.username))
+    return [
+        inbox.Waiting(
+            kind=_l("PIM approval"),
+            title=f"{r['role']} — {r['requester']}",
+            href=url_for("pim.approvals"),
+            due_at=r["pending_until"],
+        )
+        for r in rows
+    ]
 
 
 @bp.get("/")

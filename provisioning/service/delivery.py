@@ -177,7 +177,7 @@ def envelopes(session: Session, services: Services, *, actor: str) -> list[tuple
 def envelope_pdf(items: list[tuple[str, str, str]], *, organisation: str, issuer: str) -> bytes:
     """One A5 "sealed envelope" sheet per person: username and initial password; the
     organisation's name as written (embedded Unicode font)."""
-    from provisioning.service.pdf import FAMILY, document
+    from iam.pdf import FAMILY, document
 
     pdf = document(format=(148, 210))  # A5
     pdf.set_auto_page_break(auto=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from provisioning.models import Authorisation, HrPerson
@@ -24,10 +24,15 @@ def _scope(person: HrPerson) -> str:
 
 
 def current(session: Session, employee_number: str) -> Authorisation | None:
-    """The person's authorisation still in force, if any."""
+    """The person's authorisation of their post still in force, if any (rows that access
+    requests added for one right — ``event_id`` ``request:N`` — are not the post's)."""
     return session.scalar(
         select(Authorisation)
-        .where(Authorisation.employee_number == employee_number, Authorisation.ended_on.is_(None))
+        .where(
+            Authorisation.employee_number == employee_number,
+            Authorisation.ended_on.is_(None),
+            or_(Authorisation.event_id.is_(None), Authorisation.event_id.not_like("request:%")),
+        )
         .order_by(Authorisation.granted_on.desc(), Authorisation.id)
         .limit(1)
     )

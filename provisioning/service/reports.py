@@ -223,7 +223,7 @@ def register_csv(rows: list[dict[str, Any]]) -> str:
 
 def register_pdf(rows: list[dict[str, Any]], *, organisation: str) -> bytes:
     """The register as a printable PDF; names and units as written (embedded Unicode font)."""
-    from provisioning.service.pdf import FAMILY, document
+    from iam.pdf import FAMILY, document
 
     pdf = document(orientation="L", format="A4")
     pdf.add_page()

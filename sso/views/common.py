@@ -39,6 +39,16 @@ def _cookie_name() -> str:
     return str(_settings().session.cookie_name)
 
 
+def local_path(value: str | None) -> str | None:
+    """``value`` when it is a path on this site (``/admin/…``), else None: never another site
+    (``//host``, ``/\\host``, whitespace or control characters a browser would strip)."""
+    if not value or not value.startswith("/") or value.startswith("//"):
+        return None
+    if any(c == "\\" or c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        return None
+    return value
+
+
 def current_sso() -> SsoSession | None:
     if "sso_session" not in g:
         row = service.load_sso_session(db(), _settings(), request.cookies.get(_cookie_name()))
@@ -71,3 +81,17 @@ def _error_page(title: str, message: str, status: int = 400) -> Any:
 
 
 # -- discovery and keys -----------------------------------------------------------------------
+
+
+def signed_in_person() -> tuple[str, str] | None:
+    """``(sub, username)`` of the person signed in to this browser, for the core's pages
+    (``iam.web.signed_in``); None when nobody is, or the account is disabled."""
+    from iam.models.identity import Identity
+
+    sso = current_sso()
+    if sso is None:
+        return None
+    identity = db().get(Identity, sso.sub)
+    if identity is None or identity.disabled:
+        return None
+    return sso.sub, identity.username

@@ -31,7 +31,9 @@ from sso.views.common import _error_page, _record, _settings, current_sso
 bp = Blueprint("mfa", __name__)
 
 _REAUTH_KEY = "mfa_reauth"
-_DEVICES = "devices"  # REQUIRED_KEY "key" of a step-up asked for by the devices pages
+DEVICES_KEY = _DEVICES = "devices"
+"""REQUIRED_KEY "key" of a step-up of this browser's own session (the devices pages, the admin
+console): it comes back to REQUIRED_KEY "next" (default: the devices page)."""
 _ENROLL_KEY = "mfa_enroll"
 
 

@@ -41,6 +41,7 @@ from sso.views.common import (
     _settings,
     bp,
     current_sso,
+    local_path,
     server,
 )
 
@@ -192,6 +193,9 @@ def _require_level(row: Client, sso: Any, prompt: set[str], fail: Any) -> Any:
 def _resume() -> Any:
     flow = session.get("flow")
     if not flow:
+        back = local_path(str(session.pop("return_to", "") or ""))  # a page of ours sent here
+        if back:
+            return redirect(back)
         return redirect(url_for("sso.account"))
     session["fresh_login"] = flow["key"]
     session.pop("flow", None)
@@ -375,9 +379,10 @@ def complete_authentication(user: DirectoryUser, *, amr: Sequence[str], method: 
             details={"method": method, "amr_before": before, "amr": sso.amr, "acr": sso.acr, "sid": sso.sid},
         )
         session.pop(PENDING_KEY, None)
-        if (session.get(REQUIRED_KEY) or {}).get("key") == "devices":
-            session.pop(REQUIRED_KEY, None)  # asked for by "my security devices": back there
-            return redirect(url_for("mfa.devices"))
+        required = session.get(REQUIRED_KEY) or {}
+        if required.get("key") == "devices":
+            session.pop(REQUIRED_KEY, None)  # asked for by "my security devices" or the console
+            return redirect(local_path(str(required.get("next") or "")) or url_for("mfa.devices"))
         return _resume()
     pending = session.pop(PENDING_KEY, None)
     first: list[str] = []

@@ -12,8 +12,7 @@ from iam.clitools import Ctx, echo_json, emit, json_option, pass_ctx
 from iam.errors import NotFound, ValidationFailed
 from sso.x509 import mapping
 from sso.x509 import service as cards
-from sso.x509.certs import CertificateRefused, load_pem_or_der, thumbprint
-from sso.x509.models import UploadedCA
+from sso.x509.certs import CertificateRefused, load_pem_or_der
 
 
 def _actor() -> str:
@@ -83,20 +82,7 @@ def ca_list(ctx: Ctx, as_json: bool) -> None:
     validator = cards.validator_for(ctx.services)
     anchors = validator.trust.reload()
     with ctx.services.transaction() as session:
-        uploaded = {r.sha256 for r in session.query(UploadedCA)}
-    rows: list[dict[str, Any]] = []
-    for certs in anchors.by_subject.values():
-        for cert in certs:
-            tp = thumbprint(cert)
-            rows.append(
-                {
-                    "subject": cert.subject.rfc4514_string(),
-                    "sha256": tp,
-                    "anchor": anchors.is_trusted(cert),
-                    "source": "uploaded" if tp in uploaded else "folder",
-                    "not_after": cert.not_valid_after_utc.isoformat(),
-                }
-            )
+        rows = cards.list_anchors(session, anchors)
     if as_json:
         echo_json(rows)
         return

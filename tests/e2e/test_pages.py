@@ -209,7 +209,9 @@ def test_header_names_the_organisation_and_navigation_follows_rights(
         ],
         "admin": [
             "Your account", "Security devices", "Change password", "Privileged roles",
-            "Security overview", "Access reviews", "Review campaigns", "Sign out",
+            "Security overview", "Access reviews", "Review campaigns", "Security alerts",
+            "AD changes outside the provider", "Statistics per agency", "Audit reports",
+            "Monthly audit review", "Sign out",
         ],
     }  # fmt: skip
     for username, links in expected.items():
@@ -346,6 +348,8 @@ def test_pages_fit_a_390_px_phone(town: LiveProvider, browser: Any, shots: Path)
         admin.set_viewport_size(NARROW)
         box = revoke.bounding_box()
         assert box is not None and box["x"] + box["width"] <= 390, box
+        for path in ("/security/alerts", "/security/directory-changes", "/security/statistics"):
+            _check_fits(admin, path, shots, "detect-" + path.rsplit("/", 1)[1])
 
         _dead_joiner(town)
         _check_fits(bob, "/hr/events", shots, "hr-events")

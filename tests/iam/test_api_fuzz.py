@@ -21,7 +21,7 @@ from iam.services import Services
 from tests.sso.helpers import API_RESOURCE, make_client, make_user
 
 EXAMPLES_PER_OPERATION = 12
-SCOPES = "openid users:write mfa:admin x509:admin hr pim"
+SCOPES = "openid users:write mfa:admin x509:admin hr pim stats"
 
 
 def _token(app: Flask, services: Services) -> str:

@@ -124,7 +124,16 @@ def test_signed_in_navigation_follows_rights(town: Flask, services: Services) ->
     assert login(client, "alice", PASSWORD).status_code == 302
     html = client.get("/account").get_data(as_text=True)
     nav = re.findall(r'<li><a href="([^"]+)" id="nav-[^"]+"', html)
-    assert nav == ["/account", "/mfa/devices", "/password/change", "/pim/", "/reviews/", "/logout"]
+    assert nav == [
+        "/account",
+        "/mfa/devices",
+        "/password/change",
+        "/pim/",
+        "/requests/inbox",
+        "/requests/",
+        "/reviews/",
+        "/logout",
+    ]
     assert "/hr/events" not in nav and "/pim/overview" not in nav
 
     group = services.settings.provisioning.operators_group

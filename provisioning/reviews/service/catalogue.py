@@ -187,6 +187,8 @@ class Builder:
         }
         """Memberships already on their way out (old post after a move, leaver): not reviewed."""
         self.sod = load_sod(services.settings.reviews.sod_file)
+        self.known = entitlements.known_origins(services, session)
+        """Rights other features gave (e.g. "granted by access request 12"), by (account, group)."""
         self._position_groups: dict[str, frozenset[str]] = {}
 
     def _in_scope(self, person: Person) -> bool:
@@ -222,6 +224,9 @@ class Builder:
         ``first``: the case-folded group the membership comes through (the group itself if direct)."""
         if ent.origin != Origin.UNKNOWN or ent.kind != "group":
             return ent.origin, ent.origin_ref, ent.granted_at, ent.granted_by
+        known = self.known.get((ent.account_id, first)) if self.known else None
+        if known is not None:
+            return known.origin, known.origin_ref, known.granted_at, known.granted_by
         hr = person.hr
         if hr is not None and first in self._birthright(person.key, hr):
             ref = f"position {hr.department} / {hr.title}" + (f" (through {ent.via[0]})" if ent.via else "")
@@ -302,11 +307,18 @@ class Builder:
                 ref,
                 granted_at,
                 granted_by,
-                ent.justification,
+                ent.justification or _justification(self.known, ent.account_id, first),
                 helpers,
                 recommendation,
                 reason,
             )
+
+
+def _justification(
+    known: dict[tuple[str, str], entitlements.KnownOrigin], account: str, group: str
+) -> str | None:
+    found = known.get((account, group)) if known else None
+    return found.justification if found else None
 
 
 def recommend(
@@ -326,4 +338,6 @@ def recommend(
         return "keep", "Given by the person's position."
     if origin == Origin.PIM_DECISION:
         return "keep", "Decided in PIM and used recently."
+    if origin == Origin.ACCESS_REQUEST:
+        return "keep", "Granted by a decided access request and used recently."
     return "keep", f"Used recently; {peers} other(s) in the same department hold it."

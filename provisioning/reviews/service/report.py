@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from iam import audit
+from iam.pdf import FAMILY
+from iam.pdf import document as pdf_document
 from provisioning.reviews.models import Campaign, CampaignItem
 from provisioning.reviews.service.campaigns import get
-from provisioning.service.pdf import FAMILY
-from provisioning.service.pdf import document as pdf_document
 
 if TYPE_CHECKING:
     from iam.services import Services

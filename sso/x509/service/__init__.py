@@ -7,7 +7,7 @@ Rooms: ``validation`` (validator, sign-in), ``bindings``, ``cas`` (uploaded CAs)
 """
 
 from sso.x509.service.bindings import bind, binding_dict, has_card, list_bindings, revoke_binding
-from sso.x509.service.cas import add_ca, remove_ca
+from sso.x509.service.cas import add_ca, list_anchors, remove_ca
 from sso.x509.service.requests import (
     approve_request,
     deny_request,
@@ -30,6 +30,7 @@ __all__ = [
     "CardValidator",
     "Validated",
     "add_ca",
+    "list_anchors",
     "approve_request",
     "bind",
     "binding_dict",

@@ -3,7 +3,10 @@ as critical."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from cryptography import x509
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from iam import audit
@@ -12,7 +15,9 @@ from sso.x509.certs import CertificateRefused, is_self_issued, load_pem_or_der, 
 from sso.x509.models import UploadedCA
 
 
-def add_ca(session: Session, data: bytes, *, actor: str, ip: str | None = None) -> list[UploadedCA]:
+def add_ca(
+    session: Session, data: bytes, *, actor: str, ip: str | None = None, reason: str = ""
+) -> list[UploadedCA]:
     """Trust the CA certificate(s) in ``data`` (PEM or DER). Critical: it decides who can sign in."""
     try:
         certs = load_pem_or_der(data)
@@ -44,13 +49,38 @@ def add_ca(session: Session, data: bytes, *, actor: str, ip: str | None = None) 
             severity=audit.Severity.CRITICAL,
             actor=actor,
             ip=ip,
-            details={"subject": row.subject, "sha256": tp, "self_signed": is_self_issued(cert)},
+            details={
+                "subject": row.subject,
+                "sha256": tp,
+                "self_signed": is_self_issued(cert),
+                **({"reason": reason} if reason else {}),
+            },
         )
     session.flush()
     return added
 
 
-def remove_ca(session: Session, sha256: str, *, actor: str, ip: str | None = None) -> None:
+def list_anchors(session: Session, anchors: Any) -> list[dict[str, Any]]:
+    """The trust anchors and intermediates now in effect (``anchors``: a loaded
+    :class:`sso.x509.trust.Anchors`), each with its source (folder or uploaded)."""
+    uploaded = set(session.scalars(select(UploadedCA.sha256)))
+    rows: list[dict[str, Any]] = []
+    for certs in anchors.by_subject.values():
+        for cert in certs:
+            tp = thumbprint(cert)
+            rows.append(
+                {
+                    "subject": cert.subject.rfc4514_string(),
+                    "sha256": tp,
+                    "anchor": anchors.is_trusted(cert),
+                    "source": "uploaded" if tp in uploaded else "folder",
+                    "not_after": cert.not_valid_after_utc.isoformat(),
+                }
+            )
+    return rows
+
+
+def remove_ca(session: Session, sha256: str, *, actor: str, ip: str | None = None, reason: str = "") -> None:
     row = session.get(UploadedCA, sha256.lower())
     if row is None:
         raise NotFound("There is no uploaded CA with this SHA-256 fingerprint.")
@@ -61,5 +91,5 @@ def remove_ca(session: Session, sha256: str, *, actor: str, ip: str | None = Non
         severity=audit.Severity.CRITICAL,
         actor=actor,
         ip=ip,
-        details={"subject": row.subject, "sha256": row.sha256},
+        details={"subject": row.subject, "sha256": row.sha256, **({"reason": reason} if reason else {})},
     )

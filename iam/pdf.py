@@ -1,5 +1,5 @@
-"""PDFs of the HR pages (register of authorised persons, sealed envelopes) with an embedded
-Unicode font, so names print as written: "Grad Čačak", "Đorđe Anđelković", "Милош", "Nguyễn".
+"""PDFs (the HR register, sealed envelopes, audit reports, the conformance report) with an
+embedded Unicode font, so names print as written: "Grad Čačak", "Đorđe Anđelković", "Милош", "Nguyễn".
 
 The font is Source Sans Pro from the Python package ``font-source-sans-pro`` (a dependency of
 iam, SIL Open Font License); without it, DejaVu Sans from the Debian package

@@ -1,0 +1,1 @@
+"""Detection's pages (alerts, directory changes, statistics) and its JSON API."""

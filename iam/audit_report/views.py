@@ -1,0 +1,175 @@
+"""Pages for security officers and auditors: the audit report (PDF/CSV) and the monthly review
+with its sign-off. Thin: the rules are in :mod:`.service` and :mod:`.review`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # wtforms 3.3, newer than its stubs
+from wtforms.validators import DataRequired, Length, Optional
+
+from iam import audit
+from iam.audit_report import review as rv
+from iam.audit_report import service
+from iam.audit_report.pdf import report_pdf
+from iam.errors import Conflict, IamError
+from iam.pages import NavLink, register_nav
+from iam.web import db, services, signed_in
+
+bp = Blueprint("audit_report", __name__, url_prefix="/audit")
+
+
+class ReportForm(FlaskForm):  # type: ignore[misc]
+    start = StringField(_l("From (date)"), validators=[DataRequired(), Length(max=32)])
+    end = StringField(_l("To (date, included)"), validators=[DataRequired(), Length(max=32)])
+    person = StringField(_l("Person (account)"), validators=[Optional(), Length(max=256)])
+    client = StringField(_l("Application (client id)"), validators=[Optional(), Length(max=128)])
+    severity = SelectField(
+        _l("Severity"),
+        choices=[
+            SelectChoice("", _l("all")),
+            SelectChoice("significant", _l("significant and critical")),
+            SelectChoice("critical", _l("critical")),
+        ],
+        validators=[Optional()],
+    )
+    fmt = SelectField(_l("Format"), choices=[SelectChoice("pdf", "PDF"), SelectChoice("csv", "CSV")])
+
+
+class SignOffForm(FlaskForm):  # type: ignore[misc]
+    comment = TextAreaField(_l("Findings and actions (optional)"), validators=[Optional(), Length(max=4000)])
+
+
+def _who() -> tuple[str, str] | None:
+    if "audit_who" not in g:
+        try:
+            g.audit_who = signed_in()
+        except Exception:  # noqa: BLE001 — no session store: nobody
+            g.audit_who = None
+    return g.audit_who  # type: ignore[no-any-return]
+
+
+def _may_review() -> bool:
+    if "audit_may_review" not in g:
+        who = _who()
+        g.audit_may_review = who is not None and rv.may_review(services(), *who)
+    return bool(g.audit_may_review)
+
+
+def _may_read() -> bool:
+    who = _who()
+    return who is not None and (_may_review() or rv.may_read(services(), *who))
+
+
+def _require(check: Any) -> tuple[str, str]:
+    who = _who()
+    if who is None:
+        abort(redirect(url_for("sso.login", next=request.full_path)))
+    if not check():
+        abort(403)
+    return who
+
+
+@bp.route("/report", methods=["GET", "POST"])
+def report() -> Any:
+    """The report form; POST answers with the PDF or CSV file (and audits that it was made)."""
+    _sub, username = _require(_may_read)
+    form = ReportForm()
+    error = None
+    if form.validate_on_submit():
+        settings = services().settings
+        try:
+            q = service.parse_query(
+                form.start.data or "",
+                form.end.data or "",
+                person=form.person.data,
+                client=form.client.data,
+                severity=form.severity.data,
+                zone=settings.timezone,
+            )
+        except IamError as exc:
+            error = str(exc)
+        else:
+            session = db()
+            evs = service.events(session, q)
+            fmt = form.fmt.data
+            details = {**q.describe(), "format": fmt, "events": len(evs)}
+            audit.record(session, "audit.report", actor=username, ip=g.get("client_ip"), details=details)
+            session.commit()
+            name = f"audit-report-{q.start:%Y%m%d}-{q.end:%Y%m%d}.{fmt}"
+            if fmt == "csv":
+                body, mime = (
+                    service.to_csv(evs, zone=settings.timezone).encode("utf-8-sig"),
+                    "text/csv; charset=utf-8",
+                )
+            else:
+                body = report_pdf(evs, q, organisation=settings.organisation, zone=settings.timezone)
+                mime = "application/pdf"
+            return Response(
+                body, mimetype=mime, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+            )
+    return render_template("audit/report.html", form=form, error=error), 400 if error else 200
+
+
+@bp.route("/review", methods=["GET", "POST"])
+def review_latest() -> Any:
+    """Last month's review (the navigation's link)."""
+    _require(_may_review)
+    return review(rv.previous_month(services().settings.timezone))
+
+
+@bp.route("/review/<month>", methods=["GET", "POST"])
+def review(month: str) -> Any:
+    """The month's significant and critical events; the security officer signs the month off."""
+    _sub, username = _require(_may_review)
+    form = SignOffForm()
+    session = db()
+    try:
+        data = rv.load(services(), session, month)
+    except IamError:
+        abort(404)
+    status = 200
+    if form.validate_on_submit():
+        try:
+            rv.sign_off(
+                services(),
+                session,
+                month=month,
+                actor=username,
+                comment=form.comment.data or "",
+                ip=g.get("client_ip"),
+                user_agent=g.get("user_agent"),
+            )
+            session.commit()
+            flash(_("The review of %(month)s is signed off.", month=month))
+            return redirect(url_for("audit_report.review", month=month))
+        except Conflict as exc:
+            flash(str(exc))
+            status = 409
+        except IamError as exc:
+            flash(str(exc))
+            status = 400
+        session.rollback()
+        data = rv.load(services(), session, month)
+    rows = list(service.rows(data.events, zone=services().settings.timezone))
+    return render_template(
+        "audit/review.html", data=data, rows=rows, form=form, month=month, zone=services().settings.timezone
+    ), status
+
+
+def register_navigation(app: Flask) -> None:
+    register_nav(
+        app,
+        NavLink("audit_report.report", _l("Audit reports"), _may_read, order=90),
+        NavLink("audit_report.review_latest", _l("Monthly audit review"), _may_review, order=91),
+    )
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    register_navigation(app)
