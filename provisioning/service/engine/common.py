@@ -150,6 +150,14 @@ def ensure_group(directory: Directory, name: str) -> bool:
     return True
 
 
+def forget_groups(directory: Directory) -> None:
+    """Forget which groups were seen to exist in ``directory`` (one was deleted meanwhile)."""
+    try:
+        _KNOWN_GROUPS.pop(directory, None)
+    except TypeError:  # pragma: no cover - no weak references: nothing remembered
+        pass
+
+
 def remove_member(directory: Directory, group: str, sub: str) -> None:
     try:
         directory.remove_member(group, sub)

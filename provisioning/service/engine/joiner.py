@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from iam import audit, clock, events, jobs
 from iam.directory.base import DirectoryUser, NewUser
+from iam.directory.errors import NoSuchEntry
 from iam.identities import upsert_identity
 from provisioning.models import GroupRemoval, HrPerson, PersonStatus
 from provisioning.service import delivery, grants
@@ -23,6 +24,7 @@ from provisioning.service.engine.common import (
     base_ou,
     choose_username,
     ensure_group,
+    forget_groups,
     groups_created,
     position,
     reserve,
@@ -62,15 +64,42 @@ def directory_step(services: Services, reader: Session, data: EventIn, person: H
     from iam.passwords import service as passwords
 
     directory = services.directory
-    settings = services.settings.provisioning
     want = position(person, data.person)
     ou = birthright(services).ou_for(want["department"], base_ou(services))
     groups = birthright(services).groups_for(
         department=want["department"], title=want["title"], kind=want["engagement"]
     )
-    started = start_of(want["start_date"], settings) <= clock.now()
+    started = start_of(want["start_date"], services.settings.provisioning) <= clock.now()
     temporary = passwords.generate_temporary_password(services.password_profile)
-    created = [g for g in groups if ensure_group(directory, g)]
+    try:
+        created = [g for g in groups if ensure_group(directory, g)]
+        fresh = _write_account(services, reader, person, want, ou, groups, started, temporary)
+    except NoSuchEntry:
+        # a group remembered as existing was deleted meanwhile: look again, create, retry once
+        forget_groups(directory)
+        created = [g for g in groups if ensure_group(directory, g)]
+        fresh = _write_account(services, reader, person, want, ou, groups, started, temporary)
+    if fresh is None:
+        raise Waiting("The new account vanished from the directory.")
+    # The history entry's hash is computed here, outside the database transaction (not under
+    # the write lock), at the cost a random machine-made password needs (hashing.py).
+    password_hash = hashing.hash_generated_password(temporary)
+    return Account(fresh, temporary, groups, ou, started, created, password_hash)
+
+
+def _write_account(
+    services: Services,
+    reader: Session,
+    person: HrPerson | None,
+    want: dict[str, Any],
+    ou: str,
+    groups: list[str],
+    started: bool,
+    temporary: str,
+) -> DirectoryUser | None:
+    """The account in the directory: created in one go, or (a retry, a rehire whose account
+    is still there) brought to the wanted state step by step."""
+    directory = services.directory
     user = None
     if person is not None and person.sub:
         user = directory.get_user(person.sub)
@@ -84,7 +113,7 @@ def directory_step(services: Services, reader: Session, data: EventIn, person: H
                 given=want["given_name"], family=want["family_name"], employee_number=want["employee_number"]
             )
             username = choose_username(reader, directory, candidates, want["employee_number"])
-        fresh: DirectoryUser | None = directory.create_user(
+        return directory.create_user(
             NewUser(
                 username=username,
                 given_name=want["given_name"],
@@ -99,21 +128,14 @@ def directory_step(services: Services, reader: Session, data: EventIn, person: H
                 groups=tuple(groups),
             )
         )
-    else:  # a retry after a partial write, or a rehire whose account is still there
-        directory.set_password(user.id, temporary, must_change=True)
-        for group in groups:
-            directory.add_member(group, user.id)
-        if started:
-            directory.enable(user.id)
-        else:
-            directory.disable(user.id)
-        fresh = directory.get_user(user.id)
-    if fresh is None:
-        raise Waiting("The new account vanished from the directory.")
-    # The history entry's argon2id hash is computed here, outside the database transaction
-    # (and in parallel across worker threads: argon2 releases the GIL), not under the write lock.
-    password_hash = hashing.hash_password(temporary)
-    return Account(fresh, temporary, groups, ou, started, created, password_hash)
+    directory.set_password(user.id, temporary, must_change=True)
+    for group in groups:
+        directory.add_member(group, user.id)
+    if started:
+        directory.enable(user.id)
+    else:
+        directory.disable(user.id)
+    return directory.get_user(user.id)
 
 
 def _record_account(ctx: Ctx, person: HrPerson, acc: Account) -> dict[str, Any]:
