@@ -124,14 +124,23 @@ def main(argv: list[str] | None = None) -> int:
         report = json.loads(out.read_text()) if out.is_file() else {}
         by = {(r["system"], r["scenario"]): r for r in report.get("results", [])}
         for s in scenarios.split(","):
-            name = "client credentials" if s == "cc" else "refresh"
-            ours, peer = by.get(("ours", s), {}), by.get(("oidc-provider", s), {})
+            key = "client_credentials" if s == "cc" else "refresh"  # run.py's scenario names
+            ours, peer = by.get(("ours", key), {}), by.get(("oidc-provider", key), {})
+            # tokens per second of server CPU: what a busy machine disturbs least
+            per_core = [r.get("tokens_per_server_core_s") or 0.0 for r in (ours, peer)]
+            note = f"tokens per server core-s: ours {per_core[0]:,.0f}, oidc-provider {per_core[1]:,.0f}"
+            if per_core[0] and per_core[1]:
+                note += f" (ratio {per_core[0] / per_core[1]:.2f})"
+            if ours.get("other_cores", 0) > 0.3 or peer.get("other_cores", 0) > 0.3:
+                note += "; disturbed by other processes"
+            if code != 0:
+                note += f"; run.py exit {code}"
             row(
-                f"{s} ({name}, tokens/s)",
+                f"{s} ({key.replace('_', ' ')}, tokens/s)",
                 ours.get("tokens_per_s") or None,
                 peer.get("tokens_per_s") or None,
                 "oidc-provider",
-                "" if code == 0 else f"run.py exit {code}",
+                note,
             )
     if "joiners" in wanted:
         code, text = step(
