@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from iam import audit, clock, events, jobs
 from iam.directory.base import DirectoryUser, NewUser
-from iam.directory.errors import NoSuchEntry
+from iam.directory.errors import NoSuchEntry, PasswordRejected
 from iam.identities import upsert_identity
 from provisioning.models import GroupRemoval, HrPerson, PersonStatus
 from provisioning.service import delivery, grants
@@ -70,15 +70,24 @@ def directory_step(services: Services, reader: Session, data: EventIn, person: H
         department=want["department"], title=want["title"], kind=want["engagement"]
     )
     started = start_of(want["start_date"], services.settings.provisioning) <= clock.now()
-    temporary = passwords.generate_temporary_password(services.password_profile)
-    try:
-        created = [g for g in groups if ensure_group(directory, g)]
-        fresh = _write_account(services, reader, person, want, ou, groups, started, temporary)
-    except NoSuchEntry:
-        # a group remembered as existing was deleted meanwhile: look again, create, retry once
-        forget_groups(directory)
-        created = [g for g in groups if ensure_group(directory, g)]
-        fresh = _write_account(services, reader, person, want, ou, groups, started, temporary)
+    for attempt in (1, 2, 3):
+        # AD may refuse a random password the profile accepts (its complexity rule wants three
+        # character classes, or no part of the name); the write is refused whole, so another
+        # random one is tried at once instead of the event waiting for its retry
+        temporary = passwords.generate_temporary_password(services.password_profile)
+        try:
+            try:
+                created = [g for g in groups if ensure_group(directory, g)]
+                fresh = _write_account(services, reader, person, want, ou, groups, started, temporary)
+            except NoSuchEntry:
+                # a group remembered as existing was deleted meanwhile: look again, retry once
+                forget_groups(directory)
+                created = [g for g in groups if ensure_group(directory, g)]
+                fresh = _write_account(services, reader, person, want, ou, groups, started, temporary)
+            break
+        except PasswordRejected:
+            if attempt == 3:
+                raise
     if fresh is None:
         raise Waiting("The new account vanished from the directory.")
     # The history entry's hash is computed here, outside the database transaction (not under
