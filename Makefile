@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench bench-reviews install clean mutants translations translations-missing
+.PHONY: run test lint bench bench-all bench-reviews install clean mutants translations translations-missing
 
 install:  ## the full development environment: the service and the test tools
 	VENV=$(VENV) deploy/venv.sh test
@@ -26,6 +26,10 @@ lint: install
 
 bench: install  ## side-by-side benchmark against npm oidc-provider
 	$(PY) bench/run.py
+
+BENCH_ARGS ?=
+bench-all: install  ## every benchmark of issue 18, one table (token endpoint, joiners vs the DC's limit, sign-ins): make bench-all [BENCH_ARGS="--duration 10 --people 300"]
+	$(PY) bench/all.py $(BENCH_ARGS)
 
 bench-reviews: install  ## access reviews at size: 1M-item campaign, inbox, remediation into Samba
 	$(PY) bench/reviews_bench.py

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import secrets
 import statistics
 import sys
@@ -64,6 +65,23 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+def count_ldap_operations() -> dict[str, int]:
+    """Count every LDAP request this process sends, by kind (bindRequest, addRequest, …)."""
+    from collections import Counter
+
+    from ldap3.strategy.base import BaseStrategy
+
+    counts: Counter[str] = Counter()
+    send = BaseStrategy.send
+
+    def counting(self, message_type, request, controls=None):  # type: ignore[no-untyped-def]
+        counts[str(message_type).removesuffix("Request")] += 1
+        return send(self, message_type, request, controls)
+
+    BaseStrategy.send = counting  # type: ignore[method-assign]
+    return counts
+
+
 def cleanup(dc, ou: str) -> None:  # type: ignore[no-untyped-def]
     """Delete the benchmark's OU; a tree of thousands of users outlasts the client's receive
     timeout, while the DC goes on deleting: wait until it is gone."""
@@ -96,6 +114,12 @@ def main() -> int:
     ap.add_argument("--leavers", type=int, default=200)
     ap.add_argument("--workers", type=int, default=4, help="worker threads applying events")
     ap.add_argument("--db", default="sqlite", help="sqlite, or a postgresql+psycopg://user@host server")
+    ap.add_argument(
+        "--limit",
+        type=float,
+        default=None,
+        help="the DC's joiner-equivalents/s from bench/ldap_limit.py, to print ours as a share of it",
+    )
     args = ap.parse_args()
 
     import pytest  # tests/samba.py's helpers skip through pytest when the DC is missing
@@ -131,7 +155,10 @@ def main() -> int:
         with pg_admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         db_url = f"{base}/{name}"
-    directory = dc.settings.model_copy(update={"users_ou": ou, "groups_ou": ou})
+    # one pooled service connection per worker thread: none is opened (TLS + bind) per operation
+    directory = dc.settings.model_copy(
+        update={"users_ou": ou, "groups_ou": ou, "pool_size": max(args.workers, 2)}
+    )
     settings = load_settings(
         dev_mode=True,
         var_dir=tmp,
@@ -209,6 +236,9 @@ def run(services, args, ou: str, tmp: Path) -> int:  # type: ignore[no-untyped-d
             pass
         finished.append(time.perf_counter())
 
+    ldap_ops = count_ldap_operations()
+    services.directory.close()  # ldap3 binds send when a connection opens: count on new ones
+    cpu1 = time.process_time()
     t1 = time.perf_counter()
     threads = [threading.Thread(target=work) for _ in range(args.workers)]
     for th in threads:
@@ -221,6 +251,9 @@ def run(services, args, ou: str, tmp: Path) -> int:  # type: ignore[no-untyped-d
             done = len(list(session.scalars(select(HrEvent.id).where(HrEvent.status == EventStatus.APPLIED))))
         print(f"  … {done} applied after {time.perf_counter() - t1:.0f} s", flush=True)
     applied_s = max(finished) - t1
+    cpu_s = time.process_time() - cpu1
+    counted = dict(ldap_ops)
+    ldap_ops.clear()
     with services.reader() as session:
         statuses = [r.status for r in session.scalars(select(HrEvent))]
     ok = statuses.count(EventStatus.APPLIED)
@@ -229,6 +262,15 @@ def run(services, args, ou: str, tmp: Path) -> int:  # type: ignore[no-untyped-d
         f"= {ok / applied_s:.2f} joiners/s ({args.workers} worker threads; "
         "account, password, 2 groups, enable each)"
     )
+    per = max(ok, 1)
+    kinds = ", ".join(f"{k} {v / per:.1f}" for k, v in sorted(counted.items()))
+    print(
+        f"  per joiner: {sum(counted.values()) / per:.1f} LDAP round trips ({kinds}); "
+        f"{cpu_s * 1000 / per:.1f} ms CPU of this process (worker, database, argon2id); "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    if args.limit:
+        print(f"ours = {100 * ok / applied_s / args.limit:.0f} % of what the DC accepts ({args.limit:.1f}/s)")
     if ok != len(statuses):
         print(f"NOT ALL APPLIED: {set(statuses)}", file=sys.stderr)
 
@@ -314,6 +356,8 @@ def run(services, args, ou: str, tmp: Path) -> int:  # type: ignore[no-untyped-d
         json.dumps(
             {
                 "joiners_per_s": round(ok / applied_s, 1),
+                "ldap_round_trips_per_joiner": round(sum(counted.values()) / per, 1),
+                "cpu_ms_per_joiner": round(cpu_s * 1000 / per, 1),
                 "leaver_p50_ms": statistics.median(latencies),
                 "leaver_p99_ms": pct(latencies, 0.99),
             }

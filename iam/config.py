@@ -117,6 +117,11 @@ class TokenSettings(Section):
     refresh_token_lifetime: int = 8 * 60 * 60
     """Seconds a refresh token (and its family) lives at most."""
     code_lifetime: int = 60
+    directory_cache_seconds: float = Field(default=30.0, ge=0)
+    """Seconds a refresh or code exchange trusts the directory's last answer about an account
+    (enabled, not locked, name, e-mail, groups) instead of asking AD again; 0 asks every time.
+    A disable through the provider (CLI, HR leaver, help desk) is immediate on every node; a
+    change made directly in AD reaches tokens within this many seconds."""
     signing_alg: Literal["ES256", "RS256"] = "ES256"
     """Default signing algorithm for ID and access tokens (clients may ask for the other)."""
     key_rotation_grace: int = 24 * 60 * 60

@@ -34,6 +34,7 @@ from sso import service
 from sso.claims import token_extras, user_claims
 from sso.models import AuthMethod, Client, SsoSession
 from sso.tokens import Signer, half_hash
+from sso.usercache import DirectoryCache
 
 if TYPE_CHECKING:
     from iam.services import Services
@@ -143,6 +144,10 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
                 description="code_challenge_method must be S256.", redirect_uri=redirect_uri
             )
         super().validate_code_challenge(grant, redirect_uri)
+
+
+#: An expiry beyond any token's, for asking the claim hooks once per request.
+FAR_FUTURE = 2**40
 
 
 def _db() -> Any:
@@ -390,6 +395,7 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, app: Flask, services: Services, signer: Signer) -> None:
         self.services = services
         self.signer = signer
+        self.directory_cache = DirectoryCache(services.settings.tokens.directory_cache_seconds)
         super().__init__(app=None, query_client=self._query_client, save_token=self._save_token)
         self.init_app(app)  # first: init_app installs authlib's default token generator
         self.scopes_supported = None  # per client: see ClientScopes
@@ -448,11 +454,29 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         token.pop("_jti", None)
 
     def directory_user(self, sub: str) -> Any:
-        """The directory's view of ``sub``, read once per request."""
+        """The directory's view of ``sub``: read once per request, and trusted for
+        ``tokens.directory_cache_seconds`` across requests (:mod:`sso.usercache`)."""
         memo: dict[str, Any] = g.setdefault("iam_dir_users", {})
         if sub not in memo:
-            memo[sub] = self.services.directory.get_user(sub)
+            memo[sub] = self.directory_cache.get("user", sub, lambda: self.services.directory.get_user(sub))
         return memo[sub]
+
+    def directory_groups(self, user_id: str) -> list[str]:
+        return self.directory_cache.get(
+            "groups", user_id, lambda: self.services.directory.user_groups(user_id)
+        )
+
+    def hooked_claims(self, sub: str, exp: int) -> dict[str, Any]:
+        """The feature packages' claims (:func:`sso.claims.token_extras`) for a token about
+        ``sub`` expiring at ``exp``, asked once per request: hooks may only shorten ``exp``, so
+        one answer for the farthest expiry serves the access and the ID token alike."""
+        memo: dict[str, dict[str, Any]] = g.setdefault("iam_token_extras", {})
+        if sub not in memo:
+            memo[sub] = token_extras(web_reader(), sub, FAR_FUTURE)
+        out = dict(memo[sub])
+        if "exp" in out:
+            out["exp"] = min(exp, int(out["exp"]))
+        return out
 
     def sso_session(self, session_id: str) -> SsoSession | None:
         memo: dict[str, SsoSession | None] = g.setdefault("iam_sso_sessions", {})
@@ -519,7 +543,7 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 sso = self.sso_session(user.ctx.session_id)
                 if sso is not None:
                     extra["sid"] = sso.sid
-            hooked = token_extras(web_reader(), user.ctx.sub, clock.timestamp() + lifetime)
+            hooked = self.hooked_claims(user.ctx.sub, clock.timestamp() + lifetime)
             if "exp" in hooked:  # a package shortened it (PIM: never outlive an elevation)
                 lifetime = max(int(hooked.pop("exp")) - clock.timestamp(), 0)
             extra.update(hooked)
@@ -574,7 +598,7 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         scopes = set(scope.split())
         claims: dict[str, Any] = {}
         if dir_user is not None:
-            groups = self.services.directory.user_groups(dir_user.id) if "groups" in scopes else []
+            groups = self.directory_groups(dir_user.id) if "groups" in scopes else []
             claims.update(user_claims(dir_user, groups, scopes))
         claims.update(
             {
@@ -589,7 +613,7 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 "amr": list(user.ctx.amr),
             }
         )
-        claims.update(token_extras(web_reader(), user.ctx.sub, int(claims["exp"])))
+        claims.update(self.hooked_claims(user.ctx.sub, int(claims["exp"])))
         if nonce:
             claims["nonce"] = nonce
         if client.agency_code:

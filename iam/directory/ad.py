@@ -476,6 +476,9 @@ class ActiveDirectory:
         self.upn_suffix = settings.upn_suffix or self._dns_domain
         self._server, self._start_tls = self._make_server(settings)
         self._pool = _Pool(self._open_service, settings.pool_size)
+        self._group_dns: dict[str, str] = {}
+        """Group name (casefolded) → DN, for memberships of new accounts; a stale DN is noticed
+        (noSuchObject) and looked up again."""
         self.ledger: WriteLedger | None = None
         """Where the service account's writes are noted (set by iam.services)."""
 
@@ -1012,6 +1015,14 @@ class ActiveDirectory:
             _A["upn"]: upn,
             _A["account_control"]: str(UF_NORMAL_ACCOUNT | UF_ACCOUNTDISABLE),
         }
+        if new.password is not None:
+            # AD takes the password (over TLS), must-change and the account state in the add
+            # itself: one round trip instead of add, password, flag and enable.
+            attributes[_A["password"]] = self._encode_password(new.password)
+            if new.must_change:
+                attributes[_A["password_last_set"]] = "0"
+            if new.enabled:
+                attributes[_A["account_control"]] = str(UF_NORMAL_ACCOUNT)
         for field, value in (
             ("given_name", new.given_name),
             ("family_name", new.family_name),
@@ -1039,12 +1050,16 @@ class ActiveDirectory:
                 code = (conn.result or {}).get("result")
                 if code == _ENTRY_EXISTS and cn != names[-1]:
                     continue  # the CN is taken in this OU by someone else: qualify it
+                if new.password is not None and self._is_password_refusal(conn):
+                    raise self._password_error(conn, "Setting the initial password")
                 if code in (_ENTRY_EXISTS, _CONSTRAINT_VIOLATION):
                     raise EntryExists(f"A user named {new.username!r} already exists.")
                 raise self._fail(conn, "Creating the user")
             else:  # pragma: no cover - the last name either breaks or raises
                 raise AssertionError("unreachable")
-            if new.enabled:
+            for group in new.groups:
+                self._add_new_member(conn, group, dn)
+            if new.enabled and new.password is None:
                 filler = self._random_password()
                 self._modify(
                     conn,
@@ -1069,6 +1084,33 @@ class ActiveDirectory:
         user = self._user(self._run(op))
         log.info("created user %s (%s)", user.username, user.dn)
         return user
+
+    @staticmethod
+    def _is_password_refusal(conn: Connection) -> bool:
+        """An add refused for its password (policy), not for its name."""
+        result = conn.result or {}
+        message = str(result.get("message") or "")
+        return result.get("result") in (_CONSTRAINT_VIOLATION, _UNWILLING) and (
+            message.startswith("0000052D") or "password" in message.lower()
+        )
+
+    def _add_new_member(self, conn: Connection, group: str, user_dn: str) -> None:
+        """Make the just-created ``user_dn`` a member of ``group``: one modify when the group's
+        DN is known from an earlier account (no search for the group, none for the user)."""
+        key = group.casefold()
+        for attempt in (1, 2):
+            group_dn = self._group_dns.get(key)
+            if group_dn is None:
+                group_dn = self._group_by_name(conn, group).dn
+                self._group_dns[key] = group_dn
+            if _ldap_modify(conn, group_dn, {_A["member"]: [(MODIFY_ADD, [user_dn])]}):
+                return
+            code = (conn.result or {}).get("result")
+            if code in (_ENTRY_EXISTS, _VALUE_EXISTS):
+                return
+            self._group_dns.pop(key, None)
+            if code != _NO_SUCH_OBJECT or attempt == 2:
+                raise self._fail(conn, "Changing the group membership")
 
     @staticmethod
     def _random_password() -> str:

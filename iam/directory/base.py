@@ -56,6 +56,12 @@ class NewUser:
     upn: str | None = None
     ou: str | None = None  # AD: DN of the OU to create in; None = configured default
     enabled: bool = False
+    password: str | None = None
+    """Initial password, set in the same write as the account (AD: unicodePwd in the add)."""
+    must_change: bool = True
+    """With ``password``: the user must change it at the first sign-in."""
+    groups: tuple[str, ...] = ()
+    """Groups (by name, they must exist) the new account is made a member of."""
 
 
 @dataclass(frozen=True, slots=True)

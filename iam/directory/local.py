@@ -299,11 +299,21 @@ class LocalDirectory:
                 )
                 s.add(row)
                 s.flush()
-                return _to_user(row)
+                user = _to_user(row)
         except IntegrityError:
             raise EntryExists(
                 N_("A user named '%(username)s' already exists."), username=new.username
             ) from None
+        if new.password is not None:
+            self.set_password(user.id, new.password, must_change=new.must_change)
+        for group in new.groups:
+            self.add_member(group, user.id)
+        if new.password is None and not new.groups:
+            return user
+        fresh = self.get_user(user.id)
+        if fresh is None:  # pragma: no cover - just created
+            raise NoSuchEntry("The new user vanished.")
+        return fresh
 
     def _check_new_password(self, row: LocalUser, password: str) -> None:
         if len(password) < MIN_LENGTH:

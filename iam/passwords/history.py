@@ -78,12 +78,19 @@ def reused(session: Session, profile: PasswordProfile, *, sub: str, password: st
 
 
 def add(
-    session: Session, *, sub: str, password: str, now: dt.datetime, by_admin: bool = False
+    session: Session,
+    *,
+    sub: str,
+    password: str,
+    now: dt.datetime,
+    by_admin: bool = False,
+    password_hash: str | None = None,
 ) -> PasswordHistory:
-    """Remember that ``sub`` now has ``password`` (as an argon2id hash)."""
-    row = PasswordHistory(
-        sub=sub, password_hash=hashing.hash_password(password), set_at=now, by_admin=by_admin
-    )
+    """Remember that ``sub`` now has ``password`` (as an argon2id hash; ``password_hash`` when
+    the caller hashed it already, outside its transaction)."""
+    if password_hash is None:
+        password_hash = hashing.hash_password(password)
+    row = PasswordHistory(sub=sub, password_hash=password_hash, set_at=now, by_admin=by_admin)
     session.add(row)
     session.flush()
     return row

@@ -201,6 +201,7 @@ def record_password_set(
     ip: str | None = None,
     reason: str | None = None,
     initial: bool = False,
+    password_hash: str | None = None,
 ) -> PasswordHistory:
     """Remember a password just set for ``sub`` and audit it (PABIANICE §22.3 for resets).
 
@@ -208,11 +209,15 @@ def record_password_set(
     user's own change, an administrator's reset, the initial password of a new account
     (``initial``: audited as ``password.initial``). With ``profile`` the history is pruned to
     what it still needs. The password itself never reaches the audit log (R-PW-4).
+    ``password_hash``: the argon2id hash of ``password`` when the caller computed it already
+    (outside its transaction).
     """
     from iam import clock
 
     at = now or clock.now()
-    row = history.add(session, sub=sub, password=password, now=at, by_admin=by_admin)
+    row = history.add(
+        session, sub=sub, password=password, now=at, by_admin=by_admin, password_hash=password_hash
+    )
     pruned = history.prune(session, profile, sub=sub, now=at) if profile is not None else 0
     details: dict[str, object] = {"by_admin": by_admin, "history_pruned": pruned}
     if reason:

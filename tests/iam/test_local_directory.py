@@ -376,3 +376,17 @@ def test_move_and_rename_keep_id_username_password_and_groups(directory: LocalDi
     assert directory.user_groups(user.id) == ["staff"]
     with pytest.raises(NoSuchEntry):
         directory.move_user("no-such-id", "OU=IT,DC=x")
+
+
+def test_create_user_with_password_and_groups(directory: LocalDirectory) -> None:
+    """Issue 18: NewUser may carry the initial password and groups (one call for a joiner)."""
+    directory.create_group("joiners-x")
+    user = directory.create_user(
+        NewUser(username="nova", password=PW, must_change=True, enabled=True, groups=("joiners-x",))
+    )
+    assert user.enabled and user.must_change_password
+    assert directory.user_groups(user.id, nested=False) == ["joiners-x"]
+    with pytest.raises(MustChangePassword):
+        directory.authenticate("nova", PW)
+    ready = directory.create_user(NewUser(username="nova2", password=PW, must_change=False, enabled=True))
+    assert directory.authenticate("nova2", PW).id == ready.id

@@ -236,6 +236,8 @@ def test_disabled_account_cannot_refresh_or_use_userinfo(services, client):
     params, flow = sign_in_and_get_code(client, cid)
     tokens = exchange(client, params["code"], flow, secret).get_json()
     services.directory.disable(user.id)  # disabled in the directory, outside the provider
+    # the token endpoint trusts the directory's last answer for tokens.directory_cache_seconds
+    clock.advance(dt.timedelta(seconds=services.settings.tokens.directory_cache_seconds + 1))
     resp = client.post(
         "/token",
         data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
@@ -294,3 +296,42 @@ def test_scope_outside_client_registration_refused(services, client):
     url, _ = authorize_url(cid, scope="openid groups")
     resp = client.get(url)
     assert resp.status_code == 302 and "error=invalid_scope" in resp.headers["Location"]
+
+
+def _refresh(client, cid: str, secret: str, rt: str):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/token", data={"grant_type": "refresh_token", "refresh_token": rt}, headers=basic(cid, secret)
+    )
+
+
+def test_a_disable_in_the_directory_reaches_refresh_within_the_documented_bound(services, client):
+    """tokens.directory_cache_seconds: the directory's answer is reused for that long (README)."""
+    user = make_user(services)
+    cid, secret = make_client(services)
+    params, flow = sign_in_and_get_code(client, cid)
+    rt = exchange(client, params["code"], flow, secret).get_json()["refresh_token"]
+    bound = services.settings.tokens.directory_cache_seconds
+    assert bound > 0
+    services.directory.disable(user.id)  # in AD, behind the provider's back
+    clock.advance(dt.timedelta(seconds=bound - 1))
+    within = _refresh(client, cid, secret, rt)
+    assert within.status_code == 200  # the last answer still stands
+    clock.advance(dt.timedelta(seconds=2))
+    after = _refresh(client, cid, secret, within.get_json()["refresh_token"])
+    assert after.status_code == 400 and after.get_json()["error"] == "invalid_grant"
+
+
+def test_a_disable_through_the_provider_stops_refresh_at_once(services, client):
+    """iam user disable / an HR leaver / the help desk: no bound, on every node (the identities
+    row is read on every refresh), even with the directory's answer cached."""
+    from iam.identities import disable_identity
+
+    user = make_user(services)
+    cid, secret = make_client(services)
+    params, flow = sign_in_and_get_code(client, cid)
+    rt = exchange(client, params["code"], flow, secret).get_json()["refresh_token"]
+    rt = _refresh(client, cid, secret, rt).get_json()["refresh_token"]  # the cache is warm
+    with services.transaction() as s:
+        disable_identity(s, sub=user.id, actor="test", reason="leaver", write_directory=False)
+    resp = _refresh(client, cid, secret, rt)
+    assert resp.status_code == 400 and resp.get_json()["error"] == "invalid_grant"

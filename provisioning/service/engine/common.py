@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -122,15 +123,40 @@ def reserve(session: Session, username: str, employee_number: str) -> None:
         raise Permanent(N_("The username %(username)s is reserved for another person."), username=username)
 
 
+#: Birthright groups seen to exist, per directory object: name → when last seen. Every joiner
+#: needs the same few groups; asking the directory for each of them per person was a round trip
+#: per group and joiner. A group deleted meanwhile is noticed by the membership write itself.
+_KNOWN_GROUPS: weakref.WeakKeyDictionary[Directory, dict[str, dt.datetime]] = weakref.WeakKeyDictionary()
+_KNOWN_FOR = dt.timedelta(minutes=5)
+
+
 def ensure_group(directory: Directory, name: str) -> bool:
     """Create the group if it is missing; True when it was created."""
+    try:
+        known = _KNOWN_GROUPS.setdefault(directory, {})
+    except TypeError:  # a directory object without weak references: no memory
+        known = {}
+    key, now = name.casefold(), clock.now()
+    seen = known.get(key)
+    if seen is not None and now - seen < _KNOWN_FOR:
+        return False
     if directory.get_group(name) is not None:
+        known[key] = now
         return False
     try:
         directory.create_group(name)
     except EntryExists:
         return False
+    known[key] = now
     return True
+
+
+def forget_groups(directory: Directory) -> None:
+    """Forget which groups were seen to exist in ``directory`` (one was deleted meanwhile)."""
+    try:
+        _KNOWN_GROUPS.pop(directory, None)
+    except TypeError:  # pragma: no cover - no weak references: nothing remembered
+        pass
 
 
 def remove_member(directory: Directory, group: str, sub: str) -> None:

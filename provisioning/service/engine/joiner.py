@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from iam import audit, clock, events, jobs
 from iam.directory.base import DirectoryUser, NewUser
+from iam.directory.errors import NoSuchEntry, PasswordRejected
 from iam.identities import upsert_identity
 from provisioning.models import GroupRemoval, HrPerson, PersonStatus
 from provisioning.service import delivery, grants
@@ -23,6 +24,7 @@ from provisioning.service.engine.common import (
     base_ou,
     choose_username,
     ensure_group,
+    forget_groups,
     groups_created,
     position,
     reserve,
@@ -47,15 +49,66 @@ class Account:
     ou: str
     started: bool
     created_groups: list[str] = field(default_factory=list)
+    password_hash: str | None = None
+    """argon2id hash of ``password`` for the history, computed before the write transaction."""
 
 
 def directory_step(services: Services, reader: Session, data: EventIn, person: HrPerson | None) -> Account:
     """Find (a retry) or create the account, set the initial password, add the birthright
-    groups, enable it if the start date has come. Every step can run twice harmlessly."""
+    groups, enable it if the start date has come. Every step can run twice harmlessly.
+
+    A new account is written in as few directory round trips as the directory allows: AD takes
+    the password, must-change, the account state and (with the groups' DNs known) the
+    memberships with the add (see ``ActiveDirectory.create_user``)."""
+    from iam.passwords import hashing
+    from iam.passwords import service as passwords
+
     directory = services.directory
-    settings = services.settings.provisioning
     want = position(person, data.person)
     ou = birthright(services).ou_for(want["department"], base_ou(services))
+    groups = birthright(services).groups_for(
+        department=want["department"], title=want["title"], kind=want["engagement"]
+    )
+    started = start_of(want["start_date"], services.settings.provisioning) <= clock.now()
+    for attempt in (1, 2, 3):
+        # AD may refuse a random password the profile accepts (its complexity rule wants three
+        # character classes, or no part of the name); the write is refused whole, so another
+        # random one is tried at once instead of the event waiting for its retry
+        temporary = passwords.generate_temporary_password(services.password_profile)
+        try:
+            try:
+                created = [g for g in groups if ensure_group(directory, g)]
+                fresh = _write_account(services, reader, person, want, ou, groups, started, temporary)
+            except NoSuchEntry:
+                # a group remembered as existing was deleted meanwhile: look again, retry once
+                forget_groups(directory)
+                created = [g for g in groups if ensure_group(directory, g)]
+                fresh = _write_account(services, reader, person, want, ou, groups, started, temporary)
+            break
+        except PasswordRejected:
+            if attempt == 3:
+                raise
+    if fresh is None:
+        raise Waiting("The new account vanished from the directory.")
+    # The history entry's hash is computed here, outside the database transaction (not under
+    # the write lock), at the cost a random machine-made password needs (hashing.py).
+    password_hash = hashing.hash_generated_password(temporary)
+    return Account(fresh, temporary, groups, ou, started, created, password_hash)
+
+
+def _write_account(
+    services: Services,
+    reader: Session,
+    person: HrPerson | None,
+    want: dict[str, Any],
+    ou: str,
+    groups: list[str],
+    started: bool,
+    temporary: str,
+) -> DirectoryUser | None:
+    """The account in the directory: created in one go, or (a retry, a rehire whose account
+    is still there) brought to the wanted state step by step."""
+    directory = services.directory
     user = None
     if person is not None and person.sub:
         user = directory.get_user(person.sub)
@@ -69,7 +122,7 @@ def directory_step(services: Services, reader: Session, data: EventIn, person: H
                 given=want["given_name"], family=want["family_name"], employee_number=want["employee_number"]
             )
             username = choose_username(reader, directory, candidates, want["employee_number"])
-        user = directory.create_user(
+        return directory.create_user(
             NewUser(
                 username=username,
                 given_name=want["given_name"],
@@ -78,28 +131,20 @@ def directory_step(services: Services, reader: Session, data: EventIn, person: H
                 email=want["email"],
                 employee_number=want["employee_number"],
                 ou=ou or None,
-                enabled=False,
+                enabled=started,
+                password=temporary,
+                must_change=True,
+                groups=tuple(groups),
             )
         )
-    from iam.passwords import service as passwords
-
-    temporary = passwords.generate_temporary_password(services.password_profile)
     directory.set_password(user.id, temporary, must_change=True)
-    groups = birthright(services).groups_for(
-        department=want["department"], title=want["title"], kind=want["engagement"]
-    )
-    created = [g for g in groups if ensure_group(directory, g)]
     for group in groups:
         directory.add_member(group, user.id)
-    started = start_of(want["start_date"], settings) <= clock.now()
     if started:
         directory.enable(user.id)
     else:
         directory.disable(user.id)
-    fresh = directory.get_user(user.id)
-    if fresh is None:
-        raise Waiting("The new account vanished from the directory.")
-    return Account(fresh, temporary, groups, ou, started, created)
+    return directory.get_user(user.id)
 
 
 def _record_account(ctx: Ctx, person: HrPerson, acc: Account) -> dict[str, Any]:
@@ -115,7 +160,13 @@ def _record_account(ctx: Ctx, person: HrPerson, acc: Account) -> dict[str, Any]:
     ctx.session.flush()
     profile = ctx.services.password_profile
     passwords.record_password_set(
-        ctx.session, acc.user.id, acc.password, by_admin=True, actor=ACTOR, profile=profile
+        ctx.session,
+        acc.user.id,
+        acc.password,
+        by_admin=True,
+        actor=ACTOR,
+        profile=profile,
+        password_hash=acc.password_hash,
     )
     if acc.started:
         person.status = PersonStatus.ACTIVE

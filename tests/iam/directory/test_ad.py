@@ -340,6 +340,79 @@ def test_create_enabled_user_has_an_unknown_password(ad_directory: ActiveDirecto
     assert d.authenticate(user.username, PASSWORD).id == user.id
 
 
+def _count_requests(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """LDAP requests this process sends from now on, by kind (add, modify, search, …)."""
+    from ldap3.strategy.base import BaseStrategy
+
+    counts: dict[str, int] = {}
+    send = BaseStrategy.send
+
+    def counting(self: BaseStrategy, message_type: str, request: object, controls: object = None) -> object:
+        kind = str(message_type).removesuffix("Request")
+        counts[kind] = counts.get(kind, 0) + 1
+        return send(self, message_type, request, controls)
+
+    monkeypatch.setattr(BaseStrategy, "send", counting)
+    return counts
+
+
+def test_create_user_with_password_and_groups_in_one_add(
+    ad_directory: ActiveDirectory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: a joiner's account — password, must-change, enabled, memberships — is written
+    with one add and one modify per group; the group's DN is looked up once per directory."""
+    d = ad_directory
+    groups = (d.create_group(name("g")).name, d.create_group(name("g")).name)
+    d.create_user(NewUser(username=name(), password=PASSWORD, enabled=True, groups=groups))  # DNs known
+    counts = _count_requests(monkeypatch)
+    d.close()  # ldap3 binds the strategy's send when a connection opens: count on a new one
+    user = d.create_user(
+        NewUser(
+            username=name(),
+            given_name="Ana",
+            password=PASSWORD,
+            must_change=True,
+            enabled=True,
+            groups=groups,
+        )
+    )
+    # bind of the new connection, clash check, the add, one modify per group, read-back
+    assert counts == {"bind": 1, "search": 2, "add": 1, "modify": 2}, counts
+    assert user.enabled and user.must_change_password
+    assert sorted(d.user_groups(user.id, nested=False)) == sorted(groups)
+    with pytest.raises(MustChangePassword):  # the password is the one given: AD says "change it"
+        d.authenticate(user.username, PASSWORD)
+    ready = d.create_user(NewUser(username=name(), password=PASSWORD, must_change=False, enabled=True))
+    assert d.authenticate(ready.username, PASSWORD).id == ready.id
+    waiting = d.create_user(NewUser(username=name(), password=PASSWORD, enabled=False))
+    assert not waiting.enabled
+    with pytest.raises(AccountDisabled):
+        d.authenticate(waiting.username, PASSWORD)
+
+
+def test_create_user_password_refused_by_policy_creates_nothing(ad_directory: ActiveDirectory) -> None:
+    d = ad_directory
+    username = name()
+    with pytest.raises(PasswordRejected):
+        d.create_user(NewUser(username=username, password="short", enabled=True))
+    assert d.find_user(username=username) is None
+
+
+def test_create_user_group_deleted_after_its_dn_was_remembered(
+    ad_directory: ActiveDirectory, samba_dc: SambaDC
+) -> None:
+    d = ad_directory
+    group = d.create_group(name("g"))
+    d.create_user(NewUser(username=name(), password=PASSWORD, groups=(group.name,)))
+    samba_dc.delete_tree(group.dn)
+    again = d.create_group(group.name, ou=d.groups_ou)  # same name, new object
+    user = d.create_user(NewUser(username=name(), password=PASSWORD, groups=(group.name,)))
+    assert d.user_groups(user.id, nested=False) == [again.name]
+    samba_dc.delete_tree(again.dn)
+    with pytest.raises(NoSuchEntry):
+        d.create_user(NewUser(username=name(), password=PASSWORD, groups=(group.name,)))
+
+
 def test_find_user_and_filter_injection(ad_directory: ActiveDirectory) -> None:
     d = ad_directory
     user = make_user(d, password=None, employee_number=f"E{secrets.randbelow(10**6)}")
