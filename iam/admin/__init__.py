@@ -302,7 +302,7 @@ def _refuse(viewer: Viewer | None, roles: frozenset[Role], reason: str) -> None:
     abort(403)
 
 
-def gate(roles: Iterable[Role]) -> Any:
+def gate(roles: Iterable[Role], *, also: Callable[[], bool] | None = None, reads: bool = False) -> Any:
     """The check of :func:`require_admin`: None when the request may go on, else the response
     (sign-in, step-up) — or a 403 is raised."""
     declared = frozenset(Role(r) for r in roles)
@@ -317,8 +317,12 @@ def gate(roles: Iterable[Role]) -> Any:
         mine = admin_roles()
     except DirectoryError:
         abort(503)
-    allowed = allowed_roles(declared, request.method)
+    allowed = allowed_roles(declared, "GET" if reads else request.method)
     if not mine & allowed:
+        if also is not None and also():
+            # the feature's own check from before the console (its settings' lists and groups)
+            g.iam_admin = AdminContext(viewer, mine)
+            return None
         _refuse(viewer, allowed, "role")
     if not meets_minimum(viewer):
         return auth.step_up(_settings().admin.minimum_level, back)
@@ -326,10 +330,17 @@ def gate(roles: Iterable[Role]) -> Any:
     return None
 
 
-def require_admin(*roles: Role) -> Callable[[F], F]:
+def require_admin(
+    *roles: Role, also: Callable[[], bool] | None = None, reads: bool = False
+) -> Callable[[F], F]:
     """Protect an admin view: one of ``roles`` (the auditor too for GET/HEAD), at least
     ``admin.minimum_level``. The roles are kept on the view (``iam_admin_roles``) for the
-    authorisation-matrix test and the console's navigation."""
+    authorisation-matrix test and the console's navigation.
+
+    ``also``: a page that existed before the console keeps accepting the people its own check
+    accepted (e.g. ``detect.officers_group``) — signed in, refused otherwise; the console's
+    roles are accepted beside it. ``reads``: the view's POST only builds a file (a report)
+    and changes nothing, so the auditor may use it too (kept as ``iam_admin_reads``)."""
     if not roles:
         raise ValueError("require_admin needs at least one role (deny by default)")
     declared = frozenset(Role(r) for r in roles)
@@ -337,12 +348,13 @@ def require_admin(*roles: Role) -> Callable[[F], F]:
     def deco(fn: F) -> F:
         @wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            stop = gate(declared)
+            stop = gate(declared, also=also, reads=reads)
             if stop is not None:
                 return stop
             return fn(*args, **kwargs)
 
         wrapper.iam_admin_roles = declared  # type: ignore[attr-defined]
+        wrapper.iam_admin_reads = reads  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return deco
