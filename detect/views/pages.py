@@ -46,16 +46,24 @@ def register_navigation(app: Flask) -> None:
     """In the console's Audit section (no longer in the header)."""
     register_admin_page(
         app,
-        AdminPage("detect.alerts", _l("Security alerts"), Section.AUDIT, roles=OFFICER, order=40),
+        AdminPage(
+            "detect.alerts", _l("Security alerts"), Section.AUDIT, roles=OFFICER, order=40, also=may_see
+        ),
         AdminPage(
             "detect.directory_changes",
             _l("AD changes outside the provider"),
             Section.AUDIT,
             roles=OFFICER,
             order=41,
+            also=may_see,
         ),
         AdminPage(
-            "detect.statistics", _l("Statistics per agency"), Section.AUDIT, roles=STATISTICS, order=42
+            "detect.statistics",
+            _l("Statistics per agency"),
+            Section.AUDIT,
+            roles=STATISTICS,
+            order=42,
+            also=may_see,
         ),
     )
 

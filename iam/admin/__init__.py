@@ -138,6 +138,9 @@ class AdminPage:
     section: Section
     roles: frozenset[Role] = field(default_factory=frozenset)
     order: int = 100
+    also: Callable[[], bool] | None = None
+    """A page that existed before the console: its own check (the same as the view's
+    ``require_admin(also=...)``, without side effects), so the people it names see the link."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roles", frozenset(Role(r) for r in self.roles))
@@ -374,7 +377,10 @@ def sections() -> list[dict[str, Any]]:
             try:
                 view = current_app.view_functions.get(page.endpoint)
                 declared = getattr(view, "iam_admin_roles", None)
-                if not declared or not may_open(page) or not admin_roles() & allowed_roles(declared, "GET"):
+                if not declared:
+                    continue
+                ok = may_open(page) and bool(admin_roles() & allowed_roles(declared, "GET"))
+                if not ok and (page.also is None or not page.also()):
                     continue  # a link never leads to a refusal
                 href = url_for(page.endpoint)
             except Exception:  # noqa: BLE001 — a broken entry is hidden, never shown (deny by default)
@@ -393,8 +399,13 @@ def sections() -> list[dict[str, Any]]:
     return out
 
 
+def _has_pages() -> bool:
+    """Someone a page's own check names (not a console role) opens the overview of those pages."""
+    return any(section["links"] for section in sections())
+
+
 @bp.get("/")
-@require_admin(*Role)
+@require_admin(*Role, also=_has_pages)
 def home() -> Any:
     return render_template(
         "iam/admin/home.html",
@@ -403,7 +414,7 @@ def home() -> Any:
 
 
 def _nav_allowed() -> bool:
-    return current_viewer() is not None and bool(admin_roles())
+    return current_viewer() is not None and (bool(admin_roles()) or _has_pages())
 
 
 def _shell_guard() -> Response | None:

@@ -174,6 +174,7 @@ def register_navigation(app: Flask) -> None:
             Section.AUDIT,
             roles=frozenset({Role.SECURITY_OFFICER}),
             order=20,
+            also=_may_read,
         ),
         AdminPage(
             "audit_report.review_latest",
@@ -181,6 +182,7 @@ def register_navigation(app: Flask) -> None:
             Section.AUDIT,
             roles=frozenset({Role.SECURITY_OFFICER}),
             order=30,
+            also=_may_review,
         ),
     )
 

@@ -68,16 +68,38 @@ def _operator_group() -> bool:
 HR = Role.HR_OPERATOR
 
 
+def _nav_operator() -> bool:
+    """The navigation's check: the same as :func:`_operator_group` (a directory failure hides it)."""
+    sso = current_sso()
+    return sso is not None and _in_operators_group(sso.sub)
+
+
 def register_navigation(app: Flask) -> None:
     """The HR pages in the console's HR section (no longer in the header)."""
     hr = frozenset({HR})
     register_admin_page(
         app,
-        AdminPage("provisioning.event_log", _l("HR events"), Section.HR, roles=hr, order=10),
-        AdminPage("provisioning.dead_letters", _l("Dead letters"), Section.HR, roles=hr, order=20),
-        AdminPage("provisioning.reconcile", _l("Reconciliation"), Section.HR, roles=hr, order=30),
         AdminPage(
-            "provisioning.register", _l("Register of authorised persons"), Section.HR, roles=hr, order=40
+            "provisioning.event_log", _l("HR events"), Section.HR, roles=hr, order=10, also=_nav_operator
+        ),
+        AdminPage(
+            "provisioning.dead_letters",
+            _l("Dead letters"),
+            Section.HR,
+            roles=hr,
+            order=20,
+            also=_nav_operator,
+        ),
+        AdminPage(
+            "provisioning.reconcile", _l("Reconciliation"), Section.HR, roles=hr, order=30, also=_nav_operator
+        ),
+        AdminPage(
+            "provisioning.register",
+            _l("Register of authorised persons"),
+            Section.HR,
+            roles=hr,
+            order=40,
+            also=_nav_operator,
         ),
     )
 

@@ -151,5 +151,6 @@ def register_navigation(app: Flask) -> None:
             Section.AUDIT,
             roles=frozenset({Role.SECURITY_OFFICER}),
             order=50,
+            also=_may_read_report,
         ),
     )
