@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from iam.admin import AdminPage, Role, Section, admin_actor, register_admin_page, require_admin
 from iam.conformance import catalogue, render, service
 from iam.i18n import page_language_tag
-from iam.web import services
+from iam.web import db, services
 
 bp = Blueprint("conformance_admin", __name__, url_prefix="/admin/conformance")
 OFFICER = Role.SECURITY_OFFICER
@@ -35,6 +35,7 @@ def _build(fmt: str) -> tuple[dict[str, Any] | None, str | None]:
     except ValueError:
         return None, str(PERIOD_HINT)
     report = service.build(services(), rulebook, period=period, language=page_language_tag().split("-")[0])
+    db().commit()  # the request's own writes first: the record is a transaction of its own
     service.record(services(), report, actor=admin_actor(), fmt=fmt)
     return report, None
 
