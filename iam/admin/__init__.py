@@ -305,7 +305,13 @@ def _refuse(viewer: Viewer | None, roles: frozenset[Role], reason: str) -> None:
     abort(403)
 
 
-def gate(roles: Iterable[Role], *, also: Callable[[], bool] | None = None, reads: bool = False) -> Any:
+def gate(
+    roles: Iterable[Role],
+    *,
+    also: Callable[[], bool] | None = None,
+    reads: bool = False,
+    on_refusal: Callable[[], None] | None = None,
+) -> Any:
     """The check of :func:`require_admin`: None when the request may go on, else the response
     (sign-in, step-up) — or a 403 is raised."""
     declared = frozenset(Role(r) for r in roles)
@@ -321,11 +327,14 @@ def gate(roles: Iterable[Role], *, also: Callable[[], bool] | None = None, reads
     except DirectoryError:
         abort(503)
     allowed = allowed_roles(declared, "GET" if reads else request.method)
+    if also is not None and also():
+        # a page older than the console: whom its own check (its settings' lists and groups)
+        # let in before still gets in as before; the console's roles are accepted beside them
+        g.iam_admin = AdminContext(viewer, mine)
+        return None
     if not mine & allowed:
-        if also is not None and also():
-            # the feature's own check from before the console (its settings' lists and groups)
-            g.iam_admin = AdminContext(viewer, mine)
-            return None
+        if on_refusal is not None:
+            on_refusal()
         _refuse(viewer, allowed, "role")
     if not meets_minimum(viewer):
         return auth.step_up(_settings().admin.minimum_level, back)
@@ -334,16 +343,20 @@ def gate(roles: Iterable[Role], *, also: Callable[[], bool] | None = None, reads
 
 
 def require_admin(
-    *roles: Role, also: Callable[[], bool] | None = None, reads: bool = False
+    *roles: Role,
+    also: Callable[[], bool] | None = None,
+    reads: bool = False,
+    on_refusal: Callable[[], None] | None = None,
 ) -> Callable[[F], F]:
     """Protect an admin view: one of ``roles`` (the auditor too for GET/HEAD), at least
     ``admin.minimum_level``. The roles are kept on the view (``iam_admin_roles``) for the
     authorisation-matrix test and the console's navigation.
 
     ``also``: a page that existed before the console keeps accepting the people its own check
-    accepted (e.g. ``detect.officers_group``) — signed in, refused otherwise; the console's
-    roles are accepted beside it. ``reads``: the view's POST only builds a file (a report)
-    and changes nothing, so the auditor may use it too (kept as ``iam_admin_reads``)."""
+    accepted (e.g. ``detect.officers_group``), as before (no step-up: as strict as it was); the
+    console's roles are accepted beside it, at ``admin.minimum_level``. ``reads``: the view's
+    POST only builds a file (a report) and changes nothing, so the auditor may use it too (kept
+    as ``iam_admin_reads``). ``on_refusal``: the feature's own record of a refusal."""
     if not roles:
         raise ValueError("require_admin needs at least one role (deny by default)")
     declared = frozenset(Role(r) for r in roles)
@@ -351,13 +364,14 @@ def require_admin(
     def deco(fn: F) -> F:
         @wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            stop = gate(declared, also=also, reads=reads)
+            stop = gate(declared, also=also, reads=reads, on_refusal=on_refusal)
             if stop is not None:
                 return stop
             return fn(*args, **kwargs)
 
         wrapper.iam_admin_roles = declared  # type: ignore[attr-defined]
         wrapper.iam_admin_reads = reads  # type: ignore[attr-defined]
+        wrapper.iam_admin_also = also is not None  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return deco
@@ -400,8 +414,9 @@ def sections() -> list[dict[str, Any]]:
 
 
 def _has_pages() -> bool:
-    """Someone a page's own check names (not a console role) opens the overview of those pages."""
-    return any(section["links"] for section in sections())
+    """Someone without a console role whom an older page's own check names opens the overview
+    of those pages (a console role goes through the console's check, step-up included)."""
+    return not admin_roles() and any(section["links"] for section in sections())
 
 
 @bp.get("/")
