@@ -144,8 +144,8 @@ def test_below_mfa_is_sent_to_step_up(app: Flask, services: Services) -> None:
     client = app.test_client()
     sign_in(client, services, person(services, *Role), level="password")
     for method, url, endpoint, _declared in admin_routes(app):
-        if getattr(app.view_functions[endpoint], "iam_admin_also", False):
-            continue
+        if endpoint != "admin.home" and getattr(app.view_functions[endpoint], "iam_admin_also", False):
+            continue  # (the overview takes the older pages' people only when they hold no role)
         if method == "GET":
             resp = client.get(url)
             assert resp.status_code == 302 and "/mfa/" in resp.headers["Location"], url
