@@ -41,20 +41,6 @@ def _in_operators_group(sub: str) -> bool:
     return cache[sub]
 
 
-def operator() -> str:
-    """The signed-in member of ``provisioning.operators_group``; anyone else is refused."""
-    sso = current_sso()
-    if sso is None:
-        abort(redirect(url_for("sso.login")))
-    try:
-        member = _in_operators_group(sso.sub)
-    except DirectoryError:
-        abort(503)
-    if not member:
-        abort(403)
-    return sso.sub
-
-
 def _operator_group() -> bool:
     """The pages' check from before the console: a member of ``provisioning.operators_group``
     (the console's HR operators are accepted beside it)."""
