@@ -78,6 +78,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     from iam.audit_report import views as audit_views
 
     audit_views.init_app(app)  # audit reports and the monthly review (security officers, auditors)
+    from iam.conformance import views as conformance_views
+
+    conformance_views.init_app(app)  # the console's conformance report page
     admin.init_app(app)  # the console's shell; features add their pages (iam.admin)
     operations.init_app(app)  # the console's Operations pages (jobs, health, settings)
     for feature in load_features():

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from flask import abort, g, redirect, request, url_for
+from flask import g
 
 from iam.directory.errors import DirectoryError
 from iam.models.identity import Identity
@@ -33,15 +33,5 @@ def _officer_sub() -> str | None:
 
 
 def may_see() -> bool:
-    """For the navigation: the same check the pages apply."""
+    """The pages' own check (beside the console's roles) and the console's navigation."""
     return _officer_sub() is not None
-
-
-def officer() -> str:
-    """The signed-in security officer's ``sub`` (sign-in first; anyone else: 403)."""
-    if current_sso() is None:
-        abort(redirect(url_for("sso.login", next=request.full_path)))
-    sub = _officer_sub()
-    if sub is None:
-        abort(403)
-    return sub

@@ -17,11 +17,11 @@ from wtforms.validators import AnyOf, Length
 
 from detect.models import Alert, AlertState
 from detect.service import adchanges, alerts, stats
-from detect.views.access import may_see, officer
+from detect.views.access import may_see
 from detect.views.charts import daily_chart
 from iam import clock
+from iam.admin import AdminPage, Role, Section, admin_actor, register_admin_page, require_admin
 from iam.errors import NotFound, ValidationFailed
-from iam.pages import NavLink, register_nav
 from iam.web import db, reader
 
 bp = Blueprint("detect", __name__, url_prefix="/security")
@@ -38,18 +38,39 @@ class HandleForm(FlaskForm):  # type: ignore[misc]
     comment = TextAreaField(_l("Comment"), validators=[Length(max=alerts.COMMENT_MAX)])
 
 
+OFFICER = frozenset({Role.SECURITY_OFFICER})
+STATISTICS = frozenset({Role.SECURITY_OFFICER, Role.IT_ADMIN})
+
+
 def register_navigation(app: Flask) -> None:
-    register_nav(
+    """In the console's Audit section (no longer in the header)."""
+    register_admin_page(
         app,
-        NavLink("detect.alerts", _l("Security alerts"), may_see, order=80),
-        NavLink("detect.directory_changes", _l("AD changes outside the provider"), may_see, order=81),
-        NavLink("detect.statistics", _l("Statistics per agency"), may_see, order=82),
+        AdminPage(
+            "detect.alerts", _l("Security alerts"), Section.AUDIT, roles=OFFICER, order=40, also=may_see
+        ),
+        AdminPage(
+            "detect.directory_changes",
+            _l("AD changes outside the provider"),
+            Section.AUDIT,
+            roles=OFFICER,
+            order=41,
+            also=may_see,
+        ),
+        AdminPage(
+            "detect.statistics",
+            _l("Statistics per agency"),
+            Section.AUDIT,
+            roles=STATISTICS,
+            order=42,
+            also=may_see,
+        ),
     )
 
 
 @bp.get("/alerts", endpoint="alerts")
+@require_admin(*OFFICER, also=may_see)
 def alerts_page() -> Any:
-    officer()
     state = request.args.get("state") or None
     if state not in (None, *[s.value for s in AlertState]):
         abort(400)
@@ -58,8 +79,9 @@ def alerts_page() -> Any:
 
 
 @bp.route("/alerts/<int:alert_id>", methods=["GET", "POST"])
+@require_admin(*OFFICER, also=may_see)
 def alert(alert_id: int) -> Any:
-    sub = officer()
+    sub = admin_actor()
     form = HandleForm()
     error = None
     if request.method == "POST":
@@ -92,8 +114,8 @@ def alert(alert_id: int) -> Any:
 
 
 @bp.get("/directory-changes")
+@require_admin(*OFFICER, also=may_see)
 def directory_changes() -> Any:
-    officer()
     change = request.args.get("change") or None
     rows = adchanges.listing(reader(), change=change)
     return render_template("detect/directory_changes.html", changes=rows, change=change)
@@ -121,8 +143,8 @@ def _period() -> tuple[dt.date, dt.date, str | None, str | None]:
 
 
 @bp.get("/statistics")
+@require_admin(*STATISTICS, also=may_see)
 def statistics() -> Any:
-    officer()
     start, end, client, agency = _period()
     report = stats.report(reader(), start=start, end=end, client_id=client, agency=agency)
     series: dict[str, dict[dt.date, int]] = {}
@@ -136,8 +158,8 @@ def statistics() -> Any:
 
 
 @bp.get("/statistics.csv")
+@require_admin(*STATISTICS, also=may_see)
 def statistics_csv() -> Response:
-    officer()
     start, end, client, agency = _period()
     out = io.StringIO()
     writer = csv.writer(out)

@@ -138,6 +138,9 @@ class AdminPage:
     section: Section
     roles: frozenset[Role] = field(default_factory=frozenset)
     order: int = 100
+    also: Callable[[], bool] | None = None
+    """A page that existed before the console: its own check (the same as the view's
+    ``require_admin(also=...)``, without side effects), so the people it names see the link."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roles", frozenset(Role(r) for r in self.roles))
@@ -302,7 +305,13 @@ def _refuse(viewer: Viewer | None, roles: frozenset[Role], reason: str) -> None:
     abort(403)
 
 
-def gate(roles: Iterable[Role]) -> Any:
+def gate(
+    roles: Iterable[Role],
+    *,
+    also: Callable[[], bool] | None = None,
+    reads: bool = False,
+    on_refusal: Callable[[], None] | None = None,
+) -> Any:
     """The check of :func:`require_admin`: None when the request may go on, else the response
     (sign-in, step-up) — or a 403 is raised."""
     declared = frozenset(Role(r) for r in roles)
@@ -317,8 +326,15 @@ def gate(roles: Iterable[Role]) -> Any:
         mine = admin_roles()
     except DirectoryError:
         abort(503)
-    allowed = allowed_roles(declared, request.method)
+    allowed = allowed_roles(declared, "GET" if reads else request.method)
+    if also is not None and also():
+        # a page older than the console: whom its own check (its settings' lists and groups)
+        # let in before still gets in as before; the console's roles are accepted beside them
+        g.iam_admin = AdminContext(viewer, mine)
+        return None
     if not mine & allowed:
+        if on_refusal is not None:
+            on_refusal()
         _refuse(viewer, allowed, "role")
     if not meets_minimum(viewer):
         return auth.step_up(_settings().admin.minimum_level, back)
@@ -326,10 +342,21 @@ def gate(roles: Iterable[Role]) -> Any:
     return None
 
 
-def require_admin(*roles: Role) -> Callable[[F], F]:
+def require_admin(
+    *roles: Role,
+    also: Callable[[], bool] | None = None,
+    reads: bool = False,
+    on_refusal: Callable[[], None] | None = None,
+) -> Callable[[F], F]:
     """Protect an admin view: one of ``roles`` (the auditor too for GET/HEAD), at least
     ``admin.minimum_level``. The roles are kept on the view (``iam_admin_roles``) for the
-    authorisation-matrix test and the console's navigation."""
+    authorisation-matrix test and the console's navigation.
+
+    ``also``: a page that existed before the console keeps accepting the people its own check
+    accepted (e.g. ``detect.officers_group``), as before (no step-up: as strict as it was); the
+    console's roles are accepted beside it, at ``admin.minimum_level``. ``reads``: the view's
+    POST only builds a file (a report) and changes nothing, so the auditor may use it too (kept
+    as ``iam_admin_reads``). ``on_refusal``: the feature's own record of a refusal."""
     if not roles:
         raise ValueError("require_admin needs at least one role (deny by default)")
     declared = frozenset(Role(r) for r in roles)
@@ -337,12 +364,14 @@ def require_admin(*roles: Role) -> Callable[[F], F]:
     def deco(fn: F) -> F:
         @wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            stop = gate(declared)
+            stop = gate(declared, also=also, reads=reads, on_refusal=on_refusal)
             if stop is not None:
                 return stop
             return fn(*args, **kwargs)
 
         wrapper.iam_admin_roles = declared  # type: ignore[attr-defined]
+        wrapper.iam_admin_reads = reads  # type: ignore[attr-defined]
+        wrapper.iam_admin_also = also is not None  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return deco
@@ -362,7 +391,10 @@ def sections() -> list[dict[str, Any]]:
             try:
                 view = current_app.view_functions.get(page.endpoint)
                 declared = getattr(view, "iam_admin_roles", None)
-                if not declared or not may_open(page) or not admin_roles() & allowed_roles(declared, "GET"):
+                if not declared:
+                    continue
+                ok = may_open(page) and bool(admin_roles() & allowed_roles(declared, "GET"))
+                if not ok and (page.also is None or not page.also()):
                     continue  # a link never leads to a refusal
                 href = url_for(page.endpoint)
             except Exception:  # noqa: BLE001 — a broken entry is hidden, never shown (deny by default)
@@ -381,8 +413,14 @@ def sections() -> list[dict[str, Any]]:
     return out
 
 
+def _has_pages() -> bool:
+    """Someone without a console role whom an older page's own check names opens the overview
+    of those pages (a console role goes through the console's check, step-up included)."""
+    return not admin_roles() and any(section["links"] for section in sections())
+
+
 @bp.get("/")
-@require_admin(*Role)
+@require_admin(*Role, also=_has_pages)
 def home() -> Any:
     return render_template(
         "iam/admin/home.html",
@@ -391,7 +429,7 @@ def home() -> Any:
 
 
 def _nav_allowed() -> bool:
-    return current_viewer() is not None and bool(admin_roles())
+    return current_viewer() is not None and (bool(admin_roles()) or _has_pages())
 
 
 def _shell_guard() -> Response | None:

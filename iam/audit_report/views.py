@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, Response, abort, flash, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -14,11 +14,11 @@ from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  #
 from wtforms.validators import DataRequired, Length, Optional
 
 from iam import audit
+from iam.admin import AdminPage, Role, Section, current_admin, register_admin_page, require_admin
 from iam.audit_report import review as rv
 from iam.audit_report import service
 from iam.audit_report.pdf import report_pdf
 from iam.errors import Conflict, IamError
-from iam.pages import NavLink, register_nav
 from iam.web import db, services, signed_in
 
 bp = Blueprint("audit_report", __name__, url_prefix="/audit")
@@ -66,19 +66,16 @@ def _may_read() -> bool:
     return who is not None and (_may_review() or rv.may_read(services(), *who))
 
 
-def _require(check: Any) -> tuple[str, str]:
-    who = _who()
-    if who is None:
-        abort(redirect(url_for("sso.login", next=request.full_path)))
-    if not check():
-        abort(403)
-    return who
+def _username() -> str:
+    return current_admin().viewer.username
 
 
 @bp.route("/report", methods=["GET", "POST"])
+@require_admin(Role.SECURITY_OFFICER, also=_may_read, reads=True)
 def report() -> Any:
-    """The report form; POST answers with the PDF or CSV file (and audits that it was made)."""
-    _sub, username = _require(_may_read)
+    """The report form; POST answers with the PDF or CSV file (and audits that it was made).
+    Building a report changes nothing: the auditor may too."""
+    username = _username()
     form = ReportForm()
     error = None
     if form.validate_on_submit():
@@ -117,16 +114,21 @@ def report() -> Any:
 
 
 @bp.route("/review", methods=["GET", "POST"])
+@require_admin(Role.SECURITY_OFFICER, also=_may_review)
 def review_latest() -> Any:
-    """Last month's review (the navigation's link)."""
-    _require(_may_review)
-    return review(rv.previous_month(services().settings.timezone))
+    """Last month's review (the console's link)."""
+    return _review(rv.previous_month(services().settings.timezone))
 
 
 @bp.route("/review/<month>", methods=["GET", "POST"])
+@require_admin(Role.SECURITY_OFFICER, also=_may_review)
 def review(month: str) -> Any:
     """The month's significant and critical events; the security officer signs the month off."""
-    _sub, username = _require(_may_review)
+    return _review(month)
+
+
+def _review(month: str) -> Any:
+    username = _username()
     form = SignOffForm()
     session = db()
     try:
@@ -163,10 +165,25 @@ def review(month: str) -> Any:
 
 
 def register_navigation(app: Flask) -> None:
-    register_nav(
+    """In the console's Audit section (no longer in the header)."""
+    register_admin_page(
         app,
-        NavLink("audit_report.report", _l("Audit reports"), _may_read, order=90),
-        NavLink("audit_report.review_latest", _l("Monthly audit review"), _may_review, order=91),
+        AdminPage(
+            "audit_report.report",
+            _l("Audit reports"),
+            Section.AUDIT,
+            roles=frozenset({Role.SECURITY_OFFICER}),
+            order=20,
+            also=_may_read,
+        ),
+        AdminPage(
+            "audit_report.review_latest",
+            _l("Monthly audit review"),
+            Section.AUDIT,
+            roles=frozenset({Role.SECURITY_OFFICER}),
+            order=30,
+            also=_may_review,
+        ),
     )
 
 

@@ -14,10 +14,10 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from iam import i18n
+from iam.admin import AdminPage, Role, Section, admin_actor, register_admin_page, require_admin
 from iam.directory.errors import DirectoryError
 from iam.errors import Conflict, NotFound, ValidationFailed
 from iam.i18n import message_of
-from iam.pages import NavLink, register_nav
 from iam.web import db, services
 from provisioning.models import EventStatus, GroupRemoval, ReviewItem
 from provisioning.service import delivery, reports
@@ -41,34 +41,58 @@ def _in_operators_group(sub: str) -> bool:
     return cache[sub]
 
 
-def operator() -> str:
-    """The signed-in member of ``provisioning.operators_group``; anyone else is refused."""
+def _operator_group() -> bool:
+    """The pages' check from before the console: a member of ``provisioning.operators_group``
+    (the console's HR operators are accepted beside it)."""
     sso = current_sso()
-    if sso is None:
-        abort(redirect(url_for("sso.login")))
     try:
-        member = _in_operators_group(sso.sub)
+        return sso is not None and _in_operators_group(sso.sub)
     except DirectoryError:
         abort(503)
-    if not member:
-        abort(403)
-    return sso.sub
+
+
+HR = Role.HR_OPERATOR
 
 
 def _nav_operator() -> bool:
-    """The navigation's check: the same as :func:`operator` (a directory failure hides it)."""
+    """The navigation's check: the same as :func:`_operator_group` (a directory failure hides it)."""
     sso = current_sso()
     return sso is not None and _in_operators_group(sso.sub)
 
 
 def register_navigation(app: Flask) -> None:
-    """The HR pages in the header, for members of ``provisioning.operators_group`` only."""
-    register_nav(app, NavLink("provisioning.event_log", _l("HR events"), _nav_operator, order=60))
+    """The HR pages in the console's HR section (no longer in the header)."""
+    hr = frozenset({HR})
+    register_admin_page(
+        app,
+        AdminPage(
+            "provisioning.event_log", _l("HR events"), Section.HR, roles=hr, order=10, also=_nav_operator
+        ),
+        AdminPage(
+            "provisioning.dead_letters",
+            _l("Dead letters"),
+            Section.HR,
+            roles=hr,
+            order=20,
+            also=_nav_operator,
+        ),
+        AdminPage(
+            "provisioning.reconcile", _l("Reconciliation"), Section.HR, roles=hr, order=30, also=_nav_operator
+        ),
+        AdminPage(
+            "provisioning.register",
+            _l("Register of authorised persons"),
+            Section.HR,
+            roles=hr,
+            order=40,
+            also=_nav_operator,
+        ),
+    )
 
 
 @bp.get("/hr/events")
+@require_admin(HR, also=_operator_group)
 def event_log() -> Any:
-    operator()
     status = request.args.get("status") or None
     if status and status not in {s.value for s in EventStatus}:
         abort(400)
@@ -85,8 +109,8 @@ def event_log() -> Any:
 
 
 @bp.get("/hr/events/<event_id>")
+@require_admin(HR, also=_operator_group)
 def event_detail(event_id: str) -> Any:
-    operator()
     try:
         row = event_service.get_event(db(), event_id)
     except NotFound:
@@ -99,8 +123,8 @@ def event_detail(event_id: str) -> Any:
 
 
 @bp.get("/hr/dead")
+@require_admin(HR, also=_operator_group)
 def dead_letters() -> Any:
-    operator()
     rows = event_service.list_events(db(), status=EventStatus.DEAD)
     return render_template(
         "provisioning/dead.html", events=rows, form=ConfirmForm(), discard_form=DiscardForm()
@@ -108,8 +132,9 @@ def dead_letters() -> Any:
 
 
 @bp.post("/hr/events/<event_id>/replay")
+@require_admin(HR, also=_operator_group)
 def replay(event_id: str) -> Any:
-    actor = operator()
+    actor = admin_actor()
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
@@ -128,8 +153,9 @@ class DiscardForm(FlaskForm):  # type: ignore[misc]
 
 
 @bp.post("/hr/events/<event_id>/discard")
+@require_admin(HR, also=_operator_group)
 def discard(event_id: str) -> Any:
-    actor = operator()
+    actor = admin_actor()
     form = DiscardForm()
     if not form.validate_on_submit():
         if "csrf_token" in form.errors:
@@ -148,8 +174,8 @@ def discard(event_id: str) -> Any:
 
 
 @bp.get("/hr/reconcile")
+@require_admin(HR, also=_operator_group)
 def reconcile() -> Any:
-    operator()
     try:
         findings = reports.reconcile(services())
     except DirectoryError:
@@ -164,8 +190,8 @@ def reconcile() -> Any:
 
 
 @bp.get("/hr/register")
+@require_admin(HR, also=_operator_group)
 def register() -> Any:
-    operator()
     rows = reports.register(db())
     fmt = request.args.get("format")
     if fmt == "csv":

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, abort, g, redirect, render_template, session, url_for
+from flask import Flask, Response, g, redirect, render_template, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from iam import audit, privileged
+from iam.admin import AdminPage, Role, Section, register_admin_page, require_admin
 from iam.errors import ConfigError
 from iam.models.identity import Identity
-from iam.pages import NavLink, page_language, register_nav
+from iam.pages import page_language
 from iam.web import db, services
 from sso.forms import ConfirmForm
 from sso.policy import service as policy
@@ -92,23 +93,21 @@ def _may_read_report() -> bool:
     )
 
 
-def _report_access() -> Any:
+def _record_refusal() -> None:
+    """A refused look at the report is audited (as before the console)."""
     sso = current_sso()
-    if sso is None:
-        return redirect(url_for("sso.login"))
-    if not _may_read_report():
-        audit.record_refusal(
-            db(), "policy.report_refused", actor=sso.sub, ip=g.client_ip, user_agent=g.user_agent
-        )
-        abort(403)
-    return None
+    audit.record_refusal(
+        db(),
+        "policy.report_refused",
+        actor=sso.sub if sso else None,
+        ip=g.client_ip,
+        user_agent=g.user_agent,
+    )
 
 
 @bp.get("/policy/acceptances")
+@require_admin(Role.SECURITY_OFFICER, also=_may_read_report, on_refusal=_record_refusal)
 def acceptances() -> Any:
-    refused = _report_access()
-    if refused is not None:
-        return refused
     try:
         current, rows = policy.report(db(), services().settings)
     except ConfigError:
@@ -123,10 +122,8 @@ def acceptances() -> Any:
 
 
 @bp.get("/policy/acceptances.csv")
+@require_admin(Role.SECURITY_OFFICER, also=_may_read_report, on_refusal=_record_refusal)
 def acceptances_csv() -> Any:
-    refused = _report_access()
-    if refused is not None:
-        return refused
     try:
         current, rows = policy.report(db(), services().settings)
     except ConfigError:
@@ -141,4 +138,15 @@ def acceptances_csv() -> Any:
 
 
 def register_navigation(app: Flask) -> None:
-    register_nav(app, NavLink("sso.acceptances", _l("Policy acceptances"), _may_read_report, order=80))
+    """The acceptance report in the console's Audit section (no longer in the header)."""
+    register_admin_page(
+        app,
+        AdminPage(
+            "sso.acceptances",
+            _l("Policy acceptances"),
+            Section.AUDIT,
+            roles=frozenset({Role.SECURITY_OFFICER}),
+            order=50,
+            also=_may_read_report,
+        ),
+    )

@@ -105,7 +105,7 @@ def test_pages_deny_by_default_and_officer_closes_alert(services: Services, offi
     login(sec, "sec", PASSWORD)
     page = sec.get("/security/alerts")
     assert page.status_code == 200 and "token_outside_networks" in page.get_data(as_text=True)
-    assert 'id="nav-detect-alerts"' in page.get_data(as_text=True)
+    assert 'id="admin-detect-alerts"' in page.get_data(as_text=True)  # in the console's navigation
     detail = sec.get(f"/security/alerts/{alert_id}")
     token = csrf_from(detail.get_data(as_text=True))
     assert sec.post(f"/security/alerts/{alert_id}", data={"to": "closed", "comment": "ok"}).status_code == 400

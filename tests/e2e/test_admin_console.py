@@ -297,3 +297,35 @@ def test_help_desk_security_officer_and_auditor_in_chromium(
                 _shot(page, name)
     finally:
         ctx.close()
+
+
+def test_auditor_reads_the_conformance_report_and_downloads_the_pdf(
+    console: dict[str, Any], browser: Any, tmp_path: Path
+) -> None:
+    """The auditor chooses a rulebook and a period in the console, reads the report and saves
+    its PDF; building it is recorded in the audit log under the auditor's name."""
+    provider: LiveProvider = console["provider"]
+    auditor: Admin = console["admins"]["auditor"]
+    ctx = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    ctx.set_default_timeout(30_000)
+    page = ctx.new_page()
+    try:
+        _sign_in(page, provider, auditor)
+        page.locator("#admin-conformance_admin-page").click()
+        page.get_by_label("Rulebook").select_option("cacak")
+        page.get_by_label("Period").fill("2026-Q3")
+        page.get_by_role("button", name="Show the report").click()
+        expect(page.locator("#conformance-report")).to_contain_text("2026-Q3")
+        assert page.locator("form[method=post]").count() == 0  # reading only
+        _shot(page, "conformance")
+        with page.expect_download() as info:
+            page.locator("#conformance-pdf").click()
+        saved = tmp_path / info.value.suggested_filename
+        info.value.save_as(saved)
+        assert saved.suffix == ".pdf" and saved.read_bytes().startswith(b"%PDF")
+    finally:
+        ctx.close()
+    with provider.services().reader() as s:
+        rows = s.scalars(select(AuditEvent).where(AuditEvent.event == "conformance.report")).all()
+    mine = [r for r in rows if r.actor == auditor.user.id]
+    assert sorted(r.details["format"] for r in mine) == ["html", "pdf"]
