@@ -123,6 +123,43 @@ EVENT_LABELS: dict[str, Any] = {
     "audit.report": _l("Audit report produced"),
     "audit.review_signed": _l("Monthly audit review signed off"),
     "audit.review_overdue": _l("Monthly audit review overdue"),
+    # administration console
+    "admin.password_reset": _l("Password reset by the help desk"),
+    "admin.refused": _l("Console action refused"),
+    "admin.session_ended": _l("Session ended by an administrator"),
+    "admin.sessions_ended": _l("All sessions ended by an administrator"),
+    "audit.exported": _l("Audit log exported"),
+    "audit.verify_failed": _l("Audit log verification failed"),
+    "audit.verify_requested": _l("Audit log verification requested"),
+    "job.discarded": _l("Job discarded"),
+    "job.retried": _l("Job retried"),
+    "user.unlocked": _l("Account unlocked by an administrator"),
+    "client.credential_rotated": _l("Application secret or key replaced"),
+    "client.portal_changed": _l("Application's portal entry or allowed groups changed"),
+    "client.updated": _l("Application changed"),
+    "pim.shared_rotation_requested": _l("Shared account password change requested"),
+    # alerts and AD changes
+    "alert.change_refused": _l("Alert change refused"),
+    "directory.baseline": _l("AD change analysis started from a new baseline"),
+    # portal, policy and languages
+    "authorize.not_assigned": _l("Application refused: not assigned to the person"),
+    "policy.accepted": _l("Security policy accepted"),
+    "policy.report_refused": _l("Policy acceptance report refused"),
+    "person.language_changed": _l("Language changed"),
+    # access requests
+    "request.decision_refused": _l("Access request decision refused"),
+    "request.end_failed": _l("Ending a granted right failed"),
+    "request.ended": _l("Granted right ended"),
+    "request.escalated": _l("Access request escalated"),
+    "request.fulfilment_failed": _l("Granting a right in the directory failed"),
+    "request.granted": _l("Requested right granted"),
+    "request.refused_submission": _l("Access request not accepted"),
+    # backups and conformance
+    "backup.created": _l("Backup created"),
+    "backup.drill": _l("Restore drill"),
+    "backup.drill_overdue": _l("Restore drill overdue"),
+    "backup.restored": _l("Restored from a backup"),
+    "conformance.report": _l("Conformance report made"),
 }
 
 SEVERITY_LABELS: dict[str, Any] = {

@@ -127,7 +127,7 @@ def test_every_recorded_event_has_a_label() -> None:
 
     root = Path(__file__).resolve().parents[2]
     names: set[str] = set()
-    for package in ("iam", "sso", "pim", "provisioning"):
+    for package in ("iam", "sso", "pim", "provisioning", "detect"):
         for path in (root / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 if (
