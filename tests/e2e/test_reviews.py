@@ -80,7 +80,7 @@ def test_manager_decides_in_bulk_and_officer_closes(live_provider: LiveProvider,
     page.get_by_label("Decision", exact=True).select_option("revoke")
     page.get_by_label("Comment").fill("Moved to another team")
     page.get_by_role("button", name="Save decision").click()
-    expect(page.get_by_role("status")).to_have_text("2 item(s): revoke.")
+    expect(page.get_by_role("status")).to_have_text("2 items: revoke.")
     page.get_by_label("also decided").check()
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("table.items")).to_contain_text("Moved to another team")

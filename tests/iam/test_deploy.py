@@ -79,6 +79,9 @@ def test_make_run_writes_the_demo_environment_and_prints_how_to_use_the_cli(tmp_
         "#!/bin/sh\n"
         f'echo "$1|$IAM_DEV_MODE|$IAM_VAR_DIR|$IAM_DATABASE__URL|$IAM_ISSUER|$IAM_PIM__SECURITY_OFFICERS"'
         f' >> "{calls}"\n'
+        # `serve` runs in the foreground and the script stops the background worker when it
+        # returns: wait (bounded) until the worker has been started, as the real server would
+        f'if [ "$1" = serve ]; then for i in $(seq 100); do grep -q "^worker|" "{calls}" && break; sleep 0.1; done; fi\n'
     )
     iam.chmod(0o755)
     (venv / "bin" / "python").symlink_to(Path(sys.executable))
