@@ -326,6 +326,11 @@ def _provider_env(
     )
     if directory is not None:
         env.update(directory_env(directory))
+        # AD-backed providers ask AD on every refresh: the e2e tests disable accounts in AD and
+        # expect the next refresh refused at once. The default 30 s reuse of AD's answer (and
+        # that a disable through the provider stays immediate) is tested with a moved clock in
+        # tests/sso/test_code_flow.py.
+        env["IAM_TOKENS__DIRECTORY_CACHE_SECONDS"] = "0"
     else:
         env["IAM_DIRECTORY__KIND"] = "local"
     return env
