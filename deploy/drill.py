@@ -168,6 +168,8 @@ class Cluster:
                 "IAM_WORKER__POLL_INTERVAL": "0.2",
                 "IAM_WORKER__LEASE": "10",
                 "IAM_CLUSTER__HEARTBEAT": "2",
+                # a refresh whose answer died with its node may be retried (README "Several nodes")
+                "IAM_TOKENS__REFRESH_RETRY_GRACE_SECONDS": "10",
                 "IAM_PIM__ROLES_DIR": str(self.base / "roles"),
                 "IAM_PIM__SECURITY_OFFICERS": '["drillsec"]',
                 "XDG_RUNTIME_DIR": str(self.base),

@@ -117,6 +117,13 @@ class TokenSettings(Section):
     refresh_token_lifetime: int = 8 * 60 * 60
     """Seconds a refresh token (and its family) lives at most."""
     code_lifetime: int = 60
+    refresh_retry_grace_seconds: int = Field(default=0, ge=0, le=120)
+    """Seconds during which a client may present a refresh token it has just rotated again, as
+    long as the token that rotation issued has never been used: the answer was lost (a node died
+    or the network dropped it after the commit). The retry gets a new token and the unused one is
+    revoked; presenting that revoked one later counts as reuse and revokes the family. 0 (the
+    default) is strict rotation (RFC 9700 §4.14.2): any second use revokes the family and the
+    client signs in again. Several nodes behind a proxy: 10 is enough."""
     directory_cache_seconds: float = Field(default=30.0, ge=0)
     """Seconds a refresh or code exchange trusts the directory's last answer about an account
     (enabled, not locked, name, e-mail, groups) instead of asking AD again; 0 asks every time.

@@ -164,6 +164,10 @@ class RefreshToken(Base):
     expires_at: Mapped[dt.datetime]
     used_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
+    replaced_by: Mapped[str | None] = mapped_column(String(64))
+    """The hash of the token its rotation issued (set in the same write that marks it used)."""
+    revoked_reason: Mapped[str | None] = mapped_column(String(32))
+    """``superseded`` when a retry within ``tokens.refresh_retry_grace_seconds`` replaced it."""
 
 
 class RevokedAccessToken(Base):

@@ -25,6 +25,7 @@ from flask import Flask, g
 from joserfc.jwk import KeySet, OctKey
 
 from iam import audit, clock, cluster, events
+from iam.crypto import token_hash
 from iam.directory.errors import DirectoryError
 from iam.errors import ValidationFailed
 from iam.web import db as web_db
@@ -86,6 +87,8 @@ class OAuthUser:
     ctx: service.AuthContext
     family_id: str | None = None
     family_expires_at: Any = None
+    refresh_value: str | None = None
+    """The refresh token to issue: its hash was recorded when the old one was claimed."""
 
     def get_user_id(self) -> str:
         return self.ctx.sub
@@ -367,7 +370,8 @@ class RefreshTokenGrant(ClientScopes, grants.RefreshTokenGrant):  # type: ignore
 
     def authenticate_refresh_token(self, refresh_token: str) -> StoredRefresh | None:
         client_id = self.request.client.client_id
-        row = service.find_refresh_token_for(web_reader(), _db(), refresh_token, client_id)
+        grace = self.server.services.settings.tokens.refresh_retry_grace_seconds
+        row = service.find_refresh_token_for(web_reader(), _db(), refresh_token, client_id, retry_grace=grace)
         return StoredRefresh(row) if row else None
 
     def authenticate_user(self, refresh_token: StoredRefresh) -> OAuthUser | None:
@@ -376,10 +380,11 @@ class RefreshTokenGrant(ClientScopes, grants.RefreshTokenGrant):  # type: ignore
             service.revoke_family(_db(), row.family_id)
             raise InvalidGrantError("The account can no longer sign in.")
         # the first write of the request: on SQLite the write lock is held only from here on
-        if not service.claim_refresh_token(_db(), row):
+        value = service.new_refresh_value()
+        if not service.claim_refresh_token(_db(), row, token_hash(value)):
             raise InvalidGrantError()
         ctx = service.AuthContext.of(row)
-        return OAuthUser(ctx, family_id=row.family_id, family_expires_at=row.expires_at)
+        return OAuthUser(ctx, family_id=row.family_id, family_expires_at=row.expires_at, refresh_value=value)
 
     def revoke_old_credential(self, refresh_token: StoredRefresh) -> None:
         """Already marked used atomically by :func:`service.claim_refresh_token`."""
@@ -576,6 +581,7 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 scope=scope,
                 family_id=user.family_id,
                 family_expires_at=user.family_expires_at,
+                value=user.refresh_value,
             )
             token["refresh_token"] = value
             if code_row is not None:

@@ -322,8 +322,9 @@ def issue_refresh_token(
     scope: str,
     family_id: str | None = None,
     family_expires_at: dt.datetime | None = None,
+    value: str | None = None,
 ) -> tuple[str, RefreshToken]:
-    value = random_token(REFRESH_PREFIX)
+    value = value or new_refresh_value()
     now = clock.now()
     row = RefreshToken(
         token_hash=token_hash(value),
@@ -342,41 +343,99 @@ def issue_refresh_token(
     return value, row
 
 
+SUPERSEDED = "superseded"
+
+
 def find_refresh_token_for(
-    reader: Session, session: Session, value: str, client_id: str
+    reader: Session, session: Session, value: str, client_id: str, *, retry_grace: int = 0
 ) -> RefreshToken | None:
     """A refresh token the client may use now, read without taking any write lock.
 
-    A token that was already used is a replay: its whole family is revoked (in ``session``).
+    A token that was already used is a replay: its whole family is revoked (in ``session``) —
+    unless it is a retry within ``retry_grace`` seconds whose successor was never used
+    (``tokens.refresh_retry_grace_seconds``). A token a retry superseded is a replay too.
     The caller must still :func:`claim_refresh_token` before issuing anything.
     """
     row = reader.get(RefreshToken, token_hash(value))
-    if row is None or row.client_id != client_id:
+    if row is None or row.client_id != client_id or row.expires_at <= clock.now():
         return None
-    if row.revoked_at is not None or row.expires_at <= clock.now():
+    if row.revoked_at is not None:
+        if row.revoked_reason == SUPERSEDED:
+            _reused(session, row)
         return None
-    if row.used_at is not None:
+    if row.used_at is not None and not _retry_allowed(reader, row, retry_grace):
         _reused(session, row)
         return None
     return row
 
 
-def claim_refresh_token(session: Session, row: RefreshToken) -> bool:
-    """Mark the token used, atomically: exactly one of two concurrent uses wins; the loser
-    is treated as a replay and revokes the family (RFC 9700 §4.14.2)."""
-    claimed = session.execute(
+def _retry_allowed(reader: Session, row: RefreshToken, grace: int) -> bool:
+    if grace <= 0 or row.used_at is None or row.replaced_by is None:
+        return False
+    if clock.now() - row.used_at > dt.timedelta(seconds=grace):
+        return False
+    successor = reader.get(RefreshToken, row.replaced_by)
+    return successor is not None and successor.used_at is None and successor.revoked_at is None
+
+
+def new_refresh_value() -> str:
+    return random_token(REFRESH_PREFIX)
+
+
+def claim_refresh_token(session: Session, row: RefreshToken, successor: str) -> bool:
+    """Mark the token used and record the hash of its ``successor``, atomically: exactly one of
+    two concurrent uses wins; the loser is treated as a replay and revokes the family (RFC 9700
+    §4.14.2). A retry admitted by :func:`find_refresh_token_for` instead revokes the unused
+    successor of the first use (it never reached the client) and points at the new one."""
+    now = clock.now()
+    if row.used_at is None:
+        claimed = session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.token_hash == row.token_hash,
+                RefreshToken.used_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+            )
+            .values(used_at=now, replaced_by=successor)
+        )
+        if getattr(claimed, "rowcount", 0) == 1:
+            return True
+    elif _supersede(session, row, successor, now):
+        audit.record(
+            session,
+            "token.refresh_retry",
+            severity=audit.Severity.SIGNIFICANT,
+            subject=row.sub,
+            client_id=row.client_id,
+            details={"family": row.family_id, "first_used_at": row.used_at.isoformat()},
+        )
+        return True
+    _reused(session, row)
+    return False
+
+
+def _supersede(session: Session, row: RefreshToken, successor: str, now: dt.datetime) -> bool:
+    lost = session.execute(
         update(RefreshToken)
         .where(
-            RefreshToken.token_hash == row.token_hash,
+            RefreshToken.token_hash == row.replaced_by,
             RefreshToken.used_at.is_(None),
             RefreshToken.revoked_at.is_(None),
         )
-        .values(used_at=clock.now())
+        .values(revoked_at=now, revoked_reason=SUPERSEDED)
     )
-    if getattr(claimed, "rowcount", 0) != 1:
-        _reused(session, row)
+    if getattr(lost, "rowcount", 0) != 1:
         return False
-    return True
+    moved = session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.token_hash == row.token_hash,
+            RefreshToken.replaced_by == row.replaced_by,
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(replaced_by=successor)
+    )
+    return getattr(moved, "rowcount", 0) == 1
 
 
 def _reused(session: Session, row: RefreshToken) -> None:

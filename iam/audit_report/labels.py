@@ -20,6 +20,7 @@ EVENT_LABELS: dict[str, Any] = {
     "token.refused": _l("Token refused"),
     "token.code_replay": _l("Authorisation code used twice (possible attack)"),
     "token.refresh_reuse": _l("Refresh token reused (possible theft)"),
+    "token.refresh_retry": _l("Refresh token retried after its answer was lost"),
     "client.created": _l("Application registered"),
     "client.removed": _l("Application removed"),
     "client.required_level_changed": _l("Application's required sign-in level changed"),

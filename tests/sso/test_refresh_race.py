@@ -34,9 +34,9 @@ def test_two_simultaneous_refreshes_one_wins_and_the_family_is_revoked(
     both_found = threading.Barrier(2, timeout=20)
     claim = service.claim_refresh_token
 
-    def claim_after_both_found(session: Any, row: RefreshToken) -> bool:
+    def claim_after_both_found(session: Any, row: RefreshToken, successor: str) -> bool:
         both_found.wait()
-        return claim(session, row)
+        return claim(session, row, successor)
 
     monkeypatch.setattr(service, "claim_refresh_token", claim_after_both_found)
     answers: list[Any] = [None, None]
