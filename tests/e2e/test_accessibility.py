@@ -1,7 +1,8 @@
 """Accessibility (issue 13 part 5): axe-core (npm, ``tests/e2e/node``) run in Chromium over
 every HTML page the application serves — the GET routes are read from the app's ``url_map``,
 so a page added later is covered without touching this test — each seen by a person who may
-open it; zero serious or critical violations, and a ``lang`` on every page. Keyboard only:
+open it, and the pages with a path argument (a request, an application, a person …) reached by
+the first link to each found on those pages; zero serious or critical violations, and a ``lang`` on every page. Keyboard only:
 sign-in, the one-time code and the policy acknowledgement without a mouse."""
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ VIEWERS = ("admin", "bob", "alice", None)
 #: Routes that are no page (machine endpoints); the answer's content type decides the rest.
 NOT_PAGES = ("/api/", "/scim/", "/.well-known/", "/static/")
 LAST = ("logout", "cancel", "/demo/login", "/demo/callback", "/login/continue")
+#: Searches whose answers link to pages with a path argument (a person …).
+SEARCHES = ("/admin/people?q=alice",)
 
 
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveProvider]:
-    """Demo users; the policy acknowledgement on; admin a security officer, bob an approver
-    and HR operator, alice eligible for a PIM role."""
+    """Demo users; the policy acknowledgement on; admin a security officer and in the console's
+    roles, bob an approver and HR operator, alice eligible for a PIM role."""
     var_dir = tmp_path_factory.mktemp("provider-a11y")
     roles = var_dir / "roles"
     roles.mkdir()
@@ -59,6 +62,10 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveProvider]
             "IAM_PIM__ROLES_DIR": str(roles),
             "IAM_PIM__SECURITY_OFFICERS": '["admin"]',
             "IAM_LANGUAGES": '["en", "sr-Latn"]',
+            # admin holds the console's roles too (its session is raised to mfa after sign-in)
+            "IAM_ADMIN__IT_ADMINS": '["admin"]',
+            "IAM_ADMIN__SECURITY_OFFICERS": '["admin"]',
+            "IAM_ADMIN__HR_OPERATORS": '["admin"]',
         }
     )
     live = LiveProvider(kind="local", port=port, var_dir=var_dir, env=env)
@@ -72,6 +79,7 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveProvider]
         assert bob is not None
         directory.add_member("iam-hr-operators", bob.id)
         live.cli("pim", "eligible", "add", "ops", "alice")
+        live.cli("pim", "request", "ops", "--as", "alice", "--justification", "axe: a pending request")
         live.cli(
             "client", "add", "--name", "Intranet", "--redirect-uri", "https://intranet.example/cb",
             "--launch-uri", "https://intranet.example/", "--description", "News and forms",
@@ -100,6 +108,36 @@ def _get_routes(provider: LiveProvider) -> list[str]:
     # pages that end or start a session (sign-out, cancel, the demo's own sign-in) come last,
     # so every other page is seen while the viewers are still signed in
     return sorted(paths, key=lambda p: (any(w in p for w in LAST), p))
+
+
+def _parameterised(provider: LiveProvider) -> Any:
+    """A matcher of paths onto the GET routes that take arguments (``/pim/requests/<id>`` …):
+    the endpoint's name, or None."""
+    from werkzeug.exceptions import HTTPException
+
+    from iam.app import create_app
+
+    app = create_app(services=provider.services())
+    adapter = app.url_map.bind("localhost")
+    with_args = {
+        r.endpoint for r in app.url_map.iter_rules() if r.arguments and "GET" in (r.methods or set())
+    }
+
+    def match(path: str) -> str | None:
+        if path.startswith(NOT_PAGES) or any(w in path for w in LAST):
+            return None
+        try:
+            endpoint, _ = adapter.match(path, method="GET")
+        except HTTPException:
+            return None
+        return str(endpoint) if endpoint in with_args else None
+
+    return match
+
+
+def _links(page: Page, issuer: str) -> list[str]:
+    hrefs: list[str] = page.evaluate("() => Array.from(document.querySelectorAll('a[href]'), a => a.href)")
+    return [h.removeprefix(issuer).split("#")[0].split("?")[0] for h in hrefs if h.startswith(issuer)]
 
 
 def _axe(page: Page) -> list[dict[str, Any]]:
@@ -132,6 +170,17 @@ def _sign_in(browser: Any, provider: LiveProvider, username: str) -> tuple[Page,
         found = [{"page": "/policy", "viewer": username, **v} for v in _axe(page)]
         page.locator("#accept-policy").click()
         page.wait_for_load_state()
+    if username == "admin":  # the console needs a second factor: raised as the step-up would
+        from sqlalchemy import select
+
+        from sso.models import SsoSession
+
+        services = provider.services()
+        with services.transaction() as s:
+            admin = services.directory.find_user(username="admin")
+            assert admin is not None
+            for row in s.scalars(select(SsoSession).where(SsoSession.sub == admin.id)):
+                row.amr, row.acr = ["pwd", "otp", "mfa"], "mfa"
     return page, found
 
 
@@ -140,6 +189,10 @@ def test_every_page_has_no_serious_or_critical_axe_violation(
 ) -> None:
     routes = _get_routes(provider)
     assert {"/", "/login", "/my-access", "/policy", "/policy/acceptances", "/account"} <= set(routes)
+    match = _parameterised(provider)
+    #: pages with a path argument (a request, a client, a person …): the first link to each
+    #: endpoint found on the pages visited, seen by the viewer who found it
+    found_links: dict[str, tuple[str, str | None]] = {}
     pages: dict[str | None, Page] = {}
     violations: list[dict[str, Any]] = []
     for who in VIEWERS:
@@ -164,9 +217,11 @@ def test_every_page_has_no_serious_or_critical_axe_violation(
         expect(page).to_have_url(f"{provider.issuer}/consent")
         checked["/consent"] = "alice → /consent (in a flow)"
         violations += [{"page": "/consent", "viewer": "alice", **v} for v in _axe(page)]
-        for path in routes:
+
+        def visit(path: str, viewers: tuple[str | None, ...], note: str = "") -> None:
+            nonlocal violations
             last: tuple[Page, str] | None = None
-            for who in VIEWERS:
+            for who in viewers:
                 page = pages[who]
                 try:
                     response = page.goto(f"{provider.issuer}{path}")
@@ -177,14 +232,34 @@ def test_every_page_has_no_serious_or_critical_axe_violation(
                 if response is None or "text/html" not in (response.headers.get("content-type") or ""):
                     break  # not a page (JSON, CSV, a redirect out of the provider …)
                 last = (page, str(who))
-                if response.status == 200 and page.url.split("?")[0] == f"{provider.issuer}{path}":
+                if (
+                    response.status == 200
+                    and page.url.split("?")[0] == f"{provider.issuer}{path}".split("?")[0]
+                ):
                     break
             if last is None:
-                continue
+                return
             page, who = last
             assert page.evaluate("document.documentElement.lang"), f"{path}: no lang attribute"
-            checked[path] = f"{who} → {page.url.removeprefix(provider.issuer)}"
+            checked[path] = f"{who} → {page.url.removeprefix(provider.issuer)}{note}"
             violations += [{"page": path, "viewer": who, **v} for v in _axe(page)]
+            for link in _links(page, provider.issuer):
+                endpoint = match(link)
+                if endpoint is not None and endpoint not in found_links:
+                    found_links[endpoint] = (link, None if who == "None" else who)
+
+        ending = [p for p in routes if any(w in p for w in LAST)]
+        for path in [*routes, *SEARCHES]:
+            if path not in ending:
+                visit(path, VIEWERS)
+        visited: set[str] = set()
+        while pending := sorted(set(found_links) - visited):  # a page found there may link on
+            for endpoint in pending:
+                visited.add(endpoint)
+                link, viewer = found_links[endpoint]
+                visit(link, (viewer,), f" ({endpoint})")
+        for path in ending:  # sign-out and the like: last, while every viewer was signed in
+            visit(path, VIEWERS)
         # our error page (404) too
         page = pages[None]
         page.goto(f"{provider.issuer}/no-such-page")
@@ -195,6 +270,7 @@ def test_every_page_has_no_serious_or_critical_axe_violation(
     (tmp_path / "axe-pages.json").write_text(json.dumps(checked, indent=1))
     print(f"axe checked {len(checked)} pages: {json.dumps(checked, indent=1)}")
     assert len(checked) >= 20, checked
+    assert len(found_links) >= 5, found_links  # pages with a path argument were reached too
     assert violations == [], json.dumps(violations, indent=1)
 
 
