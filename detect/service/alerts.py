@@ -28,8 +28,9 @@ from sqlalchemy.orm import Session
 from detect import rules as rules_mod
 from detect.models import Alert, AlertState, Hit
 from detect.service import cursor
-from iam import audit, clock, jobs
+from iam import audit, clock, i18n, jobs
 from iam.errors import NotFound, ValidationFailed
+from iam.i18n import N_
 from iam.models.identity import Identity
 
 if TYPE_CHECKING:
@@ -215,8 +216,8 @@ def _raise(
         ip=ev.ip,
         details={"alert": alert.id, "rule": rule.id, "title": rule.title, **details},
     )
-    subject, text = mail_for(services, alert)
     for to in ruleset.recipients.all:
+        subject, text = mail_for(services, alert, i18n.for_recipient(services.settings, session, email=to))
         jobs.enqueue(
             session,
             "iam.mail",
@@ -228,17 +229,48 @@ def _raise(
     return alert
 
 
-def mail_for(services: Services, alert: Alert) -> tuple[str, str]:
-    """Subject and text of the mail about ``alert`` (metadata only: no secrets, no payloads)."""
-    issuer = services.settings.issuer
-    facts = "\n".join(f"  {k}: {v}" for k, v in sorted(alert.details.items()))
+FACT_LABELS = {
+    "window_seconds": N_("Window (seconds)"),
+    "threshold": N_("Threshold"),
+    "count": N_("Events counted"),
+    "trigger_event": N_("Triggering audit event"),
+    "event": N_("Event"),
+    "distinct": N_("Distinct values"),
+    "distinct_of": N_("Counted distinct by"),
+}
+"""How the mail names an alert's facts (``details``); an unknown key is shown as it is."""
+
+
+def mail_for(services: Services, alert: Alert, t: i18n.Translator | None = None) -> tuple[str, str]:
+    """Subject and text of the mail about ``alert`` (metadata only: no secrets, no payloads), in
+    the language of ``t`` (a recipient's; default: the organisation's)."""
+    t = t or i18n.translator(services.settings)
+    page = f"{services.settings.issuer}/security/alerts/{alert.id}"
+    zone = zoneinfo.ZoneInfo(services.settings.timezone)
+    rows = [
+        (t.gettext("Rule"), alert.rule),
+        (t.gettext("About"), alert.key),
+        (t.gettext("First"), t.moment(alert.first_at, zone)),
+        (t.gettext("Alert id"), str(alert.id)),
+    ]
+    facts = [
+        (t.gettext(FACT_LABELS[k]) if k in FACT_LABELS else k, v) for k, v in sorted(alert.details.items())
+    ]
+    width = max(len(label) for label, _ in rows) + 2
     text = (
-        f"Security alert: {alert.title}\n\n"
-        f"Rule:      {alert.rule}\nAbout:     {alert.key}\n"
-        f"First:     {alert.first_at:%Y-%m-%d %H:%M:%S} UTC\nAlert id:  {alert.id}\n\n"
-        f"Facts:\n{facts}\n\n"
-        f"Open {issuer}/security/alerts/{alert.id} to acknowledge or close it.\n"
+        t.gettext("Security alert: %(title)s", title=alert.title)
+        + "\n\n"
+        + "".join(f"{label + ':':<{width}}{value}\n" for label, value in rows)
+        + "\n"
+        + t.gettext("Facts:")
+        + "\n"
+        + "".join(f"  {label}: {value}\n" for label, value in facts)
+        + "\n"
+        + t.gettext("Open %(url)s to acknowledge or close it.", url=page)
+        + "\n"
     )
+    # the tag stays as it is for mail filters (as "[IAM PIM]", "[IAM critical]"); the title is the
+    # rules file's own text
     return f"[IAM alert] {alert.title}: {alert.key}", text
 
 

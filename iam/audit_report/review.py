@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from iam import audit, clock, jobs
+from iam import audit, clock, i18n, jobs
 from iam.audit_report.service import ReportQuery, events
 from iam.errors import Conflict, ValidationFailed
 from iam.models.audit import AuditEvent, Severity
@@ -180,20 +180,30 @@ def remind_overdue(services: Services) -> list[str]:
                 )
                 to = s.audit.security_officer_email
                 if to:
-                    jobs.enqueue(
-                        session,
-                        "iam.mail",
-                        {
-                            "to": to,
-                            "subject": f"[IAM] Monthly audit review {month} is overdue",
-                            "text": (
-                                f"The monthly review of the audit log for {month} was due on "
-                                f"{due - dt.timedelta(seconds=1):%Y-%m-%d} and has not been signed off.\n\n"
-                                f"Read and sign it off at {s.issuer}/audit/review/{month}\n"
-                            ),
-                        },
+                    subject, text = _overdue_mail(
+                        services, i18n.for_recipient(s, session, email=to), month, due
                     )
+                    jobs.enqueue(session, "iam.mail", {"to": to, "subject": subject, "text": text})
                 reminded.append(month)
             first = start.astimezone(zoneinfo.ZoneInfo(zone))
             month = (first - dt.timedelta(days=1)).strftime("%Y-%m")
     return reminded
+
+
+def _overdue_mail(services: Services, t: i18n.Translator, month: str, due: dt.datetime) -> tuple[str, str]:
+    """The reminder of an overdue month, in the officer's language."""
+    zone = zoneinfo.ZoneInfo(services.settings.timezone)
+    page = f"{services.settings.issuer}/audit/review/{month}"
+    last_day = i18n.format_moment(due - dt.timedelta(seconds=1), zone, t.catalogue, "date")
+    text = (
+        t.gettext(
+            "The monthly review of the audit log for %(month)s was due on %(day)s and has not been "
+            "signed off.",
+            month=month,
+            day=last_day,
+        )
+        + "\n\n"
+        + t.gettext("Read and sign it off at %(url)s", url=page)
+        + "\n"
+    )
+    return "[IAM] " + t.gettext("Monthly audit review %(month)s is overdue", month=month), text

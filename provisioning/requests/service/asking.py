@@ -5,19 +5,30 @@ the request is sent (``preview``) and enforced when it is (``submit``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam import audit, clock
+from iam import audit, clock, i18n
 from iam.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from provisioning.models import HrPerson, PersonStatus
 from provisioning.requests import catalogue
 from provisioning.requests.calendar import WorkingCalendar
 from provisioning.requests.catalogue import Item
 from provisioning.requests.models import OPEN, AccessRequest, Status
-from provisioning.requests.service.common import MAX_TEXT, SYSTEM, Actor, event, hr_of, reviewers, tell
+from provisioning.requests.service.common import (
+    MAX_TEXT,
+    SYSTEM,
+    Actor,
+    event,
+    hr_of,
+    item_title,
+    moment,
+    reviewers,
+    tell,
+)
 from provisioning.reviews.definitions import Stage
 from provisioning.reviews.service.catalogue import load_sod
 
@@ -272,16 +283,7 @@ def start_step(
         req.step_due_at = cal.deadline(now, services.settings.requests.step_working_days)
         req.reminded_at = req.escalated_at = None
         req.escalated_to = []
-        what = "opinion" if step == "security_officer" else "decision"
-        tell(
-            services,
-            session,
-            [req.approver],
-            f"Access request {req.id} waits for your {what}",
-            f"{req.requested_by} asked for {req.item} ({req.group}) for {req.person_name} "
-            f"({req.person_username}).\nJustification: {req.justification}\n"
-            f"Due: {req.step_due_at:%Y-%m-%d %H:%M} UTC.\n{services.settings.issuer}/requests/inbox",
-        )
+        tell(services, session, [req.approver], partial(_step_mail, services, req, step))
         event(
             session,
             "request.step_started",
@@ -292,3 +294,30 @@ def start_step(
             due_at=req.step_due_at.isoformat(),
         )
         return
+
+
+def _step_mail(services: Services, req: AccessRequest, step: str, t: i18n.Translator) -> tuple[str, str]:
+    """The mail to a step's approver: a decision, or the security officer's opinion."""
+    facts = {
+        "id": req.id,
+        "requester": req.requested_by,
+        "item": item_title(services, req.item, t),
+        "group": req.group,
+        "name": req.person_name,
+        "username": req.person_username,
+    }
+    if step == "security_officer":
+        subject = t.gettext("Access request %(id)s waits for your opinion", **facts)
+    else:
+        subject = t.gettext("Access request %(id)s waits for your decision", **facts)
+    text = (
+        t.gettext("%(requester)s asked for %(item)s (%(group)s) for %(name)s (%(username)s).", **facts)
+        + "\n"
+        + t.gettext("Justification: %(text)s", text=req.justification)
+        + "\n"
+        + t.gettext("Due: %(when)s.", when=moment(services, t, req.step_due_at))
+        + "\n"
+        + t.gettext("Open your inbox to decide: %(url)s", url=services.settings.issuer + "/requests/inbox")
+        + "\n"
+    )
+    return subject, text

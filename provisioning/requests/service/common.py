@@ -3,14 +3,18 @@ reviewers' resolution borrowed from access reviews."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam import audit, jobs
+from iam import audit, i18n, jobs
 from iam.errors import NotFound
+from iam.i18n import N_
 from provisioning.models import HrPerson
 from provisioning.requests.models import AccessRequest
 from provisioning.reviews.definitions import Definition
@@ -61,17 +65,46 @@ def reviewers(services: Services, session: Session) -> Reviewers:
     return Reviewers(services, session, definition)
 
 
+Compose = Callable[[i18n.Translator], tuple[str, str]]
+"""A mail's subject and text in the language of the translator it is given (one per recipient)."""
+
+STEP_NAMES = {
+    "manager": N_("manager"),
+    "owner": N_("resource owner"),
+    "security_officer": N_("security officer (opinion)"),
+}
+"""How a step of the approval chain is named in a mail (the request page's names)."""
+
+
+def step_name(t: i18n.Translator, step: str) -> str:
+    return t.gettext(STEP_NAMES[step]) if step in STEP_NAMES else step.replace("_", " ")
+
+
+def item_title(services: Services, item: str, t: i18n.Translator) -> str:
+    """The catalogue's title of ``item`` in the translator's language (else its name)."""
+    from provisioning.requests import catalogue
+
+    found = catalogue.catalogue(services).get(item)
+    title = found.text(found.title, t.tag) if found is not None else ""
+    return title or item
+
+
+def moment(services: Services, t: i18n.Translator, value: dt.datetime | None) -> str:
+    """A time in the organisation's zone, written the recipient's way."""
+    return t.moment(value, ZoneInfo(services.settings.timezone)) if value is not None else "-"
+
+
 def tell(
     services: Services,
     session: Session,
     usernames: list[str],
-    subject: str,
-    text: str,
+    compose: Compose,
     *,
-    cache: dict[str, str | None] | None = None,
+    cache: dict[str, tuple[str | None, str | None]] | None = None,
 ) -> int:
-    """Queue a mail to each of ``usernames`` that has an address (the directory's, else HR's);
-    ``cache`` keeps the addresses found over one pass (the worker's deadline pass)."""
+    """Queue a mail to each of ``usernames`` that has an address (the directory's, else HR's),
+    composed in the recipient's saved language (else the organisation's default); ``cache``
+    keeps the addresses (and accounts) found over one pass (the worker's deadline pass)."""
     sent = 0
     known = cache if cache is not None else {}
     for username in dict.fromkeys(u for u in usernames if u):
@@ -81,9 +114,11 @@ def tell(
             if not found and user is not None:
                 hr = hr_of(session, user.id)
                 found = hr.email if hr else None
-            known[username.casefold()] = found
-        address = known[username.casefold()]
+            known[username.casefold()] = (found, user.id if user is not None else None)
+        address, sub = known[username.casefold()]
         if address:
+            t = i18n.for_recipient(services.settings, session, sub=sub)
+            subject, text = compose(t)
             jobs.enqueue(session, "iam.mail", {"to": address, "subject": f"[IAM] {subject}", "text": text})
             sent += 1
     return sent

@@ -6,19 +6,31 @@ grant gets its decision number and goes to the directory through a durable job."
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from iam import audit, clock, jobs, persons
+from iam import audit, clock, i18n, jobs, persons
 from iam.errors import Conflict, Forbidden, ValidationFailed
 from provisioning.requests import catalogue
 from provisioning.requests.calendar import WorkingCalendar
 from provisioning.requests.models import OPEN, AccessRequest, Outcome, Status
 from provisioning.requests.service import asking
 from provisioning.requests.service.asking import start_step
-from provisioning.requests.service.common import MAX_TEXT, SYSTEM, Actor, event, get, reviewers, tell
+from provisioning.requests.service.common import (
+    MAX_TEXT,
+    SYSTEM,
+    Actor,
+    event,
+    get,
+    item_title,
+    moment,
+    reviewers,
+    step_name,
+    tell,
+)
 from provisioning.reviews.service.decisions import Reviewer, person_key
 
 if TYPE_CHECKING:
@@ -145,9 +157,7 @@ def decide(
             services,
             session,
             [req.requested_by, req.person_username],
-            f"Access request {req.id} refused",
-            f"Your request for {req.requested_item} ({req.person_username}) was refused by "
-            f"{actor.username}.\nComment: {comment}\n{services.settings.issuer}/requests/",
+            partial(_refused_mail, services, req, actor.username, comment),
         )
         return req
     req.step += 1
@@ -244,7 +254,7 @@ def tick(services: Services, session: Session) -> dict[str, int]:
         )
         .with_for_update(skip_locked=True)
     ).all()
-    addresses: dict[str, str | None] = {}
+    addresses: dict[str, tuple[str | None, str | None]] = {}
     resolve = reviewers(services, session) if rows else None
     for req in rows:
         due = req.step_due_at
@@ -257,9 +267,7 @@ def tick(services: Services, session: Session) -> dict[str, int]:
                 services,
                 session,
                 [req.approver or ""],
-                f"Reminder: access request {req.id} is due {due:%Y-%m-%d %H:%M} UTC",
-                f"The {step.replace('_', ' ')} step of request {req.id} ({req.item} for "
-                f"{req.person_username}) waits for you.\n{services.settings.issuer}/requests/inbox",
+                partial(_reminder_mail, services, req, step),
                 cache=addresses,
             )
             event(
@@ -284,11 +292,7 @@ def tick(services: Services, session: Session) -> dict[str, int]:
                 services,
                 session,
                 [*to, req.approver or ""],
-                f"Overdue: access request {req.id}",
-                f"The {step.replace('_', ' ')} step of request {req.id} ({req.item} for "
-                f"{req.person_username}) "
-                f"was due {due:%Y-%m-%d %H:%M} UTC and is not decided. It is escalated to: {', '.join(to)}."
-                f"\n{services.settings.issuer}/requests/inbox",
+                partial(_overdue_mail, services, req, step, to),
                 cache=addresses,
             )
             audit.record(
@@ -327,3 +331,71 @@ def stats(session: Session) -> dict[str, Any]:
             session.scalars(select(AccessRequest.id).where(AccessRequest.status == status)).all()
         )
     return out
+
+
+# -- the mails (composed in each recipient's language) ---------------------------------------------
+def _refused_mail(
+    services: Services, req: AccessRequest, by: str, comment: str, t: i18n.Translator
+) -> tuple[str, str]:
+    text = (
+        t.gettext(
+            "The access request %(id)s for %(item)s (%(username)s) was refused by %(actor)s.",
+            id=req.id,
+            item=item_title(services, req.requested_item, t),
+            username=req.person_username,
+            actor=by,
+        )
+        + "\n"
+        + t.gettext("Comment: %(text)s", text=comment)
+        + "\n"
+        + t.gettext("Your requests: %(url)s", url=services.settings.issuer + "/requests/")
+        + "\n"
+    )
+    return t.gettext("Access request %(id)s refused", id=req.id), text
+
+
+def _step_facts(services: Services, req: AccessRequest, step: str, t: i18n.Translator) -> dict[str, Any]:
+    return {
+        "id": req.id,
+        "step": step_name(t, step),
+        "item": item_title(services, req.item, t),
+        "username": req.person_username,
+        "due": moment(services, t, req.step_due_at),
+    }
+
+
+def _inbox(services: Services, t: i18n.Translator) -> str:
+    return t.gettext("Open your inbox to decide: %(url)s", url=services.settings.issuer + "/requests/inbox")
+
+
+def _reminder_mail(services: Services, req: AccessRequest, step: str, t: i18n.Translator) -> tuple[str, str]:
+    facts = _step_facts(services, req, step, t)
+    text = (
+        t.gettext(
+            "The %(step)s step of access request %(id)s (%(item)s for %(username)s) waits for you.",
+            **facts,
+        )
+        + "\n"
+        + _inbox(services, t)
+        + "\n"
+    )
+    return t.gettext("Reminder: access request %(id)s is due %(due)s", **facts), text
+
+
+def _overdue_mail(
+    services: Services, req: AccessRequest, step: str, to: list[str], t: i18n.Translator
+) -> tuple[str, str]:
+    facts = _step_facts(services, req, step, t)
+    text = (
+        t.gettext(
+            "The %(step)s step of access request %(id)s (%(item)s for %(username)s) "
+            "was due %(due)s and is not decided.",
+            **facts,
+        )
+        + " "
+        + t.gettext("It is escalated to: %(names)s.", names=", ".join(to) or "-")
+        + "\n"
+        + _inbox(services, t)
+        + "\n"
+    )
+    return t.gettext("Overdue: access request %(id)s", **facts), text

@@ -6,19 +6,20 @@ time-limited grant ends by itself: a job queued for its end removes it and reads
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from iam import audit, clock, entitlements, jobs
+from iam import audit, clock, entitlements, i18n, jobs
 from iam.audit import Severity
 from iam.directory import NoSuchEntry
 from iam.entitlements import KnownOrigin, Origin
 from provisioning.models import Authorisation
 from provisioning.requests import catalogue
 from provisioning.requests.models import AccessRequest, Status
-from provisioning.requests.service.common import SYSTEM, tell
+from provisioning.requests.service.common import SYSTEM, item_title, moment, tell
 from provisioning.requests.service.deciding import END_JOB
 from provisioning.service.grants import local_date
 
@@ -89,18 +90,7 @@ def fulfil(services: Services, session: Session, request_id: int) -> str | None:
             **({"ends_at": row.ends_at.isoformat()} if row.ends_at else {}),
         },
     )
-    until = f" until {row.ends_at:%Y-%m-%d %H:%M} UTC" if row.ends_at else ""
-    reduced = (
-        f" (reduced: {row.item} instead of {row.requested_item})" if row.item != row.requested_item else ""
-    )
-    tell(
-        services,
-        session,
-        [row.requested_by, row.person_username],
-        f"Access request {row.id} granted",
-        f"{row.person_username} now holds {row.group}{until}{reduced}.\nDecision {row.decision_number} "
-        f"by {row.decided_by}: {row.comment}\n{services.settings.issuer}/requests/",
-    )
+    tell(services, session, [row.requested_by, row.person_username], partial(_granted_mail, services, row))
     return row.status
 
 
@@ -179,8 +169,7 @@ def end(services: Services, session: Session, request_id: int) -> str | None:
         services,
         session,
         [row.person_username],
-        f"Access ended: {row.group}",
-        f"The time-limited access of request {row.id} ({row.group}) ended.",
+        partial(_ended_mail, services, row),
     )
     return row.status
 
@@ -206,3 +195,44 @@ def origins(services: Services, session: Session) -> dict[tuple[str, str], Known
             justification=why,
         )
     return out
+
+
+# -- the mails (composed in each recipient's language) ---------------------------------------------
+def _granted_mail(services: Services, row: AccessRequest, t: i18n.Translator) -> tuple[str, str]:
+    facts = {"username": row.person_username, "group": row.group, "id": row.id}
+    if row.ends_at is not None:
+        holds = t.gettext(
+            "%(username)s now holds %(group)s until %(until)s.",
+            until=moment(services, t, row.ends_at),
+            **facts,
+        )
+    else:
+        holds = t.gettext("%(username)s now holds %(group)s.", **facts)
+    if row.item != row.requested_item:
+        holds += " " + t.gettext(
+            "Granted reduced: %(item)s instead of %(requested)s.",
+            item=item_title(services, row.item, t),
+            requested=item_title(services, row.requested_item, t),
+        )
+    text = (
+        holds
+        + "\n"
+        + t.gettext(
+            "Decision %(number)s by %(by)s: %(comment)s",
+            number=row.decision_number or "-",
+            by=row.decided_by or "-",
+            comment=row.comment or "-",
+        )
+        + "\n"
+        + t.gettext("Your requests: %(url)s", url=services.settings.issuer + "/requests/")
+        + "\n"
+    )
+    return t.gettext("Access request %(id)s granted", **facts), text
+
+
+def _ended_mail(services: Services, row: AccessRequest, t: i18n.Translator) -> tuple[str, str]:
+    text = (
+        t.gettext("The time-limited access of request %(id)s (%(group)s) ended.", id=row.id, group=row.group)
+        + "\n"
+    )
+    return t.gettext("Access ended: %(group)s", group=row.group), text

@@ -272,24 +272,41 @@ def _mail_summary(services: Services, session: Session, campaign: Campaign) -> N
         .where(CampaignItem.campaign_id == campaign.id)
         .group_by(CampaignItem.decision, CampaignItem.automatic)
     ).all()
-    lines = [
-        f"  {decision or 'open'}{' (default outcome)' if automatic else ''}: {n}"
-        for decision, automatic, n in rows
-    ]
-    text = (
-        f"The access review {campaign.title!r} ({campaign.id}) has closed.\n\n"
-        + "\n".join(lines)
-        + f"\n\nRevocations are carried into the directory by the worker and read back.\n"
-        f"Report: {services.settings.issuer}/reviews/campaigns/{campaign.id}\n"
-    )
+    report = f"{services.settings.issuer}/reviews/campaigns/{campaign.id}"
     for username in officers(services):
         user = services.directory.find_user(username=username)
-        if user is not None and user.email:
-            jobs.enqueue(
-                session,
-                "iam.mail",
-                {"to": user.email, "subject": f"[IAM] Access review closed: {campaign.title}", "text": text},
+        if user is None or not user.email:
+            continue
+        t = i18n.for_recipient(services.settings, session, sub=user.id)
+        lines = [
+            "  "
+            + t.gettext(DECISION_NAMES.get(decision or "", N_("Not decided")))
+            + (" " + t.gettext("(default outcome)") if automatic else "")
+            + f": {n}"
+            for decision, automatic, n in rows
+        ]
+        text = (
+            t.gettext(
+                'The access review "%(title)s" (%(id)s) has closed.', title=campaign.title, id=campaign.id
             )
+            + "\n\n"
+            + "\n".join(lines)
+            + "\n\n"
+            + t.gettext("Revocations are carried into the directory by the worker and read back.")
+            + "\n"
+            + t.gettext("Report: %(url)s", url=report)
+            + "\n"
+        )
+        subject = "[IAM] " + t.gettext("Access review closed: %(title)s", title=campaign.title)
+        jobs.enqueue(session, "iam.mail", {"to": user.email, "subject": subject, "text": text})
+
+
+DECISION_NAMES = {
+    Decision.APPROVE.value: N_("Kept"),
+    Decision.REVOKE.value: N_("Revoked"),
+    Decision.REDUCE.value: N_("Reduced"),
+}
+"""How the closing summary names the items' decisions."""
 
 
 def get(session: Session, campaign_id: str) -> Campaign:
