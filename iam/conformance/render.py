@@ -152,9 +152,17 @@ def words(language: str) -> dict[str, str]:
     return WORDS.get(catalogue.base_language(language), WORDS["en"])
 
 
+def lang(language: str) -> str:
+    """The HTML ``lang`` of a report's words: ``sr-Latn`` for any Serbian, ``en`` for the rest."""
+    base = catalogue.base_language(language)
+    return "sr-Latn" if base == "sr" else base if base in WORDS else "en"
+
+
 def html(report: dict[str, Any]) -> str:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    return env.get_template("iam/conformance_report.html").render(report=report, w=words(report["language"]))
+    return env.get_template("iam/conformance_report.html").render(
+        report=report, w=words(report["language"]), lang=lang(report["language"])
+    )
 
 
 def _cell(doc: Any, width: float, height: float, text: str) -> None:

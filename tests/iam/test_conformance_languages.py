@@ -121,7 +121,7 @@ def test_the_report_in_the_rulebooks_language(
     assert not [r for r, a in by_ref.items() if r in english and a["rule"] == english[r]]
 
     html = render.html(report)
-    assert f'<html lang="{language}">' in html
+    assert f'<html lang="{"sr-Latn" if language == "sr" else language}">' in html
     for key in ("title", "period", "generated", "totals", "hash", "why_outside", "outside the system"):
         assert w[key] in html, key
     assert rule in html and w["organisational"] in html
@@ -139,6 +139,7 @@ def test_a_language_without_words_falls_back_to_english(sqlite_services: Service
         "§ 19": "Passwords are changed at least every 30 days."
     }
     assert "Conformance report" in render.html(report) and "Raport zgodności" not in render.html(report)
+    assert '<html lang="en">' in render.html(report)  # the words' language, not the one asked for
     assert "Conformance report: " in _pdf_text(report, tmp_path)
     # words in the language, but a rulebook without its rules in it: the rules in English
     mixed = service.build(sqlite_services, "cacak", period="2026", language="pl")
@@ -150,7 +151,9 @@ def test_serbian_tags_get_the_serbian_rule_texts(sqlite_services: Services) -> N
     for tag in ("sr", "sr-Latn", "sr-Cyrl", "sr_Latn"):
         report = service.build(sqlite_services, "bistrezor", period="2026", language=tag)
         assert {a["ref"]: a["rule"] for a in report["articles"]}["Član 4"].startswith(BOOKS["bistrezor"][2])
-        assert "Izveštaj o usklađenosti" in render.html(report)
+        assert "Izveštaj o usklađenosti" in render.html(report) and '<html lang="sr-Latn">' in render.html(
+            report
+        )
 
 
 def test_the_command_line_lists_and_uses_the_languages(sqlite_services: Services, tmp_path: Path) -> None:
@@ -193,5 +196,6 @@ def test_the_console_page_reports_in_the_pages_language(
     page = client.get(
         "/admin/conformance/?rulebook=pabianice&period=2026", headers={"Accept-Language": accept}
     )
-    assert page.status_code == 200
-    assert title in page.get_data(as_text=True)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and title in html
+    assert f'id="conformance-report" lang="{"sr-Latn" if accept.startswith("sr") else accept}"' in html
