@@ -18,6 +18,11 @@ from iam.config import PROVISIONING_POLICY_DIR
 CATALOGUE_DIR = PROVISIONING_POLICY_DIR / "conformance"
 
 
+def base_language(tag: str) -> str:
+    """The language of a tag, as ``plain`` and the report's words key it: ``sr-Cyrl`` → ``sr``."""
+    return tag.replace("_", "-").split("-")[0].lower()
+
+
 class Check(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -51,7 +56,8 @@ class Article(BaseModel):
         return self
 
     def words(self, language: str) -> str:
-        return self.plain.get(language) or self.plain.get("en") or self.text
+        """The rule in ``language`` (a tag: ``pl``, ``sr-Latn``), else in English, else the text."""
+        return self.plain.get(base_language(language)) or self.plain.get("en") or self.text
 
 
 class Rulebook(BaseModel):

@@ -35,7 +35,10 @@ def conformance() -> None:
     help="text (a summary), html or pdf; --json gives the whole report as JSON.",
 )
 @click.option(
-    "--language", default="en", help="The report's language (en, sr; the rule texts fall back to English)."
+    "--language",
+    default="en",
+    help="The report's language: en, sr (Latin script; sr-Latn and sr-Cyrl give the same), pl, ro or vi."
+    " Any other gives English; an article without words in the language gives its English ones.",
 )
 @click.option(
     "--out",

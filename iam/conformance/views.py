@@ -59,6 +59,7 @@ def page() -> Any:
         hint=PERIOD_HINT,
         report=report,
         w=render.words(report["language"]) if report else None,
+        lang=render.lang(report["language"]) if report else None,
         error=error,
     ), 400 if error else 200
 
