@@ -12,8 +12,8 @@ A page's language is, in this order (the first that names a configured language 
 Mails go out in the recipient's saved language, else the organisation's default; they are
 rendered outside any request (the worker), with :func:`translations`.
 
-Who is signed in is a feature's business (``sso``): it registers a finder with
-:func:`person_finder`, and the core imports no feature.
+Who is signed in is a feature's business (``sso``): it registers one finder for the whole
+core (:func:`iam.web.register_signed_in`), and the core imports no feature.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ __all__ = [
     "FLOW_KEY",
     "TRANSLATIONS_DIR",
     "match",
-    "person_finder",
     "saved_language",
     "save_language",
     "select_tag",
@@ -60,24 +59,14 @@ FLOW_KEY = "iam_ui_locale"
 
 COOKIE_MAX_AGE = 365 * 24 * 3600
 
-_finders: list[Callable[[], str | None]] = []
-
-
-def person_finder(fn: Callable[[], str | None]) -> Callable[[], str | None]:
-    """Register a function that answers the ``sub`` of the person signed in to this request (or
-    ``None``). Idempotent by function."""
-    if fn not in _finders:
-        _finders.append(fn)
-    return fn
-
 
 def current_person() -> str | None:
-    """The ``sub`` of the signed-in person of this request, if a feature knows one."""
-    for fn in _finders:
-        sub = fn()
-        if sub:
-            return sub
-    return None
+    """The ``sub`` of the signed-in person of this request, if a feature knows one
+    (:func:`iam.web.signed_in`)."""
+    from iam.web import signed_in
+
+    who = signed_in()
+    return who.sub if who is not None else None
 
 
 def match(requested: Iterable[str], languages: list[str]) -> str | None:

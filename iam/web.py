@@ -10,6 +10,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -318,16 +319,34 @@ def _security_headers(response: Response) -> None:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+@dataclass(frozen=True)
+class SignedIn:
+    """The person signed in to this browser, as the sign-in feature knows them."""
+
+    sub: str
+    username: str
+    level: str
+    """The sign-in level (``acr``) the session reached, one of ``mfa.levels``."""
+
+
 SIGNED_IN = "iam.signed_in"
-"""``app.extensions`` key of the sign-in feature's answer to "who is signed in to this browser":
-a callable returning ``(sub, username)`` or None. Core pages use :func:`signed_in`."""
+"""``app.extensions`` key of the sign-in feature's answer to "who is signed in to this browser"
+(:func:`register_signed_in`). The core asks it only through :func:`signed_in`: its pages (audit
+reports), the page language (``iam.i18n``) and the console (``iam.admin``)."""
 
 
-def signed_in() -> tuple[str, str] | None:
-    """``(sub, username)`` of the person signed in to this browser (None: nobody, or no sign-in
-    feature loaded — deny by default)."""
-    hook = current_app.extensions.get(SIGNED_IN)
-    return hook() if hook is not None else None
+def register_signed_in(app: Flask, finder: Callable[[], SignedIn | None]) -> None:
+    """The sign-in feature says, once, how to tell who is signed in to this request's browser:
+    FINDER answers a :class:`SignedIn`, or None when nobody is or the account is disabled."""
+    app.extensions[SIGNED_IN] = finder
+
+
+def signed_in() -> SignedIn | None:
+    """The person signed in to this browser (None: nobody, or no sign-in feature loaded — deny
+    by default)."""
+    finder: Callable[[], SignedIn | None] | None = current_app.extensions.get(SIGNED_IN)
+    return finder() if finder is not None else None
 
 
 BEARER_VERIFIER = "iam.bearer_verifier"

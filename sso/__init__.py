@@ -31,10 +31,6 @@ def init_app(app: Flask, services: Services) -> None:
     app.extensions["sso.signer"] = signer
     app.extensions["sso.server"] = IamAuthorizationServer(app, services, signer)
     app.register_blueprint(views.bp)
-    from iam import i18n
-    from sso.views.common import signed_in_sub
-
-    i18n.person_finder(signed_in_sub)  # a signed-in person's saved language
     app.register_blueprint(views.mfa.bp)  # second factors and step-up (/mfa/…)
     views.account.register_navigation(app)
     from sso.views import admin_auth, admin_people
@@ -59,10 +55,10 @@ def init_app(app: Flask, services: Services) -> None:
     from sso.views.endpoints import verify_bearer
 
     app.extensions[BEARER_VERIFIER] = verify_bearer  # the core's JSON APIs accept our access tokens
-    from iam.web import SIGNED_IN
+    from iam.web import register_signed_in
     from sso.views.common import signed_in_person
 
-    app.extensions[SIGNED_IN] = signed_in_person  # the core's pages (audit reports) know who asks
+    register_signed_in(app, signed_in_person)  # who asks: core pages, page language, the console
     from sso.views import card  # smart-card sign-in (/card/…, /api/v1/x509/…)
 
     card.init_app(app, csrf)

@@ -37,9 +37,10 @@ Rules the shell enforces (deny by default):
 - A view's roles come from AD groups and username lists in the ``[admin]`` settings
   (:class:`iam.config.AdminSettings`).
 
-Who is signed in is not the core's business: the ``sso`` package registers an
-:class:`AdminAuth` (:func:`register_auth`) that names the viewer, starts a step-up and sends to
-the sign-in page. Without one nobody gets in.
+Who is signed in is not the core's business: the ``sso`` package says it once for the whole
+core (:func:`iam.web.register_signed_in`), and registers an :class:`AdminAuth`
+(:func:`register_auth`) that starts a step-up and sends to the sign-in page. Without them nobody
+gets in.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from flask_babel import lazy_gettext as _l
 from iam import audit
 from iam.directory.errors import DirectoryError
 from iam.pages import NavLink, register_nav
+from iam.web import SignedIn, signed_in
 
 log = logging.getLogger("iam.admin")
 
@@ -66,7 +68,6 @@ __all__ = [
     "AdminPage",
     "Role",
     "Section",
-    "Viewer",
     "admin_actor",
     "admin_roles",
     "current_admin",
@@ -149,21 +150,11 @@ class AdminPage:
 
 
 @dataclass(frozen=True)
-class Viewer:
-    """The signed-in person as the console sees them."""
-
-    sub: str
-    username: str
-    level: str
-    """The sign-in level (``acr``) the session reached, one of ``mfa.levels``."""
-
-
-@dataclass(frozen=True)
 class AdminAuth:
-    """What the sign-in package provides: who is signed in, how to raise the session's level
-    to ``level`` and come back to ``next_url``, and how to send someone to sign in."""
+    """What the sign-in package provides: how to raise the session's level to ``level`` and
+    come back to ``next_url``, and how to send someone to sign in. Who is signed in it says
+    once for the whole core (:func:`iam.web.register_signed_in`)."""
 
-    viewer: Callable[[], Viewer | None]
     step_up: Callable[[str, str], Any]
     sign_in: Callable[[str], Any]
 
@@ -223,11 +214,10 @@ def roles_of(settings: Any, username: str, groups: Iterable[str]) -> frozenset[R
     return frozenset(out)
 
 
-def current_viewer() -> Viewer | None:
+def current_viewer() -> SignedIn | None:
     """The signed-in person (once per request), or None."""
     if "iam_admin_viewer" not in g:
-        auth = _auth()
-        g.iam_admin_viewer = auth.viewer() if auth is not None else None
+        g.iam_admin_viewer = signed_in() if _auth() is not None else None
     return g.iam_admin_viewer  # type: ignore[no-any-return]
 
 
@@ -262,14 +252,14 @@ def _level_rank(level: str) -> int:
     return names.index(level) if level in names else -1
 
 
-def meets_minimum(viewer: Viewer) -> bool:
+def meets_minimum(viewer: SignedIn) -> bool:
     need = _level_rank(_settings().admin.minimum_level)
     return need >= 0 and _level_rank(viewer.level) >= need
 
 
 @dataclass(frozen=True)
 class AdminContext:
-    viewer: Viewer
+    viewer: SignedIn
     roles: frozenset[Role]
 
 
@@ -286,7 +276,7 @@ def admin_actor() -> str:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _refuse(viewer: Viewer | None, roles: frozenset[Role], reason: str) -> None:
+def _refuse(viewer: SignedIn | None, roles: frozenset[Role], reason: str) -> None:
     if request.method not in READ_METHODS:
         from iam.web import db
 

@@ -46,9 +46,11 @@ class SignOffForm(FlaskForm):  # type: ignore[misc]
 
 
 def _who() -> tuple[str, str] | None:
+    """``(sub, username)`` of the person signed in to this browser."""
     if "audit_who" not in g:
         try:
-            g.audit_who = signed_in()
+            who = signed_in()
+            g.audit_who = (who.sub, who.username) if who is not None else None
         except Exception:  # noqa: BLE001 — no session store: nobody
             g.audit_who = None
     return g.audit_who  # type: ignore[no-any-return]

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from iam.backup.archive import BackupError, new_identity, open_backup
-from iam.clitools import Ctx, emit, fail, json_option, pass_ctx
+from iam.clitools import Ctx, F, emit, fail, json_option, pass_ctx
 
 IDENTITY_HELP = "The age identity file (AGE-SECRET-KEY-1…) that decrypts the backup."
+
+
+def identity_option(*, required: bool = True, more_help: str = "") -> Callable[[F], F]:
+    """``--identity FILE``: the age identity that decrypts the backup (the parameter is
+    ``identity``); MORE_HELP is appended to the shared help text."""
+    return click.option(
+        "--identity",
+        "identity",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=required,
+        help=f"{IDENTITY_HELP} {more_help}".rstrip(),
+    )
 
 
 @click.group("backup")
@@ -92,12 +105,7 @@ def create(ctx: Ctx, out: Path | None, recipients: tuple[str, ...], as_json: boo
 
 @backup.command("verify")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--identity",
-    "identity",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help=IDENTITY_HELP + " Without it only FILE.sha256 is compared.",
-)
+@identity_option(required=False, more_help="Without it only FILE.sha256 is compared.")
 @json_option
 def verify(file: Path, identity: Path | None, as_json: bool) -> None:
     """Check a backup: decrypt it, compare every checksum, read every row."""
@@ -112,13 +120,7 @@ def verify(file: Path, identity: Path | None, as_json: bool) -> None:
 
 @backup.command("secrets")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--identity",
-    "identity",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help=IDENTITY_HELP,
-)
+@identity_option()
 @click.option(
     "--out",
     "out",
@@ -149,13 +151,7 @@ def secrets(file: Path, identity: Path, out: Path, as_json: bool) -> None:
 
 @backup.command("restore")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--identity",
-    "identity",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help=IDENTITY_HELP,
-)
+@identity_option()
 @json_option
 @pass_ctx
 def restore(ctx: Ctx, file: Path, identity: Path, as_json: bool) -> None:
@@ -218,13 +214,7 @@ def after_restore(ctx: Ctx, as_json: bool) -> None:
 
 @backup.command("drill")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--identity",
-    "identity",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help=IDENTITY_HELP,
-)
+@identity_option()
 @click.option(
     "--database-url",
     "database_url",

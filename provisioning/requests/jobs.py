@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from iam import entitlements, events
 from iam.directory.errors import DirectoryUnavailable
-from iam.errors import ConfigError
 from iam.jobs import RetryLater, handler, periodic
 from provisioning.requests.service import deciding, fulfilment
+from provisioning.ticks import run_tick
 
 if TYPE_CHECKING:
     from iam.services import Services
@@ -45,17 +45,7 @@ def _end(services: Services, session: Session, payload: dict[str, Any]) -> None:
 
 @periodic("requests.tick", lambda settings: settings.requests.tick_interval)
 def _tick(services: Services) -> None:
-    try:
-        with services.transaction() as session:
-            done = deciding.tick(services, session)
-    except DirectoryUnavailable as exc:
-        log.warning("access requests: the directory is unavailable; next pass retries (%s)", exc)
-        return
-    except ConfigError as exc:
-        log.error("access requests: %s", exc)  # noqa: TRY400 — one sentence, no traceback
-        return
-    if any(done.values()):
-        log.info("access requests: %s", done)
+    run_tick(services, deciding.tick, what="access requests", log=log)
 
 
 entitlements.register_origins("access_requests", fulfilment.origins)

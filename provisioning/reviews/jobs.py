@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from iam import events
 from iam import jobs as job_table
 from iam.directory.errors import DirectoryUnavailable
-from iam.errors import ConfigError
 from iam.jobs import RetryLater, handler, periodic
 from provisioning.reviews.service import campaigns, remediation
+from provisioning.ticks import run_tick
 
 if TYPE_CHECKING:
     from iam.services import Services
@@ -53,17 +53,7 @@ def _event(services: Services, session: Session, payload: dict[str, Any]) -> Non
 
 @periodic("reviews.tick", lambda settings: settings.reviews.tick_interval)
 def _tick(services: Services) -> None:
-    try:
-        with services.transaction() as session:
-            done = campaigns.tick(services, session)
-    except DirectoryUnavailable as exc:
-        log.warning("access reviews: the directory is unavailable; next pass retries (%s)", exc)
-        return
-    except ConfigError as exc:
-        log.error("access reviews: %s", exc)  # noqa: TRY400 — one sentence, no traceback
-        return
-    if done:
-        log.info("access reviews: %s", done)
+    run_tick(services, campaigns.tick, what="access reviews", log=log)
 
 
 def _on_review_requested(sub: str, *, session: Session, event: str, actor: str = "system", **_: Any) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import select
@@ -43,29 +45,8 @@ def create_client(
         raise Conflict(f"A client with id {client_id!r} already exists.")
     method = AuthMethod(spec.token_endpoint_auth_method)
     secret: str | None = None
-    row = Client(
-        client_id=client_id,
-        name=spec.name.strip(),
-        token_endpoint_auth_method=method,
-        redirect_uris=list(dict.fromkeys(spec.redirect_uris)),
-        post_logout_redirect_uris=list(dict.fromkeys(spec.post_logout_redirect_uris)),
-        grant_types=list(dict.fromkeys(spec.grant_types)),
-        scopes=list(dict.fromkeys(spec.scopes)),
-        audiences=list(dict.fromkeys(spec.audiences)),
-        jwks=spec.jwks,
-        jwks_uri=spec.jwks_uri or None,
-        backchannel_logout_uri=spec.backchannel_logout_uri,
-        allowed_networks=spec.allowed_networks,
-        agency_code=spec.agency_code,
-        require_consent=spec.require_consent,
-        id_token_alg=spec.id_token_alg,
-        require_acr=spec.require_acr or None,
-        description=(spec.description or "").strip() or None,
-        logo_uri=spec.logo_uri or None,
-        launch_uri=spec.launch_uri or None,
-        allowed_groups=list(dict.fromkeys(g.strip() for g in spec.allowed_groups)),
-        disabled=False,
-    )
+    row = Client(client_id=client_id, disabled=False)
+    _write(row, spec)
     if method in SECRET_METHODS:
         secret = _new_secret(row, cipher)
     session.add(row)
@@ -170,29 +151,57 @@ def set_required_level(session: Session, client_id: str, level: str | None, *, a
     return row
 
 
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _optional(value: str | None) -> str | None:
+    return value or None
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_TO_ROW: dict[str, Callable[[Any], Any]] = {
+    "name": str.strip,
+    "token_endpoint_auth_method": AuthMethod,
+    **dict.fromkeys(
+        ("redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes", "audiences"), _unique
+    ),
+    "allowed_networks": list,
+    "require_consent": _same,
+    "jwks": _same,
+    "description": lambda text: (text or "").strip() or None,
+    "allowed_groups": lambda groups: _unique(g.strip() for g in groups),
+}
+"""How a setting of :class:`ClientSpec` (or :class:`PortalFields`) is stored in the column of
+the same name; a setting not named here is optional text, stored as given or NULL when empty."""
+
+_TO_SPEC: dict[str, Callable[[Any], Any]] = {
+    **dict.fromkeys(
+        ("redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes", "audiences"), list
+    ),
+    "allowed_networks": list,
+    "allowed_groups": lambda groups: list(groups or []),
+    "jwks": lambda jwks: dict(jwks) if jwks else None,
+}
+"""How a column is read back into the :class:`ClientSpec` setting of the same name (copies, so
+that editing the spec leaves the row alone); a column not named here is taken as it is."""
+
+
+def _write(row: Client, settings: ClientSpec | PortalFields) -> None:
+    """Store every setting of SETTINGS (but the client id, which never changes) in ROW, each
+    normalised as :data:`_TO_ROW` says."""
+    for f in fields(settings):
+        if f.name != "client_id":
+            setattr(row, f.name, _TO_ROW.get(f.name, _optional)(getattr(settings, f.name)))
+
+
 def spec_of(client: Client) -> ClientSpec:
     """The registration of a client as a :class:`ClientSpec` (to edit it)."""
     return ClientSpec(
-        name=client.name,
-        client_id=client.client_id,
-        redirect_uris=list(client.redirect_uris),
-        post_logout_redirect_uris=list(client.post_logout_redirect_uris),
-        grant_types=list(client.grant_types),
-        scopes=list(client.scopes),
-        audiences=list(client.audiences),
-        token_endpoint_auth_method=client.token_endpoint_auth_method,
-        backchannel_logout_uri=client.backchannel_logout_uri,
-        allowed_networks=list(client.allowed_networks),
-        agency_code=client.agency_code,
-        require_consent=client.require_consent,
-        jwks=dict(client.jwks) if client.jwks else None,
-        jwks_uri=client.jwks_uri,
-        id_token_alg=client.id_token_alg,
-        require_acr=client.require_acr,
-        description=client.description,
-        logo_uri=client.logo_uri,
-        launch_uri=client.launch_uri,
-        allowed_groups=list(client.allowed_groups or []),
+        **{f.name: _TO_SPEC.get(f.name, _same)(getattr(client, f.name)) for f in fields(ClientSpec)}
     )
 
 
@@ -226,25 +235,10 @@ def update_client(
     before = client_as_dict(row)
     method = AuthMethod(spec.token_endpoint_auth_method)
     old_method = row.token_endpoint_auth_method
-    row.name = spec.name.strip()
-    row.token_endpoint_auth_method = method
-    row.redirect_uris = list(dict.fromkeys(spec.redirect_uris))
-    row.post_logout_redirect_uris = list(dict.fromkeys(spec.post_logout_redirect_uris))
-    row.grant_types = list(dict.fromkeys(spec.grant_types))
-    row.scopes = list(dict.fromkeys(spec.scopes))
-    row.audiences = list(dict.fromkeys(spec.audiences))
-    row.jwks = spec.jwks if method == AuthMethod.PRIVATE_KEY_JWT else None
-    row.jwks_uri = (spec.jwks_uri or None) if method == AuthMethod.PRIVATE_KEY_JWT else None
-    row.backchannel_logout_uri = spec.backchannel_logout_uri or None
-    row.allowed_networks = list(spec.allowed_networks)
-    row.agency_code = spec.agency_code or None
-    row.require_consent = spec.require_consent
-    row.id_token_alg = spec.id_token_alg or None
-    row.require_acr = spec.require_acr or None
-    row.description = (spec.description or "").strip() or None
-    row.logo_uri = spec.logo_uri or None
-    row.launch_uri = spec.launch_uri or None
-    row.allowed_groups = list(dict.fromkeys(g.strip() for g in spec.allowed_groups))
+    _write(row, spec)
+    if method != AuthMethod.PRIVATE_KEY_JWT:  # a move away from private_key_jwt drops its keys
+        row.jwks = None
+        row.jwks_uri = None
     secret: str | None = None
     if method in SECRET_METHODS:
         jwt_change = (method == AuthMethod.CLIENT_SECRET_JWT) != (old_method == AuthMethod.CLIENT_SECRET_JWT)
@@ -362,16 +356,13 @@ def client_as_dict(client: Client, secret: str | None = None) -> dict[str, Any]:
 
 
 def set_portal_fields(
-    session: Session, client_id: str, fields: PortalFields, *, actor: str, allow_http: bool
+    session: Session, client_id: str, portal: PortalFields, *, actor: str, allow_http: bool
 ) -> Client:
     """Set how the portal shows the application and which groups may use it."""
-    check_portal_fields(fields, allow_http=allow_http)
+    check_portal_fields(portal, allow_http=allow_http)
     row = get_client(session, client_id)
     before = {"allowed_groups": list(row.allowed_groups or [])}
-    row.description = (fields.description or "").strip() or None
-    row.logo_uri = fields.logo_uri or None
-    row.launch_uri = fields.launch_uri or None
-    row.allowed_groups = list(dict.fromkeys(g.strip() for g in fields.allowed_groups))
+    _write(row, portal)
     session.flush()
     _changed(session, client_id)
     audit.record(

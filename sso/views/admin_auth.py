@@ -1,6 +1,7 @@
 """What the core's administration console asks of the sign-in package (``iam.admin.AdminAuth``):
-who is signed in and at what level, a step-up of this browser's session that comes back to the
-console page, and the sign-in page that comes back to it."""
+a step-up of this browser's session that comes back to the console page, and the sign-in page
+that comes back to it. Who is signed in the package says once for the whole core
+(``sso.views.common.signed_in_person``)."""
 
 from __future__ import annotations
 
@@ -8,27 +9,13 @@ from typing import Any
 
 from flask import Flask, redirect, session, url_for
 
-from iam.admin import AdminAuth, Viewer, register_auth
-from iam.models.identity import Identity
-from iam.web import db, services
-from sso.mfa import levels
+from iam.admin import AdminAuth, register_auth
 from sso.views import signin
 from sso.views.common import current_sso, local_path
 from sso.views.mfa import DEVICES_KEY
 
 RETURN_KEY = "return_to"
 """Flask-session key: a page of ours to go back to after signing in (a local path)."""
-
-
-def _viewer() -> Viewer | None:
-    sso = current_sso()
-    if sso is None:
-        return None
-    identity = db().get(Identity, sso.sub)
-    if identity is None or identity.disabled:
-        return None
-    settings = services().settings
-    return Viewer(sub=sso.sub, username=identity.username, level=levels.achieved_level(settings.mfa, sso.amr))
 
 
 def _step_up(level: str, next_url: str) -> Any:
@@ -52,4 +39,4 @@ def _sign_in(next_url: str) -> Any:
 
 
 def init_app(app: Flask) -> None:
-    register_auth(app, AdminAuth(viewer=_viewer, step_up=_step_up, sign_in=_sign_in))
+    register_auth(app, AdminAuth(step_up=_step_up, sign_in=_sign_in))

@@ -15,7 +15,7 @@ from flask import (
 
 from iam import audit
 from iam.pages import error_page
-from iam.web import db, services
+from iam.web import SignedIn, db, services
 from sso import service
 from sso.models import SsoSession
 from sso.server import IamAuthorizationServer
@@ -83,10 +83,12 @@ def _error_page(title: str, message: str, status: int = 400) -> Any:
 # -- discovery and keys -----------------------------------------------------------------------
 
 
-def signed_in_person() -> tuple[str, str] | None:
-    """``(sub, username)`` of the person signed in to this browser, for the core's pages
-    (``iam.web.signed_in``); None when nobody is, or the account is disabled."""
+def signed_in_person() -> SignedIn | None:
+    """The person signed in to this browser, with the level their sign-in reached, for the
+    core (``iam.web.signed_in``: its pages, the page language, the console); None when nobody
+    is, or the account is disabled."""
     from iam.models.identity import Identity
+    from sso.mfa import levels
 
     sso = current_sso()
     if sso is None:
@@ -94,10 +96,5 @@ def signed_in_person() -> tuple[str, str] | None:
     identity = db().get(Identity, sso.sub)
     if identity is None or identity.disabled:
         return None
-    return sso.sub, identity.username
-
-
-def signed_in_sub() -> str | None:
-    """The person signed in to this request (for the core's language choice, ``iam.i18n``)."""
-    row = current_sso()
-    return row.sub if row is not None else None
+    level = levels.achieved_level(services().settings.mfa, sso.amr)
+    return SignedIn(sub=sso.sub, username=identity.username, level=level)

@@ -8,16 +8,7 @@ from detect import rules
 from iam import audit
 from iam.services import Services
 
-RULES = """
-[recipients]
-security_officer = ["officer@example.test"]
-heads_of_service = ["head@example.test"]
-
-[working_hours]
-days = [1, 2, 3, 4, 5]
-start = "07:00"
-end = "19:00"
-
+LOGIN_RULES = """
 [[rule]]
 id = "password_spraying"
 title = "Password spraying"
@@ -37,7 +28,24 @@ key = "actor"
 threshold = 6
 window = 600
 quiet = 3600
+"""
+"""The two rules against sign-in attacks (password spraying, brute force), with small
+thresholds; the browser attack test (tests/e2e/test_detect.py) uses them too."""
 
+RULES = (
+    """
+[recipients]
+security_officer = ["officer@example.test"]
+heads_of_service = ["head@example.test"]
+
+[working_hours]
+days = [1, 2, 3, 4, 5]
+start = "07:00"
+end = "19:00"
+
+"""
+    + LOGIN_RULES
+    + """
 [[rule]]
 id = "mfa_fatigue"
 title = "Repeated failed second-factor attempts"
@@ -74,6 +82,7 @@ title = "Change in AD not made by the provider"
 events = ["directory.changed_outside"]
 key = "subject"
 """
+)
 
 
 def ruleset(text: str = RULES) -> rules.RuleSet:

@@ -17,7 +17,14 @@ from detect.service import alerts, stats
 from iam import clock
 from iam.services import Services
 from tests.detect.helpers import ruleset, seal, write
-from tests.sso.helpers import API_RESOURCE, PASSWORD, basic, csrf_from, login, make_client, make_user
+from tests.sso.helpers import (
+    PASSWORD,
+    csrf_from,
+    login,
+    make_client,
+    make_user,
+    service_token,
+)
 
 DAY1 = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
 
@@ -142,16 +149,7 @@ def test_statistics_page_csv_and_api(services: Services, officer_app: Flask, tmp
     assert api.get("/api/v1/stats").status_code == 401
 
     def token(scope: str) -> str:
-        cid, secret = make_client(
-            services, grant_types=["client_credentials"], redirect_uris=[], scopes=[scope]
-        )
-        assert secret is not None
-        resp = api.post(
-            "/token",
-            data={"grant_type": "client_credentials", "scope": scope, "resource": API_RESOURCE},
-            headers=basic(cid, secret),
-        )
-        return str(resp.get_json()["access_token"])
+        return service_token(services, api, scope)
 
     assert (
         api.get("/api/v1/stats", headers={"Authorization": f"Bearer {token('users:write')}"}).status_code

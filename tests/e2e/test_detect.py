@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from detect.models import Alert, Cursor
 from iam.models.audit import AuditEvent
+from tests.detect.helpers import LOGIN_RULES
 from tests.e2e.conftest import CI, DEMO_PASSWORD, LiveProvider, _provider_env, free_port
 from tests.smtp import SmtpSink
 
@@ -31,31 +32,14 @@ except ImportError:
 pytestmark = [pytest.mark.e2e]
 
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-RULES = """
+RULES = (
+    """
 [recipients]
 security_officer = ["officer@example.test"]
 heads_of_service = ["head-it@example.test", "head-finance@example.test"]
-
-[[rule]]
-id = "password_spraying"
-title = "Password spraying"
-events = ["login.failed"]
-key = "network"
-distinct = "actor"
-threshold = 8
-max_per_value = 3
-window = 900
-quiet = 3600
-
-[[rule]]
-id = "brute_force"
-title = "Brute force on one account"
-events = ["login.failed"]
-key = "actor"
-threshold = 6
-window = 600
-quiet = 3600
 """
+    + LOGIN_RULES
+)
 RECIPIENTS = {"officer@example.test", "head-it@example.test", "head-finance@example.test"}
 
 

@@ -32,7 +32,7 @@ def test_person_requests_from_portal_manager_approves_from_inbox(
 ) -> None:
     if live_provider.kind != "local":
         pytest.skip("the built-in directory is enough for the pages")
-    from provisioning.models import HrPerson, PersonStatus
+    from tests.provisioning.helpers import add_staff
 
     manager, clerk = (_local_user(live_provider, PASSWORD) for _ in range(2))
     directory = live_provider.services().directory
@@ -40,23 +40,13 @@ def test_person_requests_from_portal_manager_approves_from_inbox(
         directory.create_group(GROUP)
     boss, emp = unique("e"), unique("e")
     with live_provider.services().transaction() as s:
-        for number, user, manager_number in ((boss, manager, None), (emp, clerk, boss)):
-            s.add(
-                HrPerson(
-                    employee_number=number,
-                    given_name="Carol",
-                    family_name="Ćirić",
-                    department="Finance",
-                    title="Clerk",
-                    manager=manager_number,
-                    engagement="staff",
-                    start_date=clock.now().date(),
-                    status=PersonStatus.ACTIVE,
-                    username=user["username"],
-                    sub=user["id"],
-                    groups=[],
-                )
-            )
+        add_staff(
+            s,
+            [(boss, manager["username"], manager["id"], None), (emp, clerk["username"], clerk["id"], boss)],
+            given_name="Carol",
+            family_name="Ćirić",
+            department="Finance",
+        )
 
     # the clerk asks from the portal; the check shows no conflict before sending
     page.goto(f"{live_provider.issuer}/requests/new")

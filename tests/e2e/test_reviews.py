@@ -9,7 +9,6 @@ import re
 
 import pytest
 
-from iam import clock
 from tests.e2e.conftest import CI, LiveProvider, unique
 
 try:
@@ -28,7 +27,7 @@ PASSWORD = "Rev1ewer-Passw0rd!"
 def test_manager_decides_in_bulk_and_officer_closes(live_provider: LiveProvider, page: Page) -> None:
     if live_provider.kind != "local":
         pytest.skip("the built-in directory is enough for the pages")
-    from provisioning.models import HrPerson, PersonStatus
+    from tests.provisioning.helpers import add_staff
 
     officer, deputy, manager, clerk = (_local_user(live_provider, PASSWORD) for _ in range(4))
     directory = live_provider.services().directory
@@ -41,23 +40,13 @@ def test_manager_decides_in_bulk_and_officer_closes(live_provider: LiveProvider,
     directory.add_member(share, clerk["id"])
     boss, emp = unique("e"), unique("e")
     with live_provider.services().transaction() as s:
-        for number, user, manager_number in ((boss, manager, None), (emp, clerk, boss)):
-            s.add(
-                HrPerson(
-                    employee_number=number,
-                    given_name="Carol",
-                    family_name="Ćirić",
-                    department="Finance",
-                    title="Clerk",
-                    manager=manager_number,
-                    engagement="staff",
-                    start_date=clock.now().date(),
-                    status=PersonStatus.ACTIVE,
-                    username=user["username"],
-                    sub=user["id"],
-                    groups=[],
-                )
-            )
+        add_staff(
+            s,
+            [(boss, manager["username"], manager["id"], None), (emp, clerk["username"], clerk["id"], boss)],
+            given_name="Carol",
+            family_name="Ćirić",
+            department="Finance",
+        )
 
     # the officer starts the annual campaign from the dashboard
     page.goto(f"{live_provider.issuer}/reviews/campaigns")

@@ -29,7 +29,7 @@ from iam.models.audit import AuditEvent
 from iam.services import Services
 from tests.conftest import make_settings
 from tests.samba import BASE_DN, SambaDC
-from tests.sso.helpers import API_RESOURCE, basic, make_client
+from tests.sso.helpers import service_token
 
 pytestmark = [pytest.mark.samba]
 
@@ -82,16 +82,7 @@ def _refusals(svc: Services, sub: str) -> list[AuditEvent]:
 
 
 def _token(app: Any, svc: Services) -> str:
-    cid, secret = make_client(
-        svc, grant_types=["client_credentials"], redirect_uris=[], scopes=["users:write"]
-    )
-    assert secret is not None
-    resp = app.test_client().post(
-        "/token",
-        data={"grant_type": "client_credentials", "scope": "users:write", "resource": API_RESOURCE},
-        headers=basic(cid, secret),
-    )
-    return str(resp.get_json()["access_token"])
+    return service_token(svc, app.test_client(), "users:write")
 
 
 def test_api_refuses_a_member_of_a_nested_protected_group(

@@ -10,28 +10,18 @@ from sqlalchemy import select
 from iam.models.audit import AuditEvent
 from iam.passwords.rules import check
 from iam.services import Services
-from tests.sso.helpers import API_RESOURCE, PASSWORD, basic, login, make_client, make_user
+from tests.sso.helpers import PASSWORD, login, make_user, service_token
 
 URL = "/api/v1/users/{}/password-reset"
 
 
-def token(client: Any, services: Services, scopes: list[str], scope: str) -> str:
-    cid, secret = make_client(
-        services, grant_types=["client_credentials"], redirect_uris=[], scopes=scopes, name="Service desk"
-    )
-    assert secret is not None
-    r = client.post(
-        "/token",
-        data={"grant_type": "client_credentials", "scope": scope, "resource": API_RESOURCE},
-        headers=basic(cid, secret),
-    )
-    assert r.status_code == 200, r.get_json()
-    return str(r.get_json()["access_token"])
+def token(client: Any, services: Services, scope: str) -> str:
+    return service_token(services, client, scope, name="Service desk")
 
 
 def test_reset_returns_a_temporary_password_once_and_audits(services: Services, client: Any) -> None:
     user = make_user(services)
-    at = token(client, services, ["users:write"], "users:write")
+    at = token(client, services, "users:write")
     r = client.post(
         URL.format("alice"), json={"reason": "ticket HD-4711"}, headers={"Authorization": f"Bearer {at}"}
     )
@@ -54,7 +44,7 @@ def test_reset_returns_a_temporary_password_once_and_audits(services: Services, 
 
 def test_denied_without_the_scope_or_a_valid_token(services: Services, client: Any) -> None:
     make_user(services)
-    other = token(client, services, ["api.read"], "api.read")
+    other = token(client, services, "api.read")
     for headers, status, error in (
         ({}, 401, "invalid_token"),
         ({"Authorization": "Bearer not-a-token"}, 401, "invalid_token"),
@@ -68,7 +58,7 @@ def test_denied_without_the_scope_or_a_valid_token(services: Services, client: A
 
 def test_bad_input_and_unknown_user_change_nothing(services: Services, client: Any) -> None:
     make_user(services)
-    at = token(client, services, ["users:write"], "users:write")
+    at = token(client, services, "users:write")
     auth = {"Authorization": f"Bearer {at}"}
     r = client.post(URL.format("alice"), json={"reason": "x", "password": "Chosen-1!"}, headers=auth)
     assert r.status_code == 400 and r.get_json()["error"] == "invalid_request"

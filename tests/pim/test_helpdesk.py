@@ -15,7 +15,7 @@ from iam.models.audit import AuditEvent
 from pim import service
 from pim.models import AdminAccount
 from tests.pim.conftest import Env
-from tests.sso.helpers import API_RESOURCE, basic, make_client, make_user
+from tests.sso.helpers import API_RESOURCE, make_client, make_user, service_token
 
 
 @pytest.fixture
@@ -31,16 +31,7 @@ def desk(pim: Env, app: Flask) -> tuple[Env, Flask]:
 
 def _tool_token(env: Env, app: Flask, scope: str) -> dict[str, str]:
     """The help desk's tool: client credentials with ``scope``, for our API."""
-    cid, secret = make_client(
-        env.services, grant_types=["client_credentials"], redirect_uris=[], scopes=[scope]
-    )
-    assert secret is not None
-    resp = app.test_client().post(
-        "/token",
-        data={"grant_type": "client_credentials", "scope": scope, "resource": API_RESOURCE},
-        headers=basic(cid, secret),
-    )
-    return {"Authorization": f"Bearer {resp.get_json()['access_token']}"}
+    return {"Authorization": f"Bearer {service_token(env.services, app.test_client(), scope)}"}
 
 
 def _events(env: Env, event: str) -> list[AuditEvent]:

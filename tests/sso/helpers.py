@@ -76,6 +76,22 @@ def make_client(services: Services, **kw: Any) -> tuple[str, str | None]:
         return row.client_id, secret
 
 
+def service_token(services: Services, client: Any, scope: str, *, name: str = "RP") -> str:
+    """An access token for our APIs (``API_RESOURCE``) with SCOPE, from the token endpoint by
+    client credentials: a registered client of its own, as a script or a tool holds one."""
+    cid, secret = make_client(
+        services, grant_types=["client_credentials"], redirect_uris=[], scopes=[scope], name=name
+    )
+    assert secret is not None
+    resp = client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": scope, "resource": API_RESOURCE},
+        headers=basic(cid, secret),
+    )
+    assert resp.status_code == 200, resp.get_json()
+    return str(resp.get_json()["access_token"])
+
+
 def basic(client_id: str, secret: str) -> dict[str, str]:
     raw = f"{client_id}:{secret}".encode()
     return {"Authorization": "Basic " + base64.b64encode(raw).decode()}

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from iam.errors import ConfigError, Conflict, Forbidden, NotFound, ValidationFailed
-from iam.models.identity import Identity
 from iam.web import db, require_scope, services
+from provisioning.api_common import problem, problem_of, token_person
 from provisioning.requests import catalogue
 from provisioning.requests.models import AccessRequest
 from provisioning.requests.service import asking, deciding
@@ -88,30 +88,9 @@ class ProblemOut(BaseModel):
     error_description: str
 
 
-def _problem(status: int, error: str, description: str) -> Response:
-    resp = jsonify(ProblemOut(error=error, error_description=description).model_dump())
-    resp.status_code = status
-    return resp
-
-
-def _errors(exc: Exception) -> Response:
-    if isinstance(exc, NotFound):
-        return _problem(404, "not_found", str(exc))
-    if isinstance(exc, Forbidden):
-        return _problem(403, "forbidden", str(exc))
-    if isinstance(exc, Conflict):
-        return _problem(409, "conflict", str(exc))
-    return _problem(400, "invalid_request", str(exc))
-
-
 def _person() -> Actor | None:
     """A person's token acts as that person; a client's token has no person."""
-    claims: dict[str, Any] = g.api_claims
-    sub = claims.get("sub")
-    if not sub or sub == claims.get("client_id"):
-        return None
-    identity = db().get(Identity, str(sub))
-    return Actor(username=identity.username if identity else str(sub), sub=str(sub), ip=g.client_ip)
+    return token_person(Actor)
 
 
 def _out(req: AccessRequest) -> dict[str, Any]:
@@ -148,18 +127,18 @@ def api_list() -> Any:
 def api_submit() -> Any:
     me = _person()
     if me is None:
-        return _problem(
+        return problem(
             403, "forbidden", "A request is asked by a person's token (for themself or their team)."
         )
     try:
         body = RequestIn.model_validate(request.get_json(silent=True))
     except ValidationError as exc:
-        return _problem(400, "invalid_request", str(exc.errors()[0]["msg"]))
+        return problem(400, "invalid_request", str(exc.errors()[0]["msg"]))
     sub = me.sub or ""
     if body.person:
         user = services().directory.find_user(username=body.person)
         if user is None:
-            return _problem(404, "not_found", f"No person named {body.person!r}.")
+            return problem(404, "not_found", f"No person named {body.person!r}.")
         sub = user.id
     try:
         req = asking.submit(
@@ -175,7 +154,7 @@ def api_submit() -> Any:
         )
     except (ValidationFailed, Conflict, Forbidden, NotFound, ConfigError) as exc:
         db().rollback()
-        return _errors(exc)
+        return problem_of(exc)
     return jsonify(_out(req)), 201
 
 
@@ -191,12 +170,12 @@ def api_get(request_id: str) -> Any:
     try:
         req = get(db(), _number(request_id))
     except NotFound as exc:
-        return _errors(exc)
+        return problem_of(exc)
     me = _person()
     if me is not None:
         mine = {req.person_sub} & {me.sub} or me.username.casefold() == req.requested_by.casefold()
         if not mine and req not in deciding.waiting_for(services(), db(), me):
-            return _problem(403, "forbidden", "Not your request, nor waiting for you.")
+            return problem(403, "forbidden", "Not your request, nor waiting for you.")
     return jsonify(_out(req))
 
 
@@ -205,11 +184,11 @@ def api_get(request_id: str) -> Any:
 def api_decide(request_id: str) -> Any:
     me = _person()
     if me is None:
-        return _problem(403, "forbidden", "A decision is made by a person's token.")
+        return problem(403, "forbidden", "A decision is made by a person's token.")
     try:
         body = DecisionIn.model_validate(request.get_json(silent=True))
     except ValidationError as exc:
-        return _problem(400, "invalid_request", str(exc.errors()[0]["msg"]))
+        return problem(400, "invalid_request", str(exc.errors()[0]["msg"]))
     try:
         req = deciding.decide(
             services(),
@@ -222,7 +201,7 @@ def api_decide(request_id: str) -> Any:
         )
     except (ValidationFailed, Conflict, Forbidden, NotFound, ConfigError) as exc:
         db().rollback()
-        return _errors(exc)
+        return problem_of(exc)
     return jsonify(_out(req))
 
 

@@ -10,8 +10,8 @@ from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import select
 
 from iam.errors import ConfigError, Conflict, Forbidden, NotFound, ValidationFailed
-from iam.models.identity import Identity
 from iam.web import db, require_scope, services
+from provisioning.api_common import problem, problem_of, token_person
 from provisioning.reviews import definitions as defs
 from provisioning.reviews.models import Campaign
 from provisioning.reviews.service import campaigns, decisions, report
@@ -23,20 +23,9 @@ api = Blueprint("reviews_api", __name__)
 SCOPE = "reviews"
 
 
-def _problem(status: int, error: str, description: str) -> Response:
-    resp = jsonify(error=error, error_description=description)
-    resp.status_code = status
-    return resp
-
-
 def _api_reviewer() -> Reviewer | None:
     """A person's token: the reviewer is that person. A client's token has no person."""
-    claims: dict[str, Any] = g.api_claims
-    sub = claims.get("sub")
-    if not sub or sub == claims.get("client_id"):
-        return None
-    identity = db().get(Identity, str(sub))
-    return Reviewer(username=identity.username if identity else str(sub), sub=str(sub), ip=g.client_ip)
+    return token_person(Reviewer)
 
 
 def _api_manager() -> str | None:
@@ -45,16 +34,6 @@ def _api_manager() -> str | None:
     if me is None:
         return str(g.api_actor)
     return me.sub if is_officer(services(), me.username) else None
-
-
-def _errors(exc: Exception) -> Response:
-    if isinstance(exc, NotFound):
-        return _problem(404, "not_found", str(exc))
-    if isinstance(exc, Forbidden):
-        return _problem(403, "forbidden", str(exc))
-    if isinstance(exc, Conflict):
-        return _problem(409, "conflict", str(exc))
-    return _problem(400, "invalid_request", str(exc))
 
 
 @api.get("/api/v1/reviews/definitions")
@@ -67,7 +46,7 @@ def api_definitions() -> Any:
 @require_scope(SCOPE)
 def api_campaigns() -> Any:
     if _api_manager() is None:
-        return _problem(403, "forbidden", "Only a security officer sees every campaign.")
+        return problem(403, "forbidden", "Only a security officer sees every campaign.")
     rows = db().scalars(select(Campaign).order_by(Campaign.started_at.desc()).limit(200)).all()
     return jsonify([report.summary(db(), c) for c in rows])
 
@@ -77,18 +56,18 @@ def api_campaigns() -> Any:
 def api_start() -> Any:
     actor = _api_manager()
     if actor is None:
-        return _problem(403, "forbidden", "Only a security officer starts a campaign.")
+        return problem(403, "forbidden", "Only a security officer starts a campaign.")
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("definition"), str):
-        return _problem(400, "invalid_request", 'The body is {"definition": NAME, "dry_run": false}.')
+        return problem(400, "invalid_request", 'The body is {"definition": NAME, "dry_run": false}.')
     dry = body.get("dry_run", False)
     if not isinstance(dry, bool):
-        return _problem(400, "invalid_request", "dry_run is true or false.")
+        return problem(400, "invalid_request", "dry_run is true or false.")
     try:
         d = defs.get(services(), body["definition"])
         result = campaigns.start(services(), db(), definition=d, actor=actor, dry_run=dry)
     except (NotFound, Conflict, ConfigError) as exc:
-        return _errors(exc)
+        return problem_of(exc)
     return jsonify(result), 200 if dry else 201
 
 
@@ -96,11 +75,11 @@ def api_start() -> Any:
 @require_scope(SCOPE)
 def api_campaign(campaign_id: str) -> Any:
     if _api_manager() is None:
-        return _problem(403, "forbidden", "Only a security officer sees a campaign.")
+        return problem(403, "forbidden", "Only a security officer sees a campaign.")
     try:
         return jsonify(report.summary(db(), campaigns.get(db(), campaign_id)))
     except NotFound as exc:
-        return _errors(exc)
+        return problem_of(exc)
 
 
 @api.post("/api/v1/reviews/campaigns/<campaign_id>/close")
@@ -108,11 +87,11 @@ def api_campaign(campaign_id: str) -> Any:
 def api_close(campaign_id: str) -> Any:
     actor = _api_manager()
     if actor is None:
-        return _problem(403, "forbidden", "Only a security officer closes a campaign.")
+        return problem(403, "forbidden", "Only a security officer closes a campaign.")
     try:
         return jsonify(campaigns.close(services(), db(), campaign_id=campaign_id, actor=actor))
     except (NotFound, Conflict) as exc:
-        return _errors(exc)
+        return problem_of(exc)
 
 
 @api.get("/api/v1/reviews/campaigns/<campaign_id>/report")
@@ -120,14 +99,14 @@ def api_close(campaign_id: str) -> Any:
 def api_report(campaign_id: str) -> Any:
     actor = _api_manager()
     if actor is None:
-        return _problem(403, "forbidden", "Only a security officer reads the report.")
+        return problem(403, "forbidden", "Only a security officer reads the report.")
     fmt = request.args.get("format", "csv")
     if fmt not in ("csv", "pdf"):
-        return _problem(400, "invalid_request", "format is csv or pdf.")
+        return problem(400, "invalid_request", "format is csv or pdf.")
     try:
         data, digest = report.report(services(), db(), campaign_id=campaign_id, fmt=fmt, actor=actor)
     except NotFound as exc:
-        return _errors(exc)
+        return problem_of(exc)
     resp = Response(data, mimetype="application/pdf" if fmt == "pdf" else "text/csv; charset=utf-8")
     resp.headers["X-Content-SHA256"] = digest
     return resp
@@ -138,7 +117,7 @@ def api_report(campaign_id: str) -> Any:
 def api_items() -> Any:
     me = _api_reviewer()
     if me is None:
-        return _problem(403, "forbidden", "Review items belong to a person: use a person's access token.")
+        return problem(403, "forbidden", "Review items belong to a person: use a person's access token.")
     rows, total = decisions.inbox(services(), db(), me, request_filter(), limit=500)
     return jsonify({"total": total, "items": [decisions.item_dict(r) for r in rows]})
 
@@ -148,7 +127,7 @@ def api_items() -> Any:
 def api_decide() -> Any:
     me = _api_reviewer()
     if me is None:
-        return _problem(403, "forbidden", "Decisions are made by a person: use a person's access token.")
+        return problem(403, "forbidden", "Decisions are made by a person: use a person's access token.")
     body = request.get_json(silent=True)
     items = body.get("items") if isinstance(body, dict) else None
     if (
@@ -160,7 +139,7 @@ def api_decide() -> Any:
         or not isinstance(body.get("comment", ""), str)
         or not isinstance(body.get("reduce_to", ""), str | None)
     ):
-        return _problem(
+        return problem(
             400,
             "invalid_request",
             'The body is {"items": [ids], "decision": "approve|revoke|reduce", "comment": "…", '
@@ -177,7 +156,7 @@ def api_decide() -> Any:
             reduce_to=body.get("reduce_to"),
         )
     except (ValidationFailed, Conflict, Forbidden, NotFound) as exc:
-        return _errors(exc)
+        return problem_of(exc)
     return jsonify({"decided": done, "decision": body["decision"]})
 
 

@@ -10,29 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import func, select
 
 import provisioning
 from iam import clock
-from iam.cli import Ctx, cli
-from iam.models.identity import Identity
+from iam.cli import cli
 from iam.models.jobs import Job
 from iam.services import Services
 from provisioning import jobs as _provisioning_jobs  # noqa: F401
-from provisioning.models import HrPerson, PersonStatus
 from provisioning.requests.models import AccessRequest
 from provisioning.reviews.definitions import Definition
 from provisioning.reviews.service import campaigns
-from tests.sso.helpers import (
-    API_RESOURCE,
-    PASSWORD,
-    basic,
-    exchange,
-    make_client,
-    make_user,
-    sign_in_and_get_code,
-)
+from tests.provisioning.helpers import client_token, person_token, registry_people, run
+from tests.sso.helpers import PASSWORD, make_user
 
 provisioning.register(cli)
 
@@ -51,72 +41,12 @@ title = { en = "Missing" }
 
 @pytest.fixture
 def people(services: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
-    users = {n: make_user(services, n) for n in ("mara", "ivo", "sec")}
     path = tmp_path / "requestable.toml"
     path.write_text(CATALOGUE, encoding="utf-8")
-    s = services.settings
-    monkeypatch.setattr(
-        services,
-        "settings",
-        s.model_copy(
-            update={
-                "reviews": s.reviews.model_copy(update={"security_officers": ["sec"]}),
-                "requests": s.requests.model_copy(update={"catalogue_file": path, "country": "PL"}),
-            }
-        ),
-    )
+    users = registry_people(services, monkeypatch, requests={"catalogue_file": path, "country": "PL"})
     services.extensions.pop("requests.catalogue", None)
     services.directory.create_group("Records")
-    with services.transaction() as sess:
-        for emp, name, manager in (("10", "mara", None), ("11", "ivo", "10")):
-            sess.add(
-                HrPerson(
-                    employee_number=emp,
-                    given_name=name,
-                    family_name="T",
-                    department="Registry",
-                    title="Clerk",
-                    manager=manager,
-                    engagement="staff",
-                    start_date=clock.now().date(),
-                    status=PersonStatus.ACTIVE,
-                    username=name,
-                    sub=users[name].id,
-                    groups=[],
-                )
-            )
-        for name, user in users.items():
-            if sess.get(Identity, user.id) is None:
-                sess.add(Identity(sub=user.id, directory="local", username=name, last_login_at=clock.now()))
     return users
-
-
-def run(services: Services, *args: str) -> Any:
-    ctx = Ctx()
-    ctx._services = services
-    return CliRunner().invoke(cli, list(args), obj=ctx)
-
-
-def _person_token(services: Services, client: Any, username: str) -> str:
-    cid, secret = make_client(services, scopes=["openid", "requests"], name=f"Requests app {username}")
-    query, flow = sign_in_and_get_code(client, cid, username, PASSWORD, scope="openid requests")
-    resp = exchange(client, query["code"], flow, secret, resource=API_RESOURCE)
-    assert resp.status_code == 200, resp.get_json()
-    return str(resp.get_json()["access_token"])
-
-
-def _client_token(services: Services, client: Any) -> str:
-    cid, secret = make_client(
-        services, grant_types=["client_credentials"], redirect_uris=[], scopes=["requests"], name="Governance"
-    )
-    assert secret
-    r = client.post(
-        "/token",
-        data={"grant_type": "client_credentials", "scope": "requests", "resource": API_RESOURCE},
-        headers=basic(cid, secret),
-    )
-    assert r.status_code == 200, r.get_json()
-    return str(r.get_json()["access_token"])
 
 
 def _count(services: Services) -> int:
@@ -126,9 +56,9 @@ def _count(services: Services) -> int:
 
 def test_api_ask_decide_and_refusals(services: Services, people: dict[str, Any], app: Any) -> None:
     c = app.test_client()
-    ivo = {"Authorization": f"Bearer {_person_token(services, app.test_client(), 'ivo')}"}
-    mara = {"Authorization": f"Bearer {_person_token(services, app.test_client(), 'mara')}"}
-    automation = {"Authorization": f"Bearer {_client_token(services, app.test_client())}"}
+    ivo = {"Authorization": f"Bearer {person_token(services, app.test_client(), 'ivo', 'requests')}"}
+    mara = {"Authorization": f"Bearer {person_token(services, app.test_client(), 'mara', 'requests')}"}
+    automation = {"Authorization": f"Bearer {client_token(services, app.test_client(), 'requests')}"}
     assert c.post("/api/v1/requests", json={"item": "records", "justification": "x"}).status_code == 401
     for bad in ({"item": "records"}, {"item": "records", "justification": "x", "extra": 1}, [], {"item": 3}):
         assert c.post("/api/v1/requests", json=bad, headers=ivo).status_code == 400

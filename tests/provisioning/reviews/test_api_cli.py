@@ -9,78 +9,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import func, select
 
 import provisioning
-from iam import clock
-from iam.cli import Ctx, cli
-from iam.models.identity import Identity
+from iam.cli import cli
 from iam.services import Services
 from pim import jobs as _pim_jobs  # noqa: F401
 from provisioning import jobs as _provisioning_jobs  # noqa: F401
-from provisioning.models import HrPerson, PersonStatus
 from provisioning.reviews.definitions import Definition
 from provisioning.reviews.models import Campaign, CampaignItem
-from tests.sso.helpers import (
-    API_RESOURCE,
-    PASSWORD,
-    basic,
-    exchange,
-    make_client,
-    make_user,
-    sign_in_and_get_code,
-)
+from tests.provisioning.helpers import client_token, person_token, registry_people, run
 
 provisioning.register(cli)
 
 
 @pytest.fixture
 def people(services: Services, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    users = {n: make_user(services, n) for n in ("mara", "ivo", "sec")}
-    monkeypatch.setattr(
-        services,
-        "settings",
-        services.settings.model_copy(
-            update={"reviews": services.settings.reviews.model_copy(update={"security_officers": ["sec"]})}
-        ),
-    )
-    d = services.directory
-    d.create_group("Records")
-    d.add_member("Records", users["ivo"].id)
-    with services.transaction() as s:
-        for emp, name, manager in (("10", "mara", None), ("11", "ivo", "10")):
-            s.add(
-                HrPerson(
-                    employee_number=emp,
-                    given_name=name,
-                    family_name="T",
-                    department="Registry",
-                    title="Clerk",
-                    manager=manager,
-                    engagement="staff",
-                    start_date=clock.now().date(),
-                    status=PersonStatus.ACTIVE,
-                    username=name,
-                    sub=users[name].id,
-                    groups=[],
-                )
-            )
-        for name, user in users.items():
-            if s.get(Identity, user.id) is None:
-                s.add(Identity(sub=user.id, directory="local", username=name, last_login_at=clock.now()))
+    users = registry_people(services, monkeypatch)
+    services.directory.create_group("Records")
+    services.directory.add_member("Records", users["ivo"].id)
     monkeypatch.setitem(
         services.extensions,
         "reviews.definitions",
         {"t": Definition.model_validate({"name": "t", "title": "Registry review", "duration_days": 5})},
     )
     return users
-
-
-def run(services: Services, *args: str, input: str | None = None) -> Any:
-    ctx = Ctx()
-    ctx._services = services
-    return CliRunner().invoke(cli, list(args), obj=ctx, input=input)
 
 
 def test_cli_campaign_from_start_to_report(
@@ -112,30 +65,8 @@ def test_cli_campaign_from_start_to_report(
     assert unknown.exit_code == 1 and "no review definition named 'nosuch'" in unknown.output
 
 
-def _person_token(services: Services, client: Any, username: str) -> str:
-    cid, secret = make_client(services, scopes=["openid", "reviews"], name=f"Reviews app {username}")
-    query, flow = sign_in_and_get_code(client, cid, username, PASSWORD, scope="openid reviews")
-    resp = exchange(client, query["code"], flow, secret, resource=API_RESOURCE)
-    assert resp.status_code == 200, resp.get_json()
-    return str(resp.get_json()["access_token"])
-
-
-def _client_token(services: Services, client: Any) -> str:
-    cid, secret = make_client(
-        services, grant_types=["client_credentials"], redirect_uris=[], scopes=["reviews"], name="Governance"
-    )
-    assert secret
-    r = client.post(
-        "/token",
-        data={"grant_type": "client_credentials", "scope": "reviews", "resource": API_RESOURCE},
-        headers=basic(cid, secret),
-    )
-    assert r.status_code == 200, r.get_json()
-    return str(r.get_json()["access_token"])
-
-
 def test_api_start_decide_and_refusals(services: Services, people: dict[str, Any], app: Any) -> None:
-    automation = {"Authorization": f"Bearer {_client_token(services, app.test_client())}"}
+    automation = {"Authorization": f"Bearer {client_token(services, app.test_client(), 'reviews')}"}
     c = app.test_client()
     assert c.post("/api/v1/reviews/campaigns", json={"definition": "t"}).status_code == 401
     assert c.post("/api/v1/reviews/campaigns", json={"definition": 3}, headers=automation).status_code == 400
@@ -152,8 +83,8 @@ def test_api_start_decide_and_refusals(services: Services, people: dict[str, Any
     # a client's token has no person: it may not decide
     assert c.get("/api/v1/reviews/items", headers=automation).status_code == 403
 
-    mara = {"Authorization": f"Bearer {_person_token(services, app.test_client(), 'mara')}"}
-    ivo = {"Authorization": f"Bearer {_person_token(services, app.test_client(), 'ivo')}"}
+    mara = {"Authorization": f"Bearer {person_token(services, app.test_client(), 'mara', 'reviews')}"}
+    ivo = {"Authorization": f"Bearer {person_token(services, app.test_client(), 'ivo', 'reviews')}"}
     items = c.get("/api/v1/reviews/items", headers=mara).get_json()["items"]
     assert [i["resource"] for i in items] == ["Records"]
     assert c.get("/api/v1/reviews/campaigns", headers=mara).status_code == 403  # not an officer
