@@ -152,4 +152,14 @@ class ApplicationForm(FlaskForm):  # type: ignore[misc]
         default="",
     )
     require_consent = BooleanField(_l("Third-party application: ask each person's consent"))
+    description = TextAreaField(_l("Description shown in the portal"), validators=[Length(max=2000)])
+    launch_uri = StringField(
+        _l("Launch URL (where the portal's tile leads)"), validators=[Optional(), Length(max=1024)]
+    )
+    logo_uri = StringField(
+        _l("Logo (an https URL or a /static/ path)"), validators=[Optional(), Length(max=1024)]
+    )
+    allowed_groups = TextAreaField(
+        _l("Who may use it: directory groups (one per line; empty: everyone)"), validators=[Length(max=8000)]
+    )
     reason = TextAreaField(_l("Reason (kept in the audit log)"), validators=[Length(max=500)])

@@ -67,6 +67,10 @@ def _form(kind: str | None = None, client: Client | None = None) -> ApplicationF
             form.require_acr.data = spec.require_acr or ""
             form.id_token_alg.data = spec.id_token_alg or ""
             form.require_consent.data = spec.require_consent
+            form.description.data = spec.description or ""
+            form.launch_uri.data = spec.launch_uri or ""
+            form.logo_uri.data = spec.logo_uri or ""
+            form.allowed_groups.data = "\n".join(spec.allowed_groups)
         else:
             defaults = KINDS.get(kind or "custom", KINDS["custom"])
             form.kind.data = kind
@@ -105,6 +109,10 @@ def _spec(form: ApplicationForm, existing: Client | None) -> client_service.Clie
         jwks_uri=jwks_uri,
         id_token_alg=form.id_token_alg.data or None,
         require_acr=form.require_acr.data or None,
+        description=(form.description.data or "").strip() or None,
+        launch_uri=(form.launch_uri.data or "").strip() or None,
+        logo_uri=(form.logo_uri.data or "").strip() or None,
+        allowed_groups=_lines(form.allowed_groups.data),
     )
 
 

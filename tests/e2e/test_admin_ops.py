@@ -27,6 +27,7 @@ from playwright.sync_api import Page, expect
 
 from iam import jobs
 from iam.models.jobs import Job, JobStatus
+from sso import clients as client_service
 from tests.e2e.conftest import LiveProvider, NodeRP, _provider_env, free_port, samba_fixture, unique
 from tests.e2e.test_mfa_protocol import enroll
 
@@ -165,6 +166,28 @@ def test_it_admin_registers_an_application_and_openid_client_signs_in(
     page.goto(f"{p.issuer}/admin/applications/")
     expect(page.locator("#applications")).to_contain_text("Payroll (e2e)")
     _screen(page, "admin-applications")
+    # the portal's settings and who may use it, edited in the console, survive a later edit
+    page.get_by_role("link", name="Payroll (e2e)").click()
+    page.locator("#edit-application").click()
+    page.get_by_label("Launch URL (where the portal's tile leads)").fill(f"{base}/")
+    page.get_by_label("Who may use it: directory groups (one per line; empty: everyone)").fill(
+        "Payroll staff"
+    )
+    page.get_by_label("Reason (kept in the audit log)").fill("payroll staff only, ticket CHG-8")
+    page.locator("#application-save").click()
+    expect(page.locator("#application-allowed-groups")).to_contain_text("Payroll staff")
+    page.locator("#edit-application").click()
+    expect(
+        page.get_by_label("Who may use it: directory groups (one per line; empty: everyone)")
+    ).to_have_value("Payroll staff")
+    page.get_by_label("Name shown on sign-in pages").fill("Payroll")
+    page.get_by_label("Reason (kept in the audit log)").fill("shorter name")
+    page.locator("#application-save").click()
+    expect(page.locator("#application-allowed-groups")).to_contain_text("Payroll staff")
+    with p.services().transaction() as s:
+        row = client_service.get_client(s, client_id)
+        assert row.name == "Payroll" and row.allowed_groups == ["Payroll staff"]
+        assert row.launch_uri == f"{base}/"
     assert secret not in p.server_log.read_text(errors="replace")
 
 

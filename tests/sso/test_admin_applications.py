@@ -220,3 +220,61 @@ def _make(services: Services) -> tuple[str, str | None]:
     with services.transaction() as s:
         row, secret = client_service.create_client(s, services.cipher, spec, actor="test", allow_http=True)
         return row.client_id, secret
+
+
+def test_an_edit_keeps_and_changes_the_portal_fields_and_who_may_use_it(
+    client: Any, services: Services
+) -> None:
+    """Who may use an application is enforced at sign-in: a console edit that does not show it
+    must never drop it (it once did: every save opened the application to everyone)."""
+    admin = person(services, Role.IT_ADMIN)
+    sign_in(client, services, admin)
+    with services.transaction() as s:
+        row, _ = client_service.create_client(
+            s,
+            services.cipher,
+            client_service.ClientSpec(
+                name="Payroll",
+                redirect_uris=[REDIRECT],
+                description="Salaries",
+                launch_uri="https://app.example/",
+                logo_uri="/static/iam.css",
+                allowed_groups=["Payroll staff"],
+            ),
+            actor="test",
+            allow_http=False,
+        )
+        cid = row.client_id
+    page = client.get(f"/admin/applications/{cid}/edit").get_data(as_text=True)
+    assert "Payroll staff" in page and "https://app.example/" in page and "Salaries" in page
+    # the form as the browser sends it: every field the page holds, as it holds it
+    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page))
+    fields.update(
+        {
+            name: text.strip()
+            for name, text in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>([^<]*)</textarea>', page)
+        }
+    )
+    fields.update({"name": "Payroll 2", "reason": "rename"})
+    fields["grant_types"] = ["authorization_code", "refresh_token"]  # type: ignore[assignment]
+    fields["token_endpoint_auth_method"] = "client_secret_basic"
+    resp = client.post(f"/admin/applications/{cid}/edit", data=fields)
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
+    with services.transaction() as s:
+        row = client_service.get_client(s, cid)
+        assert row.name == "Payroll 2" and row.allowed_groups == ["Payroll staff"]
+        assert (row.description, row.launch_uri, row.logo_uri) == (
+            "Salaries",
+            "https://app.example/",
+            "/static/iam.css",
+        )
+    detail = client.get(f"/admin/applications/{cid}").get_data(as_text=True)
+    assert "Payroll staff" in detail
+    fields.update({"allowed_groups": "Payroll staff\nHR", "launch_uri": "", "reason": "HR too"})
+    assert client.post(f"/admin/applications/{cid}/edit", data=fields).status_code == 302
+    with services.transaction() as s:
+        row = client_service.get_client(s, cid)
+        assert row.allowed_groups == ["Payroll staff", "HR"] and row.launch_uri is None
+    fields.update({"logo_uri": "javascript:alert(1)", "reason": "bad logo"})
+    bad = client.post(f"/admin/applications/{cid}/edit", data=fields)
+    assert bad.status_code == 422 and 'id="logo_uri-error"' in bad.get_data(as_text=True)
