@@ -15,7 +15,7 @@ from sqlalchemy import select
 from iam import clock
 from iam.directory.ad import ActiveDirectory
 from iam.directory.base import DirectoryUser, NewUser
-from iam.directory.errors import EntryExists
+from iam.directory.errors import DirectoryError, EntryExists
 from iam.models import Job
 from iam.models.jobs import JobStatus
 from provisioning.models import EventStatus, HrEvent
@@ -193,3 +193,29 @@ def test_a_name_taken_between_the_search_and_the_add_gets_the_next_name(
     hr.work()
     user = real(employee_number="9501")
     assert user is not None and user.username == f"{taken}2"
+
+
+def test_a_group_the_dc_refuses_does_not_hold_back_the_other_groups(hr: Hr) -> None:
+    numbers = [f"96{i:02d}" for i in range(4)]
+    _queue(hr, numbers)
+
+    class Refusing(Counting):
+        def add_members(self, group: str, users: Sequence[DirectoryUser]) -> list[str]:
+            if group == "finance":
+                raise DirectoryError("Changing the group membership failed: insufficientAccessRights.")
+            return super().add_members(group, users)
+
+    hr.services.__dict__["directory"] = Refusing(hr.directory)
+    try:
+        hr.work()
+    finally:
+        hr.services.__dict__["directory"] = hr.directory
+    assert _members(hr, "all-staff") == set(numbers)  # written although finance was refused
+    assert _members(hr, "finance") == set()
+    waiting = _groups_jobs(hr)
+    assert {j.status for j in waiting} == {JobStatus.PENDING}
+    assert all("finance" in (j.last_error or "") for j in waiting)
+    clock.advance(dt.timedelta(minutes=10))
+    hr.work()
+    assert _members(hr, "finance") == set(numbers)
+    assert {j.status for j in _groups_jobs(hr)} == {JobStatus.DONE}

@@ -56,35 +56,56 @@ def queue(ctx: Ctx, employee_number: str, user: DirectoryUser, groups: list[str]
     )
 
 
-def write(directory: Directory, payloads: list[dict[str, Any]]) -> int:
-    """One ``add_members`` per group for all ``payloads``; returns the memberships asked."""
+def write(directory: Directory, payloads: list[dict[str, Any]]) -> dict[str, Exception]:
+    """One ``add_members`` per group for all ``payloads``. Returns the groups that could not be
+    written, with why (the others are written); an unreachable directory stops it all."""
     by_group: dict[str, list[DirectoryUser]] = defaultdict(list)
     for p in payloads:
         user = DirectoryUser(id=str(p["sub"]), username=str(p.get("username") or ""), dn=str(p["dn"]))
         for group in p["groups"]:
             by_group[str(group)].append(user)
+    failed: dict[str, Exception] = {}
     for group, users in by_group.items():
         try:
-            gone = directory.add_members(group, users)
-        except NoSuchEntry:  # the group was deleted after the accounts were made: again, once
-            forget_groups(directory)
-            ensure_group(directory, group)
-            gone = directory.add_members(group, users)
+            try:
+                gone = directory.add_members(group, users)
+            except NoSuchEntry:  # the group was deleted after the accounts were made: again, once
+                forget_groups(directory)
+                ensure_group(directory, group)
+                gone = directory.add_members(group, users)
+        except DirectoryUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 — this group's members wait; the others go on
+            log.warning("memberships of %s could not be written: %s", group, exc)
+            failed[group] = exc
+            continue
         if gone:
             log.warning("%d account(s) no longer exist; not added to %s", len(gone), group)
-    return sum(len(u) for u in by_group.values())
+    return failed
 
 
-def _run(services: Services, ids: list[str], payloads: list[dict[str, Any]], me: str) -> None:
+def _run(services: Services, entries: list[tuple[str | None, dict[str, Any]]], me: str) -> None:
+    """Write ``entries`` (job id, payload; None: the job the worker itself runs) and settle the
+    claimed jobs: done, or back in the queue when their memberships were not all written.
+    Raises for the worker's own job when it was not."""
     backoff_base = services.settings.worker.backoff_base
+    ids = [i for i, _ in entries if i is not None]
     try:
-        write(services.directory, payloads)
+        failed = write(services.directory, [p for _, p in entries])
     except Exception as exc:
         with services.transaction() as session:
             jobs.settle(session, ids, me=me, error=f"{type(exc).__name__}: {exc}", backoff_base=backoff_base)
         raise
+    bad = {i: p for i, p in entries if failed.keys() & set(p["groups"])}
     with services.transaction() as session:
-        jobs.settle(session, ids, me=me, error=None, backoff_base=backoff_base)
+        jobs.settle(session, [i for i in ids if i not in bad], me=me, error=None, backoff_base=backoff_base)
+        for i, p in bad.items():
+            if i is not None:
+                why = "; ".join(f"{g}: {failed[g]}" for g in p["groups"] if g in failed)
+                jobs.settle(session, [i], me=me, error=why, backoff_base=backoff_base)
+    if None in bad:
+        own = bad[None]
+        raise jobs.RetryLater("; ".join(f"{g}: {failed[g]}" for g in own["groups"] if g in failed))
 
 
 def run_batch(services: Services, payload: dict[str, Any]) -> None:
@@ -94,8 +115,9 @@ def run_batch(services: Services, payload: dict[str, Any]) -> None:
         more, _ = jobs.claim_more(
             session, GROUPS_JOB, me=me, limit=BATCH - 1, lease=services.settings.worker.lease
         )
+    entries: list[tuple[str | None, dict[str, Any]]] = [(None, payload), *more]
     try:
-        _run(services, [i for i, _ in more], [payload, *(p for _, p in more)], me)
+        _run(services, entries, me)
     except DirectoryUnavailable as exc:
         raise jobs.RetryLater(str(exc)) from exc
 
@@ -116,9 +138,24 @@ def settle_person(services: Services, employee_number: str) -> None:
             dedup_prefix=_prefix(employee_number),
         )
     if mine:
-        _run(services, [i for i, _ in mine], [p for _, p in mine], me)
+        entries: list[tuple[str | None, dict[str, Any]]] = list(mine)
+        _run(services, entries, me)
+        with services.reader() as reader:
+            if _left(reader, [i for i, _ in mine]):
+                raise Waiting("The joiner's group memberships could not all be written yet.")
     if busy:
         raise Waiting("The joiner's group memberships are being written; this event follows them.")
+
+
+def _left(reader: Any, ids: list[str]) -> bool:
+    from sqlalchemy import select
+
+    from iam.models.jobs import Job, JobStatus
+
+    return (
+        reader.scalar(select(Job.id).where(Job.id.in_(ids), Job.status != JobStatus.DONE).limit(1))
+        is not None
+    )
 
 
 def _pending(services: Services, employee_number: str) -> bool:
