@@ -10,7 +10,8 @@ Paths (each run as its own script, one after the other, each with a time limit):
                    wrk for --duration seconds each
   joiners          bench/ldap_limit.py (what the Samba DC accepts: one add with password and
                    enable + 2 batched memberships per person = the limit), then bench/hr_bench.py
-                   (--people joiners through our HR engine into the same DC); ours / limit
+                   (--people joiners through our HR engine into the same DC, with leavers through
+                   the API while they run: leaver p99 during the batch); ours / limit
   signin-builtin   bench/signin_bench.py: complete sign-ins (authorize → form → password → code
   signin-samba     → token) with a cookie-keeping client against `iam serve`, on the built-in
                    directory and on the Samba DC; there is no peer: the ratio is to the issue's
@@ -157,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         facts = last_json(text)
         note = f"{facts.get('ldap_round_trips_per_joiner', '?')} LDAP round trips, "
         note += f"{facts.get('cpu_ms_per_joiner', '?')} ms CPU per joiner; "
-        note += f"leaver p99 {facts.get('leaver_p99_ms', '?')} ms"
+        note += f"leaver p99 {facts.get('leaver_p99_ms', '?')} ms after the batch, "
+        note += f"{facts.get('leaver_during_batch_p99_ms', '?')} ms during it"
         row("joiners (into Samba, /s)", facts.get("joiners_per_s"), limit, "DC limit (ldap_limit.py)", note)
     for directory in ("builtin", "samba"):
         if f"signin-{directory}" not in wanted:

@@ -26,6 +26,7 @@ import secrets
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -75,7 +76,10 @@ def count_ldap_operations() -> dict[str, int]:
     send = BaseStrategy.send
 
     def counting(self, message_type, request, controls=None):  # type: ignore[no-untyped-def]
-        counts[str(message_type).removesuffix("Request")] += 1
+        # the worker threads' requests only: leavers sent by the main thread meanwhile are not
+        # joiners' work
+        if threading.current_thread() is not threading.main_thread():
+            counts[str(message_type).removesuffix("Request")] += 1
         return send(self, message_type, request, controls)
 
     BaseStrategy.send = counting  # type: ignore[method-assign]
@@ -113,6 +117,13 @@ def main() -> int:
     ap.add_argument("--people", type=int, default=2000)
     ap.add_argument("--leavers", type=int, default=200)
     ap.add_argument("--workers", type=int, default=4, help="worker threads applying events")
+    ap.add_argument(
+        "--leavers-during",
+        type=int,
+        default=50,
+        help="people (joined before the batch) who leave through the API while the batch runs",
+    )
+    ap.add_argument("--leaver-gap", type=float, default=1.0, help="seconds between those leavers")
     ap.add_argument("--db", default="sqlite", help="sqlite, or a postgresql+psycopg://user@host server")
     ap.add_argument(
         "--limit",
@@ -188,46 +199,70 @@ def run(services, args, ou: str, tmp: Path) -> int:  # type: ignore[no-untyped-d
     from sqlalchemy import select
 
     from iam import clock, core_jobs  # noqa: F401 — job handlers
-    from iam.app import create_app, load_feature_jobs
+    from iam.app import load_feature_jobs
     from iam.jobs import run_due
     from provisioning.models import EventStatus, HrEvent
     from provisioning.service import batch
     from provisioning.service import events as event_service
-    from sso import clients
-    from sso import service as sso_service
 
     load_feature_jobs()
     today = clock.now().date().isoformat()
-    rows = ["employee_number,given_name,family_name,department,title,engagement,start_date,personal_data"]
-    for i in range(args.people):
-        dept = "Finance" if i % 3 else "IT"
-        rows.append(
-            f"B{i:05d},{GIVEN[i % len(GIVEN)]},{FAMILY[(i // len(GIVEN)) % len(FAMILY)]},"
-            f"{dept},Clerk,staff,{today},limited"
-        )
-    csv_text = "\n".join(rows) + "\n"
-    (tmp / "people.csv").write_text(csv_text)
 
-    t0 = time.perf_counter()
-    with services.reader() as session:
-        items = batch.parse(csv_text, "csv", session, snapshot=True)
-    for start in range(0, len(items), 200):
-        with services.transaction() as session:
-            for item in items[start : start + 200]:
-                event_service.accept(
-                    session,
-                    item.event,
-                    source="batch",
-                    actor="bench",
-                    settings=services.settings.provisioning,
-                )
-    stored = time.perf_counter() - t0
+    snapshot = ["employee_number,given_name,family_name,department,title,engagement,start_date,personal_data"]
+
+    def import_people(prefix: str, count: int) -> tuple[int, float]:
+        """The HR snapshot with ``count`` more people (those already there are unchanged)."""
+        rows = snapshot
+        for i in range(count):
+            dept = "Finance" if i % 3 else "IT"
+            rows.append(
+                f"{prefix}{i:05d},{GIVEN[i % len(GIVEN)]},{FAMILY[(i // len(GIVEN)) % len(FAMILY)]},"
+                f"{dept},Clerk,staff,{today},limited"
+            )
+        csv_text = "\n".join(rows) + "\n"
+        (tmp / f"people-{prefix}.csv").write_text(csv_text)
+        t0 = time.perf_counter()
+        with services.reader() as session:
+            items = batch.parse(csv_text, "csv", session, snapshot=True)
+        for start in range(0, len(items), 200):
+            with services.transaction() as session:
+                for item in items[start : start + 200]:
+                    event_service.accept(
+                        session,
+                        item.event,
+                        source="batch",
+                        actor="bench",
+                        settings=services.settings.provisioning,
+                    )
+        return len(items), time.perf_counter() - t0
+
+    def drain() -> None:
+        import threading as _t
+
+        def loop() -> None:
+            while run_due(services, limit=5):
+                pass
+
+        ths = [_t.Thread(target=loop) for _ in range(args.workers)]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join()
+
+    # people who will leave while the batch runs: joined (and signed in) before it
+    during = [f"L{i:05d}" for i in range(args.leavers_during)]
+    if during:
+        import_people("L", len(during))
+        drain()
+    app, client, token, rp_id = _hr_api(services)
+    _sign_in(services, during, rp_id)
+
+    count, stored = import_people("B", args.people)
+    items = range(count)
     print(
         f"import: {len(items)} events validated and stored in {stored:.1f} s "
         f"({len(items) / stored:.0f} events/s)"
     )
-
-    import threading
 
     finished: list[float] = []
 
@@ -243,19 +278,61 @@ def run(services, args, ou: str, tmp: Path) -> int:  # type: ignore[no-untyped-d
     threads = [threading.Thread(target=work) for _ in range(args.workers)]
     for th in threads:
         th.start()
+    # leavers through the API while the batch runs, one every --leaver-gap seconds, each
+    # applied in its request as in production (their CPU is not counted as joiners')
+    during_ids: list[str] = []
+    during_rtt: list[float] = []
+    next_report = time.perf_counter() + 30
+    gap = args.leaver_gap
+    leaver_cpu = 0.0
+    pending_leavers = list(during)
     while any(th.is_alive() for th in threads):
-        next(th for th in threads if th.is_alive()).join(30)
-        if not any(th.is_alive() for th in threads):
-            break
-        with services.reader() as session:
-            done = len(list(session.scalars(select(HrEvent.id).where(HrEvent.status == EventStatus.APPLIED))))
-        print(f"  … {done} applied after {time.perf_counter() - t1:.0f} s", flush=True)
+        if pending_leavers:
+            emp = pending_leavers.pop(0)
+            t, c = time.perf_counter(), time.thread_time()
+            resp = client.post(
+                "/api/v1/hr/events",
+                json={
+                    "idempotency_key": f"leave-{emp}",
+                    "kind": "leaver",
+                    "person": {"employee_number": emp},
+                },
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            during_rtt.append((time.perf_counter() - t) * 1000)
+            leaver_cpu += time.thread_time() - c
+            assert resp.status_code == 202, resp.json
+            during_ids.append(resp.json["id"])
+        alive = [th for th in threads if th.is_alive()]
+        if alive:  # (they may all have ended since the loop's test)
+            alive[0].join(gap)
+        if time.perf_counter() >= next_report:
+            next_report += 30
+            with services.reader() as session:
+                done = len(
+                    list(session.scalars(select(HrEvent.id).where(HrEvent.status == EventStatus.APPLIED)))
+                )
+            print(f"  … {done} applied after {time.perf_counter() - t1:.0f} s", flush=True)
     applied_s = max(finished) - t1
-    cpu_s = time.process_time() - cpu1
+    cpu_s = time.process_time() - cpu1 - leaver_cpu
     counted = dict(ldap_ops)
     ldap_ops.clear()
     with services.reader() as session:
-        statuses = [r.status for r in session.scalars(select(HrEvent))]
+        statuses = [
+            r.status for r in session.scalars(select(HrEvent).where(HrEvent.employee_number.startswith("B")))
+        ]
+        from iam.models.jobs import Job, JobStatus
+
+        unfinished = [
+            j.kind
+            for j in session.scalars(select(Job).where(Job.status != JobStatus.DONE))
+            if j.kind != "provisioning.start"
+        ]
+        during_lat = [
+            float(r.latency_ms)
+            for r in (session.get(HrEvent, i) for i in during_ids)
+            if r is not None and r.status == EventStatus.APPLIED and r.latency_ms is not None
+        ]
     ok = statuses.count(EventStatus.APPLIED)
     print(
         f"joiners into AD: {ok}/{len(statuses)} applied in {applied_s:.1f} s "
@@ -269,12 +346,85 @@ def run(services, args, ou: str, tmp: Path) -> int:  # type: ignore[no-untyped-d
         f"{cpu_s * 1000 / per:.1f} ms CPU of this process (worker, database, argon2id); "
         f"load average {os.getloadavg()[0]:.1f}"
     )
+    if during:
+        print(
+            f"leavers WHILE the batch ran: {len(during_lat)}/{len(during_ids)} applied "
+            f"(of {len(during)} ready; one posted about every {gap:.1f} s while workers ran): "
+            + (
+                f"p50 {statistics.median(during_lat):.0f} ms, p99 {pct(during_lat, 0.99):.0f} ms, "
+                f"max {max(during_lat):.0f} ms (HTTP p99 {pct(during_rtt, 0.99):.0f} ms)"
+                if during_lat
+                else "none"
+            )
+        )
+    if unfinished:
+        print(f"jobs not done at the end: {sorted(set(unfinished))} ×{len(unfinished)}", file=sys.stderr)
     if args.limit:
         print(f"ours = {100 * ok / applied_s / args.limit:.0f} % of what the DC accepts ({args.limit:.1f}/s)")
     if ok != len(statuses):
         print(f"NOT ALL APPLIED: {set(statuses)}", file=sys.stderr)
 
     # -- leavers --------------------------------------------------------------------------
+    leavers = [f"B{i:05d}" for i in range(min(args.leavers, args.people))]
+    _sign_in(services, leavers, rp_id)
+    round_trips = []
+    # (those meant to leave during the batch that it outlasted leave now, not counted here)
+    for emp in leavers + pending_leavers:
+        t = time.perf_counter()
+        resp = client.post(
+            "/api/v1/hr/events",
+            json={"idempotency_key": f"leave-{emp}", "kind": "leaver", "person": {"employee_number": emp}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        if emp.startswith("B"):
+            round_trips.append((time.perf_counter() - t) * 1000)
+        assert resp.status_code == 202, resp.json
+    with services.reader() as session:
+        latencies = [
+            float(r.latency_ms)
+            for r in session.scalars(
+                select(HrEvent).where(HrEvent.kind == "leaver", HrEvent.employee_number.startswith("B"))
+            )
+            if r.status == EventStatus.APPLIED and r.latency_ms is not None
+        ]
+        from sso.models import RefreshToken, SsoSession
+
+        live_sessions = len(list(session.scalars(select(SsoSession.id).where(SsoSession.ended_at.is_(None)))))
+        live_tokens = [r for r in session.scalars(select(RefreshToken)) if r.revoked_at is None]
+    print(
+        f"leaver latency after the batch (acceptance → disabled in AD + sessions and refresh tokens ended), "
+        f"{len(latencies)}/{len(leavers)} applied: p50 {statistics.median(latencies):.0f} ms, "
+        f"p99 {pct(latencies, 0.99):.0f} ms, max {max(latencies):.0f} ms "
+        f"(HTTP round trip p50 {statistics.median(round_trips):.0f} ms, p99 {pct(round_trips, 0.99):.0f} ms)"
+    )
+    print(f"refresh tokens still live after the leavers: {len(live_tokens)}; live sessions: {live_sessions}")
+    facts = {
+        "joiners_per_s": round(ok / applied_s, 1),
+        "ldap_round_trips_per_joiner": round(sum(counted.values()) / per, 1),
+        "cpu_ms_per_joiner": round(cpu_s * 1000 / per, 1),
+        "leaver_p50_ms": statistics.median(latencies),
+        "leaver_p99_ms": pct(latencies, 0.99),
+    }
+    if during_lat:
+        facts["leaver_during_batch_p99_ms"] = pct(during_lat, 0.99)
+        facts["leavers_during_batch"] = len(during_lat)
+    print(json.dumps(facts))
+    return (
+        0
+        if ok == len(statuses)
+        and len(latencies) == len(leavers)
+        and len(during_lat) == len(during_ids)
+        and not live_tokens
+        and not live_sessions
+        else 1
+    )
+
+
+def _hr_api(services):  # type: ignore[no-untyped-def]
+    """The app, a test client, an hr access token and the relying party's client id."""
+    from iam.app import create_app
+    from sso import clients
+
     app = create_app(services=services)
     client = app.test_client()
     with services.transaction() as session:
@@ -301,11 +451,16 @@ def run(services, args, ou: str, tmp: Path) -> int:  # type: ignore[no-untyped-d
         data={"grant_type": "client_credentials", "scope": "hr", "resource": services.settings.api_resource},
         headers={"Authorization": f"Basic {basic}"},
     ).json["access_token"]
-    leavers = [f"B{i:05d}" for i in range(min(args.leavers, args.people))]
+    return app, client, token, rp_id
+
+
+def _sign_in(services, people: list[str], rp_id: str) -> None:  # type: ignore[no-untyped-def]
+    """A live SSO session and refresh token for each of ``people`` (they must have an account)."""
     from provisioning.models import HrPerson
+    from sso import service as sso_service
 
     with services.transaction() as session:
-        for emp in leavers:
+        for emp in people:
             person = session.get(HrPerson, emp)
             assert person is not None
             assert person.sub
@@ -325,49 +480,6 @@ def run(services, args, ou: str, tmp: Path) -> int:  # type: ignore[no-untyped-d
                 ctx=sso_service.AuthContext.of(sso_row),
                 scope="openid",
             )
-    round_trips = []
-    for emp in leavers:
-        t = time.perf_counter()
-        resp = client.post(
-            "/api/v1/hr/events",
-            json={"idempotency_key": f"leave-{emp}", "kind": "leaver", "person": {"employee_number": emp}},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        round_trips.append((time.perf_counter() - t) * 1000)
-        assert resp.status_code == 202, resp.json
-    with services.reader() as session:
-        latencies = [
-            float(r.latency_ms)
-            for r in session.scalars(select(HrEvent).where(HrEvent.kind == "leaver"))
-            if r.status == EventStatus.APPLIED and r.latency_ms is not None
-        ]
-        from sso.models import RefreshToken, SsoSession
-
-        live_sessions = len(list(session.scalars(select(SsoSession.id).where(SsoSession.ended_at.is_(None)))))
-        live_tokens = [r for r in session.scalars(select(RefreshToken)) if r.revoked_at is None]
-    print(
-        f"leaver latency (acceptance → disabled in AD + sessions and refresh tokens ended), "
-        f"{len(latencies)}/{len(leavers)} applied: p50 {statistics.median(latencies):.0f} ms, "
-        f"p99 {pct(latencies, 0.99):.0f} ms, max {max(latencies):.0f} ms "
-        f"(HTTP round trip p50 {statistics.median(round_trips):.0f} ms, p99 {pct(round_trips, 0.99):.0f} ms)"
-    )
-    print(f"refresh tokens still live after the leavers: {len(live_tokens)}; live sessions: {live_sessions}")
-    print(
-        json.dumps(
-            {
-                "joiners_per_s": round(ok / applied_s, 1),
-                "ldap_round_trips_per_joiner": round(sum(counted.values()) / per, 1),
-                "cpu_ms_per_joiner": round(cpu_s * 1000 / per, 1),
-                "leaver_p50_ms": statistics.median(latencies),
-                "leaver_p99_ms": pct(latencies, 0.99),
-            }
-        )
-    )
-    return (
-        0
-        if ok == len(statuses) and len(latencies) == len(leavers) and not live_tokens and not live_sessions
-        else 1
-    )
 
 
 if __name__ == "__main__":

@@ -142,6 +142,88 @@ def claim(session: Session, *, me: str, limit: int, lease: int) -> list[Job]:
     return jobs
 
 
+def claim_more(
+    session: Session,
+    kind: str,
+    *,
+    me: str,
+    limit: int,
+    lease: int,
+    dedup_prefix: str | None = None,
+) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+    """For a handler that serves many jobs of one ``kind`` at once (one directory write for
+    many people): reserve up to ``limit`` more due jobs of that kind for ``me`` (caller commits),
+    optionally only those whose dedup key starts with ``dedup_prefix`` (then also those
+    waiting for their retry time). Returns their
+    ``(id, payload)`` and whether a matching job is running elsewhere under a live lease.
+    Settle every one with :func:`settle`."""
+    now = clock.now()
+    match = Job.kind == kind
+    if dedup_prefix is not None:
+        match = match & Job.dedup_key.startswith(dedup_prefix, autoescape=True)
+    # one person's jobs (``dedup_prefix``) are taken even before their retry time: a later
+    # event of that person waits for them
+    pending = Job.status == JobStatus.PENDING
+    if dedup_prefix is None:
+        pending = pending & (Job.run_at <= now)
+    due = pending | (Job.status == JobStatus.RUNNING) & (Job.locked_until < now)
+    stmt = select(Job).where(match & due).order_by(Job.run_at).limit(limit)
+    if is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.scalars(stmt))
+    for job in rows:
+        job.status = JobStatus.RUNNING
+        job.locked_by = me
+        job.locked_until = now + dt.timedelta(seconds=lease)
+        job.attempts += 1
+    session.flush()
+    busy = False
+    if dedup_prefix is not None:
+        busy = (
+            session.scalar(
+                select(Job.id)
+                .where(
+                    match,
+                    Job.status == JobStatus.RUNNING,
+                    Job.locked_until >= now,
+                    Job.locked_by != me,
+                )
+                .limit(1)
+            )
+            is not None
+        )
+    return [(j.id, dict(j.payload)) for j in rows], busy
+
+
+def settle(session: Session, job_ids: list[str], *, me: str, error: str | None, backoff_base: float) -> None:
+    """Finish jobs reserved with :func:`claim_more`: done, or (``error``) back in the queue with
+    backoff — dead after their ``max_attempts``, as :func:`run_due` does with its own."""
+    now = clock.now()
+    for job in session.scalars(select(Job).where(Job.id.in_(job_ids), Job.locked_by == me)):
+        job.locked_until = None
+        if error is None:
+            job.status = JobStatus.DONE
+            job.finished_at = now
+            job.last_error = None
+        elif job.attempts >= job.max_attempts:
+            from iam import audit
+
+            job.status = JobStatus.DEAD
+            job.finished_at = now
+            job.last_error = error[:2000]
+            audit.record(
+                session,
+                "job.dead",
+                severity=audit.Severity.SIGNIFICANT,
+                outcome="failure",
+                details={"job": job.id, "kind": job.kind, "attempts": job.attempts},
+            )
+        else:
+            job.status = JobStatus.PENDING
+            job.last_error = error[:2000]
+            job.run_at = now + backoff(job.attempts, backoff_base)
+
+
 def backoff(attempts: int, base: float) -> dt.timedelta:
     return dt.timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), 3600))
 

@@ -15,6 +15,7 @@ from provisioning import access
 from provisioning.requests import jobs as _request_jobs  # noqa: F401 — registers access-request jobs
 from provisioning.reviews import jobs as _review_jobs  # noqa: F401 — registers access-review jobs
 from provisioning.service import delivery, engine
+from provisioning.service.engine import memberships
 
 if TYPE_CHECKING:
     from iam.services import Services
@@ -24,7 +25,13 @@ access.register()  # birthright and HR origins, reviews waiting, on "my access" 
 
 @handler("provisioning.apply")
 def _apply(services: Services, session: Session, payload: dict[str, Any]) -> None:
-    engine.apply_due(services, str(payload["employee_number"]))
+    # a joiner's memberships are queued and written per group with other joiners' (below)
+    engine.apply_due(services, str(payload["employee_number"]), batch_groups=True)
+
+
+@handler(memberships.GROUPS_JOB)
+def _groups(services: Services, session: Session, payload: dict[str, Any]) -> None:
+    memberships.run_batch(services, payload)
 
 
 def _directory_retry(fn: Any, services: Services, employee_number: str) -> None:

@@ -1040,8 +1040,10 @@ class ActiveDirectory:
 
         def op(conn: Connection) -> _Entry:
             # sAMAccountName is unique among users, groups and computers; the UPN among all
+            # (skipped when the caller has just found the name free: the add itself refuses a
+            # sAMAccountName taken meanwhile, which ends as EntryExists below)
             clash = f"(|{_eq(_A['username'], new.username)}{_eq(_A['upn'], upn)})"
-            if self._search(conn, self.base_dn, clash, [_A["common_name"]]):
+            if not new.name_checked and self._search(conn, self.base_dn, clash, [_A["common_name"]]):
                 raise EntryExists(f"A user named {new.username!r} already exists.")
             for cn in names:
                 dn = f"CN={_rdn(cn)},{ou}"
@@ -1249,6 +1251,84 @@ class ActiveDirectory:
 
     def remove_member(self, group: str, user_id: str) -> None:
         self._membership(group, user_id, add=False)
+
+    #: Members per modify in :meth:`add_members` (AD refuses the whole modify when one of them
+    #: cannot be added; a smaller chunk keeps the one-by-one fallback short).
+    MEMBERS_PER_MODIFY = 100
+
+    def add_members(self, group: str, users: Sequence[DirectoryUser]) -> list[str]:
+        """One modify per :attr:`MEMBERS_PER_MODIFY` members, by the DNs given (no search for
+        any user). AD refuses such a modify whole if one member is already in the group or is
+        gone: that chunk is then written one member at a time, each checked on its own."""
+        todo = list({u.id: u for u in users}.values())
+        if not todo:
+            return []
+
+        def op(conn: Connection) -> tuple[str, list[str], int]:
+            group_dn = self._known_group_dn(conn, group)
+            gone: list[str] = []
+            singles = 0
+            for start in range(0, len(todo), self.MEMBERS_PER_MODIFY):
+                chunk = todo[start : start + self.MEMBERS_PER_MODIFY]
+                dns = [u.dn for u in chunk]
+                if _ldap_modify(conn, group_dn, {_A["member"]: [(MODIFY_ADD, dns)]}):
+                    continue
+                code = (conn.result or {}).get("result")
+                if code not in (
+                    _ENTRY_EXISTS,
+                    _VALUE_EXISTS,
+                    _UNWILLING,
+                    _NO_SUCH_OBJECT,
+                    _CONSTRAINT_VIOLATION,
+                ):
+                    raise self._fail(conn, "Changing the group membership")
+                if code == _NO_SUCH_OBJECT:  # the group itself may be gone or moved
+                    self._group_dns.pop(group.casefold(), None)
+                    group_dn = self._known_group_dn(conn, group)
+                for user in chunk:
+                    singles += 1
+                    if not self._add_one(conn, group_dn, user):
+                        gone.append(user.id)
+            return group_dn, gone, singles
+
+        group_dn, gone, singles = self._run(op)
+        log.info(
+            "added %d member(s) to %s%s%s",
+            len(todo) - len(gone),
+            group_dn,
+            f" ({singles} one by one)" if singles else "",
+            f"; {len(gone)} no longer exist" if gone else "",
+        )
+        return gone
+
+    def _known_group_dn(self, conn: Connection, group: str) -> str:
+        key = group.casefold()
+        group_dn = self._group_dns.get(key)
+        if group_dn is None:
+            group_dn = self._group_by_name(conn, group).dn
+            self._group_dns[key] = group_dn
+        return group_dn
+
+    def _add_one(self, conn: Connection, group_dn: str, user: DirectoryUser) -> bool:
+        """Add one member of a refused batch; False when the user no longer exists."""
+        user_dn = user.dn
+        for attempt in (1, 2):
+            if _ldap_modify(conn, group_dn, {_A["member"]: [(MODIFY_ADD, [user_dn])]}):
+                return True
+            code = (conn.result or {}).get("result")
+            if code in (_ENTRY_EXISTS, _VALUE_EXISTS, _UNWILLING) and self._is_member(
+                conn, group_dn, user_dn
+            ):
+                return True  # already a member
+            if code not in (_NO_SUCH_OBJECT, _UNWILLING, _CONSTRAINT_VIOLATION) or attempt == 2:
+                raise self._fail(conn, "Changing the group membership")
+            # the DN is stale (moved or renamed since) or the user is gone: find it by its id
+            try:
+                user_dn = self._user_by_id(conn, user.id).dn
+            except NoSuchEntry:
+                log.info("user %s no longer exists; not added to %s", user.id, group_dn)
+                return False
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def password_policies(self) -> list[PasswordPolicy]:
         """The domain policy (attributes of the domain head) and every PSO, by precedence."""

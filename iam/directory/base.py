@@ -62,6 +62,10 @@ class NewUser:
     """With ``password``: the user must change it at the first sign-in."""
     groups: tuple[str, ...] = ()
     """Groups (by name, they must exist) the new account is made a member of."""
+    name_checked: bool = False
+    """The caller has just searched the directory for ``username`` and found it free: AD skips
+    its own clash search before the add (a name taken meanwhile still fails the add with
+    :class:`EntryExists`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +230,13 @@ class Directory(Protocol):
     def unlock(self, user_id: str) -> None: ...
 
     def add_member(self, group: str, user_id: str) -> None: ...
+
+    def add_members(self, group: str, users: Sequence[DirectoryUser]) -> list[str]:
+        """Make every one of ``users`` a member of ``group`` in as few writes as the directory
+        allows (AD: one modify per 100 members, by the DNs given). Members already in the group
+        are fine. A member that no longer exists does not stop the others: the ids of those
+        that could not be added because they are gone are returned. Raises NoSuchEntry when
+        the group is missing, DirectoryUnavailable as every write does."""
 
     def remove_member(self, group: str, user_id: str) -> None: ...
 

@@ -378,6 +378,25 @@ class LocalDirectory:
             if not exists:
                 s.add(LocalGroupMember(group_id=g.id, user_id=user_id))
 
+    def add_members(self, group: str, users: Sequence[DirectoryUser]) -> list[str]:
+        gone: list[str] = []
+        with transaction(self._sessions) as s:
+            g = self._group(s, group)
+            ids = {u.id for u in users}
+            have = set(
+                s.scalars(
+                    select(LocalGroupMember.user_id).where(
+                        LocalGroupMember.group_id == g.id, LocalGroupMember.user_id.in_(ids)
+                    )
+                )
+            )
+            for user_id in sorted(ids - have):
+                if s.get(LocalUser, user_id) is None:
+                    gone.append(user_id)
+                    continue
+                s.add(LocalGroupMember(group_id=g.id, user_id=user_id))
+        return gone
+
     def remove_member(self, group: str, user_id: str) -> None:
         with transaction(self._sessions) as s:
             g = self._group(s, group)

@@ -390,3 +390,16 @@ def test_create_user_with_password_and_groups(directory: LocalDirectory) -> None
         directory.authenticate("nova", PW)
     ready = directory.create_user(NewUser(username="nova2", password=PW, must_change=False, enabled=True))
     assert directory.authenticate("nova2", PW).id == ready.id
+
+
+def test_add_members_many_at_once_keeps_existing_and_reports_the_gone(directory: LocalDirectory) -> None:
+    group = directory.create_group("batch")
+    users = [directory.create_user(NewUser(username=f"batch{i}")) for i in range(4)]
+    directory.add_member(group.name, users[0].id)  # already a member
+    directory.delete_user(users[3].id)  # no longer exists
+    assert directory.add_members(group.name, users) == [users[3].id]
+    assert sorted(u.id for u in directory.group_members("batch", nested=False)) == sorted(
+        u.id for u in users[:3]
+    )
+    with pytest.raises(NoSuchEntry):
+        directory.add_members("no-such-group", users[:1])

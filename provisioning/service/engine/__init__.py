@@ -18,7 +18,7 @@ from iam import audit, clock
 from iam.errors import IamError
 from iam.jobs import RetryLater
 from provisioning.models import EventKind, EventStatus, HrEvent, HrPerson, PersonStatus
-from provisioning.service.engine import joiner, leaver, mover
+from provisioning.service.engine import joiner, leaver, memberships, mover
 from provisioning.service.engine.common import ACTOR, Ctx, Permanent, Waiting, base_ou, log, superseded
 from provisioning.service.engine.joiner import start
 from provisioning.service.engine.leaver import purge
@@ -54,9 +54,13 @@ def _next_due(session: Session, employee_number: str) -> str | None:
     return session.scalar(stmt)
 
 
-def apply_due(services: Services, employee_number: str) -> int:
+def apply_due(services: Services, employee_number: str, *, batch_groups: bool = False) -> int:
     """Apply every due event of one person, oldest effective time first. Raises RetryLater when
-    one must be retried (the later ones wait behind it, so the order holds)."""
+    one must be retried (the later ones wait behind it, so the order holds).
+
+    ``batch_groups`` (the worker): a new account's memberships are queued and written per group
+    together with other joiners' (``memberships``); otherwise they are written at once. Either
+    way a person's queued memberships are written before their next event."""
     done = 0
     for _ in range(1000):
         with services.reader() as reader:
@@ -64,7 +68,8 @@ def apply_due(services: Services, employee_number: str) -> int:
         if event_id is None:
             return done
         try:
-            apply_event(services, event_id)
+            memberships.settle_person(services, employee_number)
+            apply_event(services, event_id, batch_groups=batch_groups)
         except Exception as exc:  # noqa: BLE001 — every failure is recorded on the event
             _failed(services, event_id, exc)
         done += 1
@@ -126,7 +131,7 @@ def _decide(event: HrEvent, person: HrPerson | None) -> tuple[str, str]:
     return "mover", ""
 
 
-def apply_event(services: Services, event_id: str) -> None:
+def apply_event(services: Services, event_id: str, *, batch_groups: bool = False) -> None:
     """Directory first (no write lock held), then one transaction that records it."""
     facts: Any = None
     with services.reader() as reader:
@@ -137,9 +142,9 @@ def apply_event(services: Services, event_id: str) -> None:
         person = reader.get(HrPerson, event.employee_number)
         action, why = _decide(event, person)
         if action == "joiner":
-            facts = joiner.directory_step(services, reader, data, None)
+            facts = joiner.directory_step(services, reader, data, None, batch_groups=batch_groups)
         elif action == "rehire":
-            facts = joiner.directory_step(services, reader, data, person)
+            facts = joiner.directory_step(services, reader, data, person, batch_groups=batch_groups)
         elif action == "mover":
             assert person is not None
             facts = mover.directory_step(services, reader, data, person)

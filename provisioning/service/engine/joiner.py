@@ -12,13 +12,16 @@ from sqlalchemy.orm import Session
 
 from iam import audit, clock, events, jobs
 from iam.directory.base import DirectoryUser, NewUser
-from iam.directory.errors import NoSuchEntry, PasswordRejected
+from iam.directory.errors import EntryExists, NoSuchEntry, PasswordRejected
+from iam.i18n import N_
 from iam.identities import upsert_identity
 from provisioning.models import GroupRemoval, HrPerson, PersonStatus
 from provisioning.service import delivery, grants
+from provisioning.service.engine import memberships
 from provisioning.service.engine.common import (
     ACTOR,
     Ctx,
+    Permanent,
     Waiting,
     applied,
     base_ou,
@@ -26,6 +29,7 @@ from provisioning.service.engine.common import (
     ensure_group,
     forget_groups,
     groups_created,
+    log,
     position,
     reserve,
     schedule_end,
@@ -51,15 +55,21 @@ class Account:
     created_groups: list[str] = field(default_factory=list)
     password_hash: str | None = None
     """argon2id hash of ``password`` for the history, computed before the write transaction."""
+    groups_queued: bool = False
+    """The new account's memberships are not written yet: the record queues them (memberships)."""
 
 
-def directory_step(services: Services, reader: Session, data: EventIn, person: HrPerson | None) -> Account:
+def directory_step(
+    services: Services, reader: Session, data: EventIn, person: HrPerson | None, *, batch_groups: bool = False
+) -> Account:
     """Find (a retry) or create the account, set the initial password, add the birthright
     groups, enable it if the start date has come. Every step can run twice harmlessly.
 
     A new account is written in as few directory round trips as the directory allows: AD takes
     the password, must-change, the account state and (with the groups' DNs known) the
-    memberships with the add (see ``ActiveDirectory.create_user``)."""
+    memberships with the add (see ``ActiveDirectory.create_user``). With ``batch_groups`` a new
+    account is made without its memberships, which are queued and written per group together
+    with other joiners' (``memberships``)."""
     from iam.passwords import hashing
     from iam.passwords import service as passwords
 
@@ -78,12 +88,16 @@ def directory_step(services: Services, reader: Session, data: EventIn, person: H
         try:
             try:
                 created = [g for g in groups if ensure_group(directory, g)]
-                fresh = _write_account(services, reader, person, want, ou, groups, started, temporary)
+                fresh, queued = _write_account(
+                    services, reader, person, want, ou, groups, started, temporary, batch_groups
+                )
             except NoSuchEntry:
                 # a group remembered as existing was deleted meanwhile: look again, retry once
                 forget_groups(directory)
                 created = [g for g in groups if ensure_group(directory, g)]
-                fresh = _write_account(services, reader, person, want, ou, groups, started, temporary)
+                fresh, queued = _write_account(
+                    services, reader, person, want, ou, groups, started, temporary, batch_groups
+                )
             break
         except PasswordRejected:
             if attempt == 3:
@@ -93,7 +107,7 @@ def directory_step(services: Services, reader: Session, data: EventIn, person: H
     # The history entry's hash is computed here, outside the database transaction (not under
     # the write lock), at the cost a random machine-made password needs (hashing.py).
     password_hash = hashing.hash_generated_password(temporary)
-    return Account(fresh, temporary, groups, ou, started, created, password_hash)
+    return Account(fresh, temporary, groups, ou, started, created, password_hash, queued)
 
 
 def _write_account(
@@ -105,9 +119,11 @@ def _write_account(
     groups: list[str],
     started: bool,
     temporary: str,
-) -> DirectoryUser | None:
+    batch_groups: bool,
+) -> tuple[DirectoryUser | None, bool]:
     """The account in the directory: created in one go, or (a retry, a rehire whose account
-    is still there) brought to the wanted state step by step."""
+    is still there) brought to the wanted state step by step. The second value: the new
+    account's memberships are left to be queued (``batch_groups``)."""
     directory = services.directory
     user = None
     if person is not None and person.sub:
@@ -115,15 +131,10 @@ def _write_account(
     if user is None:
         user = directory.find_user(employee_number=want["employee_number"])
     if user is None:
-        if person is not None and person.username:
-            username = person.username  # a rehire after the account was deleted: same name
-        else:
-            candidates = naming(services).candidates(
-                given=want["given_name"], family=want["family_name"], employee_number=want["employee_number"]
-            )
-            username = choose_username(reader, directory, candidates, want["employee_number"])
-        return directory.create_user(
-            NewUser(
+        queued = batch_groups and bool(groups)
+
+        def new(username: str, checked: bool) -> NewUser:
+            return NewUser(
                 username=username,
                 given_name=want["given_name"],
                 family_name=want["family_name"],
@@ -134,9 +145,27 @@ def _write_account(
                 enabled=started,
                 password=temporary,
                 must_change=True,
-                groups=tuple(groups),
+                groups=() if queued else tuple(groups),
+                name_checked=checked,
             )
+
+        if person is not None and person.username:
+            # a rehire after the account was deleted: the same name
+            return directory.create_user(new(person.username, False)), queued
+        candidates = naming(services).candidates(
+            given=want["given_name"], family=want["family_name"], employee_number=want["employee_number"]
         )
+        taken: set[str] = set()
+        for _ in range(len(candidates)):
+            # choose_username has just searched the directory for the name: the add does not
+            # search again; a name taken in between fails the add and the next one is tried
+            username = choose_username(reader, directory, candidates, want["employee_number"], taken=taken)
+            try:
+                return directory.create_user(new(username, True)), queued
+            except EntryExists:
+                log.info("username %s was taken meanwhile; trying the next one", username)
+                taken.add(username.casefold())
+        raise Permanent(N_("No free username: every name the naming rule allows is taken or reserved."))
     directory.set_password(user.id, temporary, must_change=True)
     for group in groups:
         directory.add_member(group, user.id)
@@ -144,7 +173,7 @@ def _write_account(
         directory.enable(user.id)
     else:
         directory.disable(user.id)
-    return directory.get_user(user.id)
+    return directory.get_user(user.id), False
 
 
 def _record_account(ctx: Ctx, person: HrPerson, acc: Account) -> dict[str, Any]:
@@ -154,6 +183,8 @@ def _record_account(ctx: Ctx, person: HrPerson, acc: Account) -> dict[str, Any]:
     person.username, person.sub = acc.user.username, acc.user.id
     person.groups = acc.groups
     groups_created(ctx, acc.created_groups)
+    if acc.groups_queued:
+        memberships.queue(ctx, person.employee_number, acc.user, acc.groups)
     identity = upsert_identity(ctx.session, acc.user, kind=ctx.directory.kind)
     identity.disabled = not acc.started
     identity.birth_date = person.birth_date
