@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from ldap3 import BASE, MODIFY_ADD, Connection
+from ldap3 import BASE, MODIFY_ADD, MODIFY_REPLACE, Connection
 from ldap3.protocol.microsoft import extended_dn_control
 from pydantic import SecretStr
 
@@ -727,3 +727,24 @@ def test_first_operation_after_an_outage_reconnects(samba_ad: DirectorySettings,
     finally:
         d.close()
         forwarder.off()
+
+
+def test_a_upn_held_by_another_account_refuses_the_add_as_taken(
+    ad_directory: ActiveDirectory, samba_dc: SambaDC
+) -> None:
+    """Joiners no longer search for a clash before the add (issue 18): the DC's own uniqueness
+    must catch a UPN set by hand on another account — as EntryExists, so the joiner takes the
+    next name (tests/provisioning/test_joiner_batch.py)."""
+    first = ad_directory.create_user(NewUser(username=f"upa{secrets.token_hex(3)}", given_name="A"))
+    wanted = f"upb{secrets.token_hex(3)}"
+    suffix = first.upn.split("@", 1)[1]
+
+    def take(conn: Connection) -> None:
+        assert conn.modify(first.dn, {"userPrincipalName": [(MODIFY_REPLACE, [f"{wanted}@{suffix}"])]}), (
+            conn.result
+        )
+
+    samba_dc.admin(take)
+    with pytest.raises(EntryExists):
+        ad_directory.create_user(NewUser(username=wanted, given_name="B", name_checked=True))
+    assert ad_directory.find_user(username=wanted) is None
