@@ -242,7 +242,7 @@ def record(
         security_log.warning("critical audit event %s actor=%s subject=%s", event, actor, subject)
         from iam import jobs  # late import: jobs imports audit for its own events
 
-        jobs.enqueue(session, "iam.notify_critical", {"event_id": event_id})
+        jobs.enqueue(session, "iam.notify_critical", {"event_id": event_id}, priority=jobs.URGENT)
     return event_id
 
 
@@ -319,7 +319,7 @@ def _keep_refusals(session: Session, transaction: SessionTransaction) -> None:
                 if row["severity"] == Severity.CRITICAL:
                     from iam import jobs  # late import: jobs imports audit for its own events
 
-                    jobs.enqueue(own, "iam.notify_critical", {"event_id": event_id})
+                    jobs.enqueue(own, "iam.notify_critical", {"event_id": event_id}, priority=jobs.URGENT)
     except Exception:  # never mask the refusal itself; say loudly what was lost
         security_log.exception(
             "refusal audit events could not be kept: %s", ", ".join(str(r["event"]) for r in pending)

@@ -497,6 +497,7 @@ def jobs_list(ctx: Ctx, status: str | None, as_json: bool) -> None:
             "kind": j.kind,
             "status": j.status,
             "attempts": j.attempts,
+            "priority": j.priority,
             "run_at": j.run_at.isoformat(),
             "last_error": j.last_error,
         }

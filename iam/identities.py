@@ -48,7 +48,7 @@ def disable_identity(
     row.disabled = True
     row.updated_at = clock.now()
     if write_directory:
-        jobs.enqueue(session, "iam.directory.disable", {"user_id": sub})
+        jobs.enqueue(session, "iam.directory.disable", {"user_id": sub}, priority=jobs.URGENT)
     audit.record(
         session,
         "identity.disabled",

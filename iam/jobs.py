@@ -85,6 +85,13 @@ def periodic(
     return deco
 
 
+#: Priorities: due jobs run lowest first, then oldest first. A leaver's removal of access must
+#: not wait behind a batch of thousands of joiners (issue 18).
+URGENT = 10
+NORMAL = 100
+BULK = 200
+
+
 def enqueue(
     session: Session,
     kind: str,
@@ -93,6 +100,7 @@ def enqueue(
     run_at: dt.datetime | None = None,
     dedup_key: str | None = None,
     max_attempts: int | None = None,
+    priority: int = NORMAL,
 ) -> Job | None:
     """Add a job in the current transaction. With ``dedup_key``, a second enqueue is a no-op."""
     job = Job(
@@ -102,6 +110,7 @@ def enqueue(
         dedup_key=dedup_key,
         status=JobStatus.PENDING,
         attempts=0,
+        priority=priority,
     )
     if max_attempts is not None:
         job.max_attempts = max_attempts
@@ -129,7 +138,7 @@ def claim(session: Session, *, me: str, limit: int, lease: int) -> list[Job]:
         (Job.status == JobStatus.PENDING) & (Job.run_at <= now),
         (Job.status == JobStatus.RUNNING) & (Job.locked_until < now),
     )
-    stmt = select(Job).where(due).order_by(Job.run_at).limit(limit)
+    stmt = select(Job).where(due).order_by(Job.priority, Job.run_at).limit(limit)
     if is_postgres(session):
         stmt = stmt.with_for_update(skip_locked=True)
     jobs = list(session.scalars(stmt))
@@ -167,7 +176,7 @@ def claim_more(
     if dedup_prefix is None:
         pending = pending & (Job.run_at <= now)
     due = pending | (Job.status == JobStatus.RUNNING) & (Job.locked_until < now)
-    stmt = select(Job).where(match & due).order_by(Job.run_at).limit(limit)
+    stmt = select(Job).where(match & due).order_by(Job.priority, Job.run_at).limit(limit)
     if is_postgres(session):
         stmt = stmt.with_for_update(skip_locked=True)
     rows = list(session.scalars(stmt))

@@ -235,6 +235,7 @@ def queue_backchannel_logout(session: Session, *, client_id: str, sub: str, sid:
         "sso.backchannel_logout",
         {"client_id": client_id, "sub": sub, "sid": sid},
         dedup_key=f"bcl:{client_id}:{sid or sub}",
+        priority=jobs.URGENT,
     )
 
 

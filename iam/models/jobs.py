@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import JSON, Index, String, Text
+from sqlalchemy import JSON, Index, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iam import clock
@@ -22,13 +22,18 @@ class JobStatus(enum.StrEnum):
 
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_due", "status", "run_at"),)
+    __table_args__ = (
+        Index("ix_jobs_due", "status", "run_at"),
+        Index("ix_jobs_due_priority", "status", "priority", "run_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(64), index=True)
     payload: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING)
     run_at: Mapped[dt.datetime] = mapped_column(default=clock.now)
+    priority: Mapped[int] = mapped_column(SmallInteger, default=100, server_default="100")
+    """Due jobs run lowest first, then oldest first (``iam.jobs.URGENT``, ``NORMAL``, ``BULK``)."""
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=12)
     locked_by: Mapped[str | None] = mapped_column(String(128))

@@ -172,7 +172,7 @@ def activate(services: Services, session: Session, request_id: str) -> None:
     if req.state != State.APPROVED:
         # ended while we were granting: take it away again
         req.removed_at = None
-        jobs.enqueue(session, "pim.ad.deactivate", {"request_id": req.id})
+        jobs.enqueue(session, "pim.ad.deactivate", {"request_id": req.id}, priority=jobs.URGENT)
         return
     if problem is not None:
         log.warning("activation of request %s failed: %s", req.id, problem)
@@ -405,9 +405,14 @@ def detect(services: Services) -> list[int]:
                 },
             )
             if remove and kind == "member_outside_pim":
-                jobs.enqueue(session, "pim.ad.remove_member", {"group": group, "account_id": user.id})
+                jobs.enqueue(
+                    session,
+                    "pim.ad.remove_member",
+                    {"group": group, "account_id": user.id},
+                    priority=jobs.URGENT,
+                )
             elif remove:
-                jobs.enqueue(session, "pim.ad.lock_account", {"person_sub": person_sub})
+                jobs.enqueue(session, "pim.ad.lock_account", {"person_sub": person_sub}, priority=jobs.URGENT)
         for alert in session.scalars(select(Alert).where(Alert.resolved_at.is_(None))).all():
             if (alert.kind, alert.account_id, alert.group) not in seen:
                 alert.resolved_at = clock.now()

@@ -52,7 +52,11 @@ def _end(
     )
     if was_live:
         jobs.enqueue(
-            session, "pim.ad.deactivate", {"request_id": req.id}, dedup_key=f"pim.deactivate:{req.id}"
+            session,
+            "pim.ad.deactivate",
+            {"request_id": req.id},
+            dedup_key=f"pim.deactivate:{req.id}",
+            priority=jobs.URGENT,
         )
         account = session.get(AdminAccount, req.requester_sub)
         if account is not None and account.account_id and not _other_live(session, req):

@@ -269,6 +269,7 @@ def _start_window(session: Session, services: Services, req: ElevationRequest, a
         {"request_id": req.id},
         run_at=req.ends_at,
         dedup_key=f"pim.expire:{req.id}",
+        priority=jobs.URGENT,
     )
     record(
         session,

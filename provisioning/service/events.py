@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from iam import audit, clock, jobs
 from iam.errors import Conflict, NotFound, ValidationFailed
 from iam.i18n import N_
-from provisioning.models import EventStatus, HrEvent
+from provisioning.models import EventKind, EventStatus, HrEvent
 from provisioning.service.schemas import EventIn
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ def _job(session: Session, event: HrEvent, settings: ProvisioningSettings) -> No
         run_at=max(event.effective_at, clock.now()),
         dedup_key=f"hr-event:{event.id}:{event.replays}",
         max_attempts=settings.max_attempts + 4,
+        # a leaver's access ends first, even behind a batch of thousands of joiners
+        priority=jobs.URGENT if event.kind == EventKind.LEAVER else jobs.NORMAL,
     )
 
 

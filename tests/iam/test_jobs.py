@@ -144,6 +144,39 @@ def test_job_scheduled_later_waits_for_its_time(services: Services, kind: str) -
     assert ran == [1]
 
 
+def test_urgent_jobs_run_before_older_ones_and_a_retry_keeps_its_priority(
+    services: Services, kind: str
+) -> None:
+    """A leaver's job (URGENT) does not wait behind thousands of older joiner jobs; among equals
+    the oldest runs first; a retried urgent job is still urgent when its time comes."""
+    ran: list[str] = []
+    attempts: dict[str, int] = {}
+
+    def handle(svc: Services, s: Session, p: dict[str, Any]) -> None:
+        attempts[p["name"]] = attempts.get(p["name"], 0) + 1
+        if p["name"] == "leaver" and attempts["leaver"] == 1:
+            raise jobs.RetryLater("the DC said timeLimitExceeded")
+        ran.append(p["name"])
+
+    register(kind, handle)
+    clock.freeze()
+    for i in range(5):
+        enqueue(services, kind, {"name": f"joiner-{i}"}, run_at=clock.now() - dt.timedelta(minutes=10 - i))
+    enqueue(services, kind, {"name": "leaver"}, priority=jobs.URGENT)
+    enqueue(
+        services, kind, {"name": "report"}, priority=jobs.BULK, run_at=clock.now() - dt.timedelta(hours=1)
+    )
+    assert jobs.run_due(services, limit=1) == 1  # the leaver ran first (and asked to be retried)
+    assert attempts == {"leaver": 1} and ran == []
+    assert jobs.run_due(services, limit=2) == 2
+    assert ran == ["joiner-0", "joiner-1"]
+    clock.advance(dt.timedelta(minutes=5))  # the leaver's retry time has come
+    assert jobs.run_due(services, limit=1) == 1
+    assert ran == ["joiner-0", "joiner-1", "leaver"]
+    jobs.run_due(services, limit=20)
+    assert ran[3:] == ["joiner-2", "joiner-3", "joiner-4", "report"]
+
+
 def test_backoff_doubles_and_is_capped() -> None:
     assert jobs.backoff(1, 5.0) == dt.timedelta(seconds=5)
     assert jobs.backoff(2, 5.0) == dt.timedelta(seconds=10)

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from iam import clock
+from iam import clock, jobs
 from iam.cli import Ctx, cli
 from iam.directory.ad import ActiveDirectory
 from iam.models import Job
@@ -303,3 +303,29 @@ def test_a_dead_event_that_can_never_apply_is_discarded_with_a_reason(hr: Hr) ->
             "typo in the employee number",
         ]
         assert {e.severity for e in events} == {"significant"}
+
+
+def test_a_leaver_is_applied_before_a_queue_of_joiners(hr: Hr) -> None:
+    """Issue 18: a leaver's access ends first, even behind a batch of joiners (jobs.URGENT)."""
+    first = hr.post(joiner("4701"))
+    assert first.status_code == 202
+    hr.work()
+    for i in range(4):
+        assert hr.post(joiner(f"47{10 + i}", given=f"Joiner{i}")).status_code == 202
+    leave = hr.post(
+        {"idempotency_key": "leave-4701", "kind": "leaver", "person": {"employee_number": "4701"}}
+    )
+    assert leave.status_code == 202
+    with hr.services.reader() as s:
+        queued = {
+            str(j.payload["employee_number"]): j.priority
+            for j in s.scalars(select(Job).where(Job.kind == APPLY_JOB, Job.status == "pending"))
+        }
+    assert queued["4701"] == jobs.URGENT and {queued[f"47{10 + i}"] for i in range(4)} == {jobs.NORMAL}
+    jobs.run_due(hr.services, limit=1)  # one job: the leaver's, though the joiners came first
+    with hr.services.reader() as s:
+        assert s.get(HrEvent, leave.json["id"]).status == EventStatus.APPLIED  # type: ignore[union-attr]
+        assert (
+            s.scalar(select(func.count()).select_from(HrEvent).where(HrEvent.status == EventStatus.APPLIED))
+            == 2
+        )
