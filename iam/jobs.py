@@ -138,7 +138,13 @@ def claim(session: Session, *, me: str, limit: int, lease: int) -> list[Job]:
         (Job.status == JobStatus.PENDING) & (Job.run_at <= now),
         (Job.status == JobStatus.RUNNING) & (Job.locked_until < now),
     )
-    stmt = select(Job).where(due).order_by(Job.priority, Job.run_at).limit(limit)
+    return _reserve(session, due, me=me, limit=limit, lease=lease, now=now)
+
+
+def _reserve(session: Session, where: Any, *, me: str, limit: int, lease: int, now: dt.datetime) -> list[Job]:
+    """The jobs matching ``where``, most urgent then oldest first, leased to ``me`` (rows
+    another transaction holds are skipped on PostgreSQL)."""
+    stmt = select(Job).where(where).order_by(Job.priority, Job.run_at).limit(limit)
     if is_postgres(session):
         stmt = stmt.with_for_update(skip_locked=True)
     jobs = list(session.scalars(stmt))
@@ -176,16 +182,7 @@ def claim_more(
     if dedup_prefix is None:
         pending = pending & (Job.run_at <= now)
     due = pending | (Job.status == JobStatus.RUNNING) & (Job.locked_until < now)
-    stmt = select(Job).where(match & due).order_by(Job.priority, Job.run_at).limit(limit)
-    if is_postgres(session):
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = list(session.scalars(stmt))
-    for job in rows:
-        job.status = JobStatus.RUNNING
-        job.locked_by = me
-        job.locked_until = now + dt.timedelta(seconds=lease)
-        job.attempts += 1
-    session.flush()
+    rows = _reserve(session, match & due, me=me, limit=limit, lease=lease, now=now)
     busy = False
     if dedup_prefix is not None:
         busy = (

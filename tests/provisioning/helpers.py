@@ -88,3 +88,29 @@ def run(services: Services, *args: str, input: str | None = None) -> Any:
     ctx = Ctx()
     ctx._services = services
     return CliRunner().invoke(cli, list(args), obj=ctx, input=input)
+
+
+#: The languages the mail tests speak: the default first.
+MAIL_LANGUAGES = ["en", "pl", "ro", "vi", "sr-Latn"]
+
+
+def send_mail_to(services: Services, sink: Any, monkeypatch: pytest.MonkeyPatch, **update: Any) -> None:
+    """Mails to the SMTP ``sink`` (tests/smtp.py), pages and mails in :data:`MAIL_LANGUAGES`;
+    UPDATE replaces more settings sections (for this test only)."""
+    from iam.config import MailSettings
+
+    mail = MailSettings(host="127.0.0.1", port=sink.server_address[1], sender="iam@idp.test")
+    monkeypatch.setattr(
+        services,
+        "settings",
+        services.settings.model_copy(update={"languages": MAIL_LANGUAGES, "mail": mail, **update}),
+    )
+
+
+def speak(services: Services, language: str | None, *subs: str) -> None:
+    """Save ``language`` as the choice of the people ``subs`` (None: no choice saved)."""
+    with services.transaction() as session:
+        for sub in subs:
+            row = session.get(Identity, sub)
+            assert row is not None
+            row.language = language

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from iam import clock
-from iam.config import MailSettings
 from iam.jobs import run_due
 from iam.models.identity import Identity
 from iam.services import Services
@@ -19,6 +18,7 @@ from provisioning import jobs as _provisioning_jobs  # noqa: F401 — registers 
 from provisioning.models import HrPerson, PersonStatus
 from provisioning.requests.service import asking, deciding
 from provisioning.requests.service.common import Actor
+from tests.provisioning.helpers import send_mail_to, speak
 from tests.smtp import SmtpSink
 from tests.sso.helpers import make_user
 
@@ -44,19 +44,12 @@ def office(
     path = tmp_path / "requestable.toml"
     path.write_text(CATALOGUE, encoding="utf-8")
     s = services.settings
-    monkeypatch.setattr(
+    send_mail_to(
         services,
-        "settings",
-        s.model_copy(
-            update={
-                "languages": ["en", "pl", "ro", "vi", "sr-Latn"],
-                "mail": MailSettings(
-                    host="127.0.0.1", port=smtp_sink.server_address[1], sender="iam@idp.test"
-                ),
-                "reviews": s.reviews.model_copy(update={"security_officers": ["sec"]}),
-                "requests": s.requests.model_copy(update={"catalogue_file": path, "country": "PL"}),
-            }
-        ),
+        smtp_sink,
+        monkeypatch,
+        reviews=s.reviews.model_copy(update={"security_officers": ["sec"]}),
+        requests=s.requests.model_copy(update={"catalogue_file": path, "country": "PL"}),
     )
     services.extensions.pop("requests.catalogue", None)
     services.directory.create_group("Records")
@@ -87,13 +80,8 @@ def office(
 
 
 def _speak(services: Services, language: str | None, *names: str) -> None:
-    """Save ``language`` as the choice of ``names`` (``None``: no choice saved)."""
     users = services.extensions["test.users"]
-    with services.transaction() as sess:
-        for name in names:
-            row = sess.get(Identity, users[name].id)
-            assert row is not None
-            row.language = language
+    speak(services, language, *(users[n].id for n in names))
 
 
 def _ask(services: Services, *, days: int | None = None) -> int:

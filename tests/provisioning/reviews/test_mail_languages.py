@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 
 from iam import clock
-from iam.config import MailSettings
 from iam.jobs import run_due
 from iam.models.identity import Identity
 from iam.services import Services
@@ -21,6 +20,7 @@ from provisioning.reviews.definitions import Definition
 from provisioning.reviews.models import CampaignItem
 from provisioning.reviews.service import campaigns, decisions
 from provisioning.reviews.service.decisions import Reviewer
+from tests.provisioning.helpers import send_mail_to, speak
 from tests.smtp import SmtpSink
 from tests.sso.helpers import make_user
 
@@ -33,18 +33,11 @@ def office(sqlite_services: Services, smtp_sink: SmtpSink, monkeypatch: pytest.M
     services = sqlite_services
     clock.freeze(MONDAY)
     s = services.settings
-    monkeypatch.setattr(
+    send_mail_to(
         services,
-        "settings",
-        s.model_copy(
-            update={
-                "languages": ["en", "pl", "ro", "vi", "sr-Latn"],
-                "mail": MailSettings(
-                    host="127.0.0.1", port=smtp_sink.server_address[1], sender="iam@idp.test"
-                ),
-                "reviews": s.reviews.model_copy(update={"security_officers": ["officer", "deputy"]}),
-            }
-        ),
+        smtp_sink,
+        monkeypatch,
+        reviews=s.reviews.model_copy(update={"security_officers": ["officer", "deputy"]}),
     )
     users = {
         n: make_user(services, n, given_name=n.title(), family_name="X")
@@ -79,11 +72,7 @@ def office(sqlite_services: Services, smtp_sink: SmtpSink, monkeypatch: pytest.M
 
 def _speak(services: Services, language: str | None, *names: str) -> None:
     users = services.extensions["test.users"]
-    with services.transaction() as sess:
-        for name in names:
-            row = sess.get(Identity, users[name].id)
-            assert row is not None
-            row.language = language
+    speak(services, language, *(users[n].id for n in names))
 
 
 def _delivered(services: Services, sink: SmtpSink) -> dict[str, EmailMessage]:
