@@ -144,7 +144,7 @@ def claim(session: Session, *, me: str, limit: int, lease: int) -> list[Job]:
 def _reserve(session: Session, where: Any, *, me: str, limit: int, lease: int, now: dt.datetime) -> list[Job]:
     """The jobs matching ``where``, most urgent then oldest first, leased to ``me`` (rows
     another transaction holds are skipped on PostgreSQL)."""
-    stmt = select(Job).where(where).order_by(Job.priority, Job.run_at, Job.created_at).limit(limit)
+    stmt = select(Job).where(where).order_by(Job.priority, Job.run_at).limit(limit)
     if is_postgres(session):
         stmt = stmt.with_for_update(skip_locked=True)
     jobs = list(session.scalars(stmt))
