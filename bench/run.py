@@ -418,6 +418,8 @@ class Ours(System):
         except (ValueError, KeyError) as exc:
             raise BenchError(f"iam client add --json printed no client:\n{tail(out)}") from exc
         serve = ["serve", "--host", HOST, "--port", str(port), "--workers", str(self.args.workers)]
+        if self.args.server_threads > 1:
+            serve += ["--threads", str(self.args.server_threads)]
         self._serve(iam + serve, self.env, cwd, base_url)
         self.auth = basic_auth(self.client_id, secret)
 
@@ -805,6 +807,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
     p.add_argument("--threads", type=int, default=1, help="wrk -t (default 1: leave CPU)")
     p.add_argument("--workers", type=int, default=2, help="server processes of each system")
+    p.add_argument(
+        "--server-threads",
+        type=int,
+        default=1,
+        help="ours: threads per gunicorn worker (1 = sync workers, the default of `iam serve`)",
+    )
     p.add_argument(
         "--db",
         default="sqlite",

@@ -10,25 +10,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from iam import clock
 from pim.models import LIVE_STATES, AdminAccount, ElevationRequest
 
+# asked on every token (refreshes included): built once, Core on the tables
+_ADMIN = AdminAccount.__table__
+_ELEVATION = ElevationRequest.__table__
+_PERSON_OF = select(_ADMIN.c.person_sub).where(_ADMIN.c.account_id == bindparam("sub"))
+_LIVE = select(_ELEVATION.c.role, _ELEVATION.c.ends_at).where(
+    _ELEVATION.c.requester_sub == bindparam("person"),
+    _ELEVATION.c.state.in_([str(s) for s in LIVE_STATES]),
+    _ELEVATION.c.ends_at > bindparam("now"),
+)
+
 
 def elevation_claims(session: Session, sub: str, exp: int) -> dict[str, Any]:
-    person = session.scalar(select(AdminAccount.person_sub).where(AdminAccount.account_id == sub))
+    conn = session.connection()
+    person = conn.execute(_PERSON_OF, {"sub": sub}).scalar()
     if person is None:
         return {}
-    now = clock.now()
-    live = session.execute(
-        select(ElevationRequest.role, ElevationRequest.ends_at).where(
-            ElevationRequest.requester_sub == person,
-            ElevationRequest.state.in_([str(s) for s in LIVE_STATES]),
-            ElevationRequest.ends_at > now,
-        )
-    ).all()
+    live = conn.execute(_LIVE, {"person": person, "now": clock.now()}).all()
     if not live:
         return {"exp": clock.timestamp(), "pim_roles": []}
     end = min(int(ends.timestamp()) for _, ends in live if ends is not None)

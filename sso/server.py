@@ -23,11 +23,13 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants.util import is_openid_scope
 from flask import Flask, g
 from joserfc.jwk import KeySet, OctKey
+from sqlalchemy import bindparam, select
 
 from iam import audit, clock, cluster, events
 from iam.crypto import token_hash
 from iam.directory.errors import DirectoryError
 from iam.errors import ValidationFailed
+from iam.models.identity import Identity
 from iam.web import db as web_db
 from iam.web import reader as web_reader
 from sso import clients as client_service
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
     from iam.services import Services
 
 log = logging.getLogger("sso.server")
+
+_IDENTITY_DISABLED = select(Identity.__table__.c.disabled).where(Identity.__table__.c.sub == bindparam("sub"))
+"""Asked on every token for a person (R-SSO-1): built once."""
 
 AUTH_METHODS = [m.value for m in AuthMethod]
 
@@ -491,10 +496,7 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def user_is_active(self, sub: str) -> bool:
         """R-SSO-1: a disabled or locked directory account gets no tokens."""
-        from iam.models.identity import Identity
-
-        identity = web_reader().get(Identity, sub)
-        if identity is not None and identity.disabled:
+        if web_reader().connection().execute(_IDENTITY_DISABLED, {"sub": sub}).scalar():
             return False
         try:
             user = self.directory_user(sub)

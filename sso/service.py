@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from iam import audit, clock, events, jobs
@@ -46,7 +46,7 @@ class AuthContext:
     sid: str | None = None
 
     @classmethod
-    def of(cls, row: AuthorizationCode | RefreshToken | SsoSession) -> AuthContext:
+    def of(cls, row: AuthorizationCode | RefreshToken | SsoSession | Row[Any]) -> AuthContext:
         """The sign-in facts carried by a code, a refresh token or the SSO session itself."""
         if isinstance(row, SsoSession):
             return cls(row.sub, row.auth_time, row.acr, tuple(row.amr), row.id, row.sid)
@@ -314,6 +314,27 @@ def consume_code(session: Session, code: str, client_id: str) -> AuthorizationCo
 
 
 # -- refresh tokens -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IssuedRefresh:
+    """What the caller needs of a refresh token just stored (its value is returned beside it)."""
+
+    token_hash: str
+    family_id: str
+    expires_at: dt.datetime
+
+
+# The refresh path runs on every token refresh: its statements are built once (SQLAlchemy Core on
+# the table, no ORM unit of work; the compiled form is cached on the statement).
+_RT = cast(Table, RefreshToken.__table__)
+_RT_INSERT = insert(_RT)
+_RT_BY_HASH = select(_RT).where(_RT.c.token_hash == bindparam("h"))
+_RT_CLAIM = (
+    update(_RT)
+    .where(_RT.c.token_hash == bindparam("h"), _RT.c.used_at.is_(None), _RT.c.revoked_at.is_(None))
+    .values(used_at=bindparam("now"), replaced_by=bindparam("successor"))
+)
+
+
 def issue_refresh_token(
     session: Session,
     settings: Settings,
@@ -324,24 +345,41 @@ def issue_refresh_token(
     family_id: str | None = None,
     family_expires_at: dt.datetime | None = None,
     value: str | None = None,
-) -> tuple[str, RefreshToken]:
+) -> tuple[str, IssuedRefresh]:
+    """Store a new refresh token (one INSERT, written at once) and return its value."""
     value = value or new_refresh_value()
     now = clock.now()
-    row = RefreshToken(
+    issued = IssuedRefresh(
         token_hash=token_hash(value),
         family_id=family_id or secrets.token_urlsafe(16),
-        client_id=client_id,
-        sub=ctx.sub,
-        session_id=ctx.session_id,
-        scope=scope,
-        auth_time=ctx.auth_time,
-        acr=ctx.acr,
-        amr=list(ctx.amr),
-        created_at=now,
         expires_at=family_expires_at or now + dt.timedelta(seconds=settings.tokens.refresh_token_lifetime),
     )
-    session.add(row)
-    return value, row
+    session.connection().execute(
+        _RT_INSERT,
+        {
+            "token_hash": issued.token_hash,
+            "family_id": issued.family_id,
+            "client_id": client_id,
+            "sub": ctx.sub,
+            "session_id": ctx.session_id,
+            "scope": scope,
+            "auth_time": ctx.auth_time,
+            "acr": ctx.acr,
+            "amr": list(ctx.amr),
+            "created_at": now,
+            "expires_at": issued.expires_at,
+            "used_at": None,
+            "revoked_at": None,
+            "replaced_by": None,
+            "revoked_reason": None,
+        },
+    )
+    return value, issued
+
+
+def _refresh_row(session: Session, hashed: str) -> Row[Any] | None:
+    """The stored refresh token (a read-only row with the model's attribute names)."""
+    return session.connection().execute(_RT_BY_HASH, {"h": hashed}).first()
 
 
 SUPERSEDED = "superseded"
@@ -349,7 +387,7 @@ SUPERSEDED = "superseded"
 
 def find_refresh_token_for(
     reader: Session, session: Session, value: str, client_id: str, *, retry_grace: int = 0
-) -> RefreshToken | None:
+) -> Row[Any] | None:
     """A refresh token the client may use now, read without taking any write lock.
 
     A token that was already used is a replay: its whole family is revoked (in ``session``) —
@@ -357,7 +395,7 @@ def find_refresh_token_for(
     (``tokens.refresh_retry_grace_seconds``). A token a retry superseded is a replay too.
     The caller must still :func:`claim_refresh_token` before issuing anything.
     """
-    row = reader.get(RefreshToken, token_hash(value))
+    row = _refresh_row(reader, token_hash(value))
     if row is None or row.client_id != client_id or row.expires_at <= clock.now():
         return None
     if row.revoked_at is not None:
@@ -370,12 +408,12 @@ def find_refresh_token_for(
     return row
 
 
-def _retry_allowed(reader: Session, row: RefreshToken, grace: int) -> bool:
+def _retry_allowed(reader: Session, row: Row[Any], grace: int) -> bool:
     if grace <= 0 or row.used_at is None or row.replaced_by is None:
         return False
     if clock.now() - row.used_at > dt.timedelta(seconds=grace):
         return False
-    successor = reader.get(RefreshToken, row.replaced_by)
+    successor = _refresh_row(reader, row.replaced_by)
     return successor is not None and successor.used_at is None and successor.revoked_at is None
 
 
@@ -383,23 +421,17 @@ def new_refresh_value() -> str:
     return random_token(REFRESH_PREFIX)
 
 
-def claim_refresh_token(session: Session, row: RefreshToken, successor: str) -> bool:
+def claim_refresh_token(session: Session, row: Row[Any], successor: str) -> bool:
     """Mark the token used and record the hash of its ``successor``, atomically: exactly one of
     two concurrent uses wins; the loser is treated as a replay and revokes the family (RFC 9700
     §4.14.2). A retry admitted by :func:`find_refresh_token_for` instead revokes the unused
     successor of the first use (it never reached the client) and points at the new one."""
     now = clock.now()
     if row.used_at is None:
-        claimed = session.execute(
-            update(RefreshToken)
-            .where(
-                RefreshToken.token_hash == row.token_hash,
-                RefreshToken.used_at.is_(None),
-                RefreshToken.revoked_at.is_(None),
-            )
-            .values(used_at=now, replaced_by=successor)
+        claimed = session.connection().execute(
+            _RT_CLAIM, {"h": row.token_hash, "now": now, "successor": successor}
         )
-        if getattr(claimed, "rowcount", 0) == 1:
+        if claimed.rowcount == 1:
             return True
     elif _supersede(session, row, successor, now):
         audit.record(
@@ -415,7 +447,7 @@ def claim_refresh_token(session: Session, row: RefreshToken, successor: str) -> 
     return False
 
 
-def _supersede(session: Session, row: RefreshToken, successor: str, now: dt.datetime) -> bool:
+def _supersede(session: Session, row: Row[Any], successor: str, now: dt.datetime) -> bool:
     lost = session.execute(
         update(RefreshToken)
         .where(
@@ -439,7 +471,7 @@ def _supersede(session: Session, row: RefreshToken, successor: str, now: dt.date
     return getattr(moved, "rowcount", 0) == 1
 
 
-def _reused(session: Session, row: RefreshToken) -> None:
+def _reused(session: Session, row: Row[Any]) -> None:
     revoke_family(session, row.family_id)
     audit.record(
         session,

@@ -17,7 +17,7 @@ import click
 import pytest
 from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 import sso
 from iam import clock, jobs, passwords
@@ -488,7 +488,11 @@ def test_user_disable_ends_sessions_and_queues_directory_job(site: Site) -> None
         _, rotated = sso_service.issue_refresh_token(
             s, services.settings, client_id=rp, ctx=offline, scope="openid"
         )
-        rotated.used_at = clock.now()
+        s.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == rotated.token_hash)
+            .values(used_at=clock.now())
+        )
 
     result = site.ok("user", "disable", "dave", "--reason", "left the organisation")
     assert "Disabled dave" in result.stdout
