@@ -126,6 +126,14 @@ def main() -> int:
     ap.add_argument("--leaver-gap", type=float, default=1.0, help="seconds between those leavers")
     ap.add_argument("--db", default="sqlite", help="sqlite, or a postgresql+psycopg://user@host server")
     ap.add_argument(
+        "--names",
+        choices=["clashing", "distinct"],
+        default="clashing",
+        help="clashing: 120 full names for everyone (most CNs and user names are taken, so adds are "
+        "repeated and more candidates searched); distinct: up to 1,200 different full names "
+        "(a second family name), closer to a real staff list",
+    )
+    ap.add_argument(
         "--limit",
         type=float,
         default=None,
@@ -215,10 +223,12 @@ def run(services, args, ou: str, tmp: Path) -> int:  # type: ignore[no-untyped-d
         rows = snapshot
         for i in range(count):
             dept = "Finance" if i % 3 else "IT"
-            rows.append(
-                f"{prefix}{i:05d},{GIVEN[i % len(GIVEN)]},{FAMILY[(i // len(GIVEN)) % len(FAMILY)]},"
-                f"{dept},Clerk,staff,{today},limited"
-            )
+            family = FAMILY[(i // len(GIVEN)) % len(FAMILY)]
+            if args.names == "distinct":
+                second = FAMILY[(i // (len(GIVEN) * len(FAMILY))) % len(FAMILY)]
+                family = f"{family}-{second}" if second != family else family
+            given = GIVEN[i % len(GIVEN)]
+            rows.append(f"{prefix}{i:05d},{given},{family},{dept},Clerk,staff,{today},limited")
         csv_text = "\n".join(rows) + "\n"
         (tmp / f"people-{prefix}.csv").write_text(csv_text)
         t0 = time.perf_counter()

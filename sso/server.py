@@ -7,11 +7,13 @@ service functions store codes and tokens hashed and write the audit rows.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
@@ -46,6 +48,7 @@ log = logging.getLogger("sso.server")
 
 _IDENTITY_DISABLED = select(Identity.__table__.c.disabled).where(Identity.__table__.c.sub == bindparam("sub"))
 """Asked on every token for a person (R-SSO-1): built once."""
+_SESSION_SID = select(SsoSession.__table__.c.sid).where(SsoSession.__table__.c.id == bindparam("id"))
 
 AUTH_METHODS = [m.value for m in AuthMethod]
 
@@ -93,7 +96,11 @@ class OAuthUser:
     family_id: str | None = None
     family_expires_at: Any = None
     refresh_value: str | None = None
-    """The refresh token to issue: its hash was recorded when the old one was claimed."""
+    """The refresh token to issue: its hash is recorded when the old one is claimed."""
+    claim: Any = None
+    """Refresh grant: the old token's row, claimed only once both new tokens are signed."""
+    writes: list[Callable[[], Any]] = field(default_factory=list)
+    """Refresh grant: the writes that follow a successful claim (the new token, the audit event)."""
 
     def get_user_id(self) -> str:
         return self.ctx.sub
@@ -384,12 +391,29 @@ class RefreshTokenGrant(ClientScopes, grants.RefreshTokenGrant):  # type: ignore
         if not self.server.user_is_active(row.sub):
             service.revoke_family(_db(), row.family_id)
             raise InvalidGrantError("The account can no longer sign in.")
-        # the first write of the request: on SQLite the write lock is held only from here on
-        value = service.new_refresh_value()
-        if not service.claim_refresh_token(_db(), row, token_hash(value)):
-            raise InvalidGrantError()
         ctx = service.AuthContext.of(row)
-        return OAuthUser(ctx, family_id=row.family_id, family_expires_at=row.expires_at, refresh_value=value)
+        return OAuthUser(
+            ctx,
+            family_id=row.family_id,
+            family_expires_at=row.expires_at,
+            refresh_value=service.new_refresh_value(),
+            claim=row,
+        )
+
+    def create_token_response(self) -> Any:
+        """authlib's refresh, then the writes: the old token is claimed (atomically: of two
+        concurrent uses exactly one wins, the other is a replay) only after both new tokens are
+        signed, and the new token and the audit event are written right after the claim. Until
+        the claim nothing is written, so on SQLite the write lock is held for these writes and
+        the commit alone. A lost claim answers ``invalid_grant``; nothing signed is sent."""
+        result = super().create_token_response()
+        user: OAuthUser = self.request.user
+        value = user.refresh_value or ""
+        if user.claim is None or not service.claim_refresh_token(_db(), user.claim, token_hash(value)):
+            raise InvalidGrantError()
+        for write in user.writes:
+            write()
+        return result
 
     def revoke_old_credential(self, refresh_token: StoredRefresh) -> None:
         """Already marked used atomically by :func:`service.claim_refresh_token`."""
@@ -446,7 +470,8 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def _save_token(self, token: dict[str, Any], request: Any) -> None:
         user: OAuthUser | None = request.user
-        audit.record(
+        record = functools.partial(
+            audit.record,
             _db(),
             "token.issued",
             actor=user.ctx.sub if user else request.client.client_id,
@@ -461,6 +486,10 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 "refresh": "refresh_token" in token,
             },
         )
+        if user is not None and user.claim is not None:
+            user.writes.append(record)  # a refresh: written after the claim (RefreshTokenGrant)
+        else:
+            record()
         token.pop("_jti", None)
 
     def directory_user(self, sub: str) -> Any:
@@ -488,10 +517,12 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             out["exp"] = min(exp, int(out["exp"]))
         return out
 
-    def sso_session(self, session_id: str) -> SsoSession | None:
-        memo: dict[str, SsoSession | None] = g.setdefault("iam_sso_sessions", {})
+    def session_sid(self, session_id: str) -> str | None:
+        """The ``sid`` claim of the SSO session a token belongs to (read once per request,
+        from the request's reads: the session was committed when the person signed in)."""
+        memo: dict[str, str | None] = g.setdefault("iam_sso_sids", {})
         if session_id not in memo:
-            memo[session_id] = _db().get(SsoSession, session_id)
+            memo[session_id] = web_reader().connection().execute(_SESSION_SID, {"id": session_id}).scalar()
         return memo[session_id]
 
     def user_is_active(self, sub: str) -> bool:
@@ -547,9 +578,9 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 }
             )
             if user.ctx.session_id:
-                sso = self.sso_session(user.ctx.session_id)
-                if sso is not None:
-                    extra["sid"] = sso.sid
+                sid = self.session_sid(user.ctx.session_id)
+                if sid is not None:
+                    extra["sid"] = sid
             hooked = self.hooked_claims(user.ctx.sub, clock.timestamp() + lifetime)
             if "exp" in hooked:  # a package shortened it (PIM: never outlive an elevation)
                 lifetime = max(int(hooked.pop("exp")) - clock.timestamp(), 0)
@@ -575,7 +606,8 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             code_row.access_jti = claims["jti"]
             code_row.access_expires_at = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
         if user is not None and include_refresh_token and "refresh_token" in row.grant_types:
-            value, _ = service.issue_refresh_token(
+            store = functools.partial(
+                service.issue_refresh_token,
                 _db(),
                 settings,
                 client_id=row.client_id,
@@ -585,9 +617,14 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 family_expires_at=user.family_expires_at,
                 value=user.refresh_value,
             )
-            token["refresh_token"] = value
-            if code_row is not None:
-                code_row.family_id = _.family_id
+            if user.claim is not None:  # a refresh: stored after the claim (RefreshTokenGrant)
+                user.writes.append(store)
+                token["refresh_token"] = user.refresh_value
+            else:
+                value, issued = store()
+                token["refresh_token"] = value
+                if code_row is not None:
+                    code_row.family_id = issued.family_id
         return token
 
     def id_token(
@@ -627,9 +664,9 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         if client.agency_code:
             claims["agency_code"] = client.agency_code
         if user.ctx.session_id:
-            sso = self.sso_session(user.ctx.session_id)
-            if sso is not None:
-                claims["sid"] = sso.sid
+            sid = self.session_sid(user.ctx.session_id)
+            if sid is not None:
+                claims["sid"] = sid
         if access_token:
             claims["at_hash"] = half_hash(access_token, alg)
         return self.signer.sign(claims, alg=alg)

@@ -55,16 +55,16 @@ def test_a_refresh_reads_four_rows_and_writes_three(services: Any, client: Any) 
             "/token", data={"grant_type": "refresh_token", "refresh_token": fresh}, headers=basic(cid, secret)
         )
     assert resp.status_code == 200, resp.get_json()
-    # before the first write (on SQLite: without the write lock): the token, the identity's
-    # disabled flag (R-SSO-1); then the atomic claim of the old token; the SSO session the token
-    # belongs to (its sid claim), the PIM account (R-PIM-4: an admin account's tokens end with its
-    # elevation); the new token and the audit event
+    # every read before the first write (on SQLite: without the write lock): the token, the
+    # identity's disabled flag (R-SSO-1), the SSO session the token belongs to (its sid claim),
+    # the PIM account (R-PIM-4: an admin account's tokens end with its elevation); then, once both
+    # new tokens are signed, the atomic claim of the old token, the new token, the audit event
     assert _data(seen) == [
         "SELECT refresh_tokens",
         "SELECT identities",
-        "UPDATE refresh_tokens",
         "SELECT sso_sessions",
         "SELECT pim_admin_accounts",
+        "UPDATE refresh_tokens",
         "INSERT refresh_tokens",
         "INSERT audit_events",
     ], seen
