@@ -343,6 +343,11 @@ def run(services, args, ou: str, tmp: Path) -> int:  # type: ignore[no-untyped-d
             for r in (session.get(HrEvent, i) for i in during_ids)
             if r is not None and r.status == EventStatus.APPLIED and r.latency_ms is not None
         ]
+        during_not_applied = [
+            f"{r.employee_number}: {r.status}, {r.attempts} attempt(s), {r.error or 'no error'}"
+            for r in (session.get(HrEvent, i) for i in during_ids)
+            if r is not None and r.status != EventStatus.APPLIED
+        ]
     ok = statuses.count(EventStatus.APPLIED)
     print(
         f"joiners into AD: {ok}/{len(statuses)} applied in {applied_s:.1f} s "
@@ -367,6 +372,8 @@ def run(services, args, ou: str, tmp: Path) -> int:  # type: ignore[no-untyped-d
                 else "none"
             )
         )
+        for line in during_not_applied:
+            print(f"  not applied when the batch ended: {line}")
     if unfinished:
         print(f"jobs not done at the end: {sorted(set(unfinished))} ×{len(unfinished)}", file=sys.stderr)
     if args.limit:
