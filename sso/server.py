@@ -416,7 +416,7 @@ class RefreshTokenGrant(ClientScopes, grants.RefreshTokenGrant):  # type: ignore
         return result
 
     def revoke_old_credential(self, refresh_token: StoredRefresh) -> None:
-        """Already marked used atomically by :func:`service.claim_refresh_token`."""
+        """Nothing to do: :meth:`create_token_response` claims the old token (marks it used)."""
 
 
 class ClientCredentialsGrant(ClientScopes, grants.ClientCredentialsGrant):  # type: ignore[misc]

@@ -368,10 +368,6 @@ def issue_refresh_token(
             "amr": list(ctx.amr),
             "created_at": now,
             "expires_at": issued.expires_at,
-            "used_at": None,
-            "revoked_at": None,
-            "replaced_by": None,
-            "revoked_reason": None,
         },
     )
     return value, issued
