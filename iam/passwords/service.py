@@ -129,20 +129,27 @@ _ALPHABETS: dict[CharClass, str] = {
 _ALPHABETS[CharClass.LETTER] = _ALPHABETS[CharClass.LOWER] + _ALPHABETS[CharClass.UPPER]
 _ALL = "".join(_ALPHABETS[c] for c in (CharClass.LOWER, CharClass.UPPER, CharClass.DIGIT, CharClass.SPECIAL))
 assert set(_ALL) <= set(string.printable)
+# Active Directory's complexity rule counts these four (a temporary password holds each).
+_DIRECTORY_CLASSES = (CharClass.LOWER, CharClass.UPPER, CharClass.DIGIT, CharClass.SPECIAL)
 
 
 def generate_temporary_password(profile: PasswordProfile, *, rng: random.Random | None = None) -> str:
     """A random password that satisfies ``profile`` (retried until it does).
 
-    Randomness comes from :mod:`secrets` (``rng`` lets property tests replay a seed).
+    It also holds a small letter, a capital, a digit and a symbol whenever its length allows,
+    whatever the profile asks: Active Directory's own complexity rule (three of those four) is
+    checked on every password set, and a profile asking for fewer classes (``default``) must
+    not make a reset or a joiner fail now and then. Randomness comes from :mod:`secrets`
+    (``rng`` lets property tests replay a seed).
     """
     rand: random.Random = rng or secrets.SystemRandom()
     length = profile.temporary_length
     for _ in range(1000):
-        chars = [rand.choice(_ALPHABETS[c]) for c in profile.required_classes]
         choice = list(profile.class_choice)
         rand.shuffle(choice)
-        chars += [rand.choice(_ALPHABETS[c]) for c in choice[: profile.min_classes]]
+        wanted = [*profile.required_classes, *choice[: profile.min_classes]]
+        wanted += [c for c in _DIRECTORY_CLASSES if c not in wanted]
+        chars = [rand.choice(_ALPHABETS[c]) for c in wanted]
         chars += [rand.choice(_ALL) for _ in range(length - len(chars))]
         rand.shuffle(chars)
         candidate = "".join(chars[:length])
