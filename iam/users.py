@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from iam import audit, privileged
 from iam.directory.base import DirectoryUser, NewUser
-from iam.directory.errors import DirectoryUnavailable, EntryExists
+from iam.directory.errors import DirectoryUnavailable, EntryExists, PasswordRejected
 from iam.errors import NotFound, PrivilegedAccount
 from iam.i18n import N_
 from iam.identities import disable_identity, enable_identity, upsert_identity
@@ -164,9 +164,17 @@ def reset_password(
         raise NotFound(N_("There is no user '%(username)s'."), username=username)
     refuse_privileged(services, user, operation="password.reset", actor=actor, reason=reason)
     profile = services.password_profile
-    temporary = passwords.generate_temporary_password(profile)
     must_change = passwords.must_change_at_next_sign_in(profile, by_admin=True)
-    directory.set_password(user.id, temporary, must_change=must_change)
+    for attempt in (1, 2, 3):
+        # AD may still refuse a random password (its rules can be stricter than the profile): the
+        # set changed nothing, so another random one is tried at once
+        temporary = passwords.generate_temporary_password(profile)
+        try:
+            directory.set_password(user.id, temporary, must_change=must_change)
+            break
+        except PasswordRejected:
+            if attempt == 3:
+                raise
     with services.transaction() as session:
         upsert_identity(session, user, kind=directory.kind)
         passwords.record_password_set(
