@@ -570,6 +570,46 @@ def test_pool_reconnects_and_is_thread_safe(ad_directory: ActiveDirectory) -> No
     assert len(d._pool._idle) <= d.settings.pool_size
 
 
+def test_sign_ins_reuse_one_bind_connection(
+    ad_directory: ActiveDirectory, ad_user_policy: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: a password check is a bind on a pooled connection kept for binds, not a new
+    LDAPS connection per sign-in; refusals are mapped as before, the connection keeps no
+    password, and one the DC dropped is replaced once."""
+    d = ad_directory
+    alice, bob = make_user(d), make_user(d)
+    opened: list[Connection] = []
+    real_open = d._open_for_binds
+
+    def counting_open() -> Connection:
+        opened.append(real_open())
+        return opened[-1]
+
+    monkeypatch.setattr(d._binds, "_open", counting_open)
+    assert d.authenticate(alice.username, PASSWORD).id == alice.id
+    with pytest.raises(InvalidCredentials):
+        d.authenticate(bob.username, "Wrong-Passw0rd-9")
+    assert d.authenticate(bob.username, PASSWORD).id == bob.id
+    d.disable(alice.id)
+    with pytest.raises(AccountDisabled):
+        d.authenticate(alice.username, PASSWORD)
+    assert len(opened) == 1 and d._binds._idle == opened
+    assert opened[0].password is None  # no user's password left on the pooled connection
+    assert d._pool._idle and opened[0] not in d._pool._idle  # never used for searches or writes
+
+    opened[0].socket.shutdown(socket.SHUT_RDWR)  # the DC drops the idle connection
+    assert d.authenticate(bob.username, PASSWORD).id == bob.id
+    assert len(opened) == 2 and d._binds._idle == [opened[1]]
+
+    # AD still counts every bad password of a pooled bind: the lockout threshold locks it
+    ad_user_policy(bob.dn, lockout_threshold=3)
+    for _ in range(3):
+        with pytest.raises(InvalidCredentials):
+            d.authenticate(bob.username, "Wrong-Passw0rd-9")
+    with pytest.raises(AccountLocked):
+        d.authenticate(bob.username, PASSWORD)
+
+
 def _ou(samba_dc: SambaDC, parent: str, label: str) -> str:
     dn = f"OU={label},{parent}"
 
