@@ -9,11 +9,20 @@ What a joiner needs from the DC, done as cheaply as LDAP allows:
 * ``member``    one group membership per modify (the user DN added to a group);
 * ``member/b``  group memberships batched: one modify adds 50 users to a group.
 
+and what a sign-in needs from it, the password check:
+
+* ``bind/new``  a new LDAPS connection per check (TCP + TLS handshake, bind, unbind);
+* ``bind``      a simple bind as the user on a connection kept open (what the provider does
+                since issue 18: its bind pool);
+* ``find+bind`` the search by sAMAccountName on a service connection and the bind: the DC's
+                part of one sign-in in ``bench/signin_bench.py``.
+
 Each is run from one connection and from K parallel connections (threads, one bound LDAPS
 connection each) and printed as ops/s next to the CPU this process used per operation (our
 client-side cost; the DC's CPU is in its own processes). ``joiner-equivalents/s`` = what the DC
 takes for one joiner (one add+pwd and two memberships, batched): the ceiling for
-``bench/hr_bench.py``.
+``bench/hr_bench.py``; ``sign-in checks/s`` (the best ``find+bind``) is the ceiling for
+``bench/signin_bench.py --directory samba``.
 
     .venv/bin/python bench/ldap_limit.py                 # 300 users, 1 and 4 connections
     .venv/bin/python bench/ldap_limit.py --users 1000 --parallel 1,2,4,8 --json out.json
@@ -92,11 +101,83 @@ def run_parallel(
     return wall, cpu, failures[0]
 
 
+def measure_binds(dc, ou: str, tag: str, args: argparse.Namespace, record: Callable) -> dict[str, float]:  # type: ignore[no-untyped-def,type-arg]
+    """Password checks: a new connection per bind, a bind on a kept connection, and the
+    search + bind of one sign-in; returns the best sign-in checks/s."""
+    import ssl
+
+    from ldap3 import NONE, SIMPLE, SUBTREE, Connection, Server, Tls
+
+    secret = f"Bind-{secrets.token_urlsafe(9)}-9a"
+    names = [f"lb{tag}{i}" for i in range(20)]
+
+    def make(conn) -> None:  # type: ignore[no-untyped-def]
+        for i, name in enumerate(names):
+            attrs = user_attributes(name, i, with_password=False)
+            attrs.update({"unicodePwd": f'"{secret}"'.encode("utf-16-le"), "userAccountControl": "512"})
+            assert conn.add(f"CN={name},{ou}", CLASSES, attrs), conn.result
+
+    dc.admin(make)
+    dns = [f"CN={name},{ou}" for name in names]
+    server = Server(
+        "127.0.0.1",
+        port=636,
+        use_ssl=True,
+        tls=Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=dc.ca_file),
+        get_info=NONE,
+        connect_timeout=5,
+    )
+
+    def unbound() -> Connection:
+        conn = Connection(server, authentication=SIMPLE, user="", password="", check_names=False)
+        conn.open(read_server_info=False)
+        return conn
+
+    def bind(conn, i: int) -> bool:  # type: ignore[no-untyped-def]
+        conn.user, conn.password = dns[i % len(dns)], secret
+        return bool(conn.bind(read_server_info=False))
+
+    def bind_new(_conn, i: int) -> bool:  # type: ignore[no-untyped-def]
+        conn = Connection(server, user=dns[i % len(dns)], password=secret, authentication=SIMPLE)
+        conn.open(read_server_info=False)
+        ok = bool(conn.bind(read_server_info=False))
+        conn.unbind()
+        return ok
+
+    service: dict[int, Connection] = {}
+    service_lock = threading.Lock()
+
+    def find_bind(conn, i: int) -> bool:  # type: ignore[no-untyped-def]
+        key = threading.get_ident()
+        with service_lock:
+            if key not in service:
+                service[key] = dc.connect()
+        svc = service[key]
+        name = names[i % len(names)]
+        svc.search(ou, f"(&(objectClass=user)(sAMAccountName={name}))", SUBTREE, attributes=["*"])
+        return len(svc.response or []) >= 1 and bind(conn, i)
+
+    best = 0.0
+    n = min(args.users, 300)
+    for k in [int(x) for x in args.parallel.split(",") if x]:
+        for label, op in (("bind/new", bind_new), ("bind", bind), ("find+bind", find_bind)):
+            wall, cpu, failed = run_parallel(k, list(range(n)), unbound, op)
+            row = record(label, k, n, wall, cpu, failed)
+            if label == "find+bind":
+                best = max(best, float(row["ops_per_s"]))
+        for conn in service.values():
+            conn.unbind()
+        service.clear()
+    print(f"limit: {best:.1f} sign-in checks/s (search by name + bind on a kept connection)")
+    return {"signin_checks_per_s": round(best, 1)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=300, help="users per measured run")
     ap.add_argument("--parallel", default="1,4", help="connection counts, comma-separated")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--only", choices=["joiners", "binds"], help="measure only this part")
     args = ap.parse_args()
 
     import pytest
@@ -139,7 +220,10 @@ def main() -> int:
 
     try:
         best: dict[str, float] = {}
-        for k in [int(x) for x in args.parallel.split(",") if x]:
+        summary: dict[str, object] = {"load_average": load, "users": args.users, "results": results}
+        if args.only != "joiners":
+            summary.update(measure_binds(dc, ou, tag, args, record))
+        for k in [int(x) for x in args.parallel.split(",") if x and args.only != "binds"]:
             run_tag = f"{tag}k{k}"
             # 1. one add with password + must-change + enabled
             dns: list[str] = []
@@ -205,22 +289,18 @@ def main() -> int:
             row = record("member/b", k, len(members), wall, cpu, failed)
             best["member/b"] = max(best.get("member/b", 0.0), float(row["ops_per_s"]))  # type: ignore[arg-type]
             counter[0] += 1
-        # one joiner = one add+pwd and two memberships (batched); times add up on the DC
-        per_joiner_s = 1 / best["add+pwd"] + 2 / best["member/b"]
-        joiners = 1 / per_joiner_s
-        per_joiner_single = 1 / best["add+pwd"] + 2 / best["member"]
-        print(
-            f"limit: {joiners:.1f} joiner-equivalents/s (one add with password and enable + 2 batched "
-            f"memberships; {1 / per_joiner_single:.1f}/s with memberships one by one)"
-        )
-        summary = {
-            "load_average": load,
-            "users": args.users,
-            "results": results,
-            "joiner_equivalents_per_s": round(joiners, 1),
-            "joiner_equivalents_unbatched_per_s": round(1 / per_joiner_single, 1),
-        }
-        print(json.dumps({"joiner_equivalents_per_s": summary["joiner_equivalents_per_s"]}))
+        if args.only != "binds":
+            # one joiner = one add+pwd and two memberships (batched); times add up on the DC
+            per_joiner_s = 1 / best["add+pwd"] + 2 / best["member/b"]
+            joiners = 1 / per_joiner_s
+            per_joiner_single = 1 / best["add+pwd"] + 2 / best["member"]
+            print(
+                f"limit: {joiners:.1f} joiner-equivalents/s (one add with password and enable + 2 "
+                f"batched memberships; {1 / per_joiner_single:.1f}/s with memberships one by one)"
+            )
+            summary["joiner_equivalents_per_s"] = round(joiners, 1)
+            summary["joiner_equivalents_unbatched_per_s"] = round(1 / per_joiner_single, 1)
+        print(json.dumps({k: v for k, v in summary.items() if k.endswith("_per_s")}))
         if args.json:
             Path(args.json).write_text(json.dumps(summary, indent=2))
         return 0
