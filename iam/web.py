@@ -43,10 +43,13 @@ def db() -> Session:
 
 
 def reader() -> Session:
-    """A read-only session for this request: on SQLite it never holds the write lock, so
-    reads before the request's first write don't serialise concurrent requests."""
+    """A session for this request's reads. On SQLite a read-only one of its own: it never holds
+    the write lock, so reads before the request's first write don't serialise concurrent
+    requests. On PostgreSQL, which has no such lock, the request's session itself: one pooled
+    connection and one transaction per request, not two (issue 18)."""
     if "db_reader" not in g:
-        g.db_reader = services().reader()
+        svc = services()
+        g.db_reader = db() if svc.engine.dialect.name == "postgresql" else svc.reader()
     return g.db_reader  # type: ignore[no-any-return]
 
 
@@ -165,9 +168,9 @@ def init_app(app: Flask) -> None:
     def _commit_and_headers(response: Response) -> Response:
         # end the read snapshot first: an open reader keeps SQLite from checkpointing the WAL
         reader_session: Session | None = g.pop("db_reader", None)
-        if reader_session is not None:
-            reader_session.close()
         session: Session | None = g.pop("db", None)
+        if reader_session is not None and reader_session is not session:
+            reader_session.close()
         used_database = session is not None or reader_session is not None
         if session is not None:
             try:

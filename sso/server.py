@@ -190,7 +190,10 @@ class ClientCache:
         hit = self._rows.get(client_id)
         if hit is not None and hit[0] > now:
             return hit[1]
-        row = web_reader().get(Client, client_id)
+        # read in a session of its own, closed at once: the row is kept across requests, so it
+        # must belong to no request's session (a rollback there would expire it)
+        with _services().reader() as session:
+            row = session.get(Client, client_id)
         if len(self._rows) > 10_000:
             self._rows.clear()
         self._rows[client_id] = (now + self.TTL, row)
