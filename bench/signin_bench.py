@@ -77,6 +77,14 @@ class OursSignIn(harness.Ours):
         return list(json.loads(out.strip().splitlines()[-1]))
 
 
+def is_dc(pid: int, comm: str, group: int) -> bool:
+    """A process of the Samba AD DC (its command lines start with "samba")."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"samba")
+    except OSError:
+        return False
+
+
 def pkce() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     digest = hashlib.sha256(verifier.encode()).digest()
@@ -247,6 +255,8 @@ def measure(args: argparse.Namespace, system: OursSignIn, base: str, users: list
         th.start()
     time.sleep(args.warmup)
     own = harness.cpu_ticks(lambda pid, comm, group: group == pgid)
+    dc0 = harness.cpu_ticks(is_dc)
+    browsers0 = time.process_time()
     busy0, _ = harness.machine_cpu_seconds()
     with lock:
         phase["counting"] = True
@@ -257,6 +267,8 @@ def measure(args: argparse.Namespace, system: OursSignIn, base: str, users: list
         count, failed = len(samples), len(errors)
     wall = time.perf_counter() - t0
     server_cpu = harness.cpu_seconds_between(own, harness.cpu_ticks(lambda pid, comm, group: group == pgid))
+    dc_cpu = harness.cpu_seconds_between(dc0, harness.cpu_ticks(is_dc))
+    browsers_cpu = time.process_time() - browsers0
     busy1, _ = harness.machine_cpu_seconds()
     phase["stop"] = True
     for th in threads:
@@ -269,6 +281,11 @@ def measure(args: argparse.Namespace, system: OursSignIn, base: str, users: list
         f"({server_cpu / wall:.2f} cores; whole machine {(busy1 - busy0) / wall:.2f} cores busy; "
         f"load average {load[0]:.1f})"
     )
+    per = 1000 / max(count, 1)
+    print(
+        f"  CPU per sign-in: server {server_cpu * per:.1f} ms, Samba DC {dc_cpu * per:.1f} ms, "
+        f"the {args.clients} browsers (this process) {browsers_cpu * per:.1f} ms"
+    )
     if errors:
         print(f"  first failure: {errors[0]}")
     result: dict[str, Any] = {
@@ -276,6 +293,8 @@ def measure(args: argparse.Namespace, system: OursSignIn, base: str, users: list
         "signins_per_s": round(rate, 1),
         "failed": failed,
         "server_cpu_ms_per_signin": round(1000 * server_cpu / max(count, 1), 1),
+        "dc_cpu_ms_per_signin": round(dc_cpu * per, 1),
+        "browsers_cpu_ms_per_signin": round(browsers_cpu * per, 1),
         "load_average": load,
         "steps_ms": {},
     }
