@@ -8,7 +8,8 @@ Paths (each run as its own script, one after the other, each with a time limit):
 
   cc, refresh      bench/run.py: ours (gunicorn, SQLite) next to npm oidc-provider (the peer),
                    wrk for --duration seconds each
-  joiners          bench/ldap_limit.py (what the Samba DC accepts: one add with password and
+  joiners          bench/ldap_limit.py (what the Samba DC accepts — for sign-ins too: a search and
+                   a bind per password check; for joiners: one add with password and
                    enable + 2 batched memberships per person = the limit), then bench/hr_bench.py
                    (--people joiners through our HR engine into the same DC, with leavers through
                    the API while they run: leaver p99 during the batch); ours / limit
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 "oidc-provider",
                 note,
             )
+    signin_limit = None
     if "joiners" in wanted:
         code, text = step(
             "the Samba DC's limit",
@@ -150,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             args.timeout,
         )
         limit = last_json(text).get("joiner_equivalents_per_s")
+        signin_limit = last_json(text).get("signin_checks_per_s")
         cmd = [py, str(BENCH / "hr_bench.py"), "--people", str(args.people)]
         cmd += ["--leavers", str(max(10, args.people // 10))]
         if limit:
@@ -169,7 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         cmd += ["--clients", str(args.clients), "--json", str(out)]
         code, _ = step(f"complete sign-ins, {directory} directory", cmd, args.timeout)
         facts = json.loads(out.read_text()) if out.is_file() else {}
-        note = f"{facts.get('server_cpu_ms_per_signin', '?')} ms server CPU per sign-in"
+        note = f"CPU per sign-in: server {facts.get('server_cpu_ms_per_signin', '?')} ms"
+        if directory == "samba":
+            note += f", DC {facts.get('dc_cpu_ms_per_signin', '?')} ms"
+        note += f", the benchmark's browsers {facts.get('browsers_cpu_ms_per_signin', '?')} ms"
+        if directory == "samba" and signin_limit:
+            note += f"; the DC alone answers {signin_limit:,.1f} sign-in checks/s (ldap_limit.py)"
         if facts.get("failed"):
             note += f", {facts['failed']} failed"
         row(
