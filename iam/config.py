@@ -92,7 +92,8 @@ class DirectorySettings(Section):
     connect_timeout: float = 5.0
     receive_timeout: float = 10.0
     pool_size: int = 4
-    """Service-account connections kept open per process."""
+    """Connections kept open per process: this many for the service account, and as many for
+    the sign-ins' password checks (binds as the user, on connections used for nothing else)."""
 
 
 class SessionSettings(Section):
