@@ -165,3 +165,20 @@ def db_session(services: Services) -> Iterator[object]:
 def _clock_reset() -> Iterator[None]:
     yield
     clock.reset()
+
+
+@pytest.fixture
+def unlucky_password(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Random temporary passwords whose first is one AD's complexity rule refuses
+    ("onlysmallletters"), the rest real ones; the list holds every password handed out."""
+    from iam.passwords import service as passwords
+
+    real = passwords.generate_temporary_password
+    made: list[str] = []
+
+    def unlucky_first(profile, **kw):  # type: ignore[no-untyped-def]
+        made.append("onlysmallletters" if not made else real(profile, **kw))
+        return made[-1]
+
+    monkeypatch.setattr(passwords, "generate_temporary_password", unlucky_first)
+    return made

@@ -595,29 +595,31 @@ class ActiveDirectory:
         log.debug("opened a service connection to %s", self._server.host)
         return conn
 
-    def _checkout(self, op: Callable[[Connection], T]) -> tuple[Connection, T]:
-        """Run ``op`` on a service connection and return it still checked out.
+    def _checkout(self, op: Callable[[Connection], T], pool: _Pool | None = None) -> tuple[Connection, T]:
+        """Run ``op`` on a connection of ``pool`` (the service connections unless told) and
+        return it still checked out.
 
         A socket failure on a reused connection means the server dropped it (idle timeout,
         restart): the other idle connections are most likely gone too, so they are discarded
         and ``op`` runs once more on a new connection. Other failures are not retried.
         """
+        pool = pool or self._pool
         fresh = False
         while True:
-            conn, reused = self._pool.get(fresh=fresh)
+            conn, reused = pool.get(fresh=fresh)
             try:
                 return conn, op(conn)
             except DirectoryUnavailable:
                 _close(conn)
                 raise
             except DirectoryError:
-                self._pool.put(conn)
+                pool.put(conn)
                 raise
             except (LDAPException, OSError) as exc:
                 _close(conn)
                 if reused and _is_network(exc) and not _is_timeout(exc):
-                    log.info("service connection was dropped (%s); reconnecting", type(exc).__name__)
-                    self._pool.close()
+                    log.info("pooled connection was dropped (%s); reconnecting", type(exc).__name__)
+                    pool.close()
                     fresh = True
                     continue
                 raise _unavailable(exc) from exc
@@ -847,31 +849,23 @@ class ActiveDirectory:
         — on the test DC 14 verifications/s against 86/s rebinding an open connection, and
         3.5 ms against 0.5 ms of our CPU (``bench/ldap_limit.py``, ``bind``). The bind is the
         same one AD counts (bad-password count, lockout, last logon); the user's password is
-        not kept on the connection afterwards. A socket failure on a reused connection (the
-        DC dropped it when idle) retries once on a new one, as :meth:`_checkout` does; a
-        timeout is not retried (the DC may have counted the attempt).
+        not kept on the connection afterwards. Through :meth:`_checkout`: a socket failure on a
+        reused connection (the DC dropped it when idle) retries once on a new one; a timeout is
+        not retried (the DC may have counted the attempt); a connection whose bind ended in an
+        unexpected result is not kept.
         """
-        fresh = False
-        while True:
-            conn, reused = self._binds.get(fresh=fresh)
+
+        def bind(conn: Connection) -> None:
             conn.user, conn.password = user.dn, password
             try:
                 bound = conn.bind(read_server_info=False)
-            except (LDAPException, OSError) as exc:
-                _close(conn)
-                if reused and _is_network(exc) and not _is_timeout(exc):
-                    log.info("bind connection was dropped (%s); reconnecting", type(exc).__name__)
-                    self._binds.close()
-                    fresh = True
-                    continue
-                raise _unavailable(exc) from exc
             finally:
                 conn.password = None
-            result = dict(conn.result or {})
-            self._binds.put(conn)
             if not bound:
-                raise self._bind_error(user, result)
-            return
+                raise self._bind_error(user, dict(conn.result or {}))
+
+        conn, _ = self._checkout(bind, self._binds)
+        self._binds.put(conn)
 
     def _open_for_binds(self) -> Connection:
         """A secured connection, not bound yet, for :meth:`_verify_bind`."""

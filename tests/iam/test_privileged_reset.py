@@ -147,23 +147,15 @@ def test_cli_refuses_a_member_of_a_nested_protected_group(
 
 
 def test_reset_tries_another_password_when_ad_refuses_the_first(
-    ad_services: Services, monkeypatch: pytest.MonkeyPatch
+    ad_services: Services, unlucky_password: list[str]
 ) -> None:
     """AD refuses a password its own rule finds too simple (CI of stop 25: a random one with
     two character classes); the set changed nothing, so the reset tries another at once
     instead of answering 500."""
     from iam import users
-    from iam.passwords import service as passwords
 
     user = _user(ad_services)
-    real = passwords.generate_temporary_password
-    made: list[str] = []
-
-    def unlucky_first(profile, **kw):  # type: ignore[no-untyped-def]
-        made.append("onlysmallletters" if not made else real(profile, **kw))
-        return made[-1]
-
-    monkeypatch.setattr(passwords, "generate_temporary_password", unlucky_first)
+    made = unlucky_password
     temporary, _ = users.reset_password(ad_services, username=user.username, actor="test")
     assert temporary == made[1] and len(made) == 2
     with pytest.raises(InvalidCredentials):
