@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from iam import audit, privileged
 from iam.directory.base import DirectoryUser, NewUser
-from iam.directory.errors import DirectoryUnavailable, EntryExists, PasswordRejected
+from iam.directory.errors import DirectoryUnavailable, EntryExists
 from iam.errors import NotFound, PrivilegedAccount
 from iam.i18n import N_
 from iam.identities import disable_identity, enable_identity, upsert_identity
@@ -165,16 +165,9 @@ def reset_password(
     refuse_privileged(services, user, operation="password.reset", actor=actor, reason=reason)
     profile = services.password_profile
     must_change = passwords.must_change_at_next_sign_in(profile, by_admin=True)
-    for attempt in (1, 2, 3):
-        # AD may still refuse a random password (its rules can be stricter than the profile): the
-        # set changed nothing, so another random one is tried at once
-        temporary = passwords.generate_temporary_password(profile)
-        try:
-            directory.set_password(user.id, temporary, must_change=must_change)
-            break
-        except PasswordRejected:
-            if attempt == 3:
-                raise
+    temporary, _ = passwords.with_random_password(
+        profile, lambda password: directory.set_password(user.id, password, must_change=must_change)
+    )
     with services.transaction() as session:
         upsert_identity(session, user, kind=directory.kind)
         passwords.record_password_set(

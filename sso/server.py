@@ -14,7 +14,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2 import OAuth2Error
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from iam.services import Services
 
 log = logging.getLogger("sso.server")
+T = TypeVar("T")
 
 _IDENTITY_DISABLED = select(Identity.__table__.c.disabled).where(Identity.__table__.c.sub == bindparam("sub"))
 """Asked on every token for a person (R-SSO-1): built once."""
@@ -104,6 +105,14 @@ class OAuthUser:
 
     def get_user_id(self) -> str:
         return self.ctx.sub
+
+    def write(self, op: Callable[[], T]) -> T | None:
+        """Run a write now — or, in a refresh, keep it for after the old token's claim
+        (:meth:`RefreshTokenGrant.create_token_response`) and answer None."""
+        if self.claim is None:
+            return op()
+        self.writes.append(op)
+        return None
 
 
 class StoredCode:
@@ -489,10 +498,10 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 "refresh": "refresh_token" in token,
             },
         )
-        if user is not None and user.claim is not None:
-            user.writes.append(record)  # a refresh: written after the claim (RefreshTokenGrant)
-        else:
+        if user is None:
             record()
+        else:
+            user.write(record)
         token.pop("_jti", None)
 
     def directory_user(self, sub: str) -> Any:
@@ -620,12 +629,11 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 family_expires_at=user.family_expires_at,
                 value=user.refresh_value,
             )
-            if user.claim is not None:  # a refresh: stored after the claim (RefreshTokenGrant)
-                user.writes.append(store)
+            stored = user.write(store)
+            if stored is None:  # a refresh: stored after the claim, with the value chosen then
                 token["refresh_token"] = user.refresh_value
             else:
-                value, issued = store()
-                token["refresh_token"] = value
+                token["refresh_token"], issued = stored
                 if code_row is not None:
                     code_row.family_id = issued.family_id
         return token

@@ -10,13 +10,15 @@ import datetime as dt
 import random
 import secrets
 import string
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from iam import audit
 from iam.directory.base import DirectoryUser
+from iam.directory.errors import PasswordRejected
 from iam.i18n import N_, Msg, Nn_
 from iam.models.passwords import PasswordHistory
 from iam.passwords import history
@@ -29,6 +31,7 @@ __all__ = [
     "evaluate",
     "expiry_state",
     "generate_temporary_password",
+    "with_random_password",
     "must_change_at_next_sign_in",
     "record_password_set",
 ]
@@ -156,6 +159,29 @@ def generate_temporary_password(profile: PasswordProfile, *, rng: random.Random 
         if not check(profile, candidate):
             return candidate
     raise RuntimeError(f"could not generate a password for profile {profile.name}")  # pragma: no cover
+
+
+T = TypeVar("T")
+
+
+def with_random_password(
+    profile: PasswordProfile, write: Callable[[str], T], *, tries: int = 3
+) -> tuple[str, T]:
+    """``write(password)`` with a new random temporary password, and the password used.
+
+    The directory may refuse a random password although the profile accepts it (AD's own rules
+    can be stricter, e.g. no part of the person's name); a refused write changed nothing, so
+    another password is tried at once, up to ``tries`` times, before
+    :class:`~iam.directory.errors.PasswordRejected` is raised."""
+    attempt = 1
+    while True:
+        temporary = generate_temporary_password(profile)
+        try:
+            return temporary, write(temporary)
+        except PasswordRejected:
+            if attempt >= tries:
+                raise
+            attempt += 1
 
 
 class ExpiryState(NamedTuple):

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from iam import audit, clock, events, jobs
 from iam.directory.base import DirectoryUser, NewUser
-from iam.directory.errors import EntryExists, NoSuchEntry, PasswordRejected
+from iam.directory.errors import EntryExists, NoSuchEntry
 from iam.i18n import N_
 from iam.identities import upsert_identity
 from provisioning.models import GroupRemoval, HrPerson, PersonStatus
@@ -80,28 +80,24 @@ def directory_step(
         department=want["department"], title=want["title"], kind=want["engagement"]
     )
     started = start_of(want["start_date"], services.settings.provisioning) <= clock.now()
-    for attempt in (1, 2, 3):
-        # AD may refuse a random password the profile accepts (its complexity rule wants three
-        # character classes, or no part of the name); the write is refused whole, so another
-        # random one is tried at once instead of the event waiting for its retry
-        temporary = passwords.generate_temporary_password(services.password_profile)
+
+    def write(temporary: str) -> tuple[list[str], DirectoryUser | None, bool]:
         try:
-            try:
-                created = [g for g in groups if ensure_group(directory, g)]
-                fresh, queued = _write_account(
-                    services, reader, person, want, ou, groups, started, temporary, batch_groups
-                )
-            except NoSuchEntry:
-                # a group remembered as existing was deleted meanwhile: look again, retry once
-                forget_groups(directory)
-                created = [g for g in groups if ensure_group(directory, g)]
-                fresh, queued = _write_account(
-                    services, reader, person, want, ou, groups, started, temporary, batch_groups
-                )
-            break
-        except PasswordRejected:
-            if attempt == 3:
-                raise
+            created = [g for g in groups if ensure_group(directory, g)]
+            return created, *_write_account(
+                services, reader, person, want, ou, groups, started, temporary, batch_groups
+            )
+        except NoSuchEntry:
+            # a group remembered as existing was deleted meanwhile: look again, retry once
+            forget_groups(directory)
+            created = [g for g in groups if ensure_group(directory, g)]
+            return created, *_write_account(
+                services, reader, person, want, ou, groups, started, temporary, batch_groups
+            )
+
+    # AD may refuse the random password (the write is refused whole): another is tried at once
+    # instead of the event waiting for its retry
+    temporary, (created, fresh, queued) = passwords.with_random_password(services.password_profile, write)
     if fresh is None:
         raise Waiting("The new account vanished from the directory.")
     # The history entry's hash is computed here, outside the database transaction (not under
