@@ -1,7 +1,8 @@
 """Complete sign-ins per second: authorization request → login form → password → code → token.
 
 A running ``iam serve`` (gunicorn, like bench/run.py's) on the built-in directory or on the
-Samba AD DC; C client threads, each a cookie-keeping httpx client (a browser's session), sign
+Samba AD DC; C browsers (threads spread over P client processes, so the client is not held to
+one core by Python's GIL), each a cookie-keeping stdlib HTTP client (a browser's session), sign
 in again and again as users of their own (every sign-in: GET /authorize → 302 /login, GET
 /login (form with CSRF token), POST /login (password checked by the directory: argon2id for the
 built-in directory, an LDAP bind for AD), the redirects back to /authorize and to the client's
@@ -94,10 +95,54 @@ def pkce() -> tuple[str, str]:
 STEPS = ("authorize", "form", "password", "code", "token")
 
 
+class Browser:
+    """A fresh browser session: a cookie jar and plain HTTP/1.1 requests (stdlib, little CPU).
+
+    The benchmark's own CPU is spent on the same two cores as the server and the DC, so the client
+    is as light as it can be: no redirect following, no cookie policy beyond name=value (the
+    server's cookies are all host-only, path "/"), one connection per request (gunicorn's sync
+    workers close every connection anyway).
+    """
+
+    def __init__(self, base: str) -> None:
+        parts = urlsplit(base)
+        self.host, self.port = parts.hostname or harness.HOST, parts.port or 80
+        self.cookies: dict[str, str] = {}
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], str]:
+        import http.client
+
+        send = dict(headers or {})
+        if self.cookies:
+            send["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = urlencode(form) if form is not None else None
+        if body is not None:
+            send["Content-Type"] = "application/x-www-form-urlencoded"
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=send)
+            resp = conn.getresponse()
+            text = resp.read().decode()
+            for cookie in resp.headers.get_all("Set-Cookie") or ():
+                name, _, rest = cookie.partition("=")
+                value = rest.split(";", 1)[0]
+                if value and "max-age=0" not in cookie.lower():
+                    self.cookies[name.strip()] = value
+                else:
+                    self.cookies.pop(name.strip(), None)
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, text
+        finally:
+            conn.close()
+
+
 def sign_in(base: str, client_id: str, auth: str, username: str) -> dict[str, float]:
     """One complete sign-in in a fresh browser session; the seconds each step took."""
-    import httpx
-
     took: dict[str, float] = {}
     verifier, challenge = pkce()
     state = secrets.token_urlsafe(8)
@@ -113,50 +158,55 @@ def sign_in(base: str, client_id: str, auth: str, username: str) -> dict[str, fl
             "code_challenge_method": "S256",
         }
     )
-    with httpx.Client(base_url=base, follow_redirects=False, timeout=30, trust_env=False) as web:
-        t = time.perf_counter()
-        resp = web.get(f"/authorize?{query}")
-        took["authorize"] = time.perf_counter() - t
-        if resp.status_code not in (302, 303) or not resp.headers["location"].endswith("/login"):
-            raise RuntimeError(f"/authorize answered {resp.status_code}, not the login page")
-        t = time.perf_counter()
-        page = web.get("/login")
-        took["form"] = time.perf_counter() - t
-        m = CSRF.search(page.text)
-        if m is None:
-            raise RuntimeError(f"no CSRF token on the login page ({page.status_code})")
-        t = time.perf_counter()
-        resp = web.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": m.group(1)})
-        took["password"] = time.perf_counter() - t
-        t = time.perf_counter()
-        for _ in range(10):
-            if resp.status_code not in (302, 303):
-                raise RuntimeError(f"sign-in stopped at {resp.request.url.path}: HTTP {resp.status_code}")
-            location = resp.headers["location"]
-            if location.startswith(REDIRECT):
-                break
-            parts = urlsplit(location)
-            resp = web.get(parts.path + (f"?{parts.query}" if parts.query else ""))
-        else:
-            raise RuntimeError("too many redirects")
-        params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-        if params.get("state") != state or "code" not in params:
-            raise RuntimeError(f"no code for the client: {params.get('error')}")
-        took["code"] = time.perf_counter() - t
-        t = time.perf_counter()
-        token = web.post(
-            "/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": params["code"],
-                "redirect_uri": REDIRECT,
-                "code_verifier": verifier,
-            },
-            headers={"Authorization": auth},
-        )
-        took["token"] = time.perf_counter() - t
-        if token.status_code != 200 or "id_token" not in token.json():
-            raise RuntimeError(f"token endpoint answered {token.status_code}")
+    web = Browser(base)
+    t = time.perf_counter()
+    status, headers, _ = web.request("GET", f"/authorize?{query}")
+    took["authorize"] = time.perf_counter() - t
+    if status not in (302, 303) or not headers.get("location", "").endswith("/login"):
+        raise RuntimeError(f"/authorize answered {status}, not the login page")
+    t = time.perf_counter()
+    status, _, page = web.request("GET", "/login")
+    took["form"] = time.perf_counter() - t
+    m = CSRF.search(page)
+    if m is None:
+        raise RuntimeError(f"no CSRF token on the login page ({status})")
+    t = time.perf_counter()
+    path = "/login"
+    status, headers, _ = web.request(
+        "POST", path, form={"username": username, "password": PASSWORD, "csrf_token": m.group(1)}
+    )
+    took["password"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(10):
+        if status not in (302, 303):
+            raise RuntimeError(f"sign-in stopped at {path}: HTTP {status}")
+        location = headers["location"]
+        if location.startswith(REDIRECT):
+            break
+        parts = urlsplit(location)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        status, headers, _ = web.request("GET", path)
+    else:
+        raise RuntimeError("too many redirects")
+    params = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    if params.get("state") != state or "code" not in params:
+        raise RuntimeError(f"no code for the client: {params.get('error')}")
+    took["code"] = time.perf_counter() - t
+    t = time.perf_counter()
+    status, _, body = web.request(
+        "POST",
+        "/token",
+        form={
+            "grant_type": "authorization_code",
+            "code": params["code"],
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+        headers={"Authorization": auth},
+    )
+    took["token"] = time.perf_counter() - t
+    if status != 200 or "id_token" not in json.loads(body):
+        raise RuntimeError(f"token endpoint answered {status}")
     return took
 
 
@@ -200,14 +250,20 @@ def drop_ou(ou: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--directory", choices=("builtin", "samba"), default="builtin")
-    ap.add_argument("--clients", type=int, default=8, help="parallel browsers (threads)")
+    ap.add_argument("--clients", type=int, default=8, help="parallel browsers (threads, over --processes)")
+    ap.add_argument(
+        "--processes", type=int, default=4, help="client processes the browsers are spread over (default 4)"
+    )
     ap.add_argument("--users", type=int, default=0, help="users to sign in as (default: 2 per client)")
     ap.add_argument("--duration", type=float, default=20.0, help="seconds of measured sign-ins")
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds of sign-ins not counted")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    ap.add_argument(
+        "--db", default="sqlite", help="sqlite, or a postgresql+psycopg://user@host server (as bench/run.py --db)"
+    )
     ap.add_argument("--json", type=Path, help="write the result here")
     args = ap.parse_args(argv)
-    run_args = harness.parse_args(["--only", "ours", "--workers", str(args.workers)])
+    run_args = harness.parse_args(["--only", "ours", "--workers", str(args.workers), "--db", args.db])
 
     workdir = Path(tempfile.mkdtemp(prefix="iam-signin-"))
     ou = f"OU=signin-{secrets.token_hex(3)},DC=example,DC=test"
@@ -225,58 +281,101 @@ def main(argv: list[str] | None = None) -> int:
             drop_ou(ou)
 
 
-def measure(args: argparse.Namespace, system: OursSignIn, base: str, users: list[str]) -> int:
-    pgid = system.server.proc.pid if system.server and system.server.proc else -1
+def browsers(
+    args: argparse.Namespace,
+    base: str,
+    client_id: str,
+    auth: str,
+    users: list[str],
+    first: int,
+    threads: int,
+    ctl: Any,
+) -> None:
+    """One browser process: `threads` browsers signing in until told to stop; sends back what it counted."""
     lock = threading.Lock()
     samples: list[dict[str, float]] = []
     errors: list[str] = []
-    phase = {"counting": False, "stop": False}
+    stop = threading.Event()
 
     def browser(i: int) -> None:
         n = 0
-        while not phase["stop"]:
+        while not stop.is_set():
             name = users[(i + n * args.clients) % len(users)]
             n += 1
             t = time.perf_counter()
             try:
-                took = sign_in(base, system.client_id, system.auth, name)
+                took = sign_in(base, client_id, auth, name)
             except Exception as exc:  # noqa: BLE001 — counted and shown, the run goes on
-                with lock:
-                    if phase["counting"]:
+                if ctl["counting"].value:
+                    with lock:
                         errors.append(f"{type(exc).__name__}: {exc}")
                 continue
             took["total"] = time.perf_counter() - t
-            with lock:
-                if phase["counting"]:
+            if ctl["counting"].value:
+                with lock:
                     samples.append(took)
 
-    threads = [threading.Thread(target=browser, args=(i,), daemon=True) for i in range(args.clients)]
-    for th in threads:
+    pool = [threading.Thread(target=browser, args=(first + i,), daemon=True) for i in range(threads)]
+    for th in pool:
         th.start()
+    ctl["stop"].wait()
+    with lock:
+        ctl["results"].put((list(samples), list(errors)))
+    stop.set()
+    for th in pool:
+        th.join(60)
+
+
+def measure(args: argparse.Namespace, system: OursSignIn, base: str, users: list[str]) -> int:
+    import multiprocessing
+
+    pgid = system.server.proc.pid if system.server and system.server.proc else -1
+    mp = multiprocessing.get_context("fork")
+    ctl = {"counting": mp.Value("b", 0), "stop": mp.Event(), "results": mp.Queue()}
+    processes = max(1, min(args.processes, args.clients))
+    procs = []
+    for p in range(processes):
+        first = p * args.clients // processes
+        threads = (p + 1) * args.clients // processes - first
+        work = (args, base, system.client_id, system.auth, users, first, threads, ctl)
+        procs.append(mp.Process(target=browsers, args=work, daemon=True))
+    for proc in procs:
+        proc.start()
+    pids = {proc.pid for proc in procs}
+
+    def is_browser(pid: int, comm: str, group: int) -> bool:
+        return pid in pids
+
     time.sleep(args.warmup)
     own = harness.cpu_ticks(lambda pid, comm, group: group == pgid)
     dc0 = harness.cpu_ticks(is_dc)
-    browsers0 = time.process_time()
+    browsers0 = harness.cpu_ticks(is_browser)
     busy0, _ = harness.machine_cpu_seconds()
-    with lock:
-        phase["counting"] = True
+    ctl["counting"].value = 1
     t0 = time.perf_counter()
     time.sleep(args.duration)
-    with lock:
-        phase["counting"] = False
-        count, failed = len(samples), len(errors)
+    ctl["counting"].value = 0
     wall = time.perf_counter() - t0
     server_cpu = harness.cpu_seconds_between(own, harness.cpu_ticks(lambda pid, comm, group: group == pgid))
     dc_cpu = harness.cpu_seconds_between(dc0, harness.cpu_ticks(is_dc))
-    browsers_cpu = time.process_time() - browsers0
+    browsers_cpu = harness.cpu_seconds_between(browsers0, harness.cpu_ticks(is_browser))
     busy1, _ = harness.machine_cpu_seconds()
-    phase["stop"] = True
-    for th in threads:
-        th.join(60)
+    ctl["stop"].set()
+    samples: list[dict[str, float]] = []
+    errors: list[str] = []
+    for _ in procs:
+        got_samples, got_errors = ctl["results"].get(timeout=120)
+        samples += got_samples
+        errors += got_errors
+    for proc in procs:
+        proc.join(60)
+    count, failed = len(samples), len(errors)
     rate = count / wall
     load = os.getloadavg()
     print(
-        f"sign-ins ({args.directory} directory, {args.clients} browsers, {args.workers} workers): "
+        f"sign-ins ({args.directory} directory, {args.db.split('+')[0].split(':')[0]}, "
+        f"{args.clients} browsers in {processes} processes, "
+        f"{args.workers} workers): "
         f"{rate:.1f}/s, {failed} failed; server CPU {1000 * server_cpu / max(count, 1):.1f} ms per sign-in "
         f"({server_cpu / wall:.2f} cores; whole machine {(busy1 - busy0) / wall:.2f} cores busy; "
         f"load average {load[0]:.1f})"
@@ -284,7 +383,7 @@ def measure(args: argparse.Namespace, system: OursSignIn, base: str, users: list
     per = 1000 / max(count, 1)
     print(
         f"  CPU per sign-in: server {server_cpu * per:.1f} ms, Samba DC {dc_cpu * per:.1f} ms, "
-        f"the {args.clients} browsers (this process) {browsers_cpu * per:.1f} ms"
+        f"the {args.clients} browsers ({processes} processes) {browsers_cpu * per:.1f} ms"
     )
     if errors:
         print(f"  first failure: {errors[0]}")

@@ -53,6 +53,14 @@ def reader() -> Session:
     return g.db_reader  # type: ignore[no-any-return]
 
 
+def read_session() -> Session:
+    """Where a read goes that may come after this request's own writes: the request's session
+    once its transaction has begun (so the read sees them), else :func:`reader` — on SQLite a
+    read before the request's first write then takes no write lock."""
+    own: Session | None = g.get("db")
+    return own if own is not None and own.in_transaction() else reader()
+
+
 def client_ip() -> str | None:
     """The caller's address; X-Forwarded-For is believed only from configured proxies."""
     remote = request.remote_addr

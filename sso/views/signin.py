@@ -27,7 +27,7 @@ from iam.directory import errors as dir_errors
 from iam.directory.base import DirectoryUser
 from iam.identities import upsert_identity
 from iam.passwords import service as passwords
-from iam.web import db, services
+from iam.web import db, read_session, reader, services
 from sso import service
 from sso.forms import LoginForm
 from sso.mfa import flow as mfa_flow
@@ -223,7 +223,7 @@ def _flow_client_name() -> str | None:
     flow = session.get("flow")
     if not flow:
         return None
-    row = db().get(Client, flow.get("client", ""))
+    row = reader().get(Client, flow.get("client", ""))  # a read: no write lock for the login form
     return row.name if row else None
 
 
@@ -314,9 +314,12 @@ def _attempt(username: str) -> Iterator[None]:
         outcome = lockout.Outcome.FAILURE
         raise
     finally:
-        lockout.finish_attempt(
-            db(), settings, account=account, ip=g.client_ip, user_agent=g.user_agent, outcome=outcome
-        )
+        # its own transaction, like the start: the count stands whatever the request does next,
+        # and SQLite's write lock is not held through the rest of the sign-in
+        with services().transaction() as s:
+            lockout.finish_attempt(
+                s, settings, account=account, ip=g.client_ip, user_agent=g.user_agent, outcome=outcome
+            )
 
 
 def _login_error(exc: Exception) -> tuple[str, str]:
@@ -373,7 +376,6 @@ def complete_authentication(user: DirectoryUser, *, amr: Sequence[str], method: 
     a level the request, the client or the user's groups still demand leads to the step-up
     page. ``method`` names the sign-in method in the audit trail.
     """
-    s = db()
     settings = _settings()
     now_ts = clock.timestamp()
     sso = current_sso()
@@ -410,7 +412,7 @@ def complete_authentication(user: DirectoryUser, *, amr: Sequence[str], method: 
     ):
         first = list(pending.get("amr") or [])
     achieved = levels.normalise_amr(first, amr)
-    if mfa_flow.second_factor_due(s, settings, user.id, achieved):
+    if mfa_flow.second_factor_due(read_session(), settings, user.id, achieved):
         session[PENDING_KEY] = {"sub": user.id, "amr": achieved, "at": now_ts, "method": method}
         _record(
             "login.first_factor",
