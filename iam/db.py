@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, String, TypeDecorator, create_engine, event, inspect
+from sqlalchemy import DateTime, Engine, String, TypeDecorator, bindparam, create_engine, event, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -188,19 +188,29 @@ def readonly(factory: sessionmaker[Session]) -> sessionmaker[Session]:
     )
 
 
+_IF_ABSENT: dict[tuple[type[Base], str, tuple[str, ...]], Any] = {}
+
+
 def insert_if_absent(session: Session, model: type[Base], values: dict[str, Any]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite): safe when two transactions
-    create the same row at once. True if this call inserted it."""
-    if is_postgres(session):
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    create the same row at once. True if this call inserted it.
 
-        stmt: Any = pg_insert(model).values(values).on_conflict_do_nothing()
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    The statement is built once per table, dialect and set of columns (sign-ins run this on
+    every attempt, issue 18); the values are its parameters."""
+    dialect = session.get_bind().dialect.name
+    key = (model, dialect, tuple(sorted(values)))
+    stmt = _IF_ABSENT.get(key)
+    if stmt is None:
+        from sqlalchemy.dialects import postgresql, sqlite
 
-        stmt = sqlite_insert(model).values(values).on_conflict_do_nothing()
-    pk = list(inspect(model).primary_key)
-    return session.connection().execute(stmt.returning(*pk)).first() is not None
+        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        pk = list(inspect(model).primary_key)
+        params: dict[str, Any] = {name: bindparam(f"v_{name}") for name in key[2]}
+        stmt = _IF_ABSENT.setdefault(
+            key, insert(model).values(params).on_conflict_do_nothing().returning(*pk)
+        )
+    row = session.connection().execute(stmt, {f"v_{name}": value for name, value in values.items()}).first()
+    return row is not None
 
 
 def is_postgres(session: Session) -> bool:

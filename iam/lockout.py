@@ -21,9 +21,9 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, and_, bindparam, case, delete, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from iam import audit, clock
@@ -111,15 +111,74 @@ class LockState:
     by: str | None = None  # "account" or "address"
 
 
+# Every sign-in runs begin_attempt and finish_attempt while holding SQLite's write lock (or the
+# counter row's lock on PostgreSQL): their statements are built once (Core on the table, no ORM
+# unit of work; the compiled form is cached on the statement), issue 18.
+_LC = cast(Table, LockoutCounter.__table__)
+_LOCKED = select(_LC.c.key, _LC.c.locked_until).where(
+    _LC.c.key.in_(bindparam("keys", expanding=True)), _LC.c.locked_until > bindparam("now")
+)
+_READ = select(_LC.c.failures, _LC.c.in_flight, _LC.c.window_start, _LC.c.locked_until).where(
+    _LC.c.key == bindparam("k")
+)
+_READ_FOR_UPDATE = _READ.with_for_update()
+_WRITE = (
+    update(_LC)
+    .where(_LC.c.key == bindparam("k"))
+    .values(
+        failures=bindparam("f"),
+        in_flight=bindparam("n"),
+        window_start=bindparam("start"),
+        locked_until=bindparam("until"),
+    )
+)
+_OVER = or_(
+    _LC.c.window_start <= bindparam("cutoff", type_=_LC.c.window_start.type),
+    and_(
+        _LC.c.locked_until.is_not(None), _LC.c.locked_until <= bindparam("now", type_=_LC.c.locked_until.type)
+    ),
+)
+_LEFT = {  # an attempt ends: it is no longer in flight (a window that is over starts afresh)
+    "in_flight": case((_OVER, 0), (_LC.c.in_flight > 0, _LC.c.in_flight - 1), else_=0),
+    "window_start": case(
+        (_OVER, bindparam("start", type_=_LC.c.window_start.type)), else_=_LC.c.window_start
+    ),
+}
+_END_SUCCESS = (
+    update(_LC).where(_LC.c.key == bindparam("k")).values({**_LEFT, "failures": 0, "locked_until": None})
+)
+_END_OTHER = (
+    update(_LC)
+    .where(_LC.c.key == bindparam("k"))
+    .values(
+        {
+            **_LEFT,
+            "failures": case((_OVER, 0), else_=_LC.c.failures),
+            "locked_until": case((_OVER, null()), else_=_LC.c.locked_until),
+        }
+    )
+)
+
+
 def state(session: Session, *, account: Account, ip: str | None) -> LockState:
     """Is this account or this address locked now? (read-only)"""
-    now = clock.now()
     keys = [k for k in (account.key, address_key(ip)) if k]
-    rows = session.scalars(select(LockoutCounter).where(LockoutCounter.key.in_(keys))).all()
-    for row in rows:
-        if row.locked_until is not None and row.locked_until > now:
-            return LockState(True, row.locked_until, "account" if row.key.startswith("acct:") else "address")
+    session.flush()  # counters changed through the ORM in this session (record_failure) count
+    locked = session.connection().execute(_LOCKED, {"keys": keys, "now": clock.now()}).first()
+    if locked is not None:
+        return LockState(
+            True, locked.locked_until, "account" if locked.key.startswith("acct:") else "address"
+        )
     return LockState(False)
+
+
+def _window_over(
+    window_start: dt.datetime, locked_until: dt.datetime | None, settings: LockoutSettings, now: dt.datetime
+) -> bool:
+    """The counting window has passed, or the lock has ended: the counter starts afresh."""
+    return window_start + dt.timedelta(seconds=settings.window) <= now or (
+        locked_until is not None and locked_until <= now
+    )
 
 
 def _counter(session: Session, key: str, settings: LockoutSettings, now: dt.datetime) -> LockoutCounter:
@@ -133,9 +192,7 @@ def _counter(session: Session, key: str, settings: LockoutSettings, now: dt.date
         stmt = stmt.with_for_update()
     row = session.scalar(stmt)
     assert row is not None
-    if row.window_start + dt.timedelta(seconds=settings.window) <= now or (
-        row.locked_until is not None and row.locked_until <= now
-    ):
+    if _window_over(row.window_start, row.locked_until, settings, now):
         # in-flight attempts older than the window belong to requests that died half-way
         row.failures, row.in_flight, row.window_start, row.locked_until = 0, 0, now, None
     return row
@@ -198,20 +255,30 @@ def begin_attempt(
     is in flight, so however many attempts run in parallel, the directory sees at most
     ``threshold`` wrong passwords per window (and AD, whose own threshold is higher, never locks
     the account first). Refused while locked, or while failures + attempts in flight have
-    reached the threshold."""
+    reached the threshold.
+
+    Four statements, built once (see ``_READ``)."""
     now = clock.now()
     current = state(session, account=account, ip=ip)
     if current.locked:
         return current
-    row = _counter(session, account.key, settings, now)
-    if row.locked_until is not None:
-        return LockState(True, row.locked_until, "account")
-    if row.failures + row.in_flight >= settings.threshold:
-        session.flush()
-        return LockState(True, None, "account")
-    row.in_flight += 1
-    session.flush()
-    return LockState(False)
+    insert_if_absent(
+        session, LockoutCounter, {"key": account.key, "failures": 0, "in_flight": 0, "window_start": now}
+    )
+    conn = session.connection()
+    read = _READ_FOR_UPDATE if is_postgres(session) else _READ
+    failures, in_flight, window_start, locked_until = conn.execute(read, {"k": account.key}).one()
+    if _window_over(window_start, locked_until, settings, now):
+        # in-flight attempts older than the window belong to requests that died half-way
+        failures, in_flight, window_start, locked_until = 0, 0, now, None
+    refused = locked_until is not None or failures + in_flight >= settings.threshold
+    n = in_flight + (0 if refused else 1)
+    conn.execute(
+        _WRITE, {"k": account.key, "f": failures, "n": n, "start": window_start, "until": locked_until}
+    )
+    if locked_until is not None:
+        return LockState(True, locked_until, "account")
+    return LockState(True, None, "account") if refused else LockState(False)
 
 
 def finish_attempt(
@@ -223,15 +290,25 @@ def finish_attempt(
     user_agent: str | None,
     outcome: Outcome,
 ) -> None:
-    """End an attempt started with :func:`begin_attempt` and count its outcome."""
+    """End an attempt started with :func:`begin_attempt` and count its outcome.
+
+    A success (or an attempt the directory could not judge) is one UPDATE; a counter that is
+    gone (an administrator's unlock deleted it) needs nothing: absent means no failures."""
     now = clock.now()
-    row = _counter(session, account.key, settings, now)
-    row.in_flight = max(0, row.in_flight - 1)
-    if outcome is Outcome.SUCCESS:
-        row.failures, row.locked_until = 0, None
-    session.flush()
     if outcome is Outcome.FAILURE:
+        row = _counter(session, account.key, settings, now)
+        row.in_flight = max(0, row.in_flight - 1)
+        session.flush()
         record_failure(session, settings, account=account, ip=ip, user_agent=user_agent)
+        return
+    params = {
+        "k": account.key,
+        "now": now,
+        "start": now,
+        "cutoff": now - dt.timedelta(seconds=settings.window),
+    }
+    session.flush()
+    session.connection().execute(_END_SUCCESS if outcome is Outcome.SUCCESS else _END_OTHER, params)
 
 
 def unlock(session: Session, *, account: Account, actor: str) -> bool:
