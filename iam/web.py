@@ -9,7 +9,8 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
@@ -59,6 +60,19 @@ def read_session() -> Session:
     read before the request's first write then takes no write lock."""
     own: Session | None = g.get("db")
     return own if own is not None and own.in_transaction() else reader()
+
+
+@contextmanager
+def write_now() -> Iterator[Session]:
+    """A transaction for a write that must not wait for the end of the request: the request's own
+    session once its transaction has begun (on SQLite it holds the write lock, which a second
+    transaction would wait for), else a short one of its own, committed at once."""
+    own: Session | None = g.get("db")
+    if own is not None and own.in_transaction():
+        yield own
+    else:
+        with services().transaction() as session:
+            yield session
 
 
 def client_ip() -> str | None:

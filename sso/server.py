@@ -99,16 +99,20 @@ class OAuthUser:
     refresh_value: str | None = None
     """The refresh token to issue: its hash is recorded when the old one is claimed."""
     claim: Any = None
-    """Refresh grant: the old token's row, claimed only once both new tokens are signed."""
+    """Code and refresh grants: the code's or the old refresh token's row, claimed only once the
+    new tokens are signed (:class:`ClaimLast`)."""
+    issued: dict[str, Any] = field(default_factory=dict)
+    """What the tokens of this request are (``jti``, ``exp`` of the access token, the refresh
+    ``family``): a code's claim records them, so a replay of the code can revoke them."""
     writes: list[Callable[[], Any]] = field(default_factory=list)
-    """Refresh grant: the writes that follow a successful claim (the new token, the audit event)."""
+    """The writes that follow a successful claim (the new refresh token, the audit event)."""
 
     def get_user_id(self) -> str:
         return self.ctx.sub
 
     def write(self, op: Callable[[], T]) -> T | None:
-        """Run a write now — or, in a refresh, keep it for after the old token's claim
-        (:meth:`RefreshTokenGrant.create_token_response`) and answer None."""
+        """Run a write now — or, when a credential is claimed last, keep it for after the claim
+        (:meth:`ClaimLast.create_token_response`) and answer None."""
         if self.claim is None:
             return op()
         self.writes.append(op)
@@ -350,7 +354,30 @@ class ClientScopes:
             raise InvalidScopeError(description="The client may not request this scope.")
 
 
-class AuthorizationCodeGrant(ClientScopes, grants.AuthorizationCodeGrant):  # type: ignore[misc]
+class ClaimLast:
+    """Grants that redeem a credential (the code, the old refresh token): authlib's checks and
+    both new tokens first, then the writes — the credential is claimed (atomically: of two
+    concurrent uses exactly one wins, the other is a replay), and the new refresh token and the
+    audit event are written right after the claim. Until the claim nothing is written, so on
+    SQLite the write lock is held for these writes and the commit alone (issue 18). A lost claim
+    answers ``invalid_grant``; nothing signed is sent."""
+
+    request: Any
+
+    def claim(self, user: OAuthUser) -> bool:
+        raise NotImplementedError
+
+    def create_token_response(self) -> Any:
+        result = super().create_token_response()  # type: ignore[misc]
+        user: OAuthUser = self.request.user
+        if user.claim is None or not self.claim(user):
+            raise InvalidGrantError()
+        for write in user.writes:
+            write()
+        return result
+
+
+class AuthorizationCodeGrant(ClaimLast, ClientScopes, grants.AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def save_authorization_code(self, code: str, request: Any) -> None:
@@ -373,22 +400,31 @@ class AuthorizationCodeGrant(ClientScopes, grants.AuthorizationCodeGrant):  # ty
         )
 
     def query_authorization_code(self, code: str, client: OAuthClient) -> StoredCode | None:
-        row = service.consume_code(_db(), code, client.client_id)
+        row = service.find_code(web_reader(), _db(), code, client.client_id)
         return StoredCode(row) if row else None
 
     def delete_authorization_code(self, authorization_code: StoredCode) -> None:
-        """Codes are marked used, not deleted: a replay must be recognised."""
+        """Codes are marked used, not deleted (by :meth:`claim`): a replay must be recognised."""
 
     def authenticate_user(self, authorization_code: StoredCode) -> OAuthUser | None:
         row = authorization_code.row
         if not self.server.user_is_active(row.sub):
             return None
-        user = OAuthUser(service.AuthContext.of(row))
-        g.iam_code_row = row
-        return user
+        return OAuthUser(
+            service.AuthContext.of(row),
+            family_id=service.new_family_id(),
+            refresh_value=service.new_refresh_value(),
+            claim=row,
+        )
+
+    def claim(self, user: OAuthUser) -> bool:
+        issued = user.issued
+        return service.claim_code(
+            _db(), user.claim, jti=issued.get("jti"), exp=issued.get("exp"), family_id=issued.get("family")
+        )
 
 
-class RefreshTokenGrant(ClientScopes, grants.RefreshTokenGrant):  # type: ignore[misc]
+class RefreshTokenGrant(ClaimLast, ClientScopes, grants.RefreshTokenGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
@@ -412,23 +448,11 @@ class RefreshTokenGrant(ClientScopes, grants.RefreshTokenGrant):  # type: ignore
             claim=row,
         )
 
-    def create_token_response(self) -> Any:
-        """authlib's refresh, then the writes: the old token is claimed (atomically: of two
-        concurrent uses exactly one wins, the other is a replay) only after both new tokens are
-        signed, and the new token and the audit event are written right after the claim. Until
-        the claim nothing is written, so on SQLite the write lock is held for these writes and
-        the commit alone. A lost claim answers ``invalid_grant``; nothing signed is sent."""
-        result = super().create_token_response()
-        user: OAuthUser = self.request.user
-        value = user.refresh_value or ""
-        if user.claim is None or not service.claim_refresh_token(_db(), user.claim, token_hash(value)):
-            raise InvalidGrantError()
-        for write in user.writes:
-            write()
-        return result
+    def claim(self, user: OAuthUser) -> bool:
+        return service.claim_refresh_token(_db(), user.claim, token_hash(user.refresh_value or ""))
 
     def revoke_old_credential(self, refresh_token: StoredRefresh) -> None:
-        """Nothing to do: :meth:`create_token_response` claims the old token (marks it used)."""
+        """Nothing to do: :meth:`claim` marks the old token used."""
 
 
 class ClientCredentialsGrant(ClientScopes, grants.ClientCredentialsGrant):  # type: ignore[misc]
@@ -613,10 +637,8 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             "scope": scope,
             "_jti": claims["jti"],
         }
-        code_row = g.pop("iam_code_row", None)
-        if code_row is not None:  # a replay of the code revokes this token (RFC 6749 §4.1.2)
-            code_row.access_jti = claims["jti"]
-            code_row.access_expires_at = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
+        if user is not None:  # a replay of the code revokes this token (RFC 6749 §4.1.2)
+            user.issued.update(jti=claims["jti"], exp=dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC))
         if user is not None and include_refresh_token and "refresh_token" in row.grant_types:
             store = functools.partial(
                 service.issue_refresh_token,
@@ -630,12 +652,11 @@ class IamAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 value=user.refresh_value,
             )
             stored = user.write(store)
-            if stored is None:  # a refresh: stored after the claim, with the value chosen then
+            if stored is None:  # stored after the claim, with the value and family chosen before
                 token["refresh_token"] = user.refresh_value
+                user.issued["family"] = user.family_id
             else:
-                token["refresh_token"], issued = stored
-                if code_row is not None:
-                    code_row.family_id = issued.family_id
+                token["refresh_token"] = stored[0]
         return token
 
     def id_token(

@@ -281,36 +281,67 @@ def save_code(
     return code
 
 
-def consume_code(session: Session, code: str, client_id: str) -> AuthorizationCode | None:
-    """The code, marked used — once. A replayed code revokes what it issued (RFC 6749 §4.1.2)."""
-    row = session.get(AuthorizationCode, token_hash(code))
+# A code is redeemed on every sign-in: read and claimed with statements built once (Core).
+_AC = cast(Table, AuthorizationCode.__table__)
+_AC_BY_HASH = select(_AC).where(_AC.c.code_hash == bindparam("h"))
+_AC_CLAIM = (
+    update(_AC)
+    .where(_AC.c.code_hash == bindparam("h"), _AC.c.used_at.is_(None))
+    .values(
+        used_at=bindparam("now"),
+        access_jti=bindparam("jti"),
+        access_expires_at=bindparam("exp"),
+        family_id=bindparam("family"),
+    )
+)
+
+
+def find_code(reader: Session, session: Session, code: str, client_id: str) -> Row[Any] | None:
+    """The code ``client_id`` may redeem now, read without taking any write lock; the caller
+    signs the tokens, then :func:`claim_code`. A code used before is a replay: what its first
+    use issued is revoked (in ``session``, RFC 6749 §4.1.2) and None is returned."""
+    row = reader.connection().execute(_AC_BY_HASH, {"h": token_hash(code)}).first()
     if row is None or row.client_id != client_id:
         return None
-    now = clock.now()
-    claimed = session.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.code_hash == row.code_hash, AuthorizationCode.used_at.is_(None))
-        .values(used_at=now)
-    )
-    if getattr(claimed, "rowcount", 0) != 1:
-        if row.family_id:
-            revoke_family(session, row.family_id)
-        if row.access_jti and row.access_expires_at is not None:
-            revoke_access_token(session, row.access_jti, int(row.access_expires_at.timestamp()))
-        audit.record(
-            session,
-            "token.code_replay",
-            severity=audit.Severity.SIGNIFICANT,
-            outcome="failure",
-            subject=row.sub,
-            client_id=client_id,
-            details={"family_revoked": bool(row.family_id), "access_revoked": bool(row.access_jti)},
-        )
+    if row.used_at is not None:
+        _code_replayed(session, row)
         return None
-    if row.expires_at <= now:
+    if row.expires_at <= clock.now():
         return None
-    session.refresh(row)
     return row
+
+
+def claim_code(
+    session: Session, row: Row[Any], *, jti: str | None, exp: dt.datetime | None, family_id: str | None
+) -> bool:
+    """Mark the code used — atomically, so of two concurrent redemptions exactly one wins — and
+    record what it issued (the access token's ``jti`` and expiry, the refresh token family), so
+    that a replay can revoke them. The loser is a replay: the winner's tokens are revoked."""
+    claimed = session.connection().execute(
+        _AC_CLAIM, {"h": row.code_hash, "now": clock.now(), "jti": jti, "exp": exp, "family": family_id}
+    )
+    if claimed.rowcount == 1:
+        return True
+    winner = session.connection().execute(_AC_BY_HASH, {"h": row.code_hash}).first()
+    if winner is not None:
+        _code_replayed(session, winner)
+    return False
+
+
+def _code_replayed(session: Session, row: Row[Any]) -> None:
+    if row.family_id:
+        revoke_family(session, row.family_id)
+    if row.access_jti and row.access_expires_at is not None:
+        revoke_access_token(session, row.access_jti, int(row.access_expires_at.timestamp()))
+    audit.record(
+        session,
+        "token.code_replay",
+        severity=audit.Severity.SIGNIFICANT,
+        outcome="failure",
+        subject=row.sub,
+        client_id=row.client_id,
+        details={"family_revoked": bool(row.family_id), "access_revoked": bool(row.access_jti)},
+    )
 
 
 # -- refresh tokens -------------------------------------------------------------------------
@@ -351,7 +382,7 @@ def issue_refresh_token(
     now = clock.now()
     issued = IssuedRefresh(
         token_hash=token_hash(value),
-        family_id=family_id or secrets.token_urlsafe(16),
+        family_id=family_id or new_family_id(),
         expires_at=family_expires_at or now + dt.timedelta(seconds=settings.tokens.refresh_token_lifetime),
     )
     session.connection().execute(
@@ -411,6 +442,11 @@ def _retry_allowed(reader: Session, row: Row[Any], grace: int) -> bool:
         return False
     successor = _refresh_row(reader, row.replaced_by)
     return successor is not None and successor.used_at is None and successor.revoked_at is None
+
+
+def new_family_id() -> str:
+    """The id of a new refresh token family (a sign-in's chain of rotated tokens)."""
+    return secrets.token_urlsafe(16)
 
 
 def new_refresh_value() -> str:

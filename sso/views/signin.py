@@ -27,7 +27,7 @@ from iam.directory import errors as dir_errors
 from iam.directory.base import DirectoryUser
 from iam.identities import upsert_identity
 from iam.passwords import service as passwords
-from iam.web import db, read_session, reader, services
+from iam.web import db, read_session, reader, services, write_now
 from sso import service
 from sso.forms import LoginForm
 from sso.mfa import flow as mfa_flow
@@ -314,9 +314,9 @@ def _attempt(username: str) -> Iterator[None]:
         outcome = lockout.Outcome.FAILURE
         raise
     finally:
-        # its own transaction, like the start: the count stands whatever the request does next,
-        # and SQLite's write lock is not held through the rest of the sign-in
-        with services().transaction() as s:
+        # at once, like the start: the count stands whatever the request does next, and on
+        # SQLite the write lock is not held through the rest of the sign-in
+        with write_now() as s:
             lockout.finish_attempt(
                 s, settings, account=account, ip=g.client_ip, user_agent=g.user_agent, outcome=outcome
             )
