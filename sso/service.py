@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from iam import audit, clock, events, jobs
 from iam.config import Settings
 from iam.crypto import random_token, token_hash
+from iam.db import insert_if_absent
 from sso.mfa.models import TotpCredential
 from sso.models import (
     AuthorizationCode,
@@ -111,6 +112,24 @@ def load_sso_session(session: Session, settings: Settings, cookie: str | None) -
     return row
 
 
+def find_sso_session(
+    reader: Session, session: Session, settings: Settings, cookie: str | None
+) -> SsoSession | None:
+    """As :func:`load_sso_session`, but read through ``reader`` (on SQLite: without the write
+    lock, issue 18). The live row is then taken over by ``session`` without reading it again,
+    so changes to it are written there — unless it must be written now (touched, or ended by
+    time): then it is loaded by ``session`` itself."""
+    if not cookie or not cookie.startswith(SESSION_PREFIX):
+        return None
+    row = reader.get(SsoSession, token_hash(cookie))
+    if row is None or row.ended_at is not None:
+        return None
+    now = clock.now()
+    if _ended_by_time(row, settings, now) or now - row.last_seen_at >= _TOUCH_EVERY:
+        return load_sso_session(session, settings, cookie)
+    return session.merge(row, load=False)
+
+
 def peek_sso_session(session: Session, settings: Settings, cookie: str | None) -> SsoSession | None:
     """The live session for a cookie, read only: neither touched nor ended (for a request that
     must not hold a write before its own separate transaction)."""
@@ -123,9 +142,8 @@ def peek_sso_session(session: Session, settings: Settings, cookie: str | None) -
 
 
 def link_client(session: Session, sso: SsoSession, client_id: str) -> None:
-    if session.get(SessionClient, (sso.id, client_id)) is None:
-        session.add(SessionClient(session_id=sso.id, client_id=client_id))
-        session.flush()
+    """Remember that ``sso`` signed in to ``client_id`` (for logout): one statement, no read."""
+    insert_if_absent(session, SessionClient, {"session_id": sso.id, "client_id": client_id})
 
 
 def user_sessions(session: Session, sub: str) -> list[SsoSession]:

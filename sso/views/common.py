@@ -15,7 +15,7 @@ from flask import (
 
 from iam import audit
 from iam.pages import error_page
-from iam.web import SignedIn, db, services
+from iam.web import SignedIn, db, reader, services
 from sso import service
 from sso.models import SsoSession
 from sso.server import IamAuthorizationServer
@@ -51,7 +51,8 @@ def local_path(value: str | None) -> str | None:
 
 def current_sso() -> SsoSession | None:
     if "sso_session" not in g:
-        row = service.load_sso_session(db(), _settings(), request.cookies.get(_cookie_name()))
+        cookie = request.cookies.get(_cookie_name())
+        row = service.find_sso_session(reader(), db(), _settings(), cookie)
         if row is not None and not server().user_is_active(row.sub):
             service.end_sso_session(db(), row, reason="account_inactive", actor="system")
             row = None
