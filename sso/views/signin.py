@@ -27,13 +27,13 @@ from iam.directory import errors as dir_errors
 from iam.directory.base import DirectoryUser
 from iam.identities import upsert_identity
 from iam.passwords import service as passwords
-from iam.web import db, read_session, reader, services, write_now
+from iam.web import db, read_session, services, write_now
 from sso import service
 from sso.forms import LoginForm
 from sso.mfa import flow as mfa_flow
 from sso.mfa import levels
 from sso.models import Client, Consent
-from sso.server import OAuthClient, OAuthUser
+from sso.server import OAuthClient, OAuthUser, load_client
 from sso.views import policy as policy_views
 from sso.views import portal as portal_views
 from sso.views.common import (
@@ -223,7 +223,7 @@ def _flow_client_name() -> str | None:
     flow = session.get("flow")
     if not flow:
         return None
-    row = reader().get(Client, flow.get("client", ""))  # a read: no write lock for the login form
+    row = load_client(flow.get("client"))  # the cached registration: no database, no write lock
     return row.name if row else None
 
 
