@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=int, default=15, help="seconds per measured wrk/sign-in run")
     ap.add_argument("--people", type=int, default=500, help="joiners for hr_bench")
     ap.add_argument("--limit-users", type=int, default=300, help="users per run of ldap_limit")
-    ap.add_argument("--clients", type=int, default=8, help="parallel browsers for the sign-ins")
+    ap.add_argument("--clients", type=int, default=24, help="parallel browsers for the sign-ins")
     ap.add_argument("--timeout", type=float, default=900, help="seconds at most per script")
     ap.add_argument("--json", type=Path, help="write the table (and each script's numbers) here")
     args = ap.parse_args(argv)

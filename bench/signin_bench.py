@@ -250,7 +250,7 @@ def drop_ou(ou: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--directory", choices=("builtin", "samba"), default="builtin")
-    ap.add_argument("--clients", type=int, default=8, help="parallel browsers (threads, over --processes)")
+    ap.add_argument("--clients", type=int, default=24, help="parallel browsers (threads, over --processes)")
     ap.add_argument(
         "--processes", type=int, default=4, help="client processes the browsers are spread over (default 4)"
     )
