@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from iam import audit, clock
@@ -35,6 +35,18 @@ def recovery_codes_left(session: Session, sub: str) -> int:
         )
         or 0
     )
+
+
+_HAS_CODES = (
+    select(RecoveryCode.id)
+    .where(RecoveryCode.sub == bindparam("sub"), RecoveryCode.used_at.is_(None))
+    .limit(1)
+)
+"""Asked on every password sign-in (is a second factor due?): built once, reads one row at most."""
+
+
+def has_recovery_codes(session: Session, sub: str) -> bool:
+    return session.execute(_HAS_CODES, {"sub": sub}).first() is not None
 
 
 def issue_recovery_codes(session: Session, settings: MfaSettings, sub: str) -> list[str]:

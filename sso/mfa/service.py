@@ -29,7 +29,7 @@ from iam import audit, clock
 from iam.config import MfaSettings
 from iam.crypto import Cipher
 from sso.mfa.models import RecoveryCode, TotpCredential
-from sso.mfa.recovery import issue_recovery_codes, recovery_codes_left, use_recovery_code
+from sso.mfa.recovery import has_recovery_codes, issue_recovery_codes, recovery_codes_left, use_recovery_code
 from sso.mfa.throttle import Throttled, check_throttle, clear_throttle, count_failure, throttled_until
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "admin_reset",
     "confirm_enrollment",
     "confirmed_totp",
+    "has_recovery_codes",
     "has_totp",
     "recovery_codes_left",
     "regenerate_recovery_codes",

@@ -71,7 +71,7 @@ hooks.register_method(
         label=_l("One of your recovery codes"),
         endpoint="mfa.recovery",
         amr=("otp",),
-        available=lambda s, sub: mfa.recovery_codes_left(s, sub) > 0,
+        available=mfa.has_recovery_codes,
         order=90,
     )
 )
