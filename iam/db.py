@@ -161,7 +161,26 @@ def make_engine(settings: DatabaseSettings) -> Engine:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    event.listen(factory, "after_begin", _connected)
+    event.listen(factory, "after_transaction_end", _transaction_ended)
+    return factory
+
+
+def _connected(session: Session, transaction: Any, connection: Any) -> None:
+    session.info["iam_connected"] = True
+
+
+def _transaction_ended(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop("iam_connected", None)
+
+
+def holds_connection(session: Session) -> bool:
+    """Has the session's transaction a database connection yet — on SQLite, the write lock?
+    (A session can be in a transaction without one: SQLAlchemy begins lazily, e.g. after
+    ``merge(load=False)`` or ``add``.)"""
+    return bool(session.info.get("iam_connected"))
 
 
 @contextmanager

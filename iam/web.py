@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, HTTPException, Unauthorized, UnsupportedMediaType
 
 from iam import cluster, pages
+from iam.db import holds_connection, is_postgres
 from iam.i18n import N_, translate
 from iam.services import Services
 
@@ -56,19 +57,19 @@ def reader() -> Session:
 
 def read_session() -> Session:
     """Where a read goes that may come after this request's own writes: the request's session
-    once its transaction has begun (so the read sees them), else :func:`reader` — on SQLite a
-    read before the request's first write then takes no write lock."""
+    once it holds a connection (so the read sees them), else :func:`reader` — on SQLite a read
+    before the request's first write then takes no write lock."""
     own: Session | None = g.get("db")
-    return own if own is not None and own.in_transaction() else reader()
+    return own if own is not None and holds_connection(own) else reader()
 
 
 @contextmanager
 def write_now() -> Iterator[Session]:
-    """A transaction for a write that must not wait for the end of the request: the request's own
-    session once its transaction has begun (on SQLite it holds the write lock, which a second
-    transaction would wait for), else a short one of its own, committed at once."""
+    """A transaction for a write that must not wait for the end of the request, committed at
+    once — except on SQLite when the request's session already holds the write lock (a second
+    transaction would wait for it): then the write goes into the request's transaction."""
     own: Session | None = g.get("db")
-    if own is not None and own.in_transaction():
+    if own is not None and holds_connection(own) and not is_postgres(own):
         yield own
     else:
         with services().transaction() as session:

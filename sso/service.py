@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from sqlalchemy import Row, Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from iam import audit, clock, events, jobs
 from iam.config import Settings
@@ -141,9 +142,20 @@ def peek_sso_session(session: Session, settings: Settings, cookie: str | None) -
     return row
 
 
-def link_client(session: Session, sso: SsoSession, client_id: str) -> None:
-    """Remember that ``sso`` signed in to ``client_id`` (for logout): one statement, no read."""
+_SSO_LIVE = select(SsoSession.__table__.c.id).where(
+    SsoSession.__table__.c.id == bindparam("id"), SsoSession.__table__.c.ended_at.is_(None)
+)
+
+
+def link_client(session: Session, sso: SsoSession, client_id: str) -> bool:
+    """Remember that ``sso`` signed in to ``client_id`` (for logout) — if it is still live, read
+    in ``session``, the transaction the code will be written in: ``sso`` may have been read
+    (without SQLite's write lock, :func:`find_sso_session`) before a logout elsewhere ended it.
+    False, and nothing linked, when it has ended."""
+    if session.connection().execute(_SSO_LIVE, {"id": sso.id}).first() is None:
+        return False
     insert_if_absent(session, SessionClient, {"session_id": sso.id, "client_id": client_id})
+    return True
 
 
 def user_sessions(session: Session, sub: str) -> list[SsoSession]:
@@ -167,11 +179,23 @@ def end_sso_session(
     user_agent: str | None = None,
     skip_client: str | None = None,
 ) -> None:
-    """End one SSO session: revoke its refresh tokens, queue back-channel logouts."""
+    """End one SSO session: revoke its refresh tokens, queue back-channel logouts — once: of
+    two requests ending it at the same time (or one that read it before the other ended it),
+    only the first does anything (a conditional UPDATE)."""
     if row.ended_at is not None:
         return
-    row.ended_at = clock.now()
-    row.end_reason = reason
+    now = clock.now()
+    ended = session.execute(
+        update(SsoSession)
+        .where(SsoSession.id == row.id, SsoSession.ended_at.is_(None))
+        .values(ended_at=now, end_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(ended, "rowcount", 0) != 1:
+        session.refresh(row, ["ended_at", "end_reason"])
+        return
+    set_committed_value(row, "ended_at", now)
+    set_committed_value(row, "end_reason", reason)
     revoke_refresh_tokens(session, session_id=row.id)
     client_ids = session.scalars(
         select(SessionClient.client_id).where(SessionClient.session_id == row.id)
@@ -304,7 +328,7 @@ _AC = cast(Table, AuthorizationCode.__table__)
 _AC_BY_HASH = select(_AC).where(_AC.c.code_hash == bindparam("h"))
 _AC_CLAIM = (
     update(_AC)
-    .where(_AC.c.code_hash == bindparam("h"), _AC.c.used_at.is_(None))
+    .where(_AC.c.code_hash == bindparam("h"), _AC.c.used_at.is_(None), _AC.c.expires_at > bindparam("now"))
     .values(
         used_at=bindparam("now"),
         access_jti=bindparam("jti"),
@@ -332,18 +356,19 @@ def find_code(reader: Session, session: Session, code: str, client_id: str) -> R
 def claim_code(
     session: Session, row: Row[Any], *, jti: str | None, exp: dt.datetime | None, family_id: str | None
 ) -> bool:
-    """Mark the code used — atomically, so of two concurrent redemptions exactly one wins — and
-    record what it issued (the access token's ``jti`` and expiry, the refresh token family), so
-    that a replay can revoke them. The loser is a replay: the winner's tokens are revoked."""
+    """Mark the code used — atomically, so of two concurrent redemptions exactly one wins, and
+    only while it has not expired — and record what it issued (the access token's ``jti`` and
+    expiry, the refresh token family), so that a replay can revoke them. The loser is a replay:
+    the winner's tokens are revoked."""
     claimed = session.connection().execute(
         _AC_CLAIM, {"h": row.code_hash, "now": clock.now(), "jti": jti, "exp": exp, "family": family_id}
     )
     if claimed.rowcount == 1:
         return True
     winner = session.connection().execute(_AC_BY_HASH, {"h": row.code_hash}).first()
-    if winner is not None:
+    if winner is not None and winner.used_at is not None:
         _code_replayed(session, winner)
-    return False
+    return False  # used by a concurrent redemption, or expired while the tokens were made
 
 
 def _code_replayed(session: Session, row: Row[Any]) -> None:

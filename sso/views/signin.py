@@ -111,7 +111,8 @@ def authorize() -> Any:
                 return fail("invalid_request", "max_age must be a number of seconds")
             if (clock.now() - sso.auth_time).total_seconds() > age:
                 needs_login = True
-    if needs_login:
+
+    def sign_in() -> Any:
         if "none" in prompt:
             return fail("login_required")
         # a fresh sign-in is due: whatever comes next starts a new session, never a step-up
@@ -124,6 +125,9 @@ def authorize() -> Any:
         }
         session.pop("fresh_login", None)
         return redirect(url_for("sso.login"))
+
+    if needs_login:
+        return sign_in()
     assert sso is not None
     session.pop("fresh_login", None)
     row = client.row
@@ -155,7 +159,8 @@ def authorize() -> Any:
                 "client": row.client_id,
             }
             return redirect(url_for("sso.consent"))
-    service.link_client(db(), sso, row.client_id)
+    if not service.link_client(db(), sso, row.client_id):
+        return sign_in()  # the session ended (a logout elsewhere) since it was read
     ctx = service.AuthContext.of(sso)
     return srv.create_authorization_response(grant=grant, grant_user=OAuthUser(ctx))
 
