@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds of sign-ins not counted")
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     ap.add_argument(
-        "--db", default="sqlite", help="sqlite, or a postgresql+psycopg://user@host server (as bench/run.py --db)"
+        "--db", default="sqlite", help="sqlite, or a postgresql+psycopg://user@host server (as run.py)"
     )
     ap.add_argument("--json", type=Path, help="write the result here")
     args = ap.parse_args(argv)
