@@ -161,7 +161,11 @@ def make_engine(settings: DatabaseSettings) -> Engine:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    return track_connections(sessionmaker(bind=engine, expire_on_commit=False))
+
+
+def track_connections(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Let :func:`holds_connection` tell whether a session of ``factory`` holds a connection."""
     event.listen(factory, "after_begin", _connected)
     event.listen(factory, "after_transaction_end", _transaction_ended)
     return factory
