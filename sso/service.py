@@ -96,12 +96,18 @@ def _ended_by_time(row: SsoSession, settings: Settings, now: dt.datetime) -> str
     return None
 
 
-def load_sso_session(session: Session, settings: Settings, cookie: str | None) -> SsoSession | None:
-    """The live session for a cookie, touched; None when absent, ended or timed out."""
+def _unended(session: Session, cookie: str | None) -> SsoSession | None:
+    """The session row a cookie names, unless there is none or it has ended."""
     if not cookie or not cookie.startswith(SESSION_PREFIX):
         return None
     row = session.get(SsoSession, token_hash(cookie))
-    if row is None or row.ended_at is not None:
+    return None if row is None or row.ended_at is not None else row
+
+
+def load_sso_session(session: Session, settings: Settings, cookie: str | None) -> SsoSession | None:
+    """The live session for a cookie, touched; None when absent, ended or timed out."""
+    row = _unended(session, cookie)
+    if row is None:
         return None
     now = clock.now()
     reason = _ended_by_time(row, settings, now)
@@ -120,10 +126,8 @@ def find_sso_session(
     lock, issue 18). The live row is then taken over by ``session`` without reading it again,
     so changes to it are written there — unless it must be written now (touched, or ended by
     time): then it is loaded by ``session`` itself."""
-    if not cookie or not cookie.startswith(SESSION_PREFIX):
-        return None
-    row = reader.get(SsoSession, token_hash(cookie))
-    if row is None or row.ended_at is not None:
+    row = _unended(reader, cookie)
+    if row is None:
         return None
     now = clock.now()
     if _ended_by_time(row, settings, now) or now - row.last_seen_at >= _TOUCH_EVERY:
@@ -134,17 +138,12 @@ def find_sso_session(
 def peek_sso_session(session: Session, settings: Settings, cookie: str | None) -> SsoSession | None:
     """The live session for a cookie, read only: neither touched nor ended (for a request that
     must not hold a write before its own separate transaction)."""
-    if not cookie or not cookie.startswith(SESSION_PREFIX):
-        return None
-    row = session.get(SsoSession, token_hash(cookie))
-    if row is None or row.ended_at is not None or _ended_by_time(row, settings, clock.now()):
-        return None
-    return row
+    row = _unended(session, cookie)
+    return None if row is None or _ended_by_time(row, settings, clock.now()) else row
 
 
-_SSO_LIVE = select(SsoSession.__table__.c.id).where(
-    SsoSession.__table__.c.id == bindparam("id"), SsoSession.__table__.c.ended_at.is_(None)
-)
+_SS = cast(Table, SsoSession.__table__)
+_SSO_LIVE = select(_SS.c.id).where(_SS.c.id == bindparam("id"), _SS.c.ended_at.is_(None))
 
 
 def link_client(session: Session, sso: SsoSession, client_id: str) -> bool:
