@@ -166,12 +166,19 @@ fi
 )
 chmod 644 "$D/tls/ca.pem" "$D/tls/cert.pem"
 
-# 6. loopback only, just the services LDAP(S)/Kerberos need, every file inside DIR
+# 6. loopback only, just the services LDAP(S)/Kerberos need, every file inside DIR. The RPC
+#    endpoints' ports are taken outside the kernel's ephemeral range: Samba's default 49152-65535
+#    overlaps it, and a client socket (or one in TIME_WAIT after a benchmark) on 49154 made the DC
+#    refuse to start ("Failed to listen on 127.0.0.1:49154").
+read -r EPH_LO EPH_HI </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || { EPH_LO=32768; EPH_HI=60999; }
+if [ "$EPH_HI" -le 65335 ]; then RPC_PORTS="$((EPH_HI + 1))-$((EPH_HI + 200))"
+else RPC_PORTS="$((EPH_LO - 200))-$((EPH_LO - 1))"; fi
 sed -i '/^\tserver services = /d; /^\tlog file = /d' "$D/etc/smb.conf"
 sed -i "0,/^\[global\]/s||[global]\n\
 \tinterfaces = lo\n\
 \tbind interfaces only = yes\n\
 \tserver services = ldap, cldap, kdc, rpc\n\
+\trpc server dynamic port range = $RPC_PORTS\n\
 \tpid directory = $D/run\n\
 \tncalrpc dir = $D/run/ncalrpc\n\
 \tlog file = $D/log/samba.log\n\
