@@ -37,7 +37,8 @@ from iam.db import transaction
 from iam.models.directory import DirectoryWrite
 
 if TYPE_CHECKING:
-    from iam.directory.ad import ActiveDirectory, _Entry
+    from iam.directory.ad import ActiveDirectory
+    from iam.directory.ad.common import _Entry
 
 log = logging.getLogger("iam.directory")
 
