@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from iam import clock
 from pim.models import LIVE_STATES, AdminAccount, ElevationRequest
+from sso.claims import register_token_hook
 
 # asked on every token (refreshes included): built once, Core on the tables
 _ADMIN = AdminAccount.__table__
@@ -40,6 +41,4 @@ def elevation_claims(session: Session, sub: str, exp: int) -> dict[str, Any]:
 
 
 def register() -> None:
-    from sso.claims import register_token_hook
-
     register_token_hook(elevation_claims)

@@ -14,6 +14,7 @@ from iam.i18n import N_
 from iam.identities import upsert_identity
 from pim.models import AdminAccount, ElevationRequest, State
 from pim.service.common import Actor, record
+from sso import service as sso_service
 
 if TYPE_CHECKING:
     from iam.services import Services
@@ -30,8 +31,6 @@ def start_admin_session(
     amr: list[str],
 ) -> tuple[str, SsoSession]:
     """A new SSO session for the requester's admin account; returns (cookie value, row)."""
-    from sso import service as sso_service
-
     req = session.get(ElevationRequest, request_id)
     if req is None or req.requester_sub != actor.sub:
         raise NotFound(N_("There is no such request."))

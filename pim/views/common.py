@@ -9,6 +9,7 @@ from iam.models.identity import Identity
 from iam.web import db, reader, services
 from pim import assurance
 from pim.service import Actor
+from sso.views.common import current_sso
 
 
 def _levels() -> list[str]:
@@ -17,8 +18,6 @@ def _levels() -> list[str]:
 
 def page_actor() -> Actor | None:
     """The signed-in person, or None (the page then sends them to sign in)."""
-    from sso.views.common import current_sso
-
     sso = current_sso()
     if sso is None:
         return None

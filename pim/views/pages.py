@@ -6,7 +6,19 @@ from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -19,7 +31,10 @@ from pim import service
 from pim.forms import DecisionForm, EligibilityForm, ReasonForm, RequestForm, ReviewForm
 from pim.roles import all_roles, get_role
 from pim.service import Actor, StepUpRequired
+from pim.service.session import start_admin_session
 from pim.views.common import dev_recheck, page_actor
+from sso import service as sso_service
+from sso.views.common import current_sso
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -387,12 +402,6 @@ def review(rid: str) -> Any:
 @signed_in
 def use_admin_account(rid: str) -> Any:
     """Switch this browser's SSO session to the admin account (ends at the elevation's end)."""
-    from flask import make_response
-
-    from pim.service.session import start_admin_session
-    from sso import service as sso_service
-    from sso.views.common import current_sso
-
     form = ReasonForm()
     if not form.validate_on_submit():
         abort(400)
