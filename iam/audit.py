@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
-from iam import clock
+from iam import clock, events, jobs
 from iam.audit_anchor import Anchor
 from iam.db import insert_if_absent
 from iam.models.audit import AuditEvent, AuditHead, Severity
@@ -240,8 +240,6 @@ def record(
         session.info.setdefault(_ROWS, []).append((event_id, row["row_hash"], event, nested))
     if severity is Severity.CRITICAL:
         security_log.warning("critical audit event %s actor=%s subject=%s", event, actor, subject)
-        from iam import jobs  # late import: jobs imports audit for its own events
-
         jobs.enqueue(session, "iam.notify_critical", {"event_id": event_id}, priority=jobs.URGENT)
     return event_id
 
@@ -317,14 +315,26 @@ def _keep_refusals(session: Session, transaction: SessionTransaction) -> None:
                     continue  # it committed with the caller's transaction
                 event_id = int(conn.execute(_INSERT_EVENT, row).scalar_one())
                 if row["severity"] == Severity.CRITICAL:
-                    from iam import jobs  # late import: jobs imports audit for its own events
-
                     jobs.enqueue(own, "iam.notify_critical", {"event_id": event_id}, priority=jobs.URGENT)
     except Exception:  # never mask the refusal itself; say loudly what was lost
         security_log.exception(
             "refusal audit events could not be kept: %s", ", ".join(str(r["event"]) for r in pending)
         )
 
+
+def _job_dead(job_id: Any, *, session: Session, kind: str, attempts: int, **_: Any) -> None:
+    """A background job gave up after its last attempt (sent by :mod:`iam.jobs` in the
+    transaction that marks it dead): a significant event, so the console and the SIEM see it."""
+    record(
+        session,
+        "job.dead",
+        severity=Severity.SIGNIFICANT,
+        outcome="failure",
+        details={"job": job_id, "kind": kind, "attempts": attempts},
+    )
+
+
+events.job_dead.connect(_job_dead)
 
 _LOCK_HEAD = (
     update(AuditHead)

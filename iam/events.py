@@ -30,6 +30,11 @@ review_requested = _signals.signal("review-requested")
 (``mover``, ``rehire``, ``break_glass``, ``out_of_band``), actor. Access reviews start a campaign
 for that person from every definition that names the event (R-JML-4, R-PIM-7, R-PIM-8)."""
 
+job_dead = _signals.signal("job-dead")
+"""sender: the job's id; kwargs: session, kind, attempts. Sent by iam.jobs in the transaction that
+marks a job dead after its last attempt; iam.audit records ``job.dead`` (so jobs need not import
+audit, which queues its notifications as jobs)."""
+
 audit_anchored = _signals.signal("audit-anchored")
 """sender: kind (``genesis``/``rows``/``seal``); kwargs: entry (the anchor line as a dict, with its
 MAC). Sent after the commit that the line anchors (iam.audit_anchor). The hook for the SIEM

@@ -32,7 +32,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from iam import clock
+from iam import clock, events
 from iam.db import insert_if_absent, is_postgres
 from iam.models.jobs import Job, JobStatus, PeriodicRun
 
@@ -212,18 +212,10 @@ def settle(session: Session, job_ids: list[str], *, me: str, error: str | None, 
             job.finished_at = now
             job.last_error = None
         elif job.attempts >= job.max_attempts:
-            from iam import audit
-
             job.status = JobStatus.DEAD
             job.finished_at = now
             job.last_error = error[:2000]
-            audit.record(
-                session,
-                "job.dead",
-                severity=audit.Severity.SIGNIFICANT,
-                outcome="failure",
-                details={"job": job.id, "kind": job.kind, "attempts": job.attempts},
-            )
+            events.job_dead.send(job.id, session=session, kind=job.kind, attempts=job.attempts)
         else:
             job.status = JobStatus.PENDING
             job.last_error = error[:2000]
@@ -418,15 +410,7 @@ def _run_one(services: Services, job_id: str, kind: str, payload: dict[str, Any]
         if job.attempts >= job.max_attempts:
             job.status = JobStatus.DEAD
             job.finished_at = clock.now()
-            from iam import audit
-
-            audit.record(
-                session,
-                "job.dead",
-                severity=audit.Severity.SIGNIFICANT,
-                outcome="failure",
-                details={"job": job_id, "kind": kind, "attempts": job.attempts},
-            )
+            events.job_dead.send(job_id, session=session, kind=kind, attempts=job.attempts)
         else:
             job.status = JobStatus.PENDING
             job.run_at = clock.now() + backoff(job.attempts, services.settings.worker.backoff_base)

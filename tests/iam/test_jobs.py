@@ -228,6 +228,30 @@ def test_failing_handler_backs_off_then_dies_with_an_audit_event(services: Servi
         assert audit.verify(s).ok
 
 
+def test_a_batch_job_that_dies_in_settle_writes_the_same_audit_event(services: Services, kind: str) -> None:
+    """Jobs served many at once (``claim_more`` … ``settle``): the last failed attempt makes the
+    job dead and writes ``job.dead`` in the same transaction, as :func:`jobs.run_due` does."""
+    job_id = enqueue(services, kind, {"n": 1}, max_attempts=1)
+    with services.transaction() as s:
+        claimed, _busy = jobs.claim_more(s, kind, me="batch-worker", limit=10, lease=60)
+    assert [jid for jid, _ in claimed] == [job_id]
+    with services.transaction() as s:
+        jobs.settle(s, [job_id], me="batch-worker", error="directory said no", backoff_base=1.0)
+    job = get(services, job_id)
+    assert (job.status, job.last_error) == (JobStatus.DEAD, "directory said no")
+    [dead] = audit_events(services, "job.dead")
+    assert (dead.severity, dead.outcome) == ("significant", "failure")
+    assert dead.details == {"job": job_id, "kind": kind, "attempts": 1}
+
+    # a failure that still has attempts left is no death
+    other = enqueue(services, kind, {"n": 2}, max_attempts=3)
+    with services.transaction() as s:
+        jobs.claim_more(s, kind, me="batch-worker", limit=10, lease=60)
+        jobs.settle(s, [other], me="batch-worker", error="busy", backoff_base=1.0)
+    assert get(services, other).status == JobStatus.PENDING
+    assert len(audit_events(services, "job.dead")) == 1
+
+
 def test_retry_later_keeps_the_job_pending(
     services: Services, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
