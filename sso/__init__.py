@@ -59,7 +59,10 @@ def init_app(app: Flask, services: Services) -> None:
     from sso.views.common import signed_in_person
 
     register_signed_in(app, signed_in_person)  # who asks: core pages, page language, the console
-    from sso.views import card  # smart-card sign-in (/card/…, /api/v1/x509/…)
+    from sso.views import (
+        card,  # smart-card sign-in (/card/…)
+        card_api,  # noqa: F401 — adds /api/v1/x509/… to card.bp before it is registered
+    )
 
     card.init_app(app, csrf)
     if services.settings.dev_mode:

@@ -313,9 +313,8 @@ def _register_with_the_mfa_pages() -> None:
 
 
 def init_app(app: Any, csrf: Any) -> None:
-    """Register the pages and the API (Bearer-token POSTs carry no CSRF token)."""
-    from sso.views import card_api  # noqa: F401 — importing registers the API routes
-
+    """Register the pages and the API (Bearer-token POSTs carry no CSRF token). The API's routes
+    are added to :data:`bp` by :mod:`sso.views.card_api`, which the caller imports first."""
     app.register_blueprint(bp)
     _register_with_the_mfa_pages()
     app.jinja_env.globals["card_sign_in"] = app.extensions["iam.settings"].x509.enabled
