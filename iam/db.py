@@ -160,12 +160,10 @@ def make_engine(settings: DatabaseSettings) -> Engine:
     )
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return track_connections(sessionmaker(bind=engine, expire_on_commit=False))
-
-
-def track_connections(factory: sessionmaker[Session]) -> sessionmaker[Session]:
-    """Let :func:`holds_connection` tell whether a session of ``factory`` holds a connection."""
+def make_sessionmaker(engine: Engine, *, info: dict[str, Any] | None = None) -> sessionmaker[Session]:
+    """The sessions of ``engine`` (objects stay readable after commit); :func:`holds_connection`
+    can tell whether one of them holds a connection."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False, info=info)
     event.listen(factory, "after_begin", _connected)
     event.listen(factory, "after_transaction_end", _transaction_ended)
     return factory

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from iam.audit import Anchor, audit_key, install_anchor
 from iam.config import Settings
 from iam.crypto import Cipher, dev_secret
-from iam.db import make_engine, readonly, track_connections, transaction
+from iam.db import make_engine, make_sessionmaker, readonly, transaction
 from iam.directory.base import Directory
 from iam.errors import ConfigError
 
@@ -38,12 +38,8 @@ class Services:
         self.password_profile = profile_from_settings(settings.passwords, languages=settings.languages)
         """The organisation's password profile, validated at start (R-PW-1)."""
         self.engine: Engine = make_engine(settings.database)
-        self.sessions: sessionmaker[Session] = track_connections(
-            sessionmaker(
-                bind=self.engine,
-                expire_on_commit=False,
-                info={"iam.audit_key": audit_key(self.secret_key)},
-            )
+        self.sessions: sessionmaker[Session] = make_sessionmaker(
+            self.engine, info={"iam.audit_key": audit_key(self.secret_key)}
         )
         self.audit_anchor = Anchor(
             settings.audit.anchor_file or settings.var_dir / "audit-anchor.jsonl",

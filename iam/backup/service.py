@@ -460,7 +460,7 @@ def drill(
     too (and the error raised)."""
     from iam.audit import audit_key
     from iam.config import DatabaseSettings
-    from iam.db import make_engine
+    from iam.db import make_engine, make_sessionmaker
 
     started = time.monotonic()
     url, cleanup = _scratch_database(services, database_url)
@@ -479,7 +479,7 @@ def drill(
                 if result["rows"] != expected:
                     raise BackupError(f"the drill loaded {result['rows']} rows, the backup holds {expected}")
                 key = audit_key(opened.secrets()["secret_key"])
-                sessions = sessionmaker(bind=engine, expire_on_commit=False, info={"iam.audit_key": key})
+                sessions = make_sessionmaker(engine, info={"iam.audit_key": key})
                 with sessions() as session:
                     chain = audit.verify(session, anchor_file=Path(os.devnull))
                 result["audit"] = {"ok": chain.ok, "checked": chain.checked, "problem": chain.problem}
