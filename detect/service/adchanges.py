@@ -23,7 +23,8 @@ from detect.service import cursor
 from iam import audit, clock
 from iam.config import AD_PROTECTED_GROUPS
 from iam.directory import ad_changes
-from iam.directory.ad_changes import UF_ACCOUNTDISABLE, UF_DONT_EXPIRE_PASSWD, Seen, member_key, normalise_dn
+from iam.directory.ad.common import UF_ACCOUNTDISABLE
+from iam.directory.ad_changes import UF_DONT_EXPIRE_PASSWD, Seen, member_key, normalise_dn
 
 if TYPE_CHECKING:
     from iam.directory.ad import ActiveDirectory

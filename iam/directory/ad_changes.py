@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("iam.directory")
 
-UF_ACCOUNTDISABLE = 0x0002
 UF_DONT_EXPIRE_PASSWD = 0x10000
 SD_DACL = 0x04
 """SD flags control: the DACL only (the owner and SACL need more rights than we ask for)."""

@@ -54,23 +54,9 @@ Changing passwords
     accepts it during that time. Set the period to 0 on the DCs if that is not acceptable.
 """
 
-from iam.directory.ad.common import (
-    ATTRIBUTES,
-    GLOBAL_SECURITY_GROUP,
-    UF_ACCOUNTDISABLE,
-    UF_LOCKOUT,
-    UF_NORMAL_ACCOUNT,
-)
 from iam.directory.ad.writes import ADWrites
 
-__all__ = [
-    "ATTRIBUTES",
-    "GLOBAL_SECURITY_GROUP",
-    "UF_ACCOUNTDISABLE",
-    "UF_LOCKOUT",
-    "UF_NORMAL_ACCOUNT",
-    "ActiveDirectory",
-]
+__all__ = ["ActiveDirectory"]
 
 
 class ActiveDirectory(ADWrites):
